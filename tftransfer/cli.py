@@ -1,0 +1,227 @@
+"""The `tftransfer` command: train | evaluate | export | predict.
+
+Each command defines only its own absl flags, so `tftransfer <command> --help`
+explains exactly the flags that command takes.
+
+Example:
+
+```shell
+tftransfer train --config_file=configs/demo_goemotions_sentiment.yaml --model_dir=runs/demo
+tftransfer evaluate --model_dir=runs/demo
+tftransfer export --model_dir=runs/demo --export_dir=runs/demo/export
+echo "what a lovely day" | tftransfer predict --model_dir=runs/demo
+```
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+COMMANDS = {
+    "train": "fine-tune a backbone on a task described by config files",
+    "evaluate": "compute the task's metrics for a trained run",
+    "export": "write a TF Serving SavedModel that takes raw text",
+    "predict": "predict for texts from a file or stdin; JSONL out",
+}
+FLAGS = flags.FLAGS
+
+
+def _model_dir_flag(required=True):
+    flags.DEFINE_string(
+        "model_dir", None,
+        "Run folder: checkpoints, params.yaml, metrics, TensorBoard summaries.",
+        required=required,
+    )
+
+
+def _checkpoint_flag():
+    flags.DEFINE_enum(
+        "checkpoint", "best", ["best", "latest"],
+        "Which checkpoint to use: the best on validation (falls back to the "
+        "latest when there was no validation data) or the latest.",
+    )
+
+
+def define_train_flags():
+    flags.DEFINE_multi_string(
+        "config_file", [],
+        "YAML experiment config; repeat the flag to layer several, later files "
+        "override earlier ones.",
+    )
+    flags.DEFINE_string(
+        "params_override", "",
+        "Overrides applied last, as `a.b=1,c.d=x` or a YAML/JSON mapping, e.g. "
+        "`trainer.epochs=1,data.train.path=/data/train.tsv`. Unknown keys are "
+        "an error.",
+    )
+    _model_dir_flag()
+
+
+def define_evaluate_flags():
+    _model_dir_flag()
+    flags.DEFINE_enum(
+        "split", "validation", ["train", "validation", "test"],
+        "Which data split of the run's config to evaluate on.",
+    )
+    flags.DEFINE_string(
+        "input", "",
+        "Evaluate on this file instead (same format and columns as the split).",
+    )
+    _checkpoint_flag()
+
+
+def define_export_flags():
+    _model_dir_flag()
+    flags.DEFINE_string(
+        "export_dir", "",
+        "TF Serving model base folder; the SavedModel goes to "
+        "<export_dir>/<version>/. Default: export.export_dir of the config, "
+        "else <model_dir>/export.",
+    )
+    flags.DEFINE_integer(
+        "version", 0, "Version folder number; 0 = one more than the largest existing."
+    )
+    _checkpoint_flag()
+
+
+def define_predict_flags():
+    _model_dir_flag(required=False)
+    flags.DEFINE_string(
+        "saved_model", "",
+        "Predict with an exported SavedModel version folder instead of --model_dir.",
+    )
+    flags.DEFINE_string(
+        "input", "-",
+        "Texts to predict: a text file with one text per line, or a .jsonl "
+        "file of objects with `text` (and `text_pair` for pair tasks); `-` "
+        "reads stdin (JSONL lines are recognised by a leading `{`).",
+    )
+    flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
+    flags.DEFINE_integer("batch_size", 64, "Texts per batch with --saved_model.")
+    _checkpoint_flag()
+
+
+DEFINERS = {
+    "train": define_train_flags,
+    "evaluate": define_evaluate_flags,
+    "export": define_export_flags,
+    "predict": define_predict_flags,
+}
+
+
+def run_train(argv):
+    del argv
+    from tftransfer import configs, experiment
+
+    params = configs.load(FLAGS.config_file, FLAGS.params_override)
+    metrics = experiment.train(params, FLAGS.model_dir)
+    if metrics:
+        print(_summary(metrics))
+    print(f"Run written to {FLAGS.model_dir}")
+
+
+def run_evaluate(argv):
+    del argv
+    from tftransfer import experiment
+
+    metrics = experiment.evaluate(FLAGS.model_dir, FLAGS.split, FLAGS.input, FLAGS.checkpoint)
+    print(_summary(metrics))
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}))
+
+
+def run_export(argv):
+    del argv
+    from tftransfer import export
+
+    path = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version,
+                             FLAGS.checkpoint)
+    meta = export.read_metadata(path)
+    print(f"SavedModel written to {path}")
+    print(f"  signature serving_default: inputs {meta['inputs']}")
+    print(f"  outputs {meta['outputs']}")
+    print(f"  custom ops {meta['custom_ops']}: load with `import tensorflow_text`; "
+          f"TF Serving >= {meta['min_tf_serving_version']}")
+
+
+def read_records(path):
+    """Reads texts to predict: plain lines or JSONL objects."""
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    records = []
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from e
+                if "text" not in record:
+                    raise ValueError(f"{path}:{number}: missing field `text`")
+            else:
+                record = {"text": line}
+            records.append(record)
+    return records
+
+
+def run_predict(argv):
+    del argv
+    from tftransfer import predict
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+        raise app.UsageError("give exactly one of --model_dir and --saved_model")
+    records = read_records(FLAGS.input)
+    if FLAGS.saved_model:
+        results = predict.with_saved_model(FLAGS.saved_model, records, FLAGS.batch_size)
+    else:
+        results = predict.with_checkpoint(FLAGS.model_dir, records, FLAGS.checkpoint)
+    out = sys.stdout if FLAGS.output == "-" else open(FLAGS.output, "w", encoding="utf-8")
+    with out:
+        for result in results:
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+RUNNERS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "export": run_export,
+    "predict": run_predict,
+}
+
+
+def _summary(metrics):
+    keys = [k for k in ("examples", "accuracy", "macro_f1") if k in metrics]
+    return "Evaluation: " + ", ".join(
+        f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+        for k in keys
+    )
+
+
+def usage():
+    lines = ["usage: tftransfer <command> [--flags]", "", "commands:"]
+    lines += [f"  {name:<9} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "`tftransfer <command> --help` lists the flags of a command."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] not in COMMANDS:
+        print(usage(), file=sys.stderr if len(argv) >= 2 and argv[1] not in (
+            "-h", "--help", "help") else sys.stdout)
+        sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
+    command = argv[1]
+    DEFINERS[command]()
+    if any(a in ("-h", "--help", "--helpshort", "-?") for a in argv[2:]):
+        # absl's --help lists only flags of the `__main__` module, which for a
+        # console script is the generated wrapper, so print this command's own.
+        print(f"usage: tftransfer {command} [--flags]\n\n{COMMANDS[command]}.\n")
+        print(FLAGS.module_help(__name__))
+        sys.exit(0)
+    app.run(RUNNERS[command], argv=[f"{argv[0]} {command}"] + argv[2:])
+
+
+if __name__ == "__main__":
+    main()

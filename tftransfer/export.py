@@ -1,0 +1,156 @@
+"""Export a trained run as a SavedModel that takes raw text.
+
+The serving graph is the task's own `tokenize` -> model -> `postprocess`, so
+training and serving cannot drift apart. It is written with
+`tf.saved_model.save` of a `tf.Module` (weights once; Keras 3.15
+`model.export` stores them twice) into `<export_dir>/<version>/`, the layout
+TF Serving watches, through a temporary folder renamed into place so that a
+server never sees a half-written version.
+
+The graph uses TF Text ops; `assets.extra/tftransfer_export.json` lists them
+with the minimum TF Serving version that links them.
+
+Example:
+
+```python
+from tftransfer import export
+
+path = export.export_run("runs/demo", "runs/demo/export")
+import tensorflow as tf, tensorflow_text  # noqa: F401  (registers the ops)
+serve = tf.saved_model.load(path).signatures["serving_default"]
+serve(text=tf.constant(["what a lovely day"]))
+```
+"""
+
+import datetime
+import json
+import os
+import shutil
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+import tftransfer
+from tftransfer import experiment
+from tftransfer.data import pipeline
+
+# TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
+MIN_TF_SERVING = {"TFText>RoundRobinTrim": "2.20"}
+DEFAULT_MIN_TF_SERVING = "2.20"
+METADATA = os.path.join("assets.extra", "tftransfer_export.json")
+
+
+class ServingModule(tf.Module):
+    """Holds the weights and the raw-text serving function of one task."""
+
+    def __init__(self, task, model):
+        super().__init__(name="tftransfer_serving")
+        self._task = task
+        self._model = model
+        # Track the raw tf.Variables only: the graph below reads them, and
+        # tracking the Keras objects too would store them a second time.
+        self.model_variables = [v.value for v in model.variables]
+        self.input_names = list(task.serving_inputs())
+
+    def serve(self, *args):
+        inputs = dict(zip(self.input_names, args))
+        features = self._task.tokenize(inputs)
+        features = pipeline.trim_to_longest(features)
+        outputs = self._model(features, training=False)
+        return self._task.postprocess(outputs)
+
+    def signature(self):
+        specs = list(self._task.serving_inputs().values())
+        return tf.function(self.serve).get_concrete_function(*specs)
+
+
+def next_version(export_dir):
+    """One more than the largest integer version folder (1 if none)."""
+    if not os.path.isdir(export_dir):
+        return 1
+    versions = [int(n) for n in os.listdir(export_dir) if n.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def graph_ops(saved_model_dir):
+    """The set of op types used by a SavedModel's graphs and functions."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops = set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def non_core_ops(ops):
+    """Ops not built into TensorFlow (here: the TF Text ops)."""
+    core = set(dir(tf.raw_ops))
+    return sorted(op for op in ops if op not in core)
+
+
+def save(task, model, export_dir, version=0, extra_metadata=None):
+    """Writes the SavedModel to `<export_dir>/<version>/` atomically.
+
+    Returns:
+        The final version folder.
+    """
+    version = version or next_version(export_dir)
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
+    os.makedirs(export_dir, exist_ok=True)
+    # TF Serving only loads all-digit folder names, so it ignores this one.
+    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        module = ServingModule(task, model)
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.signature()})
+        custom = non_core_ops(graph_ops(tmp))
+        min_serving = max(
+            [MIN_TF_SERVING.get(op, DEFAULT_MIN_TF_SERVING) for op in custom]
+            or [DEFAULT_MIN_TF_SERVING],
+            key=lambda v: tuple(int(x) for x in v.split(".")),
+        )
+        serving = tf.saved_model.load(tmp).signatures["serving_default"]
+        metadata = {
+            "tftransfer_version": tftransfer.__version__,
+            "tensorflow_version": tf.__version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "task": task.name,
+            "signature": "serving_default",
+            "inputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                       for k, v in serving.structured_input_signature[1].items()},
+            "outputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                        for k, v in serving.structured_outputs.items()},
+            "labels": list(getattr(task, "labels", [])),
+            "custom_ops": custom,
+            "requires": "tensorflow_text (import it before loading)" if custom else "",
+            "min_tf_serving_version": min_serving,
+            **(extra_metadata or {}),
+        }
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=2)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
+    """Exports the best (or latest) checkpoint of a trained run."""
+    loaded = experiment.Loaded(model_dir, checkpoint)
+    cfg = loaded.params.export
+    export_dir = export_dir or cfg.export_dir or os.path.join(model_dir, "export")
+    return save(loaded.task, loaded.model, export_dir, version or cfg.version,
+                {"checkpoint": loaded.checkpoint_path})
+
+
+def read_metadata(version_dir):
+    """Reads the export's metadata (inputs, outputs, labels, ops)."""
+    with open(os.path.join(version_dir, METADATA), encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,1 @@
+"""Task metrics: classification reports (and later seqeval, SQuAD)."""

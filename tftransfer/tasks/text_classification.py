@@ -1,0 +1,179 @@
+"""Text classification: single sentences or sentence pairs, multi-class.
+
+Example:
+
+```python
+from tftransfer import backbones, configs
+from tftransfer.tasks.text_classification import TextClassification
+
+backbone, tokenizer = backbones.load("default")
+cfg = configs.TextClassificationConfig(labels=["negative", "positive"])
+task = TextClassification(cfg, tokenizer)
+model = task.build_model(backbone)
+```
+"""
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.data.readers import DataError
+from tftransfer.metrics import classification as classification_metrics
+from tftransfer.tasks import base
+
+FEATURES = ("token_ids", "segment_ids", "padding_mask")
+
+
+def _token_id(tokenizer, *names):
+    for name in names:
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            return value
+    raise ValueError(f"tokenizer {type(tokenizer).__name__} has none of {names}")
+
+
+@base.register("text_classification")
+class TextClassification(base.Task):
+    """Classifies a text (or a pair of texts) into one of `config.labels`.
+
+    Args:
+        config: a `configs.TextClassificationConfig`.
+        tokenizer: the backbone's keras-hub tokenizer.
+        text_pair: whether examples are sentence pairs.
+    """
+
+    primary_metric = "accuracy"
+
+    def __init__(self, config, tokenizer, text_pair=False):
+        super().__init__(config, tokenizer)
+        self.text_pair = text_pair
+        self.pad_id = _token_id(tokenizer, "pad_token_id")
+        self.packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length=config.max_seq_length,
+            start_value=_token_id(tokenizer, "cls_token_id", "start_token_id"),
+            end_value=_token_id(tokenizer, "sep_token_id", "end_token_id"),
+            pad_value=self.pad_id,
+        )
+
+    @property
+    def labels(self):
+        return list(self.config.labels)
+
+    # -- data -------------------------------------------------------------
+    def prepare(self, train_examples):
+        if not self.config.labels:
+            found = sorted(set(train_examples.labels))
+            if all(v.lstrip("-").isdigit() for v in found):
+                found = sorted(found, key=int)
+            self.config.labels = found
+        if len(self.config.labels) < 2:
+            raise DataError(
+                f"text classification needs at least 2 labels, found {self.labels}"
+            )
+        if self.config.balanced_class_weights:
+            ids = self.encode_labels(train_examples)
+            counts = np.bincount(ids, minlength=len(self.labels)).astype(float)
+            weights = len(ids) / (len(self.labels) * np.maximum(counts, 1.0))
+            self.config.class_weights = [round(float(w), 6) for w in weights]
+        if self.config.class_weights and len(self.config.class_weights) != len(self.labels):
+            raise DataError(
+                f"task.class_weights has {len(self.config.class_weights)} values "
+                f"for {len(self.labels)} labels"
+            )
+
+    def encode_labels(self, examples):
+        """Maps raw labels (names, or integer ids) to ids; unknown is an error."""
+        index = {name: i for i, name in enumerate(self.labels)}
+        ids = []
+        for label, where in zip(examples.labels, examples.sources):
+            if label in index:
+                ids.append(index[label])
+            elif label.isdigit() and int(label) < len(index):
+                ids.append(int(label))
+            else:
+                raise DataError(
+                    f"{where}: unknown label `{label}` "
+                    f"(the model knows: {', '.join(self.labels)})"
+                )
+        return np.asarray(ids, dtype=np.int32)
+
+    def raw_dataset(self, examples, with_labels=True):
+        if self.text_pair and examples.text_pairs is None:
+            raise DataError("this is a sentence-pair task: set `text_pair_column`")
+        columns = {"text": examples.texts}
+        if self.text_pair:
+            columns["text_pair"] = examples.text_pairs
+        if with_labels:
+            columns["label"] = self.encode_labels(examples)
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    def tokenize(self, inputs):
+        """Raw strings -> padded backbone inputs (graph ops, tf.data and export)."""
+        segments = [self.tokenizer(inputs["text"])]
+        if self.text_pair:
+            segments.append(self.tokenizer(inputs["text_pair"]))
+        token_ids, segment_ids = self.packer(tuple(segments))
+        # keras-hub emits a boolean mask; MirroredStrategy's AddN cannot sum
+        # booleans, and the backbone accepts int32, so cast here once.
+        padding_mask = tf.cast(tf.not_equal(token_ids, self.pad_id), tf.int32)
+        return {
+            "token_ids": token_ids,
+            "segment_ids": segment_ids,
+            "padding_mask": padding_mask,
+        }
+
+    def preprocess(self, batch):
+        return self.tokenize(batch), batch.get("label")
+
+    # -- model ------------------------------------------------------------
+    def build_model(self, backbone):
+        inputs = {
+            name: keras.Input(shape=(None,), dtype="int32", name=name)
+            for name in FEATURES
+        }
+        outputs = backbone(inputs)
+        pooling = self.config.pooling
+        if pooling == "pooled" and "pooled_output" in outputs:
+            pooled = outputs["pooled_output"]
+        elif pooling == "mean":
+            mask = keras.ops.expand_dims(
+                keras.ops.cast(inputs["padding_mask"], "float32"), -1
+            )
+            total = keras.ops.sum(outputs["sequence_output"] * mask, axis=1)
+            pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        else:
+            pooled = outputs["sequence_output"][:, 0, :]
+        x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(pooled)
+        logits = keras.layers.Dense(
+            len(self.labels),
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="logits",
+        )(x)
+        return keras.Model(inputs, logits, name="text_classifier")
+
+    def loss(self, labels, outputs):
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.int32), logits=tf.cast(outputs, tf.float32)
+        )
+        if self.config.class_weights:
+            weights = tf.constant(self.config.class_weights, tf.float32)
+            per_example *= tf.gather(weights, labels)
+        return per_example
+
+    # -- answers ----------------------------------------------------------
+    def postprocess(self, outputs):
+        probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
+        label_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        names = tf.gather(tf.constant(self.labels), label_ids)
+        return {"probabilities": probabilities, "label_ids": label_ids, "labels": names}
+
+    def evaluate(self, outputs, labels):
+        predictions = np.argmax(outputs, axis=-1)
+        return classification_metrics.report(labels, predictions, self.labels)
+
+    def serving_inputs(self):
+        inputs = {"text": tf.TensorSpec([None], tf.string, name="text")}
+        if self.text_pair:
+            inputs["text_pair"] = tf.TensorSpec([None], tf.string, name="text_pair")
+        return inputs

@@ -1,0 +1,31 @@
+"""The tf.distribute strategy named by the runtime config.
+
+Model Garden's `distribute_utils` builds every strategy it knows; on CPU it
+gives `mirrored` one device only, so here `mirrored` without GPUs spans all
+logical CPU devices (how multi-device code is tested without accelerators).
+
+Example:
+
+```python
+strategy = distribute.get_strategy(params.runtime)
+with strategy.scope():
+    model = task.build_model(backbone)
+```
+"""
+
+import tensorflow as tf
+from official.common import distribute_utils
+
+
+def get_strategy(runtime_config):
+    """Returns the `tf.distribute.Strategy` for a `configs.RuntimeConfig`."""
+    name = runtime_config.distribution_strategy.lower()
+    if name == "mirrored" and runtime_config.num_gpus == 0:
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    return distribute_utils.get_distribution_strategy(
+        distribution_strategy=name,
+        num_gpus=runtime_config.num_gpus,
+        all_reduce_alg=runtime_config.all_reduce_alg or None,
+        tpu_address=runtime_config.tpu,
+    )

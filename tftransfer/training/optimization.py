@@ -1,0 +1,82 @@
+"""AdamW with linear warmup then linear decay, as BERT fine-tuning uses.
+
+Example:
+
+```python
+optimizer = optimization.create_optimizer(params.trainer, total_steps=1000, model=model)
+```
+"""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="tftransfer")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak`, then linear decay to 0 at `total_steps`.
+
+    Args:
+        peak: the learning rate reached at the end of warmup.
+        warmup_steps: steps of linear warmup.
+        total_steps: step at which the rate reaches 0.
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = max(int(total_steps), 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        total = tf.cast(self.total_steps, tf.float32)
+        up = self.peak * step / warmup
+        down = self.peak * tf.maximum(total - step, 0.0) / tf.maximum(
+            total - tf.cast(self.warmup_steps, tf.float32), 1.0
+        )
+        return tf.where(step < tf.cast(self.warmup_steps, tf.float32), up, down)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
+class PreReducedAdamW(keras.optimizers.AdamW):
+    """AdamW that takes gradients already summed across replicas.
+
+    Keras 3 clips gradients *before* its own cross-replica sum, so global-norm
+    clipping would act on each replica's share and differ from one-device
+    training. The trainer therefore all-reduces and clips itself and this
+    optimizer must not sum again.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars
+
+
+def create_optimizer(trainer_config, total_steps, model):
+    """Builds the optimizer for `model`.
+
+    Weight decay skips biases and LayerNorm scales/offsets, as in BERT.
+    """
+    warmup = int(round(trainer_config.warmup_ratio * total_steps))
+    schedule = WarmupLinearDecay(trainer_config.learning_rate, warmup, total_steps)
+    optimizer = PreReducedAdamW(
+        learning_rate=schedule,
+        weight_decay=trainer_config.weight_decay,
+        beta_1=trainer_config.adam_beta_1,
+        beta_2=trainer_config.adam_beta_2,
+        epsilon=trainer_config.adam_epsilon,
+    )
+    norms = [
+        v
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.LayerNormalization)
+        for v in layer.trainable_variables
+    ]
+    optimizer.exclude_from_weight_decay(var_list=norms, var_names=["bias"])
+    optimizer.build(model.trainable_variables)
+    return optimizer

@@ -1,0 +1,239 @@
+"""The training loop: a `strategy.run` step inside a `tf.function`.
+
+Keras 3.15 `fit` cannot run under MultiWorkerMirroredStrategy, so the loop is
+our own and the same code serves one device, MirroredStrategy, multi-worker
+and TPU. It checkpoints every N steps and at the end, resumes from the latest
+checkpoint in the model dir (including the position in the data stream),
+evaluates every N steps, keeps the best checkpoint, stops early if asked,
+and writes TensorBoard summaries. It knows nothing about the task: it gets a
+model, a per-example loss function and an evaluation callback.
+
+Example:
+
+```python
+trainer = Trainer(model, task.loss, optimizer, strategy, "runs/x", params.trainer,
+                  global_batch_size=32)
+history = trainer.train(make_dataset, total_steps=1000, steps_per_epoch=100,
+                        evaluate=lambda: {"accuracy": 0.9}, primary_metric="accuracy")
+```
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+
+
+def _latest_or_none(directory):
+    return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
+
+
+def read_history(model_dir):
+    """Returns the records of `history.jsonl` (training and evaluation)."""
+    path = os.path.join(model_dir, "history.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Trainer:
+    """Runs the optimisation loop for one model under one strategy.
+
+    Args:
+        model: a Keras model built under `strategy.scope()`.
+        loss_fn: `(labels, outputs) -> per-example loss [batch]`.
+        optimizer: built under `strategy.scope()`; its step counter is the
+            global step.
+        strategy: a `tf.distribute.Strategy`.
+        model_dir: where checkpoints, summaries and history go.
+        config: a `configs.TrainerConfig`.
+        global_batch_size: examples per step over all replicas.
+    """
+
+    def __init__(self, model, loss_fn, optimizer, strategy, model_dir, config,
+                 global_batch_size):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.model_dir = model_dir
+        self.config = config
+        self.global_batch_size = global_batch_size
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, CHECKPOINTS),
+            max_to_keep=config.keep_checkpoints,
+        )
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), os.path.join(model_dir, BEST),
+            max_to_keep=1,
+        )
+        self.history_path = os.path.join(model_dir, "history.jsonl")
+        self.best_path = os.path.join(model_dir, BEST, "best.json")
+        self._train_step = self._make_train_step()
+
+    @property
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self):
+        """Restores the latest checkpoint, if any; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            print(f"Resuming from {latest} (step {self.step}).", flush=True)
+        return self.step
+
+    def _make_train_step(self):
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        clipnorm = self.config.clipnorm
+        global_batch = self.global_batch_size
+
+        def compute(features, labels):
+            with tf.GradientTape() as tape:
+                outputs = model(features, training=True)
+                per_example = loss_fn(labels, outputs)
+                loss = tf.nn.compute_average_loss(
+                    per_example, global_batch_size=global_batch
+                )
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            grads = tape.gradient(loss, model.trainable_variables)
+            return loss, grads
+
+        if self.config.jit_compile:
+            # XLA compiles the forward/backward pass only: collectives and the
+            # optimizer update stay outside, where every strategy supports them.
+            compute = tf.function(compute, jit_compile=True)
+
+        def replica_step(features, labels):
+            loss, grads = compute(features, labels)
+            context = tf.distribute.get_replica_context()
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if clipnorm > 0:
+                grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        strategy = self.strategy
+
+        # Batches are trimmed to their longest example, so shapes vary; without
+        # XLA, relaxed shapes keep it to a couple of traces.
+        @tf.function(reduce_retracing=not self.config.jit_compile)
+        def train_step(features, labels):
+            per_replica = strategy.run(replica_step, args=(features, labels))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        return train_step
+
+    def _log(self, record):
+        with open(self.history_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _load_best(self):
+        if os.path.exists(self.best_path):
+            with open(self.best_path, encoding="utf-8") as f:
+                return json.load(f)
+        return None
+
+    def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None,
+              primary_metric=None, log_every=50):
+        """Trains until `total_steps`, resuming if a checkpoint exists.
+
+        Args:
+            make_dataset: `skip_examples -> tf.data.Dataset` of global
+                `(features, labels)` batches; must be deterministic so that a
+                resumed run continues the same stream.
+            total_steps: the step to stop at.
+            steps_per_epoch: used when `config.eval_every` is 0.
+            evaluate: `() -> metrics dict`, or None for no evaluation.
+            primary_metric: key of `evaluate()` to maximise.
+            log_every: steps between history/TensorBoard records.
+
+        Returns:
+            The best evaluation record (or None without evaluation).
+        """
+        os.makedirs(self.model_dir, exist_ok=True)
+        start = self.restore()
+        best = self._load_best()
+        stale = 0
+        if start >= total_steps:
+            print(f"Already trained to step {start} of {total_steps}.", flush=True)
+            return best
+        eval_every = self.config.eval_every or steps_per_epoch
+        checkpoint_every = self.config.checkpoint_every
+        dataset = make_dataset(start * self.global_batch_size)
+        dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
+        train_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+        eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
+        progbar = keras.utils.Progbar(
+            total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
+        )
+        progbar.update(start)
+        window, window_steps, started = 0.0, 0, time.time()
+        iterator = iter(dist_dataset)
+        step = start
+        while step < total_steps:
+            features, labels = next(iterator)
+            loss = float(self._train_step(features, labels))
+            step = self.step
+            if not math.isfinite(loss):
+                self.manager.save(checkpoint_number=step)
+                raise FloatingPointError(
+                    f"loss became {loss} at step {step}; lower "
+                    "trainer.learning_rate or check the data"
+                )
+            window += loss
+            window_steps += 1
+            lr = float(self.optimizer.learning_rate)
+            progbar.update(step, [("loss", loss), ("lr", lr)])
+            if step % log_every == 0 or step == total_steps:
+                elapsed = time.time() - started
+                record = {
+                    "step": step,
+                    "loss": window / window_steps,
+                    "learning_rate": lr,
+                    "examples_per_second": window_steps * self.global_batch_size / elapsed,
+                }
+                self._log(record)
+                with train_writer.as_default(step=step):
+                    for key in ("loss", "learning_rate", "examples_per_second"):
+                        tf.summary.scalar(key, record[key])
+                window, window_steps, started = 0.0, 0, time.time()
+            if step % checkpoint_every == 0 or step == total_steps:
+                self.manager.save(checkpoint_number=step)
+            if evaluate is not None and (step % eval_every == 0 or step == total_steps):
+                metrics = evaluate()
+                record = {"step": step, **{k: v for k, v in metrics.items()
+                                           if isinstance(v, (int, float))}}
+                self._log(record)
+                with eval_writer.as_default(step=step):
+                    for key, value in record.items():
+                        if key != "step":
+                            tf.summary.scalar(key, value)
+                shown = ", ".join(f"{k}={v:.4f}" for k, v in record.items()
+                                  if k != "step" and isinstance(v, float))
+                print(f"\nstep {step}: validation {shown}", flush=True)
+                if best is None or record[primary_metric] > best[primary_metric]:
+                    best = record
+                    self.best_manager.save(checkpoint_number=step)
+                    with open(self.best_path, "w", encoding="utf-8") as f:
+                        json.dump(best, f)
+                    stale = 0
+                else:
+                    stale += 1
+                if 0 < self.config.early_stopping_patience <= stale:
+                    print(f"Early stopping at step {step}: {primary_metric} has not "
+                          f"improved for {stale} evaluations.", flush=True)
+                    self.manager.save(checkpoint_number=step)
+                    break
+        train_writer.flush()
+        eval_writer.flush()
+        return best
