@@ -16,7 +16,7 @@ echo "what a lovely day" | tftransfer predict --model_dir=runs/demo
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 COMMANDS = {
     "train": "fine-tune a backbone on a task described by config files",
@@ -220,7 +220,16 @@ def main(argv=None):
         print(f"usage: tftransfer {command} [--flags]\n\n{COMMANDS[command]}.\n")
         print(FLAGS.module_help(__name__))
         sys.exit(0)
-    app.run(RUNNERS[command], argv=[f"{argv[0]} {command}"] + argv[2:])
+    runner = RUNNERS[command]
+
+    def run(args):
+        # TF's savers log at INFO for every checkpoint; keep the progress bar
+        # readable unless the user asked for a verbosity.
+        if not FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        runner(args)
+
+    app.run(run, argv=[f"{argv[0]} {command}"] + argv[2:])
 
 
 if __name__ == "__main__":

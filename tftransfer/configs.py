@@ -272,7 +272,9 @@ def override(params, overrides, source):
 
 def parse_override_string(text):
     """Parses `a.b=1,c.d=x` or a YAML/JSON mapping into a nested dict."""
-    text = text.strip()
+    if isinstance(text, dict):
+        return text
+    text = (text or "").strip()
     if not text:
         return {}
     if "=" in text and not text.startswith("{"):
@@ -284,7 +286,7 @@ def parse_override_string(text):
 
 
 def load(
-    config_files: Sequence[str] = (), params_override: str = ""
+    config_files: Sequence[str] = (), params_override="",
 ) -> ExperimentConfig:
     """Builds the experiment config from YAML files and an override string.
 
@@ -292,7 +294,7 @@ def load(
 
     Args:
         config_files: YAML files, applied in order.
-        params_override: `a.b=1,c.d=x` pairs or a YAML/JSON mapping.
+        params_override: `a.b=1,c.d=x` pairs, a YAML/JSON mapping, or a dict.
 
     Returns:
         The resolved `ExperimentConfig`.

@@ -45,23 +45,22 @@ class ServingModule(tf.Module):
 
     def __init__(self, task, model):
         super().__init__(name="tftransfer_serving")
-        self._task = task
-        self._model = model
-        # Track the raw tf.Variables only: the graph below reads them, and
-        # tracking the Keras objects too would store them a second time.
+        # Track the raw tf.Variables only. The Keras model stays in a closure:
+        # as an attribute it would be tracked too and its variables written a
+        # second time (that is how Keras' own `model.export` doubles the size).
         self.model_variables = [v.value for v in model.variables]
-        self.input_names = list(task.serving_inputs())
+        self._input_specs = task.serving_inputs()
+        names = list(self._input_specs)
 
-    def serve(self, *args):
-        inputs = dict(zip(self.input_names, args))
-        features = self._task.tokenize(inputs)
-        features = pipeline.trim_to_longest(features)
-        outputs = self._model(features, training=False)
-        return self._task.postprocess(outputs)
+        def serve(*args):
+            features = task.tokenize(dict(zip(names, args)))
+            features = pipeline.trim_to_longest(features)
+            return task.postprocess(model(features, training=False))
+
+        self._serve = serve
 
     def signature(self):
-        specs = list(self._task.serving_inputs().values())
-        return tf.function(self.serve).get_concrete_function(*specs)
+        return tf.function(self._serve).get_concrete_function(*self._input_specs.values())
 
 
 def next_version(export_dir):

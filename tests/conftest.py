@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny random backbones, small data files, 2 logical CPUs."""
+
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Split the CPU into two logical devices before TF initialises, so that
+# MirroredStrategy runs on two replicas without any accelerator.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import tiny  # noqa: E402
+
+from tftransfer import configs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory):
+    return tiny.make_preset(str(tmp_path_factory.mktemp("tiny") / "preset"))
+
+
+@pytest.fixture(scope="session")
+def sentiment_tsv(tmp_path_factory):
+    return tiny.write_tsv(str(tmp_path_factory.mktemp("data") / "train.tsv"))
+
+
+@pytest.fixture
+def tiny_params(tiny_preset, sentiment_tsv):
+    """A small, fast text-classification experiment on the tiny backbone."""
+    return configs.load(
+        [],
+        {
+            "backbone": {"spec": tiny_preset},
+            "task": {"text_classification": {"max_seq_length": 32, "dropout": 0.0}},
+            "data": {
+                "train": {"path": sentiment_tsv, "text_column": "sentence"},
+                "validation": {"path": sentiment_tsv, "text_column": "sentence"},
+            },
+            "trainer": {
+                "batch_size": 8,
+                "epochs": 2,
+                "learning_rate": 1e-3,
+                "checkpoint_every": 5,
+                "seed": 7,
+            },
+        },
+    )

@@ -1,0 +1,55 @@
+import os
+
+import pytest
+
+from tftransfer import configs
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_later_files_and_override_win(tmp_path):
+    a = _write(tmp_path / "a.yaml", "trainer:\n  epochs: 5\n  batch_size: 16\n")
+    b = _write(tmp_path / "b.yaml", "trainer:\n  epochs: 2\n")
+    params = configs.load([a, b], "trainer.batch_size=4")
+    assert params.trainer.epochs == 2
+    assert params.trainer.batch_size == 4
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    bad = _write(tmp_path / "bad.yaml", "trainer:\n  epoch: 5\n")
+    with pytest.raises(configs.ConfigError, match=r"bad.yaml.*`trainer.epoch`"):
+        configs.load([bad])
+    with pytest.raises(configs.ConfigError, match=r"--params_override.*`data.train.pth`"):
+        configs.load([], "data.train.pth=x.tsv")
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(configs.ConfigError, match="not found"):
+        configs.load([str(tmp_path / "nope.yaml")])
+    bad = _write(tmp_path / "broken.yaml", "trainer: [epochs\n")
+    with pytest.raises(configs.ConfigError, match="broken.yaml: invalid YAML"):
+        configs.load([bad])
+
+
+def test_saved_params_round_trip(tmp_path):
+    params = configs.load([], {"task": {"text_classification": {"labels": ["a", "b"]}},
+                               "backbone": {"spec": "/x/y"}})
+    configs.save(params, str(tmp_path / "params.yaml"))
+    again = configs.from_model_dir(str(tmp_path))
+    assert again.as_dict() == params.as_dict()
+
+
+def test_model_dir_without_params(tmp_path):
+    with pytest.raises(configs.ConfigError, match="params.yaml not found"):
+        configs.from_model_dir(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__),
+                                                                 "..", "configs"))))
+def test_shipped_configs_load(name):
+    here = os.path.join(os.path.dirname(__file__), "..", "configs", name)
+    params = configs.load([here])
+    assert params.task.type == "text_classification"
