@@ -39,7 +39,8 @@ def tiny_params(tiny_preset, sentiment_tsv):
         [],
         {
             "backbone": {"spec": tiny_preset},
-            "task": {"text_classification": {"max_seq_length": 32, "dropout": 0.0}},
+            "task": {"text_classification": {"max_seq_length": 32, "dropout": 0.0,
+                                                 "pooling": "mean"}},
             "data": {
                 "train": {"path": sentiment_tsv, "text_column": "sentence"},
                 "validation": {"path": sentiment_tsv, "text_column": "sentence"},
@@ -47,7 +48,7 @@ def tiny_params(tiny_preset, sentiment_tsv):
             "trainer": {
                 "batch_size": 8,
                 "epochs": 2,
-                "learning_rate": 1e-3,
+                "learning_rate": 3e-3,
                 "checkpoint_every": 5,
                 "seed": 7,
             },

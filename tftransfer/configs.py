@@ -165,6 +165,8 @@ class TrainerConfig(base_config.Config):
         eval_every: evaluate on validation every N steps (0 = each epoch).
         early_stopping_patience: stop after this many evaluations without
             improvement (0 = never).
+        log_every: steps between training-loss records (history.jsonl,
+            TensorBoard, training_curves.png).
         seed: seeds Python, NumPy, TF and Keras, and the data shuffle.
         jit_compile: compile the training step with XLA.
     """
@@ -184,6 +186,7 @@ class TrainerConfig(base_config.Config):
     keep_checkpoints: int = 3
     eval_every: int = 0
     early_stopping_patience: int = 0
+    log_every: int = 10
     seed: int = 42
     jit_compile: bool = False
 

@@ -115,11 +115,15 @@ class Trainer:
 
         def replica_step(features, labels):
             loss, grads = compute(features, labels)
+            # Variables the head does not use (e.g. BERT's pooler under mean
+            # pooling) have no gradient; collectives cannot carry None.
+            used = [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
+            grads = [g for g, _ in used]
             context = tf.distribute.get_replica_context()
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             if clipnorm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-            optimizer.apply(grads, model.trainable_variables)
+            optimizer.apply(grads, [v for _, v in used])
             return loss
 
         strategy = self.strategy
@@ -144,7 +148,7 @@ class Trainer:
         return None
 
     def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None,
-              primary_metric=None, log_every=50):
+              primary_metric=None):
         """Trains until `total_steps`, resuming if a checkpoint exists.
 
         Args:
@@ -155,7 +159,6 @@ class Trainer:
             steps_per_epoch: used when `config.eval_every` is 0.
             evaluate: `() -> metrics dict`, or None for no evaluation.
             primary_metric: key of `evaluate()` to maximise.
-            log_every: steps between history/TensorBoard records.
 
         Returns:
             The best evaluation record (or None without evaluation).
@@ -169,6 +172,7 @@ class Trainer:
             return best
         eval_every = self.config.eval_every or steps_per_epoch
         checkpoint_every = self.config.checkpoint_every
+        log_every = max(1, self.config.log_every)
         dataset = make_dataset(start * self.global_batch_size)
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
         train_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))

@@ -1,0 +1,63 @@
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from tftransfer import backbones
+
+
+def test_local_preset_folder(tiny_preset):
+    backbone, tokenizer = backbones.load(tiny_preset)
+    assert backbone.num_layers == 2
+    ids = tokenizer(["great movie"])
+    assert [tokenizer.id_to_token(int(i)) for i in ids[0]] == ["great", "movie"]
+
+
+def test_random_init_keeps_architecture_not_weights(tiny_preset):
+    loaded, _ = backbones.load(tiny_preset)
+    fresh, _ = backbones.load(tiny_preset, random_init=True)
+    assert [w.shape for w in loaded.weights] == [w.shape for w in fresh.weights]
+    assert not all(np.allclose(a, b) for a, b in zip(loaded.get_weights(), fresh.get_weights()))
+
+
+def test_exact_gelu_switch(tiny_preset):
+    approx, _ = backbones.load(tiny_preset, exact_gelu=False)
+    exact, _ = backbones.load(tiny_preset, exact_gelu=True)
+    dense = exact.transformer_layers[0]._feedforward_intermediate_dense
+    assert dense.activation is keras.activations.gelu
+    x = np.linspace(-3, 3, 7).astype("float32")
+    y_exact = keras.ops.convert_to_numpy(dense.activation(x))
+    y_approx = keras.ops.convert_to_numpy(
+        approx.transformer_layers[0]._feedforward_intermediate_dense.activation(x))
+    assert not np.allclose(y_exact, y_approx, atol=1e-5)
+
+
+def test_missing_and_invalid_folders(tmp_path):
+    with pytest.raises(backbones.BackboneError, match="does not exist"):
+        backbones.load(str(tmp_path / "nope") + "/")
+    with pytest.raises(backbones.BackboneError, match="neither metadata.json"):
+        backbones.load(str(tmp_path))
+
+
+def test_hf_folder_options_follow_the_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text('{"hidden_act": "gelu_new"}')
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    assert backbones._hf_tokenizer_options(str(tmp_path)) is True
+    assert backbones._hf_exact_gelu(str(tmp_path)) is False
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    assert backbones._hf_tokenizer_options(str(tmp_path)) is False
+
+
+def _online():
+    try:
+        socket.getaddrinfo("api.kaggle.com", 443)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_online(), reason="online: would download a 400 MB preset")
+def test_named_preset_offline_gives_clear_error():
+    with pytest.raises(backbones.BackboneError, match="offline, pass a local preset folder"):
+        backbones.load("bert_base_en_uncased")

@@ -1,0 +1,127 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tftransfer import configs, experiment, export, predict
+
+TEXTS = ["great movie", "i hate this film", "Café naïve Zürich!", "  spaces   everywhere "]
+
+# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text,
+# as TF Serving's process would: nothing of tftransfer or keras may be needed.
+LOADER = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+before = set(sys.modules)
+path, names, rows = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+serve = tf.saved_model.load(path).signatures["serving_default"]
+inputs = {n: tf.constant([r[n] for r in rows]) for n in names}
+out = {k: v.numpy().tolist() for k, v in serve(**inputs).items()}
+out["labels"] = [b.decode() for b in out["labels"]]
+loaded = sorted(m for m in set(sys.modules) - before
+                if m.split(".")[0] in ("keras", "keras_hub", "tftransfer"))
+print(json.dumps({"outputs": out, "modules": loaded}))
+"""
+
+
+def _fresh_process(path, names, rows):
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, path, json.dumps(names), json.dumps(rows)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _train(params, model_dir):
+    params.override({"trainer": {"epochs": 1}})
+    experiment.train(params, model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_preset, sentiment_tsv):
+    params = configs.load([], {
+        "backbone": {"spec": tiny_preset},
+        "task": {"text_classification": {"max_seq_length": 32, "pooling": "mean"}},
+        "data": {"train": {"path": sentiment_tsv, "text_column": "sentence"},
+                 "validation": {"path": sentiment_tsv, "text_column": "sentence"}},
+        "trainer": {"batch_size": 8, "learning_rate": 3e-3},
+    })
+    return _train(params, str(tmp_path_factory.mktemp("run") / "run"))
+
+
+def test_fresh_process_matches_predict(run_dir, tmp_path):
+    path = export.export_run(run_dir, str(tmp_path / "serving"))
+    assert path == str(tmp_path / "serving" / "1")
+    rows = [{"text": t} for t in TEXTS]
+    served = _fresh_process(path, ["text"], rows)
+    assert served["modules"] == []
+    expected = predict.with_checkpoint(run_dir, rows)
+    np.testing.assert_allclose(served["outputs"]["probabilities"],
+                               [r["probabilities"] for r in expected], atol=1e-5)
+    assert served["outputs"]["labels"] == [r["labels"] for r in expected]
+    assert served["outputs"]["label_ids"] == [r["label_ids"] for r in expected]
+
+
+def test_layout_versions_and_metadata(run_dir, tmp_path):
+    base = str(tmp_path / "serving")
+    first = export.export_run(run_dir, base)
+    second = export.export_run(run_dir, base)
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folders left
+    with pytest.raises(FileExistsError):
+        export.export_run(run_dir, base, version=2)
+    meta = export.read_metadata(first)
+    assert meta["inputs"] == {"text": {"dtype": "string", "shape": [None]}}
+    assert meta["outputs"]["labels"] == {"dtype": "string", "shape": [None]}
+    assert meta["outputs"]["probabilities"]["shape"] == [None, 2]
+    assert "FastWordpieceTokenizeWithOffsets" in meta["custom_ops"]
+    assert meta["min_tf_serving_version"] == "2.20"
+    assert meta["labels"] == ["negative", "positive"]
+
+
+def test_weights_are_written_once(run_dir, tmp_path):
+    path = export.export_run(run_dir, str(tmp_path / "serving"))
+    loaded = experiment.Loaded(run_dir)
+    weight_bytes = sum(w.size * w.dtype.itemsize for w in loaded.model.get_weights())
+    data = sum(os.path.getsize(os.path.join(path, "variables", f))
+               for f in os.listdir(os.path.join(path, "variables")))
+    assert weight_bytes <= data < 1.5 * weight_bytes
+
+
+def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "graph_ops", boom)
+    with pytest.raises(RuntimeError):
+        export.export_run(run_dir, str(tmp_path / "serving"))
+    assert os.listdir(tmp_path / "serving") == []
+
+
+def test_sentence_pair_export(tmp_path, tiny_preset):
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"a": "great movie", "b": "good film", "y": "same"},
+            {"a": "awful plot", "b": "great story", "y": "different"}] * 8
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    params = configs.load([], {
+        "backbone": {"spec": tiny_preset},
+        "task": {"text_classification": {"max_seq_length": 32}},
+        "data": {"train": {"path": str(data), "text_column": "a",
+                           "text_pair_column": "b", "label_column": "y"}},
+        "trainer": {"batch_size": 4},
+    })
+    run = _train(params, str(tmp_path / "run"))
+    path = export.export_run(run, str(tmp_path / "serving"))
+    assert set(export.read_metadata(path)["inputs"]) == {"text", "text_pair"}
+    query = [{"text": "great movie", "text_pair": "awful plot"}]
+    served = _fresh_process(path, ["text", "text_pair"], query)
+    expected = predict.with_checkpoint(run, query, checkpoint="latest")
+    np.testing.assert_allclose(served["outputs"]["probabilities"],
+                               [expected[0]["probabilities"]], atol=1e-5)
+    via_saved_model = predict.with_saved_model(path, query)
+    assert via_saved_model[0]["labels"] == expected[0]["labels"]

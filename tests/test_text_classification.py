@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer import backbones, configs
+from tftransfer.data import pipeline, readers
+from tftransfer.tasks.text_classification import TextClassification
+
+
+def _examples(texts, labels=None, pairs=None):
+    return readers.Examples(list(texts), pairs, labels,
+                            [f"f.csv:{i + 2}" for i in range(len(texts))])
+
+
+@pytest.fixture
+def tokenizer(tiny_preset):
+    return backbones.load(tiny_preset)[1]
+
+
+def _task(tokenizer, text_pair=False, **kwargs):
+    cfg = configs.TextClassificationConfig(max_seq_length=16, **kwargs)
+    return TextClassification(cfg, tokenizer, text_pair=text_pair)
+
+
+def test_labels_discovered_numerically_and_saved_in_config(tokenizer):
+    task = _task(tokenizer)
+    task.prepare(_examples(["a"] * 3, ["10", "2", "1"]))
+    assert task.labels == ["1", "2", "10"]
+    assert list(task.config.labels) == ["1", "2", "10"]
+
+
+def test_labels_as_names_or_ids_and_unknown_label_error(tokenizer):
+    task = _task(tokenizer, labels=["neg", "pos"])
+    ids = task.encode_labels(_examples(["a", "b", "c"], ["pos", "0", "neg"]))
+    assert ids.tolist() == [1, 0, 0]
+    with pytest.raises(readers.DataError, match=r"f.csv:3: unknown label `meh`"):
+        task.encode_labels(_examples(["a", "b"], ["pos", "meh"]))
+
+
+def test_balanced_class_weights(tokenizer):
+    task = _task(tokenizer, labels=["a", "b"], balanced_class_weights=True)
+    task.prepare(_examples(["x"] * 4, ["a", "a", "a", "b"]))
+    assert task.config.class_weights == pytest.approx([4 / 6, 2.0])
+    loss = task.loss(tf.constant([0, 1]), tf.zeros([2, 2]))
+    assert loss.numpy() == pytest.approx([np.log(2) * 4 / 6, np.log(2) * 2])
+
+
+def test_pair_segments_and_int_mask(tokenizer):
+    task = _task(tokenizer, text_pair=True, labels=["a", "b"])
+    features = task.tokenize({"text": tf.constant(["great movie"]),
+                              "text_pair": tf.constant(["bad plot"])})
+    tokens = [tokenizer.id_to_token(int(i)) for i in features["token_ids"][0][:7]]
+    assert tokens == ["[CLS]", "great", "movie", "[SEP]", "bad", "plot", "[SEP]"]
+    assert features["segment_ids"][0][:7].numpy().tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert features["padding_mask"].dtype == tf.int32
+    assert features["padding_mask"][0].numpy().sum() == 7
+
+
+def test_pair_task_requires_pair_column(tokenizer):
+    task = _task(tokenizer, text_pair=True, labels=["a", "b"])
+    with pytest.raises(readers.DataError, match="text_pair_column"):
+        task.raw_dataset(_examples(["x"], ["a"]))
+
+
+@pytest.mark.parametrize("pooling", ["pooled", "cls", "mean"])
+def test_model_outputs_logits_per_label(tiny_preset, pooling):
+    backbone, tokenizer = backbones.load(tiny_preset)
+    task = _task(tokenizer, labels=["a", "b", "c"], pooling=pooling)
+    model = task.build_model(backbone)
+    features = task.tokenize({"text": tf.constant(["great movie", "awful"])})
+    assert model(features).shape == (2, 3)
+
+
+def test_padding_does_not_change_predictions(tiny_preset):
+    backbone, tokenizer = backbones.load(tiny_preset)
+    task = _task(tokenizer, labels=["a", "b"], pooling="mean")
+    model = task.build_model(backbone)
+    features = task.tokenize({"text": tf.constant(["great movie", "i love this film"])})
+    trimmed = pipeline.trim_to_longest(features)
+    assert trimmed["token_ids"].shape[1] == 6
+    np.testing.assert_allclose(model(features), model(trimmed), atol=1e-5)
+
+
+def test_eval_pipeline_keeps_order_and_every_example(tiny_preset):
+    _, tokenizer = backbones.load(tiny_preset)
+    task = _task(tokenizer, labels=["a", "b"])
+    texts = ["great movie " * (i % 5 + 1) for i in range(23)]
+    examples = _examples(texts, ["a", "b"] * 11 + ["a"])
+    data_cfg = configs.DataConfig(pad_to_multiple_of=4)
+    batches = list(pipeline.eval_dataset(task, examples, 5, data_cfg))
+    assert sum(len(labels) for _, labels in batches) == 23
+    labels = np.concatenate([labels.numpy() for _, labels in batches])
+    assert labels.tolist() == task.encode_labels(examples).tolist()
+    assert all(f["token_ids"].shape[1] % 4 == 0 for f, _ in batches)
+
+
+def test_postprocess_names_labels(tokenizer):
+    task = _task(tokenizer, labels=["neg", "pos"])
+    out = task.postprocess(tf.constant([[2.0, 0.0], [0.0, 1.0]]))
+    assert out["labels"].numpy().tolist() == [b"neg", b"pos"]
+    assert out["label_ids"].numpy().tolist() == [0, 1]
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), [1.0, 1.0], rtol=1e-6)
+
+
+def test_metrics_report():
+    from tftransfer.metrics import classification
+
+    r = classification.report([0, 0, 1, 1], [0, 1, 1, 1], ["n", "p"])
+    assert r["accuracy"] == 0.75
+    assert r["per_class"]["n"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert r["confusion_matrix"] == [[1, 1], [0, 2]]
+    assert r["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)

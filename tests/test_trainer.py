@@ -1,0 +1,88 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tftransfer import configs, experiment
+
+
+def _weights(model_dir, which="latest"):
+    loaded = experiment.Loaded(model_dir, which)
+    return [np.array(w) for w in loaded.model.get_weights()]
+
+
+def test_training_learns_and_writes_the_run(tiny_params, tmp_path):
+    tiny_params.override({"trainer": {"epochs": 6, "eval_every": 14}})
+    model_dir = str(tmp_path / "run")
+    metrics = experiment.train(tiny_params, model_dir)
+    # The tiny data is separable; a 2-layer random model must get well above chance.
+    assert metrics["accuracy"] >= 0.85
+    for name in ("params.yaml", "history.jsonl", "training_curves.png",
+                 "eval_validation.json", "eval_validation_confusion_matrix.png"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, "train"))  # TensorBoard events
+    saved = configs.from_model_dir(model_dir)
+    assert list(saved.task.text_classification.labels) == ["negative", "positive"]
+    with open(os.path.join(model_dir, "best", "best.json")) as f:
+        best = json.load(f)
+    evals = [r for r in map(json.loads, open(os.path.join(model_dir, "history.jsonl")))
+             if "accuracy" in r]
+    assert best["accuracy"] == max(r["accuracy"] for r in evals)
+    assert metrics["checkpoint_step"] == best["step"]
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, monkeypatch):
+    tiny_params.override({"trainer": {"epochs": 3, "checkpoint_every": 7, "eval_every": 7}})
+    whole = str(tmp_path / "whole")
+    experiment.train(tiny_params, whole)
+
+    crashed = str(tmp_path / "crashed")
+    real = experiment.evaluate_examples
+    calls = {"n": 0}
+
+    def crash_on_second_eval(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Crash()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "evaluate_examples", crash_on_second_eval)
+    with pytest.raises(_Crash):
+        experiment.train(tiny_params, crashed)
+    monkeypatch.setattr(experiment, "evaluate_examples", real)
+    experiment.train(tiny_params, crashed)  # resumes at step 14 of 21
+
+    for a, b in zip(_weights(whole), _weights(crashed)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_mirrored_two_replicas_match_one_device(tiny_params, tmp_path):
+    tiny_params.override({"trainer": {"epochs": 1}, "data": {"validation": {"path": ""}}})
+    one = str(tmp_path / "one")
+    experiment.train(tiny_params, one)
+    tiny_params.override({"runtime": {"distribution_strategy": "mirrored"}})
+    two = str(tmp_path / "two")
+    experiment.train(tiny_params, two)
+
+    def losses(d):
+        return [r["loss"] for r in map(json.loads, open(os.path.join(d, "history.jsonl")))
+                if "loss" in r]
+
+    assert len(losses(one)) >= 1
+    np.testing.assert_allclose(losses(one), losses(two), rtol=1e-4)
+    for a, b in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\ngreat\tpositive\nmeh\tneutral\n")
+    tiny_params.override({"data": {"validation": {"path": str(bad)}}})
+    with pytest.raises(ValueError, match=r"bad.tsv:3: unknown label `neutral`"):
+        experiment.train(tiny_params, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
