@@ -1,0 +1,75 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "tftransfer.cli"]
+
+
+def _run(args, **kwargs):
+    return subprocess.run(CLI + args, capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("command,flag", [("train", "--params_override"),
+                                          ("evaluate", "--split"),
+                                          ("export", "--export_dir"),
+                                          ("predict", "--saved_model")])
+def test_help_lists_the_command_flags(command, flag):
+    result = _run([command, "--help"])
+    assert result.returncode == 0
+    assert flag in result.stdout and "--model_dir" in result.stdout
+
+
+def test_unknown_command_prints_usage():
+    result = _run(["fly"])
+    assert result.returncode == 2
+    assert "train" in result.stderr and "predict" in result.stderr
+
+
+def test_unknown_config_key_is_a_clear_error(tmp_path):
+    result = _run(["train", f"--model_dir={tmp_path}", "--params_override=trainer.epoch=3"])
+    assert result.returncode != 0
+    assert "unknown config key `trainer.epoch`" in result.stderr
+
+
+def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        "task:\n  text_classification:\n    max_seq_length: 32\n    pooling: mean\n"
+        f"backbone:\n  spec: {tiny_preset}\n"
+        "data:\n"
+        f"  train: {{path: {sentiment_tsv}, text_column: sentence}}\n"
+        f"  validation: {{path: {sentiment_tsv}, text_column: sentence}}\n"
+        "trainer:\n  batch_size: 8\n  epochs: 1\n  learning_rate: 0.003\n"
+    )
+    run = str(tmp_path / "run")
+    result = _run(["train", f"--config_file={config}", "--params_override=trainer.epochs=2",
+                   f"--model_dir={run}"])
+    assert result.returncode == 0, result.stderr
+    assert "accuracy=" in result.stdout
+    with open(os.path.join(run, "params.yaml")) as f:
+        assert "epochs: 2" in f.read()
+
+    result = _run(["evaluate", f"--model_dir={run}"])
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["examples"] == 56
+
+    result = _run(["export", f"--model_dir={run}", f"--export_dir={tmp_path / 'srv'}"])
+    assert result.returncode == 0, result.stderr
+    assert os.path.exists(tmp_path / "srv" / "1" / "saved_model.pb")
+
+    texts = "great movie\n{\"text\": \"awful film\", \"id\": 7}\n"
+    by_checkpoint = _run(["predict", f"--model_dir={run}"], input=texts)
+    by_export = _run(["predict", f"--saved_model={tmp_path / 'srv' / '1'}"], input=texts)
+    assert by_checkpoint.returncode == 0, by_checkpoint.stderr
+    assert by_export.returncode == 0, by_export.stderr
+    a = [json.loads(line) for line in by_checkpoint.stdout.splitlines()]
+    b = [json.loads(line) for line in by_export.stdout.splitlines()]
+    assert [r["text"] for r in a] == ["great movie", "awful film"]
+    assert a[1]["id"] == 7
+    assert [r["labels"] for r in a] == [r["labels"] for r in b]
+    for x, y in zip(a, b):
+        assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-5)
