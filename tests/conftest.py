@@ -13,9 +13,7 @@ import tensorflow as tf  # noqa: E402
 # Split the CPU into two logical devices before TF initialises, so that
 # MirroredStrategy runs on two replicas without any accelerator.
 _cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-)
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import tiny  # noqa: E402
 
@@ -39,8 +37,9 @@ def tiny_params(tiny_preset, sentiment_tsv):
         [],
         {
             "backbone": {"spec": tiny_preset},
-            "task": {"text_classification": {"max_seq_length": 32, "dropout": 0.0,
-                                                 "pooling": "mean"}},
+            "task": {
+                "text_classification": {"max_seq_length": 32, "dropout": 0.0, "pooling": "mean"}
+            },
             "data": {
                 "train": {"path": sentiment_tsv, "text_column": "sentence"},
                 "validation": {"path": sentiment_tsv, "text_column": "sentence"},

@@ -29,7 +29,8 @@ def test_exact_gelu_switch(tiny_preset):
     x = np.linspace(-3, 3, 7).astype("float32")
     y_exact = keras.ops.convert_to_numpy(dense.activation(x))
     y_approx = keras.ops.convert_to_numpy(
-        approx.transformer_layers[0]._feedforward_intermediate_dense.activation(x))
+        approx.transformer_layers[0]._feedforward_intermediate_dense.activation(x)
+    )
     assert not np.allclose(y_exact, y_approx, atol=1e-5)
 
 

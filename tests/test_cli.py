@@ -12,10 +12,15 @@ def _run(args, **kwargs):
     return subprocess.run(CLI + args, capture_output=True, text=True, **kwargs)
 
 
-@pytest.mark.parametrize("command,flag", [("train", "--params_override"),
-                                          ("evaluate", "--split"),
-                                          ("export", "--export_dir"),
-                                          ("predict", "--saved_model")])
+@pytest.mark.parametrize(
+    "command,flag",
+    [
+        ("train", "--params_override"),
+        ("evaluate", "--split"),
+        ("export", "--export_dir"),
+        ("predict", "--saved_model"),
+    ],
+)
 def test_help_lists_the_command_flags(command, flag):
     result = _run([command, "--help"])
     assert result.returncode == 0
@@ -45,8 +50,14 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
         "trainer:\n  batch_size: 8\n  epochs: 1\n  learning_rate: 0.003\n"
     )
     run = str(tmp_path / "run")
-    result = _run(["train", f"--config_file={config}", "--params_override=trainer.epochs=2",
-                   f"--model_dir={run}"])
+    result = _run(
+        [
+            "train",
+            f"--config_file={config}",
+            "--params_override=trainer.epochs=2",
+            f"--model_dir={run}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert "accuracy=" in result.stdout
     with open(os.path.join(run, "params.yaml")) as f:
@@ -61,7 +72,7 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     assert result.returncode == 0, result.stderr
     assert os.path.exists(tmp_path / "srv" / "1" / "saved_model.pb")
 
-    texts = "great movie\n{\"text\": \"awful film\", \"id\": 7}\n"
+    texts = 'great movie\n{"text": "awful film", "id": 7}\n'
     by_checkpoint = _run(["predict", f"--model_dir={run}"], input=texts)
     by_export = _run(["predict", f"--saved_model={tmp_path / 'srv' / '1'}"], input=texts)
     assert by_checkpoint.returncode == 0, by_checkpoint.stderr

@@ -35,8 +35,9 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_saved_params_round_trip(tmp_path):
-    params = configs.load([], {"task": {"text_classification": {"labels": ["a", "b"]}},
-                               "backbone": {"spec": "/x/y"}})
+    params = configs.load(
+        [], {"task": {"text_classification": {"labels": ["a", "b"]}}, "backbone": {"spec": "/x/y"}}
+    )
     configs.save(params, str(tmp_path / "params.yaml"))
     again = configs.from_model_dir(str(tmp_path))
     assert again.as_dict() == params.as_dict()
@@ -47,8 +48,9 @@ def test_model_dir_without_params(tmp_path):
         configs.from_model_dir(str(tmp_path))
 
 
-@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__),
-                                                                 "..", "configs"))))
+@pytest.mark.parametrize(
+    "name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs")))
+)
 def test_shipped_configs_load(name):
     here = os.path.join(os.path.dirname(__file__), "..", "configs", name)
     params = configs.load([here])

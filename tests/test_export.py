@@ -31,7 +31,9 @@ print(json.dumps({"outputs": out, "modules": loaded}))
 def _fresh_process(path, names, rows):
     result = subprocess.run(
         [sys.executable, "-c", LOADER, path, json.dumps(names), json.dumps(rows)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -44,13 +46,18 @@ def _train(params, model_dir):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_preset, sentiment_tsv):
-    params = configs.load([], {
-        "backbone": {"spec": tiny_preset},
-        "task": {"text_classification": {"max_seq_length": 32, "pooling": "mean"}},
-        "data": {"train": {"path": sentiment_tsv, "text_column": "sentence"},
-                 "validation": {"path": sentiment_tsv, "text_column": "sentence"}},
-        "trainer": {"batch_size": 8, "learning_rate": 3e-3},
-    })
+    params = configs.load(
+        [],
+        {
+            "backbone": {"spec": tiny_preset},
+            "task": {"text_classification": {"max_seq_length": 32, "pooling": "mean"}},
+            "data": {
+                "train": {"path": sentiment_tsv, "text_column": "sentence"},
+                "validation": {"path": sentiment_tsv, "text_column": "sentence"},
+            },
+            "trainer": {"batch_size": 8, "learning_rate": 3e-3},
+        },
+    )
     return _train(params, str(tmp_path_factory.mktemp("run") / "run"))
 
 
@@ -61,8 +68,9 @@ def test_fresh_process_matches_predict(run_dir, tmp_path):
     served = _fresh_process(path, ["text"], rows)
     assert served["modules"] == []
     expected = predict.with_checkpoint(run_dir, rows)
-    np.testing.assert_allclose(served["outputs"]["probabilities"],
-                               [r["probabilities"] for r in expected], atol=1e-5)
+    np.testing.assert_allclose(
+        served["outputs"]["probabilities"], [r["probabilities"] for r in expected], atol=1e-5
+    )
     assert served["outputs"]["labels"] == [r["labels"] for r in expected]
     assert served["outputs"]["label_ids"] == [r["label_ids"] for r in expected]
 
@@ -88,8 +96,10 @@ def test_weights_are_written_once(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
     loaded = experiment.Loaded(run_dir)
     weight_bytes = sum(w.size * w.dtype.itemsize for w in loaded.model.get_weights())
-    data = sum(os.path.getsize(os.path.join(path, "variables", f))
-               for f in os.listdir(os.path.join(path, "variables")))
+    data = sum(
+        os.path.getsize(os.path.join(path, "variables", f))
+        for f in os.listdir(os.path.join(path, "variables"))
+    )
     assert weight_bytes <= data < 1.5 * weight_bytes
 
 
@@ -105,23 +115,35 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
 
 def test_sentence_pair_export(tmp_path, tiny_preset):
     data = tmp_path / "pairs.jsonl"
-    rows = [{"a": "great movie", "b": "good film", "y": "same"},
-            {"a": "awful plot", "b": "great story", "y": "different"}] * 8
+    rows = [
+        {"a": "great movie", "b": "good film", "y": "same"},
+        {"a": "awful plot", "b": "great story", "y": "different"},
+    ] * 8
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    params = configs.load([], {
-        "backbone": {"spec": tiny_preset},
-        "task": {"text_classification": {"max_seq_length": 32}},
-        "data": {"train": {"path": str(data), "text_column": "a",
-                           "text_pair_column": "b", "label_column": "y"}},
-        "trainer": {"batch_size": 4},
-    })
+    params = configs.load(
+        [],
+        {
+            "backbone": {"spec": tiny_preset},
+            "task": {"text_classification": {"max_seq_length": 32}},
+            "data": {
+                "train": {
+                    "path": str(data),
+                    "text_column": "a",
+                    "text_pair_column": "b",
+                    "label_column": "y",
+                }
+            },
+            "trainer": {"batch_size": 4},
+        },
+    )
     run = _train(params, str(tmp_path / "run"))
     path = export.export_run(run, str(tmp_path / "serving"))
     assert set(export.read_metadata(path)["inputs"]) == {"text", "text_pair"}
     query = [{"text": "great movie", "text_pair": "awful plot"}]
     served = _fresh_process(path, ["text", "text_pair"], query)
     expected = predict.with_checkpoint(run, query, checkpoint="latest")
-    np.testing.assert_allclose(served["outputs"]["probabilities"],
-                               [expected[0]["probabilities"]], atol=1e-5)
+    np.testing.assert_allclose(
+        served["outputs"]["probabilities"], [expected[0]["probabilities"]], atol=1e-5
+    )
     via_saved_model = predict.with_saved_model(path, query)
     assert via_saved_model[0]["labels"] == expected[0]["labels"]

@@ -36,7 +36,8 @@ def test_uncased_tokenizer_matches_the_checkpoint(minilm):
 def test_pinned_ids_agree_with_hf_tokenizers():
     tokenizers = pytest.importorskip("tokenizers")
     reference = tokenizers.Tokenizer.from_file(
-        os.path.join(backbones.default_path(), "tokenizer.json"))
+        os.path.join(backbones.default_path(), "tokenizer.json")
+    )
     reference.no_padding()  # the shipped tokenizer.json pads to 128
     for text, ids in PINNED.items():
         assert reference.encode(text, add_special_tokens=False).ids == ids
@@ -54,9 +55,10 @@ def test_fine_tune_export_reload(tmp_path):
     params = configs.load(
         [os.path.join(ROOT, "configs", "demo_goemotions_sentiment.yaml")],
         {
-            "data": {"train": {"path": os.path.join(data, "train.csv"), "max_examples": 64},
-                     "validation": {"path": os.path.join(data, "dev.csv"),
-                                    "max_examples": 32}},
+            "data": {
+                "train": {"path": os.path.join(data, "train.csv"), "max_examples": 64},
+                "validation": {"path": os.path.join(data, "dev.csv"), "max_examples": 32},
+            },
             "task": {"text_classification": {"max_seq_length": 32}},
             "trainer": {"batch_size": 16, "epochs": 1},
         },
@@ -70,8 +72,11 @@ def test_fine_tune_export_reload(tmp_path):
 
     served = _fresh_process(path, ["text"], [{"text": t} for t in texts])
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
-    np.testing.assert_allclose(served["outputs"]["probabilities"],
-                               [r["probabilities"] for r in expected], atol=1e-5)
-    size = sum(os.path.getsize(os.path.join(path, "variables", f))
-               for f in os.listdir(os.path.join(path, "variables")))
+    np.testing.assert_allclose(
+        served["outputs"]["probabilities"], [r["probabilities"] for r in expected], atol=1e-5
+    )
+    size = sum(
+        os.path.getsize(os.path.join(path, "variables", f))
+        for f in os.listdir(os.path.join(path, "variables"))
+    )
     assert size < 100e6  # 22.7M parameters, stored once (~91 MB)

@@ -15,8 +15,7 @@ def _write(path, text, mode="w"):
 
 
 def test_csv_with_quotes_and_pairs(tmp_path):
-    path = _write(tmp_path / "d.csv",
-                  'a,b,y\n"hello, world",there,pos\nbye,"he said ""no""",neg\n')
+    path = _write(tmp_path / "d.csv", 'a,b,y\n"hello, world",there,pos\nbye,"he said ""no""",neg\n')
     ex = readers.read(InputSpec(path, text_column="a", text_pair_column="b", label_column="y"))
     assert ex.texts == ["hello, world", "bye"]
     assert ex.text_pairs == ["there", 'he said "no"']
@@ -26,7 +25,7 @@ def test_csv_with_quotes_and_pairs(tmp_path):
 
 def test_tsv_quoting_none_keeps_quotes(tmp_path):
     # GLUE TSVs: quotes are part of the text and must survive.
-    path = _write(tmp_path / "d.tsv", 'sentence\tlabel\n"a quoted" start \t1\nit \'s ``ok\'\' \t0\n')
+    path = _write(tmp_path / "d.tsv", "sentence\tlabel\n\"a quoted\" start \t1\nit 's ``ok'' \t0\n")
     ex = readers.read(InputSpec(path, text_column="sentence", quoting="none"))
     assert ex.texts == ['"a quoted" start ', "it 's ``ok'' "]
     assert ex.labels == ["1", "0"]
@@ -34,17 +33,20 @@ def test_tsv_quoting_none_keeps_quotes(tmp_path):
 
 def test_headerless_with_column_names_and_max_examples(tmp_path):
     path = _write(tmp_path / "g.tsv", "first\t1,2\tid1\nsecond\t3\tid2\nthird\t4\tid3\n")
-    spec = InputSpec(path, has_header=False, column_names=["text", "label", "id"],
-                     max_examples=2)
+    spec = InputSpec(path, has_header=False, column_names=["text", "label", "id"], max_examples=2)
     ex = readers.read(spec)
     assert ex.texts == ["first", "second"]
     assert ex.labels == ["1,2", "3"]
 
 
 def test_jsonl_and_ids_as_labels(tmp_path):
-    path = _write(tmp_path / "d.jsonl",
-                  json.dumps({"text": "x", "label": 1}) + "\n\n"
-                  + json.dumps({"text": "y", "label": "neg"}) + "\n")
+    path = _write(
+        tmp_path / "d.jsonl",
+        json.dumps({"text": "x", "label": 1})
+        + "\n\n"
+        + json.dumps({"text": "y", "label": "neg"})
+        + "\n",
+    )
     ex = readers.read(InputSpec(path))
     assert ex.labels == ["1", "neg"]
     assert ex.sources[1].endswith(":3")
@@ -67,20 +69,40 @@ def test_predict_without_labels(tmp_path):
     "name,content,spec_kwargs,pattern",
     [
         ("missing.csv", "txt,label\na,b\n", {}, r"missing.csv:1: no column `text`"),
-        ("empty_text.csv", "text,label\nfine,a\n  ,b\n", {},
-         r"empty_text.csv:3: field `text` is empty"),
-        ("empty_label.csv", "text,label\nfine,\n", {},
-         r"empty_label.csv:2: field `label` \(label\) is empty"),
+        (
+            "empty_text.csv",
+            "text,label\nfine,a\n  ,b\n",
+            {},
+            r"empty_text.csv:3: field `text` is empty",
+        ),
+        (
+            "empty_label.csv",
+            "text,label\nfine,\n",
+            {},
+            r"empty_label.csv:2: field `label` \(label\) is empty",
+        ),
         ("fields.tsv", "text\tlabel\na\tb\tc\n", {}, r"fields.tsv:2: expected 2 TSV fields"),
         ("empty.csv", "", {}, r"empty.csv: file is empty"),
         ("header_only.csv", "text,label\n", {}, r"header_only.csv: file is empty"),
-        ("bytes.csv", b"text,label\nok,a\nbad \xf0\x28 byte,b\n", {},
-         r"bytes.csv:3: cannot decode byte 0xf0 at column 5 as utf-8"),
-        ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": "b",\n', {},
-         r"broken.jsonl:2: invalid JSON"),
+        (
+            "bytes.csv",
+            b"text,label\nok,a\nbad \xf0\x28 byte,b\n",
+            {},
+            r"bytes.csv:3: cannot decode byte 0xf0 at column 5 as utf-8",
+        ),
+        (
+            "broken.jsonl",
+            '{"text": "a", "label": "x"}\n{"text": "b",\n',
+            {},
+            r"broken.jsonl:2: invalid JSON",
+        ),
         ("nokey.jsonl", '{"txt": "a", "label": "x"}\n', {}, r"nokey.jsonl:1: missing field `text`"),
-        ("notext.jsonl", '{"text": 3, "label": "x"}\n', {},
-         r"notext.jsonl:1: field `text` must be text"),
+        (
+            "notext.jsonl",
+            '{"text": 3, "label": "x"}\n',
+            {},
+            r"notext.jsonl:1: field `text` must be text",
+        ),
         ("weird.dat", "a\n", {}, r"weird.dat: cannot tell the format"),
     ],
 )

@@ -8,8 +8,9 @@ from tftransfer.tasks.text_classification import TextClassification
 
 
 def _examples(texts, labels=None, pairs=None):
-    return readers.Examples(list(texts), pairs, labels,
-                            [f"f.csv:{i + 2}" for i in range(len(texts))])
+    return readers.Examples(
+        list(texts), pairs, labels, [f"f.csv:{i + 2}" for i in range(len(texts))]
+    )
 
 
 @pytest.fixture
@@ -47,8 +48,9 @@ def test_balanced_class_weights(tokenizer):
 
 def test_pair_segments_and_int_mask(tokenizer):
     task = _task(tokenizer, text_pair=True, labels=["a", "b"])
-    features = task.tokenize({"text": tf.constant(["great movie"]),
-                              "text_pair": tf.constant(["bad plot"])})
+    features = task.tokenize(
+        {"text": tf.constant(["great movie"]), "text_pair": tf.constant(["bad plot"])}
+    )
     tokens = [tokenizer.id_to_token(int(i)) for i in features["token_ids"][0][:7]]
     assert tokens == ["[CLS]", "great", "movie", "[SEP]", "bad", "plot", "[SEP]"]
     assert features["segment_ids"][0][:7].numpy().tolist() == [0, 0, 0, 0, 1, 1, 1]

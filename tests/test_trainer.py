@@ -18,16 +18,24 @@ def test_training_learns_and_writes_the_run(tiny_params, tmp_path):
     metrics = experiment.train(tiny_params, model_dir)
     # The tiny data is separable; a 2-layer random model must get well above chance.
     assert metrics["accuracy"] >= 0.85
-    for name in ("params.yaml", "history.jsonl", "training_curves.png",
-                 "eval_validation.json", "eval_validation_confusion_matrix.png"):
+    for name in (
+        "params.yaml",
+        "history.jsonl",
+        "training_curves.png",
+        "eval_validation.json",
+        "eval_validation_confusion_matrix.png",
+    ):
         assert os.path.exists(os.path.join(model_dir, name)), name
     assert os.listdir(os.path.join(model_dir, "train"))  # TensorBoard events
     saved = configs.from_model_dir(model_dir)
     assert list(saved.task.text_classification.labels) == ["negative", "positive"]
     with open(os.path.join(model_dir, "best", "best.json")) as f:
         best = json.load(f)
-    evals = [r for r in map(json.loads, open(os.path.join(model_dir, "history.jsonl")))
-             if "accuracy" in r]
+    evals = [
+        r
+        for r in map(json.loads, open(os.path.join(model_dir, "history.jsonl")))
+        if "accuracy" in r
+    ]
     assert best["accuracy"] == max(r["accuracy"] for r in evals)
     assert metrics["checkpoint_step"] == best["step"]
 
@@ -70,8 +78,11 @@ def test_mirrored_two_replicas_match_one_device(tiny_params, tmp_path):
     experiment.train(tiny_params, two)
 
     def losses(d):
-        return [r["loss"] for r in map(json.loads, open(os.path.join(d, "history.jsonl")))
-                if "loss" in r]
+        return [
+            r["loss"]
+            for r in map(json.loads, open(os.path.join(d, "history.jsonl")))
+            if "loss" in r
+        ]
 
     assert len(losses(one)) >= 1
     np.testing.assert_allclose(losses(one), losses(two), rtol=1e-4)

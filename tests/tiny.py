@@ -10,22 +10,22 @@ WORDS = (
     "acting story i you we they he she what day lovely cafe naive zurich "
     "and or but so to of in on for with hello world there why"
 ).split()
-VOCAB = list(dict.fromkeys(
-    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    + WORDS
-    + ["##s", "##ed", "##ing", "##ly"]
-    + list("abcdefghijklmnopqrstuvwxyz.,!?'")
-    + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
-))
+VOCAB = list(
+    dict.fromkeys(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        + WORDS
+        + ["##s", "##ed", "##ing", "##ly"]
+        + list("abcdefghijklmnopqrstuvwxyz.,!?'")
+        + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    )
+)
 
 
 def make_preset(path, hidden_dim=16, num_layers=2, num_heads=2, max_len=64):
     """Writes a randomly initialised BERT keras-hub preset folder."""
     if os.path.exists(os.path.join(path, "metadata.json")):
         return path
-    tokenizer = keras_hub.models.BertTokenizer(
-        vocabulary=VOCAB, lowercase=True, strip_accents=True
-    )
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True, strip_accents=True)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(VOCAB),
         num_layers=num_layers,
@@ -40,10 +40,24 @@ def make_preset(path, hidden_dim=16, num_layers=2, num_heads=2, max_len=64):
     return path
 
 
-POSITIVE = ["great movie", "i love this film", "what a lovely day", "best acting ever",
-            "really fun story", "good plot and great acting", "happy happy film"]
-NEGATIVE = ["awful movie", "i hate this film", "worst plot ever", "boring and bad",
-            "terrible acting", "not good at all", "really sad and boring story"]
+POSITIVE = [
+    "great movie",
+    "i love this film",
+    "what a lovely day",
+    "best acting ever",
+    "really fun story",
+    "good plot and great acting",
+    "happy happy film",
+]
+NEGATIVE = [
+    "awful movie",
+    "i hate this film",
+    "worst plot ever",
+    "boring and bad",
+    "terrible acting",
+    "not good at all",
+    "really sad and boring story",
+]
 
 
 def write_tsv(path, n_repeat=4):

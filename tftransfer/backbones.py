@@ -143,9 +143,7 @@ def load(
     if dropout is not None:
         backbone_kwargs["dropout"] = dropout
     try:
-        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(
-            preset, **tokenizer_kwargs
-        )
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset, **tokenizer_kwargs)
         backbone = keras_hub.models.Backbone.from_preset(preset, **backbone_kwargs)
     except (OSError, ValueError, ConnectionError) as e:
         hint = ""

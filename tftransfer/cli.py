@@ -29,7 +29,8 @@ FLAGS = flags.FLAGS
 
 def _model_dir_flag(required=True):
     flags.DEFINE_string(
-        "model_dir", None,
+        "model_dir",
+        None,
         "Run folder: checkpoints, params.yaml, metrics, TensorBoard summaries.",
         required=required,
     )
@@ -37,7 +38,9 @@ def _model_dir_flag(required=True):
 
 def _checkpoint_flag():
     flags.DEFINE_enum(
-        "checkpoint", "best", ["best", "latest"],
+        "checkpoint",
+        "best",
+        ["best", "latest"],
         "Which checkpoint to use: the best on validation (falls back to the "
         "latest when there was no validation data) or the latest.",
     )
@@ -45,12 +48,14 @@ def _checkpoint_flag():
 
 def define_train_flags():
     flags.DEFINE_multi_string(
-        "config_file", [],
+        "config_file",
+        [],
         "YAML experiment config; repeat the flag to layer several, later files "
         "override earlier ones.",
     )
     flags.DEFINE_string(
-        "params_override", "",
+        "params_override",
+        "",
         "Overrides applied last, as `a.b=1,c.d=x` or a YAML/JSON mapping, e.g. "
         "`trainer.epochs=1,data.train.path=/data/train.tsv`. Unknown keys are "
         "an error.",
@@ -61,11 +66,14 @@ def define_train_flags():
 def define_evaluate_flags():
     _model_dir_flag()
     flags.DEFINE_enum(
-        "split", "validation", ["train", "validation", "test"],
+        "split",
+        "validation",
+        ["train", "validation", "test"],
         "Which data split of the run's config to evaluate on.",
     )
     flags.DEFINE_string(
-        "input", "",
+        "input",
+        "",
         "Evaluate on this file instead (same format and columns as the split).",
     )
     _checkpoint_flag()
@@ -74,7 +82,8 @@ def define_evaluate_flags():
 def define_export_flags():
     _model_dir_flag()
     flags.DEFINE_string(
-        "export_dir", "",
+        "export_dir",
+        "",
         "TF Serving model base folder; the SavedModel goes to "
         "<export_dir>/<version>/. Default: export.export_dir of the config, "
         "else <model_dir>/export.",
@@ -88,11 +97,13 @@ def define_export_flags():
 def define_predict_flags():
     _model_dir_flag(required=False)
     flags.DEFINE_string(
-        "saved_model", "",
+        "saved_model",
+        "",
         "Predict with an exported SavedModel version folder instead of --model_dir.",
     )
     flags.DEFINE_string(
-        "input", "-",
+        "input",
+        "-",
         "Texts to predict: a text file with one text per line, or a .jsonl "
         "file of objects with `text` (and `text_pair` for pair tasks); `-` "
         "reads stdin (JSONL lines are recognised by a leading `{`).",
@@ -134,14 +145,15 @@ def run_export(argv):
     del argv
     from tftransfer import export
 
-    path = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version,
-                             FLAGS.checkpoint)
+    path = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version, FLAGS.checkpoint)
     meta = export.read_metadata(path)
     print(f"SavedModel written to {path}")
     print(f"  signature serving_default: inputs {meta['inputs']}")
     print(f"  outputs {meta['outputs']}")
-    print(f"  custom ops {meta['custom_ops']}: load with `import tensorflow_text`; "
-          f"TF Serving >= {meta['min_tf_serving_version']}")
+    print(
+        f"  custom ops {meta['custom_ops']}: load with `import tensorflow_text`; "
+        f"TF Serving >= {meta['min_tf_serving_version']}"
+    )
 
 
 def read_records(path):
@@ -209,8 +221,12 @@ def usage():
 def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] not in COMMANDS:
-        print(usage(), file=sys.stderr if len(argv) >= 2 and argv[1] not in (
-            "-h", "--help", "help") else sys.stdout)
+        print(
+            usage(),
+            file=sys.stderr
+            if len(argv) >= 2 and argv[1] not in ("-h", "--help", "help")
+            else sys.stdout,
+        )
         sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
     command = argv[1]
     DEFINERS[command]()

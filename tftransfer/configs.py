@@ -248,16 +248,14 @@ def _check_keys(config, overrides, source, prefix=""):
     # dotted path or the file it came from; users need both to fix a typo.
     if not isinstance(overrides, dict):
         raise ConfigError(
-            f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, "
-            f"got {overrides!r}"
+            f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, got {overrides!r}"
         )
     for key, value in overrides.items():
         dotted = prefix + str(key)
         if key not in config.__dict__ or key.startswith("_"):
             valid = sorted(k for k in config.__dict__ if not k.startswith("_"))
             raise ConfigError(
-                f"{source}: unknown config key `{dotted}` "
-                f"(valid keys here: {', '.join(valid)})"
+                f"{source}: unknown config key `{dotted}` (valid keys here: {', '.join(valid)})"
             )
         current = config.__dict__[key]
         if isinstance(current, params_dict.ParamsDict) and value is not None:
@@ -289,7 +287,8 @@ def parse_override_string(text):
 
 
 def load(
-    config_files: Sequence[str] = (), params_override="",
+    config_files: Sequence[str] = (),
+    params_override="",
 ) -> ExperimentConfig:
     """Builds the experiment config from YAML files and an override string.
 

@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs, report, tasks
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute, optimization, trainer as trainer_lib
+from tftransfer.training import distribute, optimization
+from tftransfer.training import trainer as trainer_lib
 
 SPLITS = ("train", "validation", "test")
 
@@ -63,9 +64,7 @@ def _predict_outputs(model, dataset):
 
 def evaluate_examples(task, model, examples, params):
     """The task's real metrics on labelled examples."""
-    dataset = pipeline.eval_dataset(
-        task, examples, params.trainer.eval_batch_size, params.data
-    )
+    dataset = pipeline.eval_dataset(task, examples, params.trainer.eval_batch_size, params.data)
     outputs, labels = _predict_outputs(model, dataset)
     return task.evaluate(outputs, labels)
 
@@ -86,9 +85,11 @@ def train(params, model_dir):
 
     train_examples = read_split(params, "train")
     validation = read_split(params, "validation") if has_split(params, "validation") else None
-    print(f"Read {len(train_examples)} training examples"
-          + (f" and {len(validation)} validation examples." if validation else "."),
-          flush=True)
+    print(
+        f"Read {len(train_examples)} training examples"
+        + (f" and {len(validation)} validation examples." if validation else "."),
+        flush=True,
+    )
 
     strategy = distribute.get_strategy(params.runtime)
     global_batch = cfg.batch_size
@@ -112,20 +113,29 @@ def train(params, model_dir):
 
     evaluate = None
     if validation is not None:
+
         def evaluate():
             return evaluate_examples(task, model, validation, params)
 
     trainer = trainer_lib.Trainer(
         model, task.loss, optimizer, strategy, model_dir, cfg, global_batch
     )
-    print(f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "
-          f"{strategy.num_replicas_in_sync} replica(s), batch {global_batch}.",
-          flush=True)
-    best = trainer.train(make_dataset, total_steps, steps_per_epoch,
-                         evaluate=evaluate, primary_metric=task.primary_metric)
+    print(
+        f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "
+        f"{strategy.num_replicas_in_sync} replica(s), batch {global_batch}.",
+        flush=True,
+    )
+    best = trainer.train(
+        make_dataset,
+        total_steps,
+        steps_per_epoch,
+        evaluate=evaluate,
+        primary_metric=task.primary_metric,
+    )
     history = trainer_lib.read_history(model_dir)
-    report.plot_history(history, os.path.join(model_dir, "training_curves.png"),
-                        task.primary_metric)
+    report.plot_history(
+        history, os.path.join(model_dir, "training_curves.png"), task.primary_metric
+    )
     if validation is None:
         return {}
     if best is not None:
@@ -195,7 +205,10 @@ def predict_records(loaded, records):
     )
     params = loaded.params
     dataset = pipeline.eval_dataset(
-        loaded.task, examples, params.trainer.eval_batch_size, params.data,
+        loaded.task,
+        examples,
+        params.trainer.eval_batch_size,
+        params.data,
         with_labels=False,
     )
     outputs, _ = _predict_outputs(loaded.model, dataset)
@@ -208,4 +221,3 @@ def predict_records(loaded, records):
             result[key] = value.decode("utf-8") if isinstance(value, bytes) else value.tolist()
         results.append(result)
     return results
-

@@ -120,10 +120,14 @@ def save(task, model, export_dir, version=0, extra_metadata=None):
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "task": task.name,
             "signature": "serving_default",
-            "inputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                       for k, v in serving.structured_input_signature[1].items()},
-            "outputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                        for k, v in serving.structured_outputs.items()},
+            "inputs": {
+                k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                for k, v in serving.structured_input_signature[1].items()
+            },
+            "outputs": {
+                k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                for k, v in serving.structured_outputs.items()
+            },
             "labels": list(getattr(task, "labels", [])),
             "custom_ops": custom,
             "requires": "tensorflow_text (import it before loading)" if custom else "",
@@ -145,8 +149,13 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
     loaded = experiment.Loaded(model_dir, checkpoint)
     cfg = loaded.params.export
     export_dir = export_dir or cfg.export_dir or os.path.join(model_dir, "export")
-    return save(loaded.task, loaded.model, export_dir, version or cfg.version,
-                {"checkpoint": loaded.checkpoint_path})
+    return save(
+        loaded.task,
+        loaded.model,
+        export_dir,
+        version or cfg.version,
+        {"checkpoint": loaded.checkpoint_path},
+    )
 
 
 def read_metadata(version_dir):

@@ -42,7 +42,7 @@ def with_saved_model(version_dir, records, batch_size=64):
     input_names = list(serve.structured_input_signature[1])
     results = []
     for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
+        chunk = records[start : start + batch_size]
         inputs = {name: tf.constant([r[name] for r in chunk]) for name in input_names}
         outputs = {k: v.numpy() for k, v in serve(**inputs).items()}
         for i, record in enumerate(chunk):

@@ -52,8 +52,14 @@ def plot_confusion_matrix(matrix, names, path):
     ax.set_ylabel("gold")
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > threshold else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > threshold else "black",
+        )
     ax.set_title("confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -66,14 +72,23 @@ def plot_history(history, path, metric):
     evals = [h for h in history if metric in h]
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
-        ax.plot([h["step"] for h in train], [h["loss"] for h in train],
-                label="training loss", color="tab:blue")
+        ax.plot(
+            [h["step"] for h in train],
+            [h["loss"] for h in train],
+            label="training loss",
+            color="tab:blue",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if evals:
         other = ax.twinx()
-        other.plot([h["step"] for h in evals], [h[metric] for h in evals],
-                   "o-", color="tab:orange", label=f"validation {metric}")
+        other.plot(
+            [h["step"] for h in evals],
+            [h[metric] for h in evals],
+            "o-",
+            color="tab:orange",
+            label=f"validation {metric}",
+        )
         other.set_ylabel(metric)
         other.legend(loc="upper right")
     ax.legend(loc="upper left")

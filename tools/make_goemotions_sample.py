@@ -17,8 +17,11 @@ import random
 
 from absl import app, flags
 
-flags.DEFINE_string("goemotions_dir", "../shared/data/goemotions",
-                    "Folder with train.tsv, dev.tsv, emotions.txt, sentiment_dict.json.")
+flags.DEFINE_string(
+    "goemotions_dir",
+    "../shared/data/goemotions",
+    "Folder with train.tsv, dev.tsv, emotions.txt, sentiment_dict.json.",
+)
 flags.DEFINE_string("output_dir", "data/goemotions_sentiment", "Where to write the CSVs.")
 flags.DEFINE_integer("train_per_class", 1500, "Training examples per class.")
 flags.DEFINE_integer("dev_per_class", 300, "Validation examples per class.")

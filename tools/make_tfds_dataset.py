@@ -25,11 +25,18 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     specs = {
-        split: readers.InputSpec(path, text_column=FLAGS.text_column,
-                                 text_pair_column=FLAGS.text_pair_column,
-                                 label_column=FLAGS.label_column, quoting=FLAGS.quoting)
-        for split, path in (("train", FLAGS.train), ("validation", FLAGS.validation),
-                            ("test", FLAGS.test))
+        split: readers.InputSpec(
+            path,
+            text_column=FLAGS.text_column,
+            text_pair_column=FLAGS.text_pair_column,
+            label_column=FLAGS.label_column,
+            quoting=FLAGS.quoting,
+        )
+        for split, path in (
+            ("train", FLAGS.train),
+            ("validation", FLAGS.validation),
+            ("test", FLAGS.test),
+        )
         if path
     }
     builder = tfds_dataset.store_as_tfds(specs, FLAGS.name, FLAGS.data_dir)

@@ -95,13 +95,17 @@ def _format(spec, path):
     if spec.path.startswith("tfds:"):
         return "tfds"
     name = path.lower()
-    for ext, fmt in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"),
-                     (".json", "jsonl"), (".txt", "tsv")):
+    for ext, fmt in (
+        (".tsv", "tsv"),
+        (".csv", "csv"),
+        (".jsonl", "jsonl"),
+        (".json", "jsonl"),
+        (".txt", "tsv"),
+    ):
         if name.endswith(ext):
             return fmt
     raise DataError(
-        f"{path}: cannot tell the format from the name; set `format` to "
-        "csv, tsv, jsonl or tfds"
+        f"{path}: cannot tell the format from the name; set `format` to csv, tsv, jsonl or tfds"
     )
 
 
@@ -127,8 +131,9 @@ class _Collector:
     def __init__(self, spec, need_labels):
         self.spec = spec
         self.need_labels = need_labels
-        self.out = Examples([], [] if spec.text_pair_column else None,
-                            [] if need_labels else None, [])
+        self.out = Examples(
+            [], [] if spec.text_pair_column else None, [] if need_labels else None, []
+        )
 
     def full(self):
         return 0 < self.spec.max_examples <= len(self.out)
@@ -165,10 +170,18 @@ def _read_delimited(path, spec, fmt, collector):
     text = _decode(path, spec.encoding)
     delimiter = "\t" if fmt == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                        quoting=quoting, strict=True)
-    wanted = [c for c in (spec.text_column, spec.text_pair_column,
-                          spec.label_column if collector.need_labels else "") if c]
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
+    )
+    wanted = [
+        c
+        for c in (
+            spec.text_column,
+            spec.text_pair_column,
+            spec.label_column if collector.need_labels else "",
+        )
+        if c
+    ]
     try:
         if spec.has_header:
             header = next(reader, None)
@@ -191,8 +204,14 @@ def _read_delimited(path, spec, fmt, collector):
                     f"(columns: {', '.join(names) or 'none given'})"
                 )
         width = len(names) or None
-        for row in tqdm(reader, desc=os.path.basename(path), unit=" lines",
-                        leave=False, mininterval=1.0, disable=None):
+        for row in tqdm(
+            reader,
+            desc=os.path.basename(path),
+            unit=" lines",
+            leave=False,
+            mininterval=1.0,
+            disable=None,
+        ):
             where = f"{path}:{reader.line_num}"
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line is not an example
@@ -200,8 +219,11 @@ def _read_delimited(path, spec, fmt, collector):
                 raise DataError(
                     f"{where}: expected {width} {fmt.upper()} fields "
                     f"({', '.join(names)}), found {len(row)}"
-                    + (" (quotes in the text? try `quoting: none`)"
-                       if spec.quoting != "none" else "")
+                    + (
+                        " (quotes in the text? try `quoting: none`)"
+                        if spec.quoting != "none"
+                        else ""
+                    )
                 )
 
             def get(column, row=row, where=where):
@@ -243,7 +265,7 @@ def _read_jsonl(path, spec, collector):
 def _read_tfds(spec, collector):
     import tensorflow_datasets as tfds
 
-    name = spec.path[len("tfds:"):]
+    name = spec.path[len("tfds:") :]
     builder = tfds.builder(name, data_dir=spec.tfds_data_dir or None)
     try:
         dataset = builder.as_dataset(split=spec.split)

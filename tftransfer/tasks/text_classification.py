@@ -68,9 +68,7 @@ class TextClassification(base.Task):
                 found = sorted(found, key=int)
             self.config.labels = found
         if len(self.config.labels) < 2:
-            raise DataError(
-                f"text classification needs at least 2 labels, found {self.labels}"
-            )
+            raise DataError(f"text classification needs at least 2 labels, found {self.labels}")
         if self.config.balanced_class_weights:
             ids = self.encode_labels(train_examples)
             counts = np.bincount(ids, minlength=len(self.labels)).astype(float)
@@ -93,8 +91,7 @@ class TextClassification(base.Task):
                 ids.append(int(label))
             else:
                 raise DataError(
-                    f"{where}: unknown label `{label}` "
-                    f"(the model knows: {', '.join(self.labels)})"
+                    f"{where}: unknown label `{label}` (the model knows: {', '.join(self.labels)})"
                 )
         return np.asarray(ids, dtype=np.int32)
 
@@ -128,18 +125,13 @@ class TextClassification(base.Task):
 
     # -- model ------------------------------------------------------------
     def build_model(self, backbone):
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in FEATURES
-        }
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in FEATURES}
         outputs = backbone(inputs)
         pooling = self.config.pooling
         if pooling == "pooled" and "pooled_output" in outputs:
             pooled = outputs["pooled_output"]
         elif pooling == "mean":
-            mask = keras.ops.expand_dims(
-                keras.ops.cast(inputs["padding_mask"], "float32"), -1
-            )
+            mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], "float32"), -1)
             total = keras.ops.sum(outputs["sequence_output"] * mask, axis=1)
             pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         else:

@@ -31,8 +31,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
         total = tf.cast(self.total_steps, tf.float32)
         up = self.peak * step / warmup
-        down = self.peak * tf.maximum(total - step, 0.0) / tf.maximum(
-            total - tf.cast(self.warmup_steps, tf.float32), 1.0
+        down = (
+            self.peak
+            * tf.maximum(total - step, 0.0)
+            / tf.maximum(total - tf.cast(self.warmup_steps, tf.float32), 1.0)
         )
         return tf.where(step < tf.cast(self.warmup_steps, tf.float32), up, down)
 

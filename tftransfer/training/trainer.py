@@ -57,8 +57,7 @@ class Trainer:
         global_batch_size: examples per step over all replicas.
     """
 
-    def __init__(self, model, loss_fn, optimizer, strategy, model_dir, config,
-                 global_batch_size):
+    def __init__(self, model, loss_fn, optimizer, strategy, model_dir, config, global_batch_size):
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -68,11 +67,13 @@ class Trainer:
         self.global_batch_size = global_batch_size
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, CHECKPOINTS),
+            self.checkpoint,
+            os.path.join(model_dir, CHECKPOINTS),
             max_to_keep=config.keep_checkpoints,
         )
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model), os.path.join(model_dir, BEST),
+            tf.train.Checkpoint(model=model),
+            os.path.join(model_dir, BEST),
             max_to_keep=1,
         )
         self.history_path = os.path.join(model_dir, "history.jsonl")
@@ -100,9 +101,7 @@ class Trainer:
             with tf.GradientTape() as tape:
                 outputs = model(features, training=True)
                 per_example = loss_fn(labels, outputs)
-                loss = tf.nn.compute_average_loss(
-                    per_example, global_batch_size=global_batch
-                )
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             grads = tape.gradient(loss, model.trainable_variables)
@@ -147,8 +146,7 @@ class Trainer:
                 return json.load(f)
         return None
 
-    def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None,
-              primary_metric=None):
+    def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None, primary_metric=None):
         """Trains until `total_steps`, resuming if a checkpoint exists.
 
         Args:
@@ -215,15 +213,20 @@ class Trainer:
                 self.manager.save(checkpoint_number=step)
             if evaluate is not None and (step % eval_every == 0 or step == total_steps):
                 metrics = evaluate()
-                record = {"step": step, **{k: v for k, v in metrics.items()
-                                           if isinstance(v, (int, float))}}
+                record = {
+                    "step": step,
+                    **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                }
                 self._log(record)
                 with eval_writer.as_default(step=step):
                     for key, value in record.items():
                         if key != "step":
                             tf.summary.scalar(key, value)
-                shown = ", ".join(f"{k}={v:.4f}" for k, v in record.items()
-                                  if k != "step" and isinstance(v, float))
+                shown = ", ".join(
+                    f"{k}={v:.4f}"
+                    for k, v in record.items()
+                    if k != "step" and isinstance(v, float)
+                )
                 print(f"\nstep {step}: validation {shown}", flush=True)
                 if best is None or record[primary_metric] > best[primary_metric]:
                     best = record
@@ -234,8 +237,11 @@ class Trainer:
                 else:
                     stale += 1
                 if 0 < self.config.early_stopping_patience <= stale:
-                    print(f"Early stopping at step {step}: {primary_metric} has not "
-                          f"improved for {stale} evaluations.", flush=True)
+                    print(
+                        f"Early stopping at step {step}: {primary_metric} has not "
+                        f"improved for {stale} evaluations.",
+                        flush=True,
+                    )
                     self.manager.save(checkpoint_number=step)
                     break
         train_writer.flush()
