@@ -2,8 +2,13 @@ import json
 
 import pytest
 
+from tftransfer import configs
 from tftransfer.data import readers
-from tftransfer.data.readers import DataError, InputSpec
+from tftransfer.data.readers import DataError
+
+
+def InputSpec(path, **kwargs):
+    return configs.InputConfig(path=path, **kwargs)
 
 
 def _write(path, text, mode="w"):

@@ -6,11 +6,11 @@ from tftransfer.data import readers, tfds_dataset
 
 def test_local_files_become_a_tfds_dataset(tmp_path, sentiment_tsv, tiny_preset):
     data_dir = str(tmp_path / "tfds")
-    spec = readers.InputSpec(sentiment_tsv, text_column="sentence")
+    spec = configs.InputConfig(path=sentiment_tsv, text_column="sentence")
     tfds_dataset.store_as_tfds({"train": spec, "validation": spec}, "tiny_sentiment", data_dir)
 
     read = readers.read(
-        readers.InputSpec("tfds:tiny_sentiment", split="validation", tfds_data_dir=data_dir)
+        configs.InputConfig(path="tfds:tiny_sentiment", split="validation", tfds_data_dir=data_dir)
     )
     original = readers.read(spec)
     assert read.texts == original.texts
@@ -37,7 +37,9 @@ def test_local_files_become_a_tfds_dataset(tmp_path, sentiment_tsv, tiny_preset)
 
 def test_missing_tfds_split(tmp_path, sentiment_tsv):
     data_dir = str(tmp_path / "tfds")
-    spec = readers.InputSpec(sentiment_tsv, text_column="sentence")
+    spec = configs.InputConfig(path=sentiment_tsv, text_column="sentence")
     tfds_dataset.store_as_tfds({"train": spec}, "only_train", data_dir)
     with pytest.raises(readers.DataError, match="split `test`"):
-        readers.read(readers.InputSpec("tfds:only_train", split="test", tfds_data_dir=data_dir))
+        readers.read(
+            configs.InputConfig(path="tfds:only_train", split="test", tfds_data_dir=data_dir)
+        )

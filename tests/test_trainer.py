@@ -70,7 +70,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, mon
 
 
 def test_mirrored_two_replicas_match_one_device(tiny_params, tmp_path):
-    tiny_params.override({"trainer": {"epochs": 1}, "data": {"validation": {"path": ""}}})
+    tiny_params.override({"trainer": {"epochs": 1}})
     one = str(tmp_path / "one")
     experiment.train(tiny_params, one)
     tiny_params.override({"runtime": {"distribution_strategy": "mirrored"}})

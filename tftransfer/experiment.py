@@ -34,7 +34,9 @@ def has_split(params, split):
 
 def read_split(params, split, need_labels=True, **overrides):
     """Reads one split named in the config."""
-    spec = readers.InputSpec.from_config(getattr(params.data, split), **overrides)
+    spec = getattr(params.data, split)
+    if overrides:
+        spec = spec.replace(**overrides)
     return readers.read(spec, need_labels=need_labels)
 
 

@@ -8,7 +8,8 @@ Usage:
 
 from absl import app, flags
 
-from tftransfer.data import readers, tfds_dataset
+from tftransfer import configs
+from tftransfer.data import tfds_dataset
 
 flags.DEFINE_string("name", None, "TFDS dataset name.", required=True)
 flags.DEFINE_string("data_dir", None, "TFDS data folder.", required=True)
@@ -25,8 +26,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     specs = {
-        split: readers.InputSpec(
-            path,
+        split: configs.InputConfig(
+            path=path,
             text_column=FLAGS.text_column,
             text_pair_column=FLAGS.text_pair_column,
             label_column=FLAGS.label_column,

@@ -9,7 +9,9 @@ Example:
 ```python
 from tftransfer.data import readers
 
-examples = readers.read(readers.InputSpec(path="train.tsv", label_column="label"))
+from tftransfer import configs
+
+examples = readers.read(configs.InputConfig(path="train.tsv", label_column="label"))
 print(len(examples), examples.texts[0], examples.sources[0])
 ```
 """
@@ -27,31 +29,6 @@ from tqdm.auto import tqdm
 
 class DataError(ValueError):
     """Bad input data; the message names the file, the line and the field."""
-
-
-@dataclasses.dataclass
-class InputSpec:
-    """What to read; mirrors `configs.InputConfig`."""
-
-    path: str
-    format: str = ""
-    split: str = "train"
-    tfds_data_dir: str = ""
-    text_column: str = "text"
-    text_pair_column: str = ""
-    label_column: str = "label"
-    has_header: bool = True
-    column_names: List[str] = dataclasses.field(default_factory=list)
-    quoting: str = "minimal"
-    encoding: str = "utf-8"
-    max_examples: int = 0
-
-    @classmethod
-    def from_config(cls, cfg, **overrides):
-        fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}
-        fields["column_names"] = list(fields["column_names"] or [])
-        fields.update(overrides)
-        return cls(**fields)
 
 
 @dataclasses.dataclass
@@ -296,11 +273,11 @@ def _read_tfds(spec, collector):
             return
 
 
-def read(spec: InputSpec, need_labels: bool = True) -> Examples:
+def read(spec, need_labels: bool = True) -> Examples:
     """Reads all examples of one split.
 
     Args:
-        spec: what to read.
+        spec: what to read, a `configs.InputConfig`.
         need_labels: whether every example must have a label.
 
     Returns:

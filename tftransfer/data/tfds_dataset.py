@@ -7,9 +7,11 @@ split metadata and `ClassLabel` names, like any catalogue dataset.
 Example:
 
 ```python
-from tftransfer.data import readers, tfds_dataset
+from tftransfer import configs
+from tftransfer.data import tfds_dataset
 
-splits = {"train": readers.InputSpec("train.csv"), "validation": readers.InputSpec("dev.csv")}
+splits = {"train": configs.InputConfig(path="train.csv"),
+          "validation": configs.InputConfig(path="dev.csv")}
 tfds_dataset.store_as_tfds(splits, name="my_sentiment", data_dir="/data/tfds")
 ```
 """
@@ -23,7 +25,7 @@ def store_as_tfds(specs, name, data_dir, version="1.0.0", labels=None, descripti
     """Reads each split with the project's readers and stores them with TFDS.
 
     Args:
-        specs: `{split name: readers.InputSpec}`.
+        specs: `{split name: configs.InputConfig}`.
         name: the TFDS dataset name.
         data_dir: the TFDS data folder.
         version: dataset version.
