@@ -15,10 +15,12 @@ print(experiment.evaluate("runs/demo"))
 """
 
 import os
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from tftransfer import backbones, configs, report, tasks
 from tftransfer.data import pipeline, readers
@@ -47,15 +49,26 @@ def build_task(params, tokenizer):
     return task_cls(params.task.get(), tokenizer, text_pair=text_pair)
 
 
-def _predict_outputs(model, dataset):
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def _forward_fn(model):
+    # One tf.function per model, so repeated evaluations reuse its traces.
+    if model not in _FORWARD:
+        _FORWARD[model] = tf.function(
+            lambda features: model(features, training=False), reduce_retracing=True
+        )
+    return _FORWARD[model]
+
+
+def _predict_outputs(model, dataset, num_examples=None, batch_size=None):
     """Runs the model over a dataset; returns stacked outputs and labels."""
-
-    @tf.function(reduce_retracing=True)
-    def forward(features):
-        return model(features, training=False)
-
+    forward = _forward_fn(model)
+    total = -(-num_examples // batch_size) if num_examples and batch_size else None
     outputs, labels = [], []
-    for features, batch_labels in dataset:
+    for features, batch_labels in tqdm(
+        dataset, total=total, desc="predict", unit=" batches", leave=False, disable=None
+    ):
         outputs.append(forward(features).numpy())
         if batch_labels is not None:
             labels.append(batch_labels.numpy())
@@ -67,7 +80,9 @@ def _predict_outputs(model, dataset):
 def evaluate_examples(task, model, examples, params):
     """The task's real metrics on labelled examples."""
     dataset = pipeline.eval_dataset(task, examples, params.trainer.eval_batch_size, params.data)
-    outputs, labels = _predict_outputs(model, dataset)
+    outputs, labels = _predict_outputs(
+        model, dataset, len(examples), params.trainer.eval_batch_size
+    )
     return task.evaluate(outputs, labels)
 
 
@@ -213,7 +228,9 @@ def predict_records(loaded, records):
         params.data,
         with_labels=False,
     )
-    outputs, _ = _predict_outputs(loaded.model, dataset)
+    outputs, _ = _predict_outputs(
+        loaded.model, dataset, len(records), params.trainer.eval_batch_size
+    )
     answers = {k: v.numpy() for k, v in loaded.task.postprocess(tf.constant(outputs)).items()}
     results = []
     for i, record in enumerate(records):

@@ -184,7 +184,14 @@ class Trainer:
         step = start
         while step < total_steps:
             features, labels = next(iterator)
-            loss = float(self._train_step(features, labels))
+            try:
+                loss = float(self._train_step(features, labels))
+            except KeyboardInterrupt:
+                # The step function either ran whole or not at all, so the
+                # state is consistent: keep the work done so far.
+                path = self.manager.save(checkpoint_number=self.step)
+                print(f"\nInterrupted; saved {path}. Run again to resume.", flush=True)
+                raise
             step = self.step
             if not math.isfinite(loss):
                 self.manager.save(checkpoint_number=step)
