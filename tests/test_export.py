@@ -147,3 +147,11 @@ def test_sentence_pair_export(tmp_path, tiny_preset):
     )
     via_saved_model = predict.with_saved_model(path, query)
     assert via_saved_model[0]["labels"] == expected[0]["labels"]
+
+
+def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
+    metrics = experiment.evaluate(run_dir, path=sentiment_tsv)
+    assert metrics["examples"] == 56
+    assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
+    with pytest.raises(ValueError, match="input 2: field `text` must be text"):
+        predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])

@@ -50,7 +50,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, mon
     experiment.train(tiny_params, whole)
 
     crashed = str(tmp_path / "crashed")
-    real = experiment.evaluate_examples
+    real = experiment.evaluate_dataset
     calls = {"n": 0}
 
     def crash_on_second_eval(*args, **kwargs):
@@ -59,10 +59,10 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, mon
             raise _Crash()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "evaluate_examples", crash_on_second_eval)
+    monkeypatch.setattr(experiment, "evaluate_dataset", crash_on_second_eval)
     with pytest.raises(_Crash):
         experiment.train(tiny_params, crashed)
-    monkeypatch.setattr(experiment, "evaluate_examples", real)
+    monkeypatch.setattr(experiment, "evaluate_dataset", real)
     experiment.train(tiny_params, crashed)  # resumes at step 14 of 21
 
     for a, b in zip(_weights(whole), _weights(crashed)):

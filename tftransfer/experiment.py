@@ -27,8 +27,6 @@ from tftransfer.data import pipeline, readers
 from tftransfer.training import distribute, optimization
 from tftransfer.training import trainer as trainer_lib
 
-SPLITS = ("train", "validation", "test")
-
 
 def has_split(params, split):
     return bool(getattr(params.data, split).path)
@@ -77,13 +75,17 @@ def _predict_outputs(model, dataset, num_examples=None, batch_size=None):
     return outputs, labels
 
 
+def evaluate_dataset(task, model, dataset, num_examples, batch_size):
+    """The task's real metrics on a labelled evaluation dataset."""
+    outputs, labels = _predict_outputs(model, dataset, num_examples, batch_size)
+    return task.evaluate(outputs, labels)
+
+
 def evaluate_examples(task, model, examples, params):
     """The task's real metrics on labelled examples."""
-    dataset = pipeline.eval_dataset(task, examples, params.trainer.eval_batch_size, params.data)
-    outputs, labels = _predict_outputs(
-        model, dataset, len(examples), params.trainer.eval_batch_size
-    )
-    return task.evaluate(outputs, labels)
+    batch_size = params.trainer.eval_batch_size
+    dataset = pipeline.eval_dataset(task, examples, batch_size, params.data)
+    return evaluate_dataset(task, model, dataset, len(examples), batch_size)
 
 
 def train(params, model_dir):
@@ -118,7 +120,7 @@ def train(params, model_dir):
         task = build_task(params, tokenizer)
         task.prepare(train_examples)
         if validation is not None:
-            task.encode_labels(validation)  # unknown labels fail now, not mid-run
+            task.validate_examples(validation)  # fail now, not after hours of training
         model = task.build_model(backbone)
         optimizer = optimization.create_optimizer(cfg, total_steps, model)
     configs.save(params, os.path.join(model_dir, "params.yaml"))
@@ -130,9 +132,13 @@ def train(params, model_dir):
 
     evaluate = None
     if validation is not None:
+        # Built once, so `data.cache` keeps its tokenization across evaluations.
+        validation_data = pipeline.eval_dataset(task, validation, cfg.eval_batch_size, params.data)
 
         def evaluate():
-            return evaluate_examples(task, model, validation, params)
+            return evaluate_dataset(
+                task, model, validation_data, len(validation), cfg.eval_batch_size
+            )
 
     trainer = trainer_lib.Trainer(
         model, task.loss, optimizer, strategy, model_dir, cfg, global_batch
@@ -157,7 +163,7 @@ def train(params, model_dir):
         return {}
     if best is not None:
         restore(model, model_dir, "best")
-    metrics = evaluate_examples(task, model, validation, params)
+    metrics = evaluate()
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
     report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
     return metrics
@@ -199,7 +205,8 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     """Evaluates a trained run on a split of its config (or another file).
 
     Returns:
-        The metrics dict; also written to `<model_dir>/eval_<split>.json`.
+        The metrics dict; also written to `<model_dir>/eval_<split>.json`
+        (`eval_<file name stem>.json` for another file).
     """
     loaded = Loaded(model_dir, checkpoint)
     overrides = {"path": path} if path else {}
@@ -208,12 +215,17 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     examples = read_split(loaded.params, split, **overrides)
     metrics = evaluate_examples(loaded.task, loaded.model, examples, loaded.params)
     metrics["checkpoint"] = loaded.checkpoint_path
-    report.write_metrics(metrics, os.path.join(model_dir, f"eval_{split}.json"))
+    name = os.path.splitext(os.path.basename(path))[0] if path else split
+    report.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))
     return metrics
 
 
 def predict_records(loaded, records):
     """Predicts for dicts with `text` (and `text_pair`); returns JSON-ready dicts."""
+    for i, record in enumerate(records, start=1):
+        for key in loaded.task.serving_inputs():
+            if not isinstance(record.get(key), str):
+                raise readers.DataError(f"input {i}: field `{key}` must be text")
     examples = readers.Examples(
         texts=[r["text"] for r in records],
         text_pairs=[r["text_pair"] for r in records] if loaded.task.text_pair else None,

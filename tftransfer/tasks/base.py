@@ -57,6 +57,12 @@ class Task(abc.ABC):
         Updates `self.config` so that the saved config rebuilds the same task.
         """
 
+    def validate_examples(self, examples):
+        """Raises `DataError` (file:line) for examples this task cannot score.
+
+        Called on evaluation data before training starts.
+        """
+
     @abc.abstractmethod
     def raw_dataset(self, examples, with_labels=True):
         """Returns a `tf.data.Dataset` of raw (untokenized) example dicts."""

@@ -95,6 +95,9 @@ class TextClassification(base.Task):
                 )
         return np.asarray(ids, dtype=np.int32)
 
+    def validate_examples(self, examples):
+        self.encode_labels(examples)
+
     def raw_dataset(self, examples, with_labels=True):
         if self.text_pair and examples.text_pairs is None:
             raise DataError("this is a sentence-pair task: set `text_pair_column`")
