@@ -97,3 +97,27 @@ def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
     with pytest.raises(ValueError, match=r"bad.tsv:3: unknown label `neutral`"):
         experiment.train(tiny_params, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):
+    # With a vanishing learning rate the metric cannot improve after the first evaluation.
+    tiny_params.override(
+        {
+            "trainer": {
+                "epochs": 4,
+                "eval_every": 3,
+                "learning_rate": 1e-12,
+                "early_stopping_patience": 2,
+            }
+        }
+    )
+    run = str(tmp_path / "run")
+    experiment.train(tiny_params, run)
+    with open(os.path.join(run, "early_stopped.json")) as f:
+        assert json.load(f)["step"] == 9  # evaluations at 3 (best), 6, 9
+    experiment.train(tiny_params, run)  # a rerun does not train on
+    evals = [
+        r for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "accuracy" in r
+    ]
+    assert [r["step"] for r in evals] == [3, 6, 9]
+    assert experiment.restore(experiment.Loaded(run).model, run, "latest").endswith("ckpt-9")

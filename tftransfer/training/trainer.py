@@ -26,6 +26,8 @@ import time
 import keras
 import tensorflow as tf
 
+from tftransfer import report
+
 CHECKPOINTS = "checkpoints"
 BEST = "best"
 
@@ -78,6 +80,7 @@ class Trainer:
         )
         self.history_path = os.path.join(model_dir, "history.jsonl")
         self.best_path = os.path.join(model_dir, BEST, "best.json")
+        self.stopped_path = os.path.join(model_dir, "early_stopped.json")
         self._train_step = self._make_train_step()
 
     @property
@@ -168,6 +171,12 @@ class Trainer:
         if start >= total_steps:
             print(f"Already trained to step {start} of {total_steps}.", flush=True)
             return best
+        if os.path.exists(self.stopped_path):
+            print(
+                f"Training stopped early at step {start}; delete {self.stopped_path} to train on.",
+                flush=True,
+            )
+            return best
         eval_every = self.config.eval_every or steps_per_epoch
         checkpoint_every = self.config.checkpoint_every
         log_every = max(1, self.config.log_every)
@@ -194,10 +203,12 @@ class Trainer:
                 raise
             step = self.step
             if not math.isfinite(loss):
-                self.manager.save(checkpoint_number=step)
+                # Not checkpointed: the weights are poisoned; the last saved
+                # checkpoint is the state to go back to.
                 raise FloatingPointError(
                     f"loss became {loss} at step {step}; lower "
-                    "trainer.learning_rate or check the data"
+                    "trainer.learning_rate or check the data (the latest "
+                    "checkpoint before it is kept)"
                 )
             window += loss
             window_steps += 1
@@ -238,8 +249,7 @@ class Trainer:
                 if best is None or record[primary_metric] > best[primary_metric]:
                     best = record
                     self.best_manager.save(checkpoint_number=step)
-                    with open(self.best_path, "w", encoding="utf-8") as f:
-                        json.dump(best, f)
+                    report.write_json(best, self.best_path)
                     stale = 0
                 else:
                     stale += 1
@@ -250,6 +260,7 @@ class Trainer:
                         flush=True,
                     )
                     self.manager.save(checkpoint_number=step)
+                    report.write_json({"step": step}, self.stopped_path)
                     break
         train_writer.flush()
         eval_writer.flush()
