@@ -51,7 +51,7 @@ class Examples:
         return len(self.texts)
 
 
-def _files(path):
+def expand_paths(path):
     files = []
     for part in path.split(","):
         part = part.strip()
@@ -86,7 +86,7 @@ def _format(spec, path):
     )
 
 
-def _decode(path, encoding):
+def decode_file(path, encoding):
     with open(path, "rb") as f:
         raw = f.read()
     if encoding.lower().replace("-", "") == "utf8" and raw.startswith(b"\xef\xbb\xbf"):
@@ -144,7 +144,7 @@ class _Collector:
 
 
 def _read_delimited(path, spec, fmt, collector):
-    text = _decode(path, spec.encoding)
+    text = decode_file(path, spec.encoding)
     delimiter = "\t" if fmt == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
     reader = csv.reader(
@@ -217,7 +217,7 @@ def _read_delimited(path, spec, fmt, collector):
 
 
 def _read_jsonl(path, spec, collector):
-    text = _decode(path, spec.encoding)
+    text = decode_file(path, spec.encoding)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -290,7 +290,7 @@ def read(spec, need_labels: bool = True) -> Examples:
     if spec.path.startswith("tfds:") or spec.format == "tfds":
         _read_tfds(spec, collector)
     else:
-        for path in _files(spec.path):
+        for path in expand_paths(spec.path):
             fmt = _format(spec, path)
             before = len(collector.out)
             if fmt in ("csv", "tsv"):

@@ -1,0 +1,86 @@
+"""Entity tag schemes: IOB1, IOB2 (BIO) and BIOES, converted to IOB2.
+
+IOB2 is the internal scheme: every entity starts with `B-`. Converting with
+the IOB1 rule (an `I-X` that does not continue an `X` entity starts one) is a
+no-op on valid IOB2, and it reads the span the way conlleval does, so `auto`
+needs to tell only BIOES (it has `S-`/`E-` tags) from the rest.
+
+Example:
+
+```python
+from tftransfer.data import tag_schemes
+
+tag_schemes.to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC"])
+# ['B-PER', 'I-PER', 'O', 'B-LOC', 'B-LOC']
+```
+"""
+
+SCHEMES = ("auto", "iob1", "iob2", "bioes")
+PREFIXES = ("B", "I", "E", "S")
+
+
+class TagError(ValueError):
+    """A tag that no supported scheme allows."""
+
+
+def split_tag(tag):
+    """Returns (prefix, type); `O` gives ("O", "")."""
+    if tag == "O":
+        return "O", ""
+    prefix, sep, kind = tag.partition("-")
+    if not sep or prefix not in PREFIXES or not kind:
+        raise TagError(f"tag `{tag}` is not `O` or B-/I-/E-/S- followed by a type")
+    return prefix, kind
+
+
+def detect(sequences):
+    """Returns `bioes` if any S-/E- tag occurs, else `iob1` (which also reads IOB2)."""
+    for tags in sequences:
+        for tag in tags:
+            if split_tag(tag)[0] in ("E", "S"):
+                return "bioes"
+    return "iob1"
+
+
+def to_iob2(tags, scheme="auto"):
+    """Converts one sentence's tags to IOB2.
+
+    Args:
+        tags: the tags of one sentence.
+        scheme: `auto`, `iob1`, `iob2` or `bioes`.
+
+    Returns:
+        A new list of IOB2 tags.
+
+    Raises:
+        TagError: a malformed tag, or S-/E- tags outside BIOES.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme `{scheme}`; use one of {', '.join(SCHEMES)}")
+    if scheme == "auto":
+        scheme = detect([tags])
+    out = []
+    previous = ("O", "")
+    for tag in tags:
+        prefix, kind = split_tag(tag)
+        if prefix in ("E", "S") and scheme != "bioes":
+            raise TagError(f"tag `{tag}` is BIOES, but the scheme is {scheme}")
+        if prefix == "O":
+            out.append("O")
+        elif prefix in ("B", "S"):
+            out.append(f"B-{kind}")
+        else:  # I or E: continues an entity of the same type, else starts one
+            continues = previous[0] != "O" and previous[1] == kind and previous[0] not in ("E", "S")
+            out.append(f"{'I' if continues else 'B'}-{kind}")
+        previous = (prefix, kind)
+    return out
+
+
+def entity_types(sequences):
+    """The sorted entity types in IOB2 tag sequences."""
+    return sorted({split_tag(t)[1] for tags in sequences for t in tags if t != "O"})
+
+
+def iob2_labels(types):
+    """The IOB2 tag vocabulary for entity types: O, then B-/I- per type."""
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]

@@ -1,0 +1,168 @@
+"""Read token-tagged sentences (NER) from CoNLL-style files or JSONL.
+
+CoNLL: one token per line, the token in the first column and its tag in the
+last (columns split on tabs when the line has one, else on whitespace; middle
+columns such as POS and chunk tags are ignored); a blank or whitespace-only
+line ends a sentence; `-DOCSTART-` lines are dropped. JSONL: one object per
+line with a list of tokens and a list of tags. Tags are converted to IOB2
+(see `tag_schemes`); every error names the file and the line.
+
+Example:
+
+```python
+from tftransfer.data import tagged_readers
+
+sentences = tagged_readers.read("eng.train")
+print(sentences.tokens[0], sentences.tags[0], sentences.sources[0])
+```
+"""
+
+import dataclasses
+import json
+from typing import List, Optional
+
+from tftransfer.data import tag_schemes
+from tftransfer.data.readers import DataError, decode_file, expand_paths
+
+
+@dataclasses.dataclass
+class TaggedExamples:
+    """Sentences, token-wise.
+
+    Attributes:
+        tokens: the words of each sentence.
+        tags: IOB2 tags per word; None when the data has no tags.
+        sources: `file:line` where each sentence starts.
+    """
+
+    tokens: List[List[str]]
+    tags: Optional[List[List[str]]]
+    sources: List[str]
+
+    def __len__(self):
+        return len(self.tokens)
+
+
+def _conll_sentences(path, text, need_tags):
+    tokens, tags, start = [], [], None
+    width = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            if tokens:
+                yield tokens, tags, start
+            tokens, tags, start = [], [], None
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if fields[0] == "-DOCSTART-":
+            continue
+        where = f"{path}:{number}"
+        if need_tags:
+            if len(fields) < 2:
+                raise DataError(f"{where}: expected a token and a tag, found {line!r}")
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width:
+                raise DataError(
+                    f"{where}: expected {width} columns like the file's first token line, "
+                    f"found {len(fields)}"
+                )
+        if not fields[0]:
+            raise DataError(f"{where}: empty token")
+        start = start or where
+        tokens.append(fields[0])
+        tags.append((fields[-1], where) if need_tags else None)
+    if tokens:
+        yield tokens, tags, start
+
+
+def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
+        tokens = record.get(tokens_key) if isinstance(record, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            raise DataError(f"{where}: field `{tokens_key}` must be a list of non-empty strings")
+        if not tokens:
+            raise DataError(f"{where}: sentence with no tokens")
+        tags = None
+        if need_tags:
+            tags = record.get(tags_key)
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise DataError(f"{where}: field `{tags_key}` must be a list of strings")
+            if len(tags) != len(tokens):
+                raise DataError(
+                    f"{where}: {len(tokens)} tokens but {len(tags)} tags "
+                    f"(`{tokens_key}` and `{tags_key}` must have the same length)"
+                )
+            tags = [(t, where) for t in tags]
+        yield tokens, tags, where
+
+
+def read(
+    path,
+    format="",
+    encoding="utf-8",
+    tag_scheme="auto",
+    tokens_key="tokens",
+    tags_key="tags",
+    need_tags=True,
+    max_examples=0,
+):
+    """Reads tagged sentences from CoNLL or JSONL files.
+
+    Args:
+        path: a file, a glob, or several separated by commas.
+        format: `conll` or `jsonl`; empty = `jsonl` for `.jsonl`/`.json`,
+            else `conll`.
+        encoding: text encoding.
+        tag_scheme: `auto`, `iob1`, `iob2` or `bioes`; tags become IOB2.
+        tokens_key, tags_key: JSONL field names.
+        need_tags: whether every token must have a tag.
+        max_examples: read at most this many sentences (0 = all).
+
+    Returns:
+        `TaggedExamples` with IOB2 tags.
+
+    Raises:
+        DataError: the message names the file and the line.
+    """
+    out = TaggedExamples([], [] if need_tags else None, [])
+    for file in expand_paths(path):
+        fmt = format or ("jsonl" if file.lower().endswith((".jsonl", ".json")) else "conll")
+        text = decode_file(file, encoding)
+        if fmt == "jsonl":
+            sentences = _jsonl_sentences(file, text, need_tags, tokens_key, tags_key)
+        elif fmt == "conll":
+            sentences = _conll_sentences(file, text, need_tags)
+        else:
+            raise DataError(f"{file}: unknown format `{fmt}` (use conll or jsonl)")
+        before = len(out)
+        for tokens, tagged, where in sentences:
+            out.tokens.append(tokens)
+            out.sources.append(where)
+            if need_tags:
+                out.tags.append(_convert(tagged, tag_scheme))
+            if 0 < max_examples <= len(out):
+                return out
+        if len(out) == before:
+            raise DataError(f"{file}: file is empty (no sentences)")
+    return out
+
+
+def _convert(tagged, scheme):
+    tags = [t for t, _ in tagged]
+    for tag, where in tagged:
+        try:
+            tag_schemes.split_tag(tag)
+        except tag_schemes.TagError as e:
+            raise DataError(f"{where}: {e}") from e
+    try:
+        return tag_schemes.to_iob2(tags, scheme)
+    except tag_schemes.TagError as e:
+        raise DataError(f"{tagged[0][1]}: {e}") from e
