@@ -68,6 +68,14 @@ class Task(abc.ABC):
         """Returns a `tf.data.Dataset` of raw (untokenized) example dicts."""
 
     @abc.abstractmethod
+    def tokenize(self, inputs):
+        """Maps raw serving inputs to model features, in-graph.
+
+        Shared by `preprocess` (tf.data) and the exported serving function, so
+        training and serving tokenize identically.
+        """
+
+    @abc.abstractmethod
     def preprocess(self, batch):
         """Maps a batch of raw example dicts to `(features, labels)` in-graph."""
 
