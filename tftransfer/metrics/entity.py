@@ -45,14 +45,16 @@ def report(gold, predicted, strict=False):
         for name, v in per_type.items()
         if not name.endswith(" avg")
     }
+
+    def score(fn):
+        return float(fn(gold, predicted, zero_division=0, **kwargs))
+
     return {
         "sentences": len(gold),
         "mode": "strict IOB2" if strict else "conlleval",
-        "precision": float(
-            seqeval_metrics.precision_score(gold, predicted, zero_division=0, **kwargs)
-        ),
-        "recall": float(seqeval_metrics.recall_score(gold, predicted, zero_division=0, **kwargs)),
-        "f1": float(seqeval_metrics.f1_score(gold, predicted, zero_division=0, **kwargs)),
+        "precision": score(seqeval_metrics.precision_score),
+        "recall": score(seqeval_metrics.recall_score),
+        "f1": score(seqeval_metrics.f1_score),
         "per_type": types,
     }
 
