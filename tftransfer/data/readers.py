@@ -216,8 +216,8 @@ def _read_delimited(path, spec, fmt, collector):
         raise DataError(f"{path}:{reader.line_num}: malformed {fmt.upper()}: {e}") from e
 
 
-def _read_jsonl(path, spec, collector):
-    text = decode_file(path, spec.encoding)
+def jsonl_records(path, text):
+    """Yields `(file:line, object)` for each non-blank JSONL line."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -228,6 +228,11 @@ def _read_jsonl(path, spec, collector):
             raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object per line")
+        yield where, record
+
+
+def _read_jsonl(path, spec, collector):
+    for where, record in jsonl_records(path, decode_file(path, spec.encoding)):
 
         def get(column, record=record, where=where):
             if column not in record:

@@ -18,11 +18,10 @@ print(sentences.tokens[0], sentences.tags[0], sentences.sources[0])
 """
 
 import dataclasses
-import json
 from typing import List, Optional
 
 from tftransfer.data import tag_schemes
-from tftransfer.data.readers import DataError, decode_file, expand_paths
+from tftransfer.data.readers import DataError, decode_file, expand_paths, jsonl_records
 
 
 @dataclasses.dataclass
@@ -77,15 +76,8 @@ def _conll_sentences(path, text, need_tags):
 
 
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
-        tokens = record.get(tokens_key) if isinstance(record, dict) else None
+    for where, record in jsonl_records(path, text):
+        tokens = record.get(tokens_key)
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
             raise DataError(f"{where}: field `{tokens_key}` must be a list of non-empty strings")
         if not tokens:
