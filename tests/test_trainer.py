@@ -121,3 +121,37 @@ def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):
     ]
     assert [r["step"] for r in evals] == [3, 6, 9]
     assert experiment.restore(experiment.Loaded(run).model, run, "latest").endswith("ckpt-9")
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeypatch):
+    from tftransfer.training import trainer as trainer_lib
+
+    real = trainer_lib.Trainer._make_train_step
+
+    def interrupt_third_step(self):
+        step_fn = real(self)
+        calls = {"n": 0}
+
+        def wrapped(features, labels):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt()
+            return step_fn(features, labels)
+
+        return wrapped
+
+    tiny_params.override({"trainer": {"epochs": 1, "checkpoint_every": 100}})
+    run = str(tmp_path / "run")
+    monkeypatch.setattr(trainer_lib.Trainer, "_make_train_step", interrupt_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.train(tiny_params, run)
+    assert (
+        os.path.basename(trainer_lib.tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
+        == "ckpt-2"
+    )
+    monkeypatch.setattr(trainer_lib.Trainer, "_make_train_step", real)
+    experiment.train(tiny_params, run)
+    steps = [
+        r["step"] for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "loss" in r
+    ]
+    assert steps[-1] == 7
