@@ -105,3 +105,10 @@ def test_errors_name_file_and_line(tmp_path, name, content, pattern):
     path.write_text(content)
     with pytest.raises(DataError, match=pattern):
         tagged_readers.read(str(path))
+
+
+def test_scheme_mismatch_names_the_tag_line(tmp_path):
+    path = tmp_path / "mixed.conll"
+    path.write_text("a O\nb B-PER\nc S-LOC\n")
+    with pytest.raises(DataError, match=r"mixed.conll:3: tag `S-LOC` is BIOES"):
+        tagged_readers.read(str(path), tag_scheme="iob1")

@@ -7,9 +7,8 @@ point at the line to fix.
 Example:
 
 ```python
-from tftransfer.data import readers
-
 from tftransfer import configs
+from tftransfer.data import readers
 
 examples = readers.read(configs.InputConfig(path="train.tsv", label_column="label"))
 print(len(examples), examples.texts[0], examples.sources[0])

@@ -20,7 +20,15 @@ PREFIXES = ("B", "I", "E", "S")
 
 
 class TagError(ValueError):
-    """A tag that no supported scheme allows."""
+    """A tag that no supported scheme allows.
+
+    Attributes:
+        index: position of the offending tag in its sentence, when known.
+    """
+
+    def __init__(self, message, index=None):
+        super().__init__(message)
+        self.index = index
 
 
 def split_tag(tag):
@@ -31,15 +39,6 @@ def split_tag(tag):
     if not sep or prefix not in PREFIXES or not kind:
         raise TagError(f"tag `{tag}` is not `O` or B-/I-/E-/S- followed by a type")
     return prefix, kind
-
-
-def detect(sequences):
-    """Returns `bioes` if any S-/E- tag occurs, else `iob1` (which also reads IOB2)."""
-    for tags in sequences:
-        for tag in tags:
-            if split_tag(tag)[0] in ("E", "S"):
-                return "bioes"
-    return "iob1"
 
 
 def to_iob2(tags, scheme="auto"):
@@ -57,14 +56,19 @@ def to_iob2(tags, scheme="auto"):
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tag scheme `{scheme}`; use one of {', '.join(SCHEMES)}")
+    parsed = []
+    for index, tag in enumerate(tags):
+        try:
+            parsed.append(split_tag(tag))
+        except TagError as e:
+            raise TagError(str(e), index) from e
     if scheme == "auto":
-        scheme = detect([tags])
+        scheme = "bioes" if any(prefix in ("E", "S") for prefix, _ in parsed) else "iob1"
     out = []
     previous = ("O", "")
-    for tag in tags:
-        prefix, kind = split_tag(tag)
+    for index, (prefix, kind) in enumerate(parsed):
         if prefix in ("E", "S") and scheme != "bioes":
-            raise TagError(f"tag `{tag}` is BIOES, but the scheme is {scheme}")
+            raise TagError(f"tag `{tags[index]}` is BIOES, but the scheme is {scheme}", index)
         if prefix == "O":
             out.append("O")
         elif prefix in ("B", "S"):

@@ -148,13 +148,7 @@ def read(
 
 
 def _convert(tagged, scheme):
-    tags = [t for t, _ in tagged]
-    for tag, where in tagged:
-        try:
-            tag_schemes.split_tag(tag)
-        except tag_schemes.TagError as e:
-            raise DataError(f"{where}: {e}") from e
     try:
-        return tag_schemes.to_iob2(tags, scheme)
+        return tag_schemes.to_iob2([t for t, _ in tagged], scheme)
     except tag_schemes.TagError as e:
-        raise DataError(f"{tagged[0][1]}: {e}") from e
+        raise DataError(f"{tagged[e.index or 0][1]}: {e}") from e
