@@ -153,5 +153,5 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     metrics = experiment.evaluate(run_dir, path=sentiment_tsv)
     assert metrics["examples"] == 56
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
-    with pytest.raises(ValueError, match="input 2: field `text` must be text"):
+    with pytest.raises(ValueError, match="input 2: needs the field"):
         predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])

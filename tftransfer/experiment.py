@@ -37,7 +37,7 @@ def read_split(params, split, need_labels=True, **overrides):
     spec = getattr(params.data, split)
     if overrides:
         spec = spec.replace(**overrides)
-    return readers.read(spec, need_labels=need_labels)
+    return tasks.get(params.task.type).read(spec, need_labels=need_labels)
 
 
 def build_task(params, tokenizer):
@@ -50,42 +50,65 @@ def build_task(params, tokenizer):
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def _forward_fn(model):
+def _forward_fn(task, model):
     # One tf.function per model, so repeated evaluations reuse its traces.
     if model not in _FORWARD:
         _FORWARD[model] = tf.function(
-            lambda features: model(features, training=False), reduce_retracing=True
+            lambda features: task.forward(model, features), reduce_retracing=True
         )
     return _FORWARD[model]
 
 
-def _predict_outputs(model, dataset, num_examples=None, batch_size=None):
-    """Runs the model over a dataset; returns stacked outputs and labels."""
-    forward = _forward_fn(model)
+def _per_example(outputs):
+    """Splits a batch of outputs (dense or ragged) into per-example arrays."""
+    if isinstance(outputs, tf.RaggedTensor):
+        values = outputs.values.numpy()
+        return np.split(values, outputs.row_splits.numpy()[1:-1])
+    return list(outputs.numpy())
+
+
+def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
+    """Runs `task.forward` over a dataset; returns one output per example."""
+    forward = _forward_fn(task, model)
     total = -(-num_examples // batch_size) if num_examples and batch_size else None
-    outputs, labels = [], []
-    for features, batch_labels in tqdm(
+    outputs = []
+    for features, _ in tqdm(
         dataset, total=total, desc="predict", unit=" batches", leave=False, disable=None
     ):
-        outputs.append(forward(features).numpy())
-        if batch_labels is not None:
-            labels.append(batch_labels.numpy())
-    outputs = np.concatenate(outputs, axis=0) if outputs else np.zeros((0,))
-    labels = np.concatenate(labels, axis=0) if labels else None
-    return outputs, labels
+        outputs.extend(_per_example(forward(features)))
+    return outputs
 
 
-def evaluate_dataset(task, model, dataset, num_examples, batch_size):
-    """The task's real metrics on a labelled evaluation dataset."""
-    outputs, labels = _predict_outputs(model, dataset, num_examples, batch_size)
-    return task.evaluate(outputs, labels)
+def evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path=None):
+    """The task's real metrics on a labelled evaluation dataset.
+
+    With `predictions_path`, also writes the predictions in the task's file
+    format (e.g. CoNLL `token gold predicted` lines for NER), if it has one.
+    """
+    outputs = predict_outputs(task, model, dataset, len(examples), batch_size)
+    metrics = task.evaluate(outputs, examples)
+    if predictions_path and hasattr(task, "write_predictions"):
+        metrics["predictions_file"] = task.write_predictions(outputs, examples, predictions_path)
+    return metrics
 
 
-def evaluate_examples(task, model, examples, params):
+def evaluate_examples(task, model, examples, params, predictions_path=None):
     """The task's real metrics on labelled examples."""
     batch_size = params.trainer.eval_batch_size
     dataset = pipeline.eval_dataset(task, examples, batch_size, params.data)
-    return evaluate_dataset(task, model, dataset, len(examples), batch_size)
+    return evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path)
+
+
+def _training_data(task, examples, params):
+    """The (encoded) training source and how many training rows it has."""
+    if not task.encodes_examples:
+        return None, len(examples)
+    encoded = pipeline.encoded_dataset(task, examples, params.data)
+    count = 0
+    # Iterating once fills the in-memory cache that training reads from.
+    for _ in tqdm(encoded, desc="tokenize", unit=" rows", leave=False, disable=None):
+        count += 1
+    return encoded, count
 
 
 def train(params, model_dir):
@@ -112,8 +135,6 @@ def train(params, model_dir):
 
     strategy = distribute.get_strategy(params.runtime)
     global_batch = cfg.batch_size
-    steps_per_epoch = max(1, len(train_examples) // global_batch)
-    total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
 
     with strategy.scope():
         backbone, tokenizer = backbones.from_config(params.backbone)
@@ -121,13 +142,18 @@ def train(params, model_dir):
         task.prepare(train_examples)
         if validation is not None:
             task.validate_examples(validation)  # fail now, not after hours of training
+        encoded, num_train = _training_data(task, train_examples, params)
+        if encoded is not None:
+            print(f"{len(train_examples)} training examples make {num_train} rows.", flush=True)
+        steps_per_epoch = max(1, num_train // global_batch)
+        total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
         model = task.build_model(backbone)
         optimizer = optimization.create_optimizer(cfg, total_steps, model)
     configs.save(params, os.path.join(model_dir, "params.yaml"))
 
     def make_dataset(skip_examples):
         return pipeline.train_dataset(
-            task, train_examples, global_batch, params.data, cfg.seed, skip_examples
+            task, train_examples, global_batch, params.data, cfg.seed, skip_examples, encoded
         )
 
     evaluate = None
@@ -135,9 +161,9 @@ def train(params, model_dir):
         # Built once, so `data.cache` keeps its tokenization across evaluations.
         validation_data = pipeline.eval_dataset(task, validation, cfg.eval_batch_size, params.data)
 
-        def evaluate():
+        def evaluate(predictions_path=None):
             return evaluate_dataset(
-                task, model, validation_data, len(validation), cfg.eval_batch_size
+                task, model, validation_data, validation, cfg.eval_batch_size, predictions_path
             )
 
     trainer = trainer_lib.Trainer(
@@ -163,7 +189,7 @@ def train(params, model_dir):
         return {}
     if best is not None:
         restore(model, model_dir, "best")
-    metrics = evaluate()
+    metrics = evaluate(os.path.join(model_dir, "predictions_validation.txt"))
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
     report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
     return metrics
@@ -213,42 +239,14 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     if not path and not has_split(loaded.params, split):
         raise readers.DataError(f"the config has no `data.{split}.path`; pass --input")
     examples = read_split(loaded.params, split, **overrides)
-    metrics = evaluate_examples(loaded.task, loaded.model, examples, loaded.params)
-    metrics["checkpoint"] = loaded.checkpoint_path
     name = os.path.splitext(os.path.basename(path))[0] if path else split
+    metrics = evaluate_examples(
+        loaded.task,
+        loaded.model,
+        examples,
+        loaded.params,
+        os.path.join(model_dir, f"predictions_{name}.txt"),
+    )
+    metrics["checkpoint"] = loaded.checkpoint_path
     report.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))
     return metrics
-
-
-def predict_records(loaded, records):
-    """Predicts for dicts with `text` (and `text_pair`); returns JSON-ready dicts."""
-    for i, record in enumerate(records, start=1):
-        for key in loaded.task.serving_inputs():
-            if not isinstance(record.get(key), str):
-                raise readers.DataError(f"input {i}: field `{key}` must be text")
-    examples = readers.Examples(
-        texts=[r["text"] for r in records],
-        text_pairs=[r["text_pair"] for r in records] if loaded.task.text_pair else None,
-        labels=None,
-        sources=[f"input {i + 1}" for i in range(len(records))],
-    )
-    params = loaded.params
-    dataset = pipeline.eval_dataset(
-        loaded.task,
-        examples,
-        params.trainer.eval_batch_size,
-        params.data,
-        with_labels=False,
-    )
-    outputs, _ = _predict_outputs(
-        loaded.model, dataset, len(records), params.trainer.eval_batch_size
-    )
-    answers = {k: v.numpy() for k, v in loaded.task.postprocess(tf.constant(outputs)).items()}
-    results = []
-    for i, record in enumerate(records):
-        result = dict(record)
-        for key, value in answers.items():
-            value = value[i]
-            result[key] = value.decode("utf-8") if isinstance(value, bytes) else value.tolist()
-        results.append(result)
-    return results

@@ -32,7 +32,6 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import tftransfer
 from tftransfer import experiment
-from tftransfer.data import pipeline
 
 # TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
 MIN_TF_SERVING = {"TFText>RoundRobinTrim": "2.20"}
@@ -41,7 +40,7 @@ METADATA = os.path.join("assets.extra", "tftransfer_export.json")
 
 
 class ServingModule(tf.Module):
-    """Holds the weights and the raw-text serving function of one task."""
+    """Holds the weights and the raw-text serving functions of one task."""
 
     def __init__(self, task, model):
         super().__init__(name="tftransfer_serving")
@@ -49,18 +48,14 @@ class ServingModule(tf.Module):
         # as an attribute it would be tracked too and its variables written a
         # second time (that is how Keras' own `model.export` doubles the size).
         self.model_variables = [v.value for v in model.variables]
-        self._input_specs = task.serving_inputs()
-        names = list(self._input_specs)
+        self._functions = task.serving_functions(model)
 
-        def serve(*args):
-            features = task.tokenize(dict(zip(names, args)))
-            features = pipeline.trim_to_longest(features)
-            return task.postprocess(model(features, training=False))
-
-        self._serve = serve
-
-    def signature(self):
-        return tf.function(self._serve).get_concrete_function(*self._input_specs.values())
+    def signatures(self):
+        """`{name: concrete function}` for `tf.saved_model.save`."""
+        return {
+            name: tf.function(fn).get_concrete_function(*specs.values())
+            for name, (fn, specs) in self._functions.items()
+        }
 
 
 def next_version(export_dir):
@@ -106,28 +101,35 @@ def save(task, model, export_dir, version=0, extra_metadata=None):
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         module = ServingModule(task, model)
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.signature()})
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
         custom = non_core_ops(graph_ops(tmp))
         min_serving = max(
             [MIN_TF_SERVING.get(op, DEFAULT_MIN_TF_SERVING) for op in custom]
             or [DEFAULT_MIN_TF_SERVING],
             key=lambda v: tuple(int(x) for x in v.split(".")),
         )
-        serving = tf.saved_model.load(tmp).signatures["serving_default"]
+        signatures = {
+            name: {
+                "inputs": {
+                    k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                    for k, v in fn.structured_input_signature[1].items()
+                },
+                "outputs": {
+                    k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
+                    for k, v in fn.structured_outputs.items()
+                },
+            }
+            for name, fn in tf.saved_model.load(tmp).signatures.items()
+        }
         metadata = {
             "tftransfer_version": tftransfer.__version__,
             "tensorflow_version": tf.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "task": task.name,
             "signature": "serving_default",
-            "inputs": {
-                k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                for k, v in serving.structured_input_signature[1].items()
-            },
-            "outputs": {
-                k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                for k, v in serving.structured_outputs.items()
-            },
+            "inputs": signatures["serving_default"]["inputs"],
+            "outputs": signatures["serving_default"]["outputs"],
+            "signatures": signatures,
             "labels": list(getattr(task, "labels", [])),
             "custom_ops": custom,
             "requires": "tensorflow_text (import it before loading)" if custom else "",

@@ -1,7 +1,13 @@
-"""Predictions for raw texts, from a run's checkpoint or an exported SavedModel.
+"""Predictions for raw inputs, from a run's checkpoint or an exported SavedModel.
 
-Both paths return the same JSON-ready records: the input fields plus the
-serving signature's outputs for that example.
+Both paths call the same serving functions (the task's `serving_functions`,
+in-process for a checkpoint, from the SavedModel otherwise), batch the
+records, and let the task turn each example's outputs into a JSON-ready
+record: the input fields plus the answer (labels and probabilities, or
+entities with character offsets).
+
+A record is routed to the first signature whose inputs it has (e.g. `text`
+-> `serving_default`; for NER, `tokens` -> `tag_tokens`).
 
 Example:
 
@@ -12,41 +18,89 @@ predict.with_checkpoint("runs/demo", [{"text": "what a lovely day"}])
 ```
 """
 
-import numpy as np
 import tensorflow as tf
 
-from tftransfer import experiment
+from tftransfer import experiment, export, tasks
+from tftransfer.data.readers import DataError
 
 
-def _to_json(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def _route(records, signatures):
+    """Groups record indices by the signature that can answer them."""
+    groups = {}
+    for i, record in enumerate(records, start=1):
+        for name, specs in signatures.items():
+            if all(k in record for k in specs):
+                bad = [k for k, spec in specs.items() if not _fits(record[k], spec)]
+                if bad:
+                    raise DataError(
+                        f"input {i}: field `{bad[0]}` must be "
+                        + ("text" if spec_rank(specs[bad[0]]) == 1 else "a list of strings")
+                    )
+                groups.setdefault(name, []).append(i - 1)
+                break
+        else:
+            wanted = " or ".join("+".join(f"`{k}`" for k in s) for s in signatures.values())
+            raise DataError(f"input {i}: needs the field(s) {wanted}")
+    return groups
 
 
-def with_checkpoint(model_dir, records, checkpoint="best"):
-    """Predicts with the training-side graph (tf.data pipeline + Keras model)."""
+def spec_rank(spec):
+    return len(spec.shape)
+
+
+def _fits(value, spec):
+    if spec_rank(spec) == 1:
+        return isinstance(value, str)
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _inputs(chunk, specs):
+    inputs = {}
+    for name, spec in specs.items():
+        values = [r[name] for r in chunk]
+        if spec_rank(spec) == 2:
+            width = max((len(v) for v in values), default=0)
+            values = [v + [""] * (width - len(v)) for v in values]
+            inputs[name] = tf.constant(values, tf.string, shape=[len(values), width])
+        else:
+            inputs[name] = tf.constant(values, tf.string)
+    return inputs
+
+
+def _run(task_cls, functions, specs, records, batch_size):
+    results = [None] * len(records)
+    for name, indices in _route(records, specs).items():
+        for start in range(0, len(indices), batch_size):
+            chunk_ids = indices[start : start + batch_size]
+            chunk = [records[i] for i in chunk_ids]
+            outputs = functions[name](**_inputs(chunk, specs[name]))
+            outputs = {k: v.numpy() for k, v in outputs.items()}
+            for j, i in enumerate(chunk_ids):
+                one = {k: v[j] for k, v in outputs.items()}
+                results[i] = task_cls.format_result(records[i], one)
+    return results
+
+
+def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64):
+    """Predicts with the serving functions built in-process on a checkpoint."""
     loaded = experiment.Loaded(model_dir, checkpoint)
-    return experiment.predict_records(loaded, records)
+    functions, specs = {}, {}
+    for name, (fn, input_specs) in loaded.task.serving_functions(loaded.model).items():
+        names = list(input_specs)
+        traced = tf.function(fn, input_signature=list(input_specs.values()))
+        functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])
+        specs[name] = input_specs
+    return _run(type(loaded.task), functions, specs, records, batch_size)
 
 
 def with_saved_model(version_dir, records, batch_size=64):
-    """Predicts by calling an exported SavedModel's `serving_default`."""
+    """Predicts by calling an exported SavedModel's signatures."""
     import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
 
-    serve = tf.saved_model.load(version_dir).signatures["serving_default"]
-    input_names = list(serve.structured_input_signature[1])
-    results = []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        inputs = {name: tf.constant([r[name] for r in chunk]) for name in input_names}
-        outputs = {k: v.numpy() for k, v in serve(**inputs).items()}
-        for i, record in enumerate(chunk):
-            result = dict(record)
-            result.update({k: _to_json(v[i]) for k, v in outputs.items()})
-            results.append(result)
-    return results
+    loaded = tf.saved_model.load(version_dir)
+    task_cls = tasks.get(export.read_metadata(version_dir)["task"])
+    functions = dict(loaded.signatures)
+    # serving_default first, so plain text goes there.
+    order = sorted(functions, key=lambda n: n != "serving_default")
+    specs = {n: functions[n].structured_input_signature[1] for n in order}
+    return _run(task_cls, functions, specs, records, batch_size)

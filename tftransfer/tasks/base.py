@@ -16,6 +16,8 @@ task_cls = tasks.get("text_classification")
 
 import abc
 
+from tftransfer.data import pipeline, readers
+
 _REGISTRY = {}
 
 
@@ -45,10 +47,18 @@ class Task(abc.ABC):
     name = None
     #: metric used to pick the best checkpoint (higher is better).
     primary_metric = None
+    #: training examples are made by `encode` before batching (e.g. one
+    #: sentence becomes several windows), not by `preprocess` per batch.
+    encodes_examples = False
 
     def __init__(self, config, tokenizer):
         self.config = config
         self.tokenizer = tokenizer
+
+    @classmethod
+    def read(cls, spec, need_labels=True):
+        """Reads one data split (a `configs.InputConfig`) into examples."""
+        return readers.read(spec, need_labels=need_labels)
 
     @abc.abstractmethod
     def prepare(self, train_examples):
@@ -77,7 +87,24 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def preprocess(self, batch):
-        """Maps a batch of raw example dicts to `(features, labels)` in-graph."""
+        """Maps a batch of raw example dicts to `(features, labels)` in-graph.
+
+        For tasks with `encodes_examples`, this makes evaluation inputs;
+        training inputs come from `encode`.
+        """
+
+    def encode(self, batch):
+        """Maps raw example dicts to a batch of model-ready training examples.
+
+        Only for tasks with `encodes_examples`. Returns a dict of tensors with
+        one row per training example (there may be more rows than inputs),
+        features plus `labels`, with a `padding_mask`.
+        """
+        raise NotImplementedError
+
+    def forward(self, model, features):
+        """Evaluation/prediction outputs for one batch of `preprocess` features."""
+        return model(features, training=False)
 
     @abc.abstractmethod
     def build_model(self, backbone):
@@ -93,8 +120,45 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, outputs, examples):
-        """Computes the task's real metrics from stacked outputs."""
+        """Computes the task's real metrics.
+
+        Args:
+            outputs: one `forward` output per example, in example order
+                (NumPy arrays).
+            examples: the labelled examples they were computed for.
+        """
 
     @abc.abstractmethod
     def serving_inputs(self):
         """Returns `{name: tf.TensorSpec}` of the raw serving inputs."""
+
+    def serving_functions(self, model):
+        """Returns `{signature name: (function, input specs)}` for export.
+
+        The default signature is `tokenize` -> model -> `postprocess`.
+        """
+        specs = self.serving_inputs()
+        names = list(specs)
+
+        def serve(*args):
+            features = pipeline.trim_to_longest(self.tokenize(dict(zip(names, args))))
+            return self.postprocess(model(features, training=False))
+
+        return {"serving_default": (serve, specs)}
+
+    @classmethod
+    def format_result(cls, record, outputs):
+        """Merges one example's serving outputs (NumPy) into its input record."""
+        result = dict(record)
+        result.update({k: _to_json(v) for k, v in outputs.items()})
+        return result
+
+
+def _to_json(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value

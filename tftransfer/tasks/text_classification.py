@@ -163,9 +163,9 @@ class TextClassification(base.Task):
         names = tf.gather(tf.constant(self.labels), label_ids)
         return {"probabilities": probabilities, "label_ids": label_ids, "labels": names}
 
-    def evaluate(self, outputs, labels):
-        predictions = np.argmax(outputs, axis=-1)
-        return classification_metrics.report(labels, predictions, self.labels)
+    def evaluate(self, outputs, examples):
+        predictions = np.argmax(np.stack(outputs), axis=-1)
+        return classification_metrics.report(self.encode_labels(examples), predictions, self.labels)
 
     def serving_inputs(self):
         inputs = {"text": tf.TensorSpec([None], tf.string, name="text")}
