@@ -8,7 +8,8 @@ WORDS = (
     "the a an is was it this that movie film great good bad awful terrible "
     "love hate fun boring happy sad not very really best worst ever plot "
     "acting story i you we they he she what day lovely cafe naive zurich "
-    "and or but so to of in on for with hello world there why"
+    "and or but so to of in on for with hello world there why "
+    "alice bob carol paris london berlin acme visited met works at lives"
 ).split()
 VOCAB = list(
     dict.fromkeys(
@@ -67,3 +68,64 @@ def write_tsv(path, n_repeat=4):
             for p, n in zip(POSITIVE, NEGATIVE):
                 f.write(f"{p}\tpositive\n{n}\tnegative\n")
     return path
+
+
+PEOPLE = ["alice", "bob", "carol smith", "bobs"]  # "bobs" is two subwords: bob ##s
+PLACES = ["paris", "london", "berlin", "new paris"]
+ORGS = ["acme", "acme films"]
+TEMPLATES = [
+    "{PER} visited {LOC}",
+    "{PER} works at {ORG} in {LOC}",
+    "{PER} met {PER} in {LOC}",
+    "the movie was great and {PER} lives in {LOC}",
+    "{ORG} hate {LOC}",
+]
+
+
+def tagged_sentences(n_repeat=2):
+    """Synthetic (tokens, IOB2 tags) sentences from the templates."""
+    fill = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
+    out = []
+    for r in range(n_repeat):
+        for t, template in enumerate(TEMPLATES):
+            tokens, tags, used = [], [], {}
+            for piece in template.split():
+                if piece.startswith("{"):
+                    kind = piece[1:-1]
+                    used[kind] = used.get(kind, 0) + 1
+                    choices = fill[kind]
+                    entity = choices[(r + t + used[kind]) % len(choices)].split()
+                    tokens += entity
+                    tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(entity) - 1)
+                else:
+                    tokens.append(piece)
+                    tags.append("O")
+            out.append((tokens, tags))
+    return out
+
+
+def write_conll(path, n_repeat=2, scheme="iob2"):
+    """Writes the synthetic sentences as CoNLL (token POS tag)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("-DOCSTART- -X- O\n\n")
+        for tokens, tags in tagged_sentences(n_repeat):
+            if scheme == "bioes":
+                tags = to_bioes(tags)
+            for token, tag in zip(tokens, tags):
+                f.write(f"{token} NN {tag}\n")
+            f.write("\n")
+    return path
+
+
+def to_bioes(tags):
+    out = []
+    for i, tag in enumerate(tags):
+        nxt = tags[i + 1] if i + 1 < len(tags) else "O"
+        ends = not nxt.startswith("I-")
+        if tag.startswith("B-"):
+            out.append(("S-" if ends else "B-") + tag[2:])
+        elif tag.startswith("I-"):
+            out.append(("E-" if ends else "I-") + tag[2:])
+        else:
+            out.append(tag)
+    return out

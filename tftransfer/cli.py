@@ -105,8 +105,9 @@ def define_predict_flags():
         "input",
         "-",
         "Texts to predict: a text file with one text per line, or a .jsonl "
-        "file of objects with `text` (and `text_pair` for pair tasks); `-` "
-        "reads stdin (JSONL lines are recognised by a leading `{`).",
+        "file of objects with `text` (and `text_pair` for pair tasks; or, for "
+        "NER, `tokens`: a list of pre-split tokens to tag); `-` reads stdin "
+        "(JSONL lines are recognised by a leading `{`).",
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
     flags.DEFINE_integer("batch_size", 64, "Texts per batch with --saved_model.")
@@ -170,8 +171,8 @@ def read_records(path):
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from e
-                if "text" not in record:
-                    raise ValueError(f"{path}:{number}: missing field `text`")
+                if "text" not in record and "tokens" not in record:
+                    raise ValueError(f"{path}:{number}: missing field `text` (or `tokens`)")
             else:
                 record = {"text": line}
             records.append(record)
@@ -204,7 +205,8 @@ RUNNERS = {
 
 
 def _summary(metrics):
-    keys = [k for k in ("examples", "accuracy", "macro_f1") if k in metrics]
+    keys = ("examples", "sentences", "accuracy", "macro_f1", "precision", "recall", "f1")
+    keys = [k for k in keys if k in metrics]
     return "Evaluation: " + ", ".join(
         f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
         for k in keys

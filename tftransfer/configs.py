@@ -31,12 +31,18 @@ class InputConfig(base_config.Config):
     Attributes:
         path: a file, a glob, several of them separated by commas, or
             `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset.
-        format: `csv`, `tsv`, `jsonl` or `tfds`; empty means "from the path".
+        format: `csv`, `tsv`, `jsonl`, `tfds` or (token classification)
+            `conll`; empty means "from the path" (token classification:
+            `jsonl` for .jsonl/.json files, else `conll`).
         split: the TFDS split to read (TFDS only).
         tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
         text_column: column (or JSON key / TFDS feature) with the text.
         text_pair_column: column with the second text of a pair task, if any.
         label_column: column with the label (a name or an integer id).
+        tokens_column, tags_column: JSONL keys of the token and tag lists
+            (token classification).
+        tag_scheme: `auto`, `iob1`, `iob2` or `bioes`; tags are converted
+            to IOB2 (token classification).
         has_header: whether CSV/TSV files start with a header line.
         column_names: names for the columns of header-less CSV/TSV files.
         quoting: `minimal` (CSV-style quotes) or `none` (quotes are text,
@@ -52,6 +58,9 @@ class InputConfig(base_config.Config):
     text_column: str = "text"
     text_pair_column: str = ""
     label_column: str = "label"
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    tag_scheme: str = "auto"
     has_header: bool = True
     column_names: List[str] = dataclasses.field(default_factory=list)
     quoting: str = "minimal"
@@ -137,12 +146,45 @@ class TextClassificationConfig(base_config.Config):
 
 
 @dataclasses.dataclass
+class TokenClassificationConfig(base_config.Config):
+    """Token classification (named-entity recognition) on IOB2 tags.
+
+    Attributes:
+        labels: the IOB2 tags in id order (`O` first); empty = `O` plus
+            `B-`/`I-` of every entity type in the training data, saved with
+            the model.
+        max_seq_length: tokens per window, special tokens included. Longer
+            sentences are split into overlapping windows.
+        window_stride: subwords between the starts of consecutive windows;
+            0 = half a window. Each word is predicted once, from the window
+            where it has the most context.
+        label_all_subwords: train on every subword (continuations of a
+            `B-X`/`I-X` word get `I-X`) instead of the first subword only.
+            Predictions always come from the first subword.
+        dropout: dropout before the tagging layer.
+        strict: read entities as strict IOB2 (an `I-X` that does not follow
+            `B-X`/`I-X` is not an entity) in evaluation and serving; the
+            default is conlleval's reading.
+    """
+
+    labels: List[str] = dataclasses.field(default_factory=list)
+    max_seq_length: int = 128
+    window_stride: int = 0
+    label_all_subwords: bool = False
+    dropout: float = 0.1
+    strict: bool = False
+
+
+@dataclasses.dataclass
 class TaskConfig(oneof.OneOfConfig):
     """The task: `type` selects one of the sub-configs."""
 
     type: Optional[str] = "text_classification"
     text_classification: TextClassificationConfig = dataclasses.field(
         default_factory=TextClassificationConfig
+    )
+    token_classification: TokenClassificationConfig = dataclasses.field(
+        default_factory=TokenClassificationConfig
     )
 
 
@@ -323,10 +365,24 @@ def validate(params):
     """Checks values that the dataclass types cannot express."""
     if params.task.type not in params.task.__dict__:
         raise ConfigError(f"task.type: unknown task `{params.task.type}`")
+    task = params.task.get()
+    if params.task.type == "token_classification":
+        window = task.max_seq_length - 2
+        if window < 1 or not 0 <= task.window_stride <= window:
+            raise ConfigError(
+                "task.token_classification: need max_seq_length >= 3 and "
+                f"0 <= window_stride <= max_seq_length - 2, got {task.max_seq_length} "
+                f"and {task.window_stride}"
+            )
     if params.trainer.batch_size <= 0 or params.trainer.eval_batch_size <= 0:
         raise ConfigError("trainer.batch_size and eval_batch_size must be > 0")
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)
+        if split.tag_scheme not in ("auto", "iob1", "iob2", "bioes"):
+            raise ConfigError(
+                f"data.{name}.tag_scheme must be auto, iob1, iob2 or bioes, "
+                f"got `{split.tag_scheme}`"
+            )
         if split.quoting not in ("minimal", "none"):
             raise ConfigError(
                 f"data.{name}.quoting must be `minimal` or `none`, got `{split.quoting}`"

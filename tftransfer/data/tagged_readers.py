@@ -32,24 +32,32 @@ class TaggedExamples:
         tokens: the words of each sentence.
         tags: IOB2 tags per word; None when the data has no tags.
         sources: `file:line` where each sentence starts.
+        token_lines: the line number of each token (CoNLL: one line per
+            token; JSONL: the record's line).
     """
 
     tokens: List[List[str]]
     tags: Optional[List[List[str]]]
     sources: List[str]
+    token_lines: List[List[int]] = dataclasses.field(default_factory=list)
+
+    def where(self, sentence, token):
+        """`file:line` of one token, for error messages."""
+        path = self.sources[sentence].rsplit(":", 1)[0]
+        return f"{path}:{self.token_lines[sentence][token]}"
 
     def __len__(self):
         return len(self.tokens)
 
 
 def _conll_sentences(path, text, need_tags):
-    tokens, tags, start = [], [], None
+    tokens, tags, lines, start = [], [], [], None
     width = None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             if tokens:
-                yield tokens, tags, start
-            tokens, tags, start = [], [], None
+                yield tokens, tags, lines, start
+            tokens, tags, lines, start = [], [], [], None
             continue
         fields = line.split("\t") if "\t" in line else line.split()
         fields = [f.strip() for f in fields]
@@ -70,9 +78,10 @@ def _conll_sentences(path, text, need_tags):
             raise DataError(f"{where}: empty token")
         start = start or where
         tokens.append(fields[0])
+        lines.append(number)
         tags.append((fields[-1], where) if need_tags else None)
     if tokens:
-        yield tokens, tags, start
+        yield tokens, tags, lines, start
 
 
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
@@ -93,7 +102,8 @@ def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
                     f"(`{tokens_key}` and `{tags_key}` must have the same length)"
                 )
             tags = [(t, where) for t in tags]
-        yield tokens, tags, where
+        line = int(where.rsplit(":", 1)[1])
+        yield tokens, tags, [line] * len(tokens), where
 
 
 def read(
@@ -135,9 +145,10 @@ def read(
         else:
             raise DataError(f"{file}: unknown format `{fmt}` (use conll or jsonl)")
         before = len(out)
-        for tokens, tagged, where in sentences:
+        for tokens, tagged, lines, where in sentences:
             out.tokens.append(tokens)
             out.sources.append(where)
+            out.token_lines.append(lines)
             if need_tags:
                 out.tags.append(_convert(tagged, tag_scheme))
             if 0 < max_examples <= len(out):
@@ -145,6 +156,20 @@ def read(
         if len(out) == before:
             raise DataError(f"{file}: file is empty (no sentences)")
     return out
+
+
+def read_spec(spec, need_tags=True):
+    """Reads the split described by a `configs.InputConfig`."""
+    return read(
+        spec.path,
+        format=spec.format,
+        encoding=spec.encoding,
+        tag_scheme=spec.tag_scheme,
+        tokens_key=spec.tokens_column,
+        tags_key=spec.tags_column,
+        need_tags=need_tags,
+        max_examples=spec.max_examples,
+    )
 
 
 def _convert(tagged, scheme):

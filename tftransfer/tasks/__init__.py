@@ -1,4 +1,7 @@
 """Tasks: registered by name, chosen by `task.type` in the config."""
 
-from tftransfer.tasks import text_classification  # noqa: F401  (registers)
+from tftransfer.tasks import (
+    text_classification,  # noqa: F401  (registers)
+    token_classification,  # noqa: F401  (registers)
+)
 from tftransfer.tasks.base import Task, get, register  # noqa: F401

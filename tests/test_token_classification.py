@@ -1,0 +1,248 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tiny
+
+from tftransfer import backbones, configs, experiment, export, predict
+from tftransfer.data import tagged_readers
+from tftransfer.data.readers import DataError
+from tftransfer.tasks.token_classification import IGNORE, TokenClassification
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
+LOADER = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+before = set(sys.modules)
+path, texts, tokens = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+model = tf.saved_model.load(path)
+ents = model.signatures["serving_default"](text=tf.constant(texts))
+width = max(len(t) for t in tokens)
+padded = tf.constant([t + [""] * (width - len(t)) for t in tokens])
+tags = model.signatures["tag_tokens"](tokens=padded)
+def plain(d):
+    return {k: [[x.decode() if isinstance(x, bytes) else x for x in row]
+                if isinstance(row, list) else row for row in v.numpy().tolist()]
+            for k, v in d.items()}
+loaded = sorted(m for m in set(sys.modules) - before
+                if m.split(".")[0] in ("keras", "keras_hub", "tftransfer"))
+print(json.dumps({"entities": plain(ents), "tags": plain(tags), "modules": loaded}))
+"""
+
+
+def _params(preset, train, **task):
+    return configs.load(
+        [],
+        {
+            "backbone": {"spec": preset},
+            "task": {
+                "type": "token_classification",
+                "token_classification": {"max_seq_length": 8, "dropout": 0.0, **task},
+            },
+            "data": {"train": {"path": train}, "validation": {"path": train}},
+            "trainer": {
+                "batch_size": 8,
+                "epochs": 6,
+                "learning_rate": 3e-3,
+                "checkpoint_every": 100,
+                "seed": 7,
+            },
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def conll_train(tmp_path_factory):
+    return tiny.write_conll(str(tmp_path_factory.mktemp("ner") / "train.conll"), n_repeat=6)
+
+
+@pytest.fixture(scope="module")
+def ner_run(tmp_path_factory, tiny_preset, conll_train):
+    run = str(tmp_path_factory.mktemp("ner_run") / "run")
+    metrics = experiment.train(_params(tiny_preset, conll_train), run)
+    return run, metrics
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_preset):
+    return backbones.load(tiny_preset)[1]
+
+
+def _task(tokenizer, max_seq_length=16, **kwargs):
+    cfg = configs.TokenClassificationConfig(labels=LABELS, max_seq_length=max_seq_length, **kwargs)
+    return TokenClassification(cfg, tokenizer)
+
+
+def _encode(task, sentences):
+    words = tf.ragged.constant([w for w, _ in sentences])
+    tags = tf.ragged.constant([[LABELS.index(t) for t in g] for _, g in sentences], tf.int32)
+    return {k: v.numpy() for k, v in task.encode({"words": words, "tags": tags}).items()}
+
+
+def test_label_goes_on_the_first_subword(tokenizer):
+    task = _task(tokenizer)
+    # "bobs" -> bob ##s; "\u200b" (a format char) has no subword and gets [UNK].
+    sentence = (
+        ["bobs", "visited", "\u200b", "acme", "films"],
+        ["B-PER", "O", "O", "B-ORG", "I-ORG"],
+    )
+    out = _encode(task, [sentence])
+    vocab = tokenizer.get_vocabulary()
+    ids = [vocab[i] for i, m in zip(out["token_ids"][0], out["padding_mask"][0]) if m]
+    assert ids == ["[CLS]", "bob", "##s", "visited", "[UNK]", "acme", "film", "##s", "[SEP]"]
+    tag = {t: LABELS.index(t) for t in LABELS}
+    assert out["labels"][0, :9].tolist() == [
+        IGNORE,
+        tag["B-PER"],
+        IGNORE,
+        tag["O"],
+        tag["O"],
+        tag["B-ORG"],
+        tag["I-ORG"],
+        IGNORE,
+        IGNORE,
+    ]
+    assert (out["labels"][0, 9:] == IGNORE).all()  # padding
+
+
+def test_label_all_subwords_continues_the_entity(tokenizer):
+    task = _task(tokenizer, label_all_subwords=True)
+    out = _encode(task, [(["bobs", "and", "alice"], ["B-PER", "O", "B-PER"])])
+    tag = {t: LABELS.index(t) for t in LABELS}
+    assert out["labels"][0, :6].tolist() == [
+        IGNORE,
+        tag["B-PER"],
+        tag["I-PER"],
+        tag["O"],
+        tag["B-PER"],
+        IGNORE,
+    ]
+
+
+def test_long_sentence_becomes_windows_and_every_word_is_predicted_once(tokenizer, tiny_preset):
+    task = _task(tokenizer, max_seq_length=6)  # windows of 4 subwords, stride 2
+    words = ["alice", "visited", "bobs", "in", "paris", "and", "london", "with", "carol"]
+    tags = ["B-PER", "O", "B-PER", "O", "B-LOC", "O", "B-LOC", "O", "B-PER"]
+    out = _encode(task, [(words, tags), (["bob"], ["B-PER"])])
+    # 10 subwords -> windows starting at 0, 2, 4, 6; the short sentence -> 1.
+    assert out["token_ids"].shape == (5, 6)
+    # Every window labels the first subwords it holds (training sees them in
+    # context each time); continuation subwords are ignored.
+    labelled = (out["labels"] != IGNORE).sum(axis=1).tolist()
+    assert labelled == [3, 3, 4, 4, 1]  # bob ##s: one label for two subwords
+
+    backbone, _ = backbones.load(tiny_preset)
+    model = task.build_model(backbone)
+    probabilities = task.forward(model, {"words": tf.ragged.constant([words, ["bob"], words[:2]])})
+    assert probabilities.row_lengths().numpy().tolist() == [9, 1, 2]
+    np.testing.assert_allclose(tf.reduce_sum(probabilities.flat_values, -1), 1.0, rtol=1e-5)
+
+
+def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
+    run, metrics = ner_run
+    assert metrics["f1"] >= 0.7, metrics
+    assert set(metrics["per_type"]) == {"LOC", "ORG", "PER"}
+    with open(os.path.join(run, "params.yaml")) as f:
+        assert "B-LOC" in f.read()  # discovered tags are saved with the model
+    gold = tagged_readers.read(conll_train)
+    with open(metrics["predictions_file"], encoding="utf-8") as f:
+        lines = [line.split() for line in f.read().split("\n")]
+    rows = [r for r in lines if r]
+    assert len(rows) == sum(len(t) for t in gold.tokens)
+    assert [r[0] for r in rows] == [w for s in gold.tokens for w in s]
+    assert [r[1] for r in rows] == [t for s in gold.tags for t in s]
+    assert all(r[2] in LABELS for r in rows)
+
+
+def test_unknown_tag_at_evaluation_names_file_and_line(ner_run, tmp_path):
+    run, _ = ner_run
+    bad = tmp_path / "dev.conll"
+    bad.write_text("alice B-PER\nvisited O\n\nbob B-PER\nmet O\nacme B-FOOD\n")
+    with pytest.raises(DataError, match=r"dev.conll:6: unknown tag `B-FOOD` for token `acme`"):
+        experiment.evaluate(run, path=str(bad))
+
+
+def test_rejects_tabular_formats(tmp_path):
+    spec = configs.InputConfig(path=str(tmp_path / "x.tsv"), format="tsv")
+    with pytest.raises(DataError, match="reads CoNLL or JSONL"):
+        TokenClassification.read(spec)
+
+
+def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
+    run, _ = ner_run
+    path = export.export_run(run, str(tmp_path / "serving"))
+    meta = export.read_metadata(path)
+    assert set(meta["signatures"]) == {"serving_default", "tag_tokens"}
+    assert meta["labels"][0] == "O"
+    texts = ["Alice  visited Paris.", "Zoë met  Bob in London — and  Berlin", "", "nothing"]
+    tokens = [["bob", "met", "carol", "smith"], ["acme"]]
+    served = subprocess.run(
+        [sys.executable, "-c", LOADER, path, json.dumps(texts), json.dumps(tokens)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    served = json.loads(served.stdout.strip().splitlines()[-1])
+    assert served["modules"] == []
+
+    expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
+    ents = served["entities"]
+    assert sum(ents["num_entities"]) > 0  # the model found something to check
+    for i, (text, record) in enumerate(zip(texts, expected)):
+        n = ents["num_entities"][i]
+        got = [
+            {
+                "text": ents["entity_text"][i][j],
+                "type": ents["entity_type"][i][j],
+                "start": ents["entity_start"][i][j],
+                "end": ents["entity_end"][i][j],
+            }
+            for j in range(n)
+        ]
+        assert got == [
+            {k: e[k] for k in ("text", "type", "start", "end")} for e in record["entities"]
+        ]
+        for entity in got:
+            assert text[entity["start"] : entity["end"]] == entity["text"]
+        np.testing.assert_allclose(
+            ents["entity_score"][i][:n], [e["score"] for e in record["entities"]], atol=1e-5
+        )
+
+    expected = predict.with_checkpoint(run, [{"tokens": t} for t in tokens])
+    for i, record in enumerate(expected):
+        n = served["tags"]["num_tokens"][i]
+        assert n == len(tokens[i])
+        assert served["tags"]["tags"][i][:n] == record["tags"]
+        assert served["tags"]["tags"][i][n:] == [""] * (len(served["tags"]["tags"][i]) - n)
+
+
+def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
+    run, _ = ner_run
+    texts = tmp_path / "texts.txt"
+    texts.write_text('Alice visited Paris\n{"tokens": ["bob", "met", "alice"], "id": 3}\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tftransfer.cli",
+            "predict",
+            f"--model_dir={run}",
+            f"--input={texts}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = [json.loads(line) for line in result.stdout.splitlines()]
+    assert first["text"] == "Alice visited Paris"
+    for entity in first["entities"]:
+        assert set(entity) == {"text", "type", "start", "end", "score"}
+        assert first["text"][entity["start"] : entity["end"]] == entity["text"]
+    assert second["id"] == 3 and len(second["tags"]) == 3
