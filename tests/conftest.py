@@ -53,3 +53,31 @@ def tiny_params(tiny_preset, sentiment_tsv):
             },
         },
     )
+
+
+class Crash(Exception):
+    """Stands for a process dying mid-training."""
+
+
+@pytest.fixture
+def train_with_crash(monkeypatch):
+    """Trains, dying at the second evaluation; then reruns, which resumes."""
+    from tftransfer import experiment
+
+    def run(params, model_dir):
+        real = experiment.evaluate_dataset
+        calls = {"n": 0}
+
+        def crash_on_second_eval(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise Crash()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(experiment, "evaluate_dataset", crash_on_second_eval)
+        with pytest.raises(Crash):
+            experiment.train(params, model_dir)
+        monkeypatch.setattr(experiment, "evaluate_dataset", real)
+        return experiment.train(params, model_dir)
+
+    return run

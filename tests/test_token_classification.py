@@ -246,3 +246,21 @@ def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
         assert set(entity) == {"text", "type", "start", "end", "score"}
         assert first["text"][entity["start"] : entity["end"]] == entity["text"]
     assert second["id"] == 3 and len(second["tags"]) == 3
+
+
+def test_resume_after_crash_matches_uninterrupted_run(
+    tiny_preset, conll_train, tmp_path, train_with_crash
+):
+    # Training rows are windows, so the resumed data stream must skip windows.
+    params = _params(tiny_preset, conll_train)
+    params.override({"trainer": {"epochs": 2, "checkpoint_every": 5, "eval_every": 5}})
+    whole = str(tmp_path / "whole")
+    experiment.train(params, whole)
+    crashed = str(tmp_path / "crashed")
+    train_with_crash(params, crashed)
+
+    def weights(run):
+        return experiment.Loaded(run, "latest").model.get_weights()
+
+    for a, b in zip(weights(whole), weights(crashed)):
+        np.testing.assert_allclose(a, b, atol=1e-5)

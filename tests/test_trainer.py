@@ -40,30 +40,12 @@ def test_training_learns_and_writes_the_run(tiny_params, tmp_path):
     assert metrics["checkpoint_step"] == best["step"]
 
 
-class _Crash(Exception):
-    pass
-
-
-def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, monkeypatch):
+def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, train_with_crash):
     tiny_params.override({"trainer": {"epochs": 3, "checkpoint_every": 7, "eval_every": 7}})
     whole = str(tmp_path / "whole")
     experiment.train(tiny_params, whole)
-
     crashed = str(tmp_path / "crashed")
-    real = experiment.evaluate_dataset
-    calls = {"n": 0}
-
-    def crash_on_second_eval(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise _Crash()
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(experiment, "evaluate_dataset", crash_on_second_eval)
-    with pytest.raises(_Crash):
-        experiment.train(tiny_params, crashed)
-    monkeypatch.setattr(experiment, "evaluate_dataset", real)
-    experiment.train(tiny_params, crashed)  # resumes at step 14 of 21
+    train_with_crash(tiny_params, crashed)  # resumes at step 14 of 21
 
     for a, b in zip(_weights(whole), _weights(crashed)):
         np.testing.assert_allclose(a, b, atol=1e-5)
