@@ -1,6 +1,9 @@
 """Integration tests on the real all-MiniLM-L6-v2 weights (offline package)."""
 
+import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -160,3 +163,48 @@ def test_backbone_matches_the_hugging_face_computation(minilm):
     real = mask.astype(bool)
     # Measured 3.6e-6 with exact GELU; keras-hub's tanh GELU is off by 3.5e-3.
     np.testing.assert_allclose(ours[real], reference[real], atol=2e-5)
+
+
+def test_ner_fine_tune_export_and_reload(tmp_path):
+    data = os.path.join(ROOT, "data", "wnut17_sample")
+    params = configs.load(
+        [os.path.join(ROOT, "configs", "wnut17_minilm.yaml")],
+        {
+            "data": {
+                "train": {"path": os.path.join(data, "train.conll")},
+                "validation": {"path": os.path.join(data, "dev.conll")},
+                "test": {"path": ""},
+            },
+            "task": {"token_classification": {"max_seq_length": 64}},
+            # Small batches: more updates for the same compute on little data.
+            "trainer": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-4},
+        },
+    )
+    run = str(tmp_path / "run")
+    metrics = experiment.train(params, run)
+    # 2 epochs on 1,000 posts: far from the full-data score, but the pretrained
+    # weights must already find entities (a random or all-`O` model scores 0).
+    assert metrics["f1"] > 0.15, metrics
+    path = export.export_run(run, str(tmp_path / "serving"))
+    texts = [
+        "Justin Bieber is playing in Toronto tonight",
+        "I   love my new iPhone , thanks Apple !",
+        "Café in München with Zoë",
+    ]
+    from test_token_classification import LOADER
+
+    served = subprocess.run(
+        [sys.executable, "-c", LOADER, path, json.dumps(texts), json.dumps([["Toronto"]])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    served = json.loads(served.stdout.strip().splitlines()[-1])["entities"]
+    expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
+    assert sum(served["num_entities"]) > 0
+    for i, (text, record) in enumerate(zip(texts, expected)):
+        n = served["num_entities"][i]
+        assert served["entity_text"][i][:n] == [e["text"] for e in record["entities"]]
+        for j, entity in enumerate(record["entities"]):
+            assert text[entity["start"] : entity["end"]] == entity["text"]
+            assert served["entity_start"][i][j] == entity["start"]
