@@ -66,7 +66,10 @@ def conll_train(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ner_run(tmp_path_factory, tiny_preset, conll_train):
     run = str(tmp_path_factory.mktemp("ner_run") / "run")
-    metrics = experiment.train(_params(tiny_preset, conll_train), run)
+    params = _params(tiny_preset, conll_train)
+    # Two replicas on two logical CPUs: windows are split across them.
+    params.override({"runtime": {"distribution_strategy": "mirrored"}})
+    metrics = experiment.train(params, run)
     return run, metrics
 
 
@@ -227,25 +230,25 @@ def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
     run, _ = ner_run
     texts = tmp_path / "texts.txt"
     texts.write_text('Alice visited Paris\n{"tokens": ["bob", "met", "alice"], "id": 3}\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tftransfer.cli",
-            "predict",
-            f"--model_dir={run}",
-            f"--input={texts}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    first, second = [json.loads(line) for line in result.stdout.splitlines()]
+    path = export.export_run(run, str(tmp_path / "serving"))
+    outputs = []
+    for source in (f"--model_dir={run}", f"--saved_model={path}"):
+        result = subprocess.run(
+            [sys.executable, "-m", "tftransfer.cli", "predict", source, f"--input={texts}"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append([json.loads(line) for line in result.stdout.splitlines()])
+    by_checkpoint, by_export = outputs
+    first, second = by_checkpoint
     assert first["text"] == "Alice visited Paris"
     for entity in first["entities"]:
         assert set(entity) == {"text", "type", "start", "end", "score"}
         assert first["text"][entity["start"] : entity["end"]] == entity["text"]
-    assert second["id"] == 3 and len(second["tags"]) == 3
+    assert second["id"] == 3 and len(second["tags"]) == len(second["scores"]) == 3
+    assert [e["text"] for e in by_export[0]["entities"]] == [e["text"] for e in first["entities"]]
+    assert by_export[1]["tags"] == second["tags"]
 
 
 def test_resume_after_crash_matches_uninterrupted_run(
@@ -264,3 +267,17 @@ def test_resume_after_crash_matches_uninterrupted_run(
 
     for a, b in zip(weights(whole), weights(crashed)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_reads_jsonl_with_configured_keys_and_bioes(tmp_path):
+    path = tmp_path / "train.jsonl"
+    rows = [
+        {"words": ["carol", "smith", "visited", "paris"], "ner": ["B-PER", "E-PER", "O", "S-LOC"]},
+        {"words": ["acme"], "ner": ["S-ORG"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = configs.InputConfig(path=str(path), tokens_column="words", tags_column="ner")
+    examples = TokenClassification.read(spec)
+    assert examples.tokens == [r["words"] for r in rows]
+    assert examples.tags == [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG"]]
+    assert examples.where(1, 0) == f"{path}:2"
