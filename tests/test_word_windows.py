@@ -73,3 +73,17 @@ def test_runs_inside_tf_function():
     eager = word_windows.split(pieces, 3, 2).owner_word.to_list()
     traced = tf.function(lambda p: word_windows.split(p, 3, 2).owner_word)(pieces)
     assert traced.to_list() == eager
+
+
+def test_per_sentence_window_sizes_match_separate_calls():
+    sentences = [[1, 2, 1, 1, 3, 1], [2, 2, 2, 1], [1]]
+    sizes = [4, 3, 5]
+    together = word_windows.split(
+        _pieces(sentences), tf.constant(sizes), stride=2, max_window=max(sizes)
+    )
+    rows = together.sentence.numpy().tolist()
+    for s, (words, size) in enumerate(zip(sentences, sizes)):
+        alone = word_windows.split(_pieces([words]), size, stride=2)
+        mine = [i for i, r in enumerate(rows) if r == s]
+        assert [together.subword_ids.to_list()[i] for i in mine] == alone.subword_ids.to_list()
+        assert [together.owner_word.to_list()[i] for i in mine] == alone.owner_word.to_list()

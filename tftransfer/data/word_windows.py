@@ -70,21 +70,28 @@ def fill_empty(pieces, fill_id):
     return tf.concat([pieces, fill], axis=1)
 
 
-def split(pieces, window, stride):
+def split(pieces, window, stride, max_window=None):
     """Cuts each sentence's subwords into overlapping windows.
 
     Args:
         pieces: ragged [batch, (words), (subwords)] token ids; every word
             must have at least one subword (see `fill_empty`).
-        window: subwords per window (special tokens not included).
+        window: subwords per window (special tokens not included): an int,
+            or a [batch] int tensor of per-sentence sizes, each >= stride
+            (e.g. what a question leaves of the sequence in QA).
         stride: subwords between the starts of consecutive windows,
             1 <= stride <= window.
+        max_window: with a tensor `window`, an upper bound of its values.
 
     Returns:
         `Windows`, sentences in batch order and windows in sentence order.
     """
-    if not 1 <= stride <= window:
-        raise ValueError(f"need 1 <= stride <= window, got stride {stride}, window {window}")
+    if isinstance(window, int):
+        if not 1 <= stride <= window:
+            raise ValueError(f"need 1 <= stride <= window, got stride {stride}, window {window}")
+        max_window = window
+    elif max_window is None:
+        raise ValueError("a per-sentence `window` needs a static `max_window`")
     words_per_sentence = pieces.row_lengths()
     subwords_per_word = pieces.values.row_lengths()
     flat_ids = pieces.flat_values
@@ -95,8 +102,7 @@ def split(pieces, window, stride):
     subword_word = tf.repeat(word_in_sentence, subwords_per_word)
     subword_first = tf.equal(tf.ragged.range(subwords_per_word).flat_values, 0)
 
-    window_size = window
-    window = tf.constant(window, tf.int64)
+    window = tf.broadcast_to(tf.cast(window, tf.int64), tf.shape(sentence_length))
     stride_t = tf.constant(stride, tf.int64)
     extra = tf.maximum(sentence_length - window, 0)
     num_windows = 1 + (extra + stride_t - 1) // stride_t
@@ -104,7 +110,7 @@ def split(pieces, window, stride):
     k = tf.ragged.range(num_windows).flat_values
     length = tf.gather(sentence_length, sentence)
     start = k * stride_t
-    end = tf.minimum(start + window, length)
+    end = tf.minimum(start + tf.gather(window, sentence), length)
     offset = tf.gather(sentence_start, sentence)
     index = tf.ragged.range(offset + start, offset + end)
 
@@ -114,17 +120,18 @@ def split(pieces, window, stride):
     k_of = tf.gather(k, rows)
     length_of = tf.gather(length, rows)
     windows_of = tf.gather(num_windows, tf.gather(sentence, rows))
+    window_of = tf.gather(window, tf.gather(sentence, rows))
 
     def context(kk):
         s = kk * stride_t
-        e = tf.minimum(s + window, length_of)
+        e = tf.minimum(s + window_of, length_of)
         inside = (kk >= 0) & (kk < windows_of) & (s <= p) & (p < e)
         return inside, tf.minimum(p - s, e - 1 - p)
 
     _, mine = context(k_of)
     owned = tf.ones_like(p, tf.bool)
     # A position lies in at most ceil(window / stride) windows: compare with each.
-    reach = math.ceil(window_size / stride)
+    reach = math.ceil(max_window / stride)
     for d in range(-reach, reach + 1):
         if d == 0:
             continue
