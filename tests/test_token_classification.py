@@ -9,7 +9,7 @@ import tensorflow as tf
 import tiny
 
 from tftransfer import backbones, configs, experiment, export, predict
-from tftransfer.data import tagged_readers
+from tftransfer.data import tagged_readers, word_casing
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.token_classification import IGNORE, TokenClassification
 
@@ -113,6 +113,17 @@ def test_label_goes_on_the_first_subword(tokenizer):
         IGNORE,
     ]
     assert (out["labels"][0, 9:] == IGNORE).all()  # padding
+    # The uncased tiny tokenizer gets casing classes; every subword has its word's.
+    lower, other = word_casing.LOWER, word_casing.OTHER
+    assert out["casing_ids"][0, :9].tolist() == [0, lower, lower, lower, other] + [lower] * 3 + [0]
+
+
+def test_casing_classes():
+    words = ["EU", "rejects", "German", "iPhone", "1996", ".", "I", "U.S.", "Zürich", "ÉCOLE"]
+    c = word_casing
+    expected = [c.UPPER, c.LOWER, c.CAPITALISED, c.MIXED, c.NUMBER, c.OTHER]
+    expected += [c.CAPITALISED, c.UPPER, c.CAPITALISED, c.UPPER]
+    assert word_casing.classify(tf.constant(words)).numpy().tolist() == expected
 
 
 def test_label_all_subwords_continues_the_entity(tokenizer):

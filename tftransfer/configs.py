@@ -31,9 +31,11 @@ class InputConfig(base_config.Config):
     Attributes:
         path: a file, a glob, several of them separated by commas, or
             `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset.
-        format: `csv`, `tsv`, `jsonl`, `tfds` or (token classification)
-            `conll`; empty means "from the path" (token classification:
-            `jsonl` for .jsonl/.json files, else `conll`).
+        format: `csv`, `tsv`, `jsonl`, `tfds`, `conll` (token
+            classification) or `squad` (question answering); empty means
+            "from the path" (token classification: `jsonl` for .jsonl/.json
+            files, else `conll`; question answering: `jsonl` for .jsonl
+            files, else `squad`).
         split: the TFDS split to read (TFDS only).
         tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
         text_column: column (or JSON key / TFDS feature) with the text.
@@ -161,6 +163,10 @@ class TokenClassificationConfig(base_config.Config):
         label_all_subwords: train on every subword (continuations of a
             `B-X`/`I-X` word get `I-X`) instead of the first subword only.
             Predictions always come from the first subword.
+        casing_features: feed each word's casing class (lower, Capitalised,
+            ALL CAPS, mixed, number, other) to the tagging layer through a
+            small embedding; None = when the tokenizer lowercases (uncased
+            backbones cannot see case otherwise).
         dropout: dropout before the tagging layer.
         strict: read entities as strict IOB2 (an `I-X` that does not follow
             `B-X`/`I-X` is not an entity) in evaluation and serving; the
@@ -171,8 +177,38 @@ class TokenClassificationConfig(base_config.Config):
     max_seq_length: int = 128
     window_stride: int = 0
     label_all_subwords: bool = False
+    casing_features: Optional[bool] = None
     dropout: float = 0.1
     strict: bool = False
+
+
+@dataclasses.dataclass
+class QuestionAnsweringConfig(base_config.Config):
+    """Extractive question answering (SQuAD v1.1 and v2.0).
+
+    Attributes:
+        max_seq_length: tokens per window: [CLS] question [SEP] context
+            piece [SEP].
+        max_query_length: questions are cut to this many subwords.
+        doc_stride: subwords between the starts of consecutive context
+            windows; each context subword is scored in the window where it
+            has the most context.
+        max_answer_length: longest answer, in subwords.
+        version_2_with_negative: questions may have no answer (SQuAD v2.0);
+            set from the training data.
+        null_score_threshold: (v2.0) answer "" when the no-answer score
+            exceeds the best span's score by more than this. Training sets
+            it to the value that maximises F1 on validation.
+        dropout: dropout before the span layer.
+    """
+
+    max_seq_length: int = 384
+    max_query_length: int = 64
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    version_2_with_negative: bool = False
+    null_score_threshold: float = 0.0
+    dropout: float = 0.1
 
 
 @dataclasses.dataclass
@@ -185,6 +221,9 @@ class TaskConfig(oneof.OneOfConfig):
     )
     token_classification: TokenClassificationConfig = dataclasses.field(
         default_factory=TokenClassificationConfig
+    )
+    question_answering: QuestionAnsweringConfig = dataclasses.field(
+        default_factory=QuestionAnsweringConfig
     )
 
 
@@ -373,6 +412,13 @@ def validate(params):
                 "task.token_classification: need max_seq_length >= 3 and "
                 f"0 <= window_stride <= max_seq_length - 2, got {task.max_seq_length} "
                 f"and {task.window_stride}"
+            )
+    if params.task.type == "question_answering":
+        room = task.max_seq_length - 3 - task.max_query_length
+        if room < 1 or not 1 <= task.doc_stride <= room:
+            raise ConfigError(
+                "task.question_answering: need 1 <= doc_stride <= max_seq_length - 3 - "
+                f"max_query_length (= {room}), got doc_stride {task.doc_stride}"
             )
     if params.trainer.batch_size <= 0 or params.trainer.eval_batch_size <= 0:
         raise ConfigError("trainer.batch_size and eval_batch_size must be > 0")

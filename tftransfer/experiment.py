@@ -60,7 +60,10 @@ def _forward_fn(task, model):
 
 
 def _per_example(outputs):
-    """Splits a batch of outputs (dense or ragged) into per-example arrays."""
+    """Splits a batch of outputs (dense, ragged or a dict) into per-example items."""
+    if isinstance(outputs, dict):
+        columns = {k: _per_example(v) for k, v in outputs.items()}
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
     if isinstance(outputs, tf.RaggedTensor):
         values = outputs.values.numpy()
         return np.split(values, outputs.row_splits.numpy()[1:-1])
@@ -82,8 +85,9 @@ def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
 def evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path=None):
     """The task's real metrics on a labelled evaluation dataset.
 
-    With `predictions_path`, also writes the predictions in the task's file
-    format (e.g. CoNLL `token gold predicted` lines for NER), if it has one.
+    With `predictions_path` (a path without extension), also writes the
+    predictions in the task's file format (e.g. CoNLL `token gold predicted`
+    lines for NER), if it has one.
     """
     outputs = predict_outputs(task, model, dataset, len(examples), batch_size)
     metrics = task.evaluate(outputs, examples)
@@ -189,7 +193,9 @@ def train(params, model_dir):
         return {}
     if best is not None:
         restore(model, model_dir, "best")
-    metrics = evaluate(os.path.join(model_dir, "predictions_validation.txt"))
+    metrics = evaluate(os.path.join(model_dir, "predictions_validation"))
+    if task.calibrate(metrics):
+        configs.save(params, os.path.join(model_dir, "params.yaml"))
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
     report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
     return metrics
@@ -239,13 +245,14 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     if not path and not has_split(loaded.params, split):
         raise readers.DataError(f"the config has no `data.{split}.path`; pass --input")
     examples = read_split(loaded.params, split, **overrides)
+    loaded.task.validate_examples(examples)
     name = os.path.splitext(os.path.basename(path))[0] if path else split
     metrics = evaluate_examples(
         loaded.task,
         loaded.model,
         examples,
         loaded.params,
-        os.path.join(model_dir, f"predictions_{name}.txt"),
+        os.path.join(model_dir, f"predictions_{name}"),
     )
     metrics["checkpoint"] = loaded.checkpoint_path
     report.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))

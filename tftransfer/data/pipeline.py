@@ -98,10 +98,13 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_examples=0
         multiple = data_config.pad_to_multiple_of
 
         def split_labels(rows):
+            rows = dict(rows)
+            labels = rows.pop("labels")
             if multiple > 0:
                 rows = trim_to_longest(rows, multiple)
-            rows = dict(rows)
-            return rows, rows.pop("labels")
+                if task.labels_per_position:
+                    labels = labels[:, : tf.shape(rows["padding_mask"])[1]]
+            return rows, labels
 
         dataset = dataset.map(split_labels, num_parallel_calls=2, deterministic=True)
     else:
@@ -111,6 +114,8 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_examples=0
 
 def eval_dataset(task, examples, batch_size, data_config, with_labels=True):
     """Batches in input order, every example exactly once."""
+    if task.encodes_examples:
+        with_labels = False  # such tasks evaluate from the examples themselves
     dataset = task.raw_dataset(examples, with_labels=with_labels)
     dataset = batch(dataset, batch_size)
     dataset = _finish(dataset, task, data_config)

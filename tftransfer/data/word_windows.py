@@ -41,6 +41,9 @@ class Windows(NamedTuple):
             its sentence.
         first: ragged [windows, (subwords)] whether the subword is its word's
             first.
+        last: ragged [windows, (subwords)] whether it is its word's last.
+        owned: ragged [windows, (subwords)] whether this window is the one
+            with the most context for the subword.
         owner_word: ragged [windows, (subwords)] the word index where this
             window owns the word's first subword, else -1.
         word_row_starts: [batch] offset of each sentence's first word in the
@@ -51,6 +54,8 @@ class Windows(NamedTuple):
     sentence: tf.Tensor
     word: tf.RaggedTensor
     first: tf.RaggedTensor
+    last: tf.RaggedTensor
+    owned: tf.RaggedTensor
     owner_word: tf.RaggedTensor
     word_row_starts: tf.Tensor
 
@@ -100,7 +105,9 @@ def split(pieces, window, stride, max_window=None):
 
     word_in_sentence = tf.ragged.range(words_per_sentence).flat_values
     subword_word = tf.repeat(word_in_sentence, subwords_per_word)
-    subword_first = tf.equal(tf.ragged.range(subwords_per_word).flat_values, 0)
+    position_in_word = tf.ragged.range(subwords_per_word).flat_values
+    subword_first = tf.equal(position_in_word, 0)
+    subword_last = tf.equal(position_in_word, tf.repeat(subwords_per_word, subwords_per_word) - 1)
 
     window = tf.broadcast_to(tf.cast(window, tf.int64), tf.shape(sentence_length))
     stride_t = tf.constant(stride, tf.int64)
@@ -151,6 +158,8 @@ def split(pieces, window, stride, max_window=None):
         sentence=sentence,
         word=like(word),
         first=like(first),
+        last=like(tf.gather(subword_last, index.flat_values)),
+        owned=like(owned),
         owner_word=like(owner),
         word_row_starts=pieces.row_starts(),
     )

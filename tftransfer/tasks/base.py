@@ -50,6 +50,9 @@ class Task(abc.ABC):
     #: training examples are made by `encode` before batching (e.g. one
     #: sentence becomes several windows), not by `preprocess` per batch.
     encodes_examples = False
+    #: encoded `labels` have one value per sequence position (trimmed with
+    #: the features), rather than a fixed number per example.
+    labels_per_position = False
 
     def __init__(self, config, tokenizer):
         self.config = config
@@ -101,6 +104,14 @@ class Task(abc.ABC):
         features plus `labels`, with a `padding_mask`.
         """
         raise NotImplementedError
+
+    def calibrate(self, validation_metrics):
+        """Sets values chosen on validation data (e.g. a threshold).
+
+        Returns:
+            Whether `self.config` changed (the caller saves it).
+        """
+        return False
 
     def forward(self, model, features):
         """Evaluation/prediction outputs for one batch of `preprocess` features."""

@@ -28,7 +28,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.data import tag_schemes, tagged_readers, word_splitter, word_windows
+from tftransfer.data import (
+    tag_schemes,
+    tagged_readers,
+    word_casing,
+    word_splitter,
+    word_windows,
+)
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
 from tftransfer.tasks import base, entity_spans
@@ -36,6 +42,8 @@ from tftransfer.tasks.text_classification import FEATURES, _token_id
 
 #: label of positions the loss ignores (special tokens, later subwords).
 IGNORE = -1
+#: width of the casing embedding added next to uncased backbones' outputs.
+CASING_DIM = 16
 
 
 @base.register("token_classification")
@@ -50,6 +58,7 @@ class TokenClassification(base.Task):
 
     primary_metric = "f1"
     encodes_examples = True
+    labels_per_position = True
 
     def __init__(self, config, tokenizer, text_pair=False):
         if text_pair:
@@ -64,6 +73,10 @@ class TokenClassification(base.Task):
         self.window = config.max_seq_length - 2
         self.stride = config.window_stride or max(1, self.window // 2)
         self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
+        self.casing = config.casing_features
+        if self.casing is None:
+            self.casing = bool(getattr(tokenizer, "lowercase", False))
+        self.features = FEATURES + (("casing_ids",) if self.casing else ())
         # keras-hub tokenizers return Python lists when called eagerly; in a
         # graph they return ragged tensors, which the windowing needs.
         self._tokenize_words = tf.function(
@@ -137,7 +150,12 @@ class TokenClassification(base.Task):
         pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
         return word_windows.split(pieces, self.window, self.stride)
 
-    def _pack(self, windows, length=None):
+    def _global_words(self, windows):
+        """Index of each window subword's word among the batch's words."""
+        sentence = tf.gather(windows.sentence, windows.subword_ids.value_rowids())
+        return tf.gather(windows.word_row_starts, sentence) + windows.word.flat_values
+
+    def _pack(self, windows, words, length=None):
         """Adds the special tokens and pads windows to dense features."""
         ids = windows.subword_ids
         n = ids.nrows()
@@ -145,13 +163,21 @@ class TokenClassification(base.Task):
         def column(value, dtype=tf.int32):
             return tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(value, dtype)))
 
-        token_ids = tf.concat([column(self.start_id), ids, column(self.end_id)], axis=1)
-        shape = [None, length]
-        return {
-            "token_ids": token_ids.to_tensor(self.pad_id, shape=shape),
-            "segment_ids": tf.zeros_like(token_ids).to_tensor(0, shape=shape),
-            "padding_mask": tf.ones_like(token_ids).to_tensor(0, shape=shape),
+        def pack(middle, start, end, pad):
+            return tf.concat([column(start), middle, column(end)], axis=1).to_tensor(
+                pad, shape=[None, length]
+            )
+
+        token_ids = pack(ids, self.start_id, self.end_id, self.pad_id)
+        features = {
+            "token_ids": token_ids,
+            "segment_ids": pack(tf.zeros_like(ids), 0, 0, 0),
+            "padding_mask": pack(tf.ones_like(ids), 1, 1, 0),
         }
+        if self.casing:
+            casing = tf.gather(word_casing.classify(words.flat_values), self._global_words(windows))
+            features["casing_ids"] = pack(ids.with_flat_values(casing), 0, 0, 0)
+        return features
 
     def _continuation_table(self):
         # The tag a continuation subword gets: B-X -> I-X, others unchanged.
@@ -166,10 +192,8 @@ class TokenClassification(base.Task):
         """Sentences with tags -> training windows with per-subword labels."""
         words, tags = batch["words"], batch["tags"]
         windows = self._windows(words)
-        features = self._pack(windows, self.config.max_seq_length)
-        rows = windows.subword_ids.value_rowids()
-        sentence = tf.gather(windows.sentence, rows)
-        global_word = tf.gather(windows.word_row_starts, sentence) + windows.word.flat_values
+        features = self._pack(windows, words, self.config.max_seq_length)
+        global_word = self._global_words(windows)
         word_tag = tf.gather(tf.cast(tags.flat_values, tf.int32), global_word)
         first = windows.first.flat_values
         if self.config.label_all_subwords:
@@ -192,8 +216,15 @@ class TokenClassification(base.Task):
 
     # -- model ------------------------------------------------------------
     def build_model(self, backbone):
-        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in FEATURES}
-        sequence = backbone(inputs)["sequence_output"]
+        inputs = {
+            name: keras.Input(shape=(None,), dtype="int32", name=name) for name in self.features
+        }
+        sequence = backbone({k: inputs[k] for k in FEATURES})["sequence_output"]
+        if self.casing:
+            casing = keras.layers.Embedding(
+                word_casing.NUM_CLASSES, CASING_DIM, name="casing_embedding"
+            )(inputs["casing_ids"])
+            sequence = keras.layers.Concatenate(name="with_casing")([sequence, casing])
         x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(sequence)
         logits = keras.layers.Dense(
             len(self.labels),
@@ -221,7 +252,7 @@ class TokenClassification(base.Task):
     def word_probabilities(self, model, words):
         """Ragged [batch, (words)] strings -> ragged [batch, (words), tags]."""
         windows = self._windows(words)
-        logits = model(self._pack(windows), training=False)
+        logits = model(self._pack(windows, words), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         # Position 0 is [CLS]; the windows' subwords start at 1.
         return word_windows.merge(probabilities[:, 1:], windows, words.row_splits)
@@ -245,7 +276,8 @@ class TokenClassification(base.Task):
         return entity_metrics.report(examples.tags, predicted, strict=self.config.strict)
 
     def write_predictions(self, outputs, examples, path):
-        """Writes `token gold predicted` lines for conlleval."""
+        """Writes `token gold predicted` lines for conlleval to `<path>.txt`."""
+        path += ".txt"
         entity_metrics.write_conll(
             path, examples.tokens, examples.tags, self.predicted_tags(outputs)
         )
