@@ -129,3 +129,41 @@ def to_bioes(tags):
         else:
             out.append(tag)
     return out
+
+
+QA_FACTS = [
+    ("alice", "visited", "paris"),
+    ("bob", "visited", "london"),
+    ("carol", "visited", "berlin"),
+    ("alice", "met", "bob"),
+    ("bob", "met", "carol"),
+]
+
+
+def squad_document(n_repeat=3, with_impossible=False):
+    """A synthetic SQuAD document: 'who <verb> <object>?' over short stories."""
+    data, qid = [], 0
+    for r in range(n_repeat):
+        paragraphs = []
+        for i in range(len(QA_FACTS)):
+            facts = [QA_FACTS[(i + r + k) % len(QA_FACTS)] for k in range(3)]
+            context = " and ".join(" ".join(f) for f in facts) + " ."
+            qas = []
+            for subject, verb, obj in facts:
+                start = context.index(f"{subject} {verb} {obj}")
+                qid += 1
+                qas.append(
+                    {
+                        "id": f"q{qid}",
+                        "question": f"who {verb} {obj} ?",
+                        "answers": [{"text": subject, "answer_start": start}],
+                    }
+                )
+            if with_impossible:
+                qid += 1
+                qas.append(
+                    {"id": f"q{qid}", "question": "why ?", "answers": [], "is_impossible": True}
+                )
+            paragraphs.append({"context": context, "qas": qas})
+        data.append({"title": f"story {r}", "paragraphs": paragraphs})
+    return {"version": "2.0" if with_impossible else "1.1", "data": data}
