@@ -9,7 +9,7 @@ WORDS = (
     "love hate fun boring happy sad not very really best worst ever plot "
     "acting story i you we they he she what day lovely cafe naive zurich "
     "and or but so to of in on for with hello world there why "
-    "alice bob carol paris london berlin acme visited met works at lives"
+    "alice bob carol paris london berlin acme visited met works at lives who"
 ).split()
 VOCAB = list(
     dict.fromkeys(
@@ -131,39 +131,36 @@ def to_bioes(tags):
     return out
 
 
-QA_FACTS = [
-    ("alice", "visited", "paris"),
-    ("bob", "visited", "london"),
-    ("carol", "visited", "berlin"),
-    ("alice", "met", "bob"),
-    ("bob", "met", "carol"),
-]
+FILLER = "the movie was great and we love this film it was a lovely day in the cafe".split()
 
 
-def squad_document(n_repeat=3, with_impossible=False):
-    """A synthetic SQuAD document: 'who <verb> <object>?' over short stories."""
-    data, qid = [], 0
-    for r in range(n_repeat):
-        paragraphs = []
-        for i in range(len(QA_FACTS)):
-            facts = [QA_FACTS[(i + r + k) % len(QA_FACTS)] for k in range(3)]
-            context = " and ".join(" ".join(f) for f in facts) + " ."
-            qas = []
-            for subject, verb, obj in facts:
-                start = context.index(f"{subject} {verb} {obj}")
-                qid += 1
-                qas.append(
+def name_questions(n=40, seed=3, long_every=4):
+    """Synthetic SQuAD document: the answer is the one person in the context.
+
+    Every `long_every`-th context is long enough to need several windows.
+    """
+    import random
+
+    rng = random.Random(seed)
+    people = ["alice", "bob", "carol"]
+    paragraphs = []
+    for i in range(n):
+        size = 40 if i % long_every == 0 else 8
+        words = [rng.choice(FILLER) for _ in range(size)]
+        at = rng.randrange(size)
+        words.insert(at, people[i % 3])
+        context = " ".join(words)
+        start = len(" ".join(words[:at])) + (1 if at else 0)
+        paragraphs.append(
+            {
+                "context": context,
+                "qas": [
                     {
-                        "id": f"q{qid}",
-                        "question": f"who {verb} {obj} ?",
-                        "answers": [{"text": subject, "answer_start": start}],
+                        "id": f"q{i}",
+                        "question": "who is there ?",
+                        "answers": [{"text": people[i % 3], "answer_start": start}],
                     }
-                )
-            if with_impossible:
-                qid += 1
-                qas.append(
-                    {"id": f"q{qid}", "question": "why ?", "answers": [], "is_impossible": True}
-                )
-            paragraphs.append({"context": context, "qas": qas})
-        data.append({"title": f"story {r}", "paragraphs": paragraphs})
-    return {"version": "2.0" if with_impossible else "1.1", "data": data}
+                ],
+            }
+        )
+    return {"version": "1.1", "data": [{"title": "names", "paragraphs": paragraphs}]}

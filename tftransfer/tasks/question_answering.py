@@ -1,0 +1,351 @@
+"""Extractive question answering (SQuAD v1.1 and v2.0).
+
+The context is split into words with offsets (`data.word_splitter`), each
+word into subwords, and the subwords into windows of what the question leaves
+of `max_seq_length`, starting every `doc_stride` subwords
+(`data.word_windows`). A window is `[CLS] question [SEP] context piece [SEP]`.
+Training labels are the start and end positions of the first gold answer in
+the window, or [CLS] when the window does not hold the whole answer (and for
+unanswerable questions).
+
+Answer selection runs in the graph, for training-time evaluation and the
+export alike: in every window, every (start, end) pair inside the context
+with end - start < `max_answer_length` and a start subword that this window
+scores with the most context; the best pair over all windows of a question
+wins. Answers are whole words, cut from the original context by character
+offsets, so they are exact substrings of it. For SQuAD v2.0 the no-answer
+score is the smallest [CLS] score over the windows (as in BERT), and the
+question is left unanswered when it beats the best span by more than
+`null_score_threshold`, which training sets to the best value on validation.
+
+Example:
+
+```python
+from tftransfer import backbones, configs
+from tftransfer.tasks.question_answering import QuestionAnswering
+
+backbone, tokenizer = backbones.load("default")
+task = QuestionAnswering(configs.QuestionAnsweringConfig(max_seq_length=256), tokenizer)
+model = task.build_model(backbone)
+```
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.data import squad_readers, word_splitter, word_windows
+from tftransfer.data.readers import DataError
+from tftransfer.metrics import squad as squad_metrics
+from tftransfer.tasks import base
+from tftransfer.tasks.text_classification import FEATURES, _token_id
+
+# Scores of impossible spans. Finite: segment max/min kernels start from the
+# lowest finite float, so a segment of -inf values would not compare equal.
+NEG_INF = -1e30
+SERVING_OUTPUTS = ("answer_text", "answer_start", "answer_end", "score", "no_answer_score")
+
+
+@base.register("question_answering")
+class QuestionAnswering(base.Task):
+    """Finds the answer to a question as a span of its context.
+
+    Args:
+        config: a `configs.QuestionAnsweringConfig`.
+        tokenizer: the backbone's keras-hub tokenizer.
+        text_pair: ignored (question and context always form a pair).
+    """
+
+    primary_metric = "f1"
+    encodes_examples = True
+
+    def __init__(self, config, tokenizer, text_pair=False):
+        super().__init__(config, tokenizer)
+        self.text_pair = True
+        self.pad_id = _token_id(tokenizer, "pad_token_id")
+        self.start_id = _token_id(tokenizer, "cls_token_id", "start_token_id")
+        self.end_id = _token_id(tokenizer, "sep_token_id", "end_token_id")
+        oov = getattr(tokenizer, "oov_token", None)
+        self.unk_id = tokenizer.token_to_id(oov) if oov else self.pad_id
+        self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
+        # keras-hub tokenizers return Python lists when called eagerly.
+        self._tokenize = tf.function(
+            lambda texts: tokenizer(texts), input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+
+    @property
+    def labels(self):
+        return []
+
+    # -- data -------------------------------------------------------------
+    @classmethod
+    def read(cls, spec, need_labels=True):
+        if spec.path.startswith("tfds:") or spec.format in ("csv", "tsv", "tfds", "conll"):
+            raise DataError(
+                f"{spec.path}: question answering reads SQuAD JSON or JSONL files "
+                f"(format `squad` or `jsonl`), not `{spec.format or 'tfds'}`"
+            )
+        examples = squad_readers.read(
+            spec.path, spec.format, spec.encoding, need_labels, spec.max_examples
+        )
+        if examples.problems:
+            print(f"{spec.path}:\n{examples.problems.summary()}", flush=True)
+        return examples
+
+    def prepare(self, train_examples):
+        if any(train_examples.is_impossible):
+            self.config.version_2_with_negative = True
+
+    def raw_dataset(self, examples, with_labels=True):
+        columns = {"question": list(examples.questions), "context": list(examples.contexts)}
+        if with_labels:
+            # Questions whose every answer was dropped (text not in the
+            # context, reported when read) are not trained on, neither as
+            # answerable nor as unanswerable.
+            keep = [bool(a) or imp for a, imp in zip(examples.answers, examples.is_impossible)]
+            columns = {k: [v for v, ok in zip(vs, keep) if ok] for k, vs in columns.items()}
+            starts, ends = [], []
+            for answers, ok in zip(examples.answers, keep):
+                if not ok:
+                    continue
+                text, start = answers[0] if answers else ("", -1)
+                starts.append(start)
+                ends.append(start + len(text) if answers else -1)
+            columns["answer_start"] = np.asarray(starts, np.int64)
+            columns["answer_end"] = np.asarray(ends, np.int64)
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    def _ids(self, texts):
+        ids = self._tokenize(texts)
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids, padding=self.pad_id)
+        return tf.cast(ids, tf.int32)
+
+    def _split(self, question, context):
+        """Questions and contexts -> question ids, context words, windows."""
+        q = self._ids(question)[:, : self.config.max_query_length]
+        words, starts, ends = word_splitter.split(context, self.split_on_cjk)
+        pieces = word_windows.fill_empty(self._ids(words.flat_values), self.unk_id)
+        pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
+        room = self.config.max_seq_length - 3 - q.row_lengths()
+        windows = word_windows.split(
+            pieces, room, self.config.doc_stride, max_window=self.config.max_seq_length - 3
+        )
+        return q, (starts, ends), windows
+
+    def _pack(self, q, windows, length=None):
+        """[CLS] question [SEP] context [SEP] -> dense features; context offsets."""
+        wq = tf.gather(q, windows.sentence)
+        ctx = windows.subword_ids
+        n = ctx.nrows()
+
+        def column(value):
+            return tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(value, tf.int32)))
+
+        token_ids = tf.concat(
+            [column(self.start_id), wq, column(self.end_id), ctx, column(self.end_id)], 1
+        )
+        segment_ids = tf.concat(
+            [column(0), tf.zeros_like(wq), column(0), tf.ones_like(ctx), column(1)], 1
+        )
+        shape = [None, length]
+        features = {
+            "token_ids": token_ids.to_tensor(self.pad_id, shape=shape),
+            "segment_ids": segment_ids.to_tensor(0, shape=shape),
+            "padding_mask": tf.ones_like(token_ids).to_tensor(0, shape=shape),
+        }
+        return features, wq.row_lengths() + 2
+
+    def encode(self, batch):
+        """Questions with one gold answer -> training windows and span labels."""
+        q, (starts, ends), windows = self._split(batch["question"], batch["context"])
+        features, offset = self._pack(q, windows, self.config.max_seq_length)
+        context = batch["context"]
+        char_start = word_splitter.to_char_offsets(context, starts)
+        char_end = word_splitter.to_char_offsets(context, ends)
+        sentence = char_start.value_rowids()
+        answer_start = tf.gather(batch["answer_start"], sentence)
+        answer_end = tf.gather(batch["answer_end"], sentence)
+        # Words that overlap the answer's characters.
+        covers = (
+            (char_end.flat_values > answer_start)
+            & (char_start.flat_values < answer_end)
+            & (answer_start >= 0)
+        )
+        word = tf.ragged.range(char_start.row_lengths()).flat_values
+        batch_size = char_start.nrows()
+        big = tf.constant(2**40, tf.int64)
+        first_word = tf.math.unsorted_segment_min(tf.where(covers, word, big), sentence, batch_size)
+        last_word = tf.math.unsorted_segment_max(tf.where(covers, word, -1), sentence, batch_size)
+
+        rows = windows.subword_ids.value_rowids()
+        owner = tf.gather(windows.sentence, rows)
+        subword_word = windows.word.flat_values
+        position = tf.ragged.range(windows.subword_ids.row_lengths()).flat_values
+        is_start = windows.first.flat_values & tf.equal(subword_word, tf.gather(first_word, owner))
+        is_end = windows.last.flat_values & tf.equal(subword_word, tf.gather(last_word, owner))
+        n = windows.subword_ids.nrows()
+        start = tf.math.unsorted_segment_max(tf.where(is_start, position, -1), rows, n)
+        end = tf.math.unsorted_segment_max(tf.where(is_end, position, -1), rows, n)
+        inside = (start >= 0) & (end >= 0)
+        start = tf.where(inside, start + offset, 0)
+        end = tf.where(inside, end + offset, 0)
+        features["labels"] = tf.cast(tf.stack([start, end], axis=1), tf.int32)
+        return features
+
+    def tokenize(self, inputs):
+        return inputs
+
+    def preprocess(self, batch):
+        return {"question": batch["question"], "context": batch["context"]}, None
+
+    # -- model ------------------------------------------------------------
+    def build_model(self, backbone):
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in FEATURES}
+        sequence = backbone(inputs)["sequence_output"]
+        x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(sequence)
+        logits = keras.layers.Dense(
+            2,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="span_logits",
+        )(x)
+        # Padding can never be a start or an end.
+        pad = 1.0 - keras.ops.cast(inputs["padding_mask"], logits.dtype)
+        logits = logits - keras.ops.expand_dims(pad, -1) * 1e4
+        return keras.Model(inputs, logits, name="span_finder")
+
+    def loss(self, labels, outputs):
+        logits = tf.cast(outputs, tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        start = tf.nn.sparse_softmax_cross_entropy_with_logits(labels[:, 0], logits[..., 0])
+        end = tf.nn.sparse_softmax_cross_entropy_with_logits(labels[:, 1], logits[..., 1])
+        return (start + end) / 2.0
+
+    # -- answers ----------------------------------------------------------
+    def answer(self, model, question, context):
+        """Raw questions and contexts -> the best answer of each (graph ops)."""
+        q, (starts, ends), windows = self._split(question, context)
+        features, offset = self._pack(q, windows)
+        logits = tf.cast(model(features, training=False), tf.float32)
+        # Context logits in window coordinates, one spare column so that a
+        # batch of empty contexts still has a (never valid) position.
+        width = tf.reduce_max(tf.concat([windows.subword_ids.row_lengths(), [0]], 0)) + 1
+        local = tf.range(width)[tf.newaxis, :]
+        index = tf.minimum(
+            offset[:, tf.newaxis] + local, tf.cast(tf.shape(logits)[1] - 1, tf.int64)
+        )
+        start_logits = tf.gather(logits[..., 0], index, batch_dims=1)
+        end_logits = tf.gather(logits[..., 1], index, batch_dims=1)
+        shape = tf.stack([tf.shape(index, out_type=tf.int64)[0], width])
+        valid = tf.ones_like(windows.subword_ids, tf.bool).to_tensor(False, shape=shape)
+        owned = windows.owned.to_tensor(False, shape=shape)
+        start_scores = tf.where(valid & owned, start_logits, NEG_INF)
+        end_scores = tf.where(valid, end_logits, NEG_INF)
+        pairs = start_scores[:, :, tf.newaxis] + end_scores[:, tf.newaxis, :]
+        span = tf.range(width)[tf.newaxis, :] - tf.range(width)[:, tf.newaxis]
+        band = (span >= 0) & (span < self.config.max_answer_length)
+        pairs = tf.where(band[tf.newaxis], pairs, NEG_INF)
+        flat = tf.reshape(pairs, [tf.shape(pairs)[0], -1])
+        best = tf.reduce_max(flat, axis=1)
+        best_index = tf.argmax(flat, axis=1)
+        start_sub, end_sub = best_index // width, best_index % width
+
+        # Best window per question (the first one on ties).
+        batch_size = tf.shape(question, out_type=tf.int64)[0]
+        window_id = tf.range(tf.shape(best, out_type=tf.int64)[0])
+        question_best = tf.math.unsorted_segment_max(best, windows.sentence, batch_size)
+        winner = tf.math.unsorted_segment_min(
+            tf.where(best >= tf.gather(question_best, windows.sentence), window_id, 2**40),
+            windows.sentence,
+            batch_size,
+        )
+        null = tf.math.unsorted_segment_min(
+            logits[:, 0, 0] + logits[:, 0, 1], windows.sentence, batch_size
+        )
+        has_span = question_best > NEG_INF / 10
+        winner = tf.where(has_span, winner, 0)
+        word_of = windows.word.to_tensor(0, shape=shape)
+        first_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(start_sub, winner)], 1))
+        last_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(end_sub, winner)], 1))
+        row_start = starts.row_starts()
+        total = tf.shape(starts.flat_values, out_type=tf.int64)[0]
+        safe = tf.maximum(total - 1, 0)
+        byte_start = tf.gather(
+            tf.concat([starts.flat_values, [0]], 0), tf.minimum(row_start + first_word, safe)
+        )
+        byte_end = tf.gather(
+            tf.concat([ends.flat_values, [0]], 0), tf.minimum(row_start + last_word, safe)
+        )
+        byte_start = tf.where(has_span, byte_start, 0)
+        byte_end = tf.where(has_span, byte_end, 0)
+        span_text = tf.strings.substr(context, byte_start, byte_end - byte_start, unit="BYTE")
+        one = tf.ones([batch_size], tf.int64)
+        char_start = word_splitter.to_char_offsets(
+            context, tf.RaggedTensor.from_row_lengths(byte_start, one)
+        ).flat_values
+        char_end = word_splitter.to_char_offsets(
+            context, tf.RaggedTensor.from_row_lengths(byte_end, one)
+        ).flat_values
+        no_answer_score = tf.where(has_span, null - question_best, -NEG_INF)
+        abstain = ~has_span
+        if self.config.version_2_with_negative:
+            abstain |= no_answer_score > self.config.null_score_threshold
+        return {
+            "answer_text": tf.where(abstain, "", span_text),
+            "answer_start": tf.where(abstain, -1, tf.cast(char_start, tf.int32)),
+            "answer_end": tf.where(abstain, -1, tf.cast(char_end, tf.int32)),
+            "score": tf.where(has_span, question_best, 0.0),
+            "no_answer_score": no_answer_score,
+            "span_text": span_text,
+        }
+
+    def forward(self, model, features):
+        return self.answer(model, features["question"], features["context"])
+
+    def postprocess(self, outputs):
+        return {k: outputs[k] for k in SERVING_OUTPUTS}
+
+    def evaluate(self, outputs, examples):
+        gold = {i: [t for t, _ in a] for i, a in zip(examples.ids, examples.answers)}
+        answered = {i: _text(o["answer_text"]) for i, o in zip(examples.ids, outputs)}
+        metrics = squad_metrics.score(answered, gold)
+        if self.config.version_2_with_negative:
+            spans = {i: _text(o["span_text"]) for i, o in zip(examples.ids, outputs)}
+            no_answer = {i: float(o["no_answer_score"]) for i, o in zip(examples.ids, outputs)}
+            searched = squad_metrics.score(spans, gold, no_answer)
+            for key in ("best_f1", "best_f1_threshold", "best_exact_match"):
+                metrics[key] = searched[key]
+            metrics["null_score_threshold"] = self.config.null_score_threshold
+        return metrics
+
+    def calibrate(self, validation_metrics):
+        if not self.config.version_2_with_negative or "best_f1_threshold" not in validation_metrics:
+            return False
+        self.config.null_score_threshold = float(validation_metrics["best_f1_threshold"])
+        print(
+            f"Null-score threshold set to {self.config.null_score_threshold:.4f} "
+            f"(best F1 on validation: {validation_metrics['best_f1']:.2f}).",
+            flush=True,
+        )
+        return True
+
+    def write_predictions(self, outputs, examples, path):
+        """Writes `{id: answer}` to `<path>.json`, the official scripts' format."""
+        answers = {i: _text(o["answer_text"]) for i, o in zip(examples.ids, outputs)}
+        return squad_metrics.write_predictions(path + ".json", answers)
+
+    def serving_inputs(self):
+        return {
+            "question": tf.TensorSpec([None], tf.string, name="question"),
+            "context": tf.TensorSpec([None], tf.string, name="context"),
+        }
+
+    def serving_functions(self, model):
+        def serve(question, context):
+            return self.postprocess(self.answer(model, question, context))
+
+        return {"serving_default": (serve, self.serving_inputs())}
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
