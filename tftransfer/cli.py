@@ -171,8 +171,8 @@ def read_records(path):
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from e
-                if "text" not in record and "tokens" not in record:
-                    raise ValueError(f"{path}:{number}: missing field `text` (or `tokens`)")
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}:{number}: expected a JSON object")
             else:
                 record = {"text": line}
             records.append(record)
