@@ -183,3 +183,22 @@ def test_export_in_a_fresh_process(qa_run, tmp_path):
             row["context"][out["answer_start"][i] : out["answer_end"][i]] == record["answer_text"]
         )
     np.testing.assert_allclose(out["score"], [r["score"] for r in expected], atol=1e-4)
+
+
+def test_answer_offsets_with_unicode_and_extra_whitespace(tokenizer):
+    context = "Zoë  met   Bob\tin  Zürich ,  東京"
+    pointer = _Pointer(tokenizer, {"bob": 2.0}, {"zurich": 2.0})
+    out = _answer(_task(tokenizer, max_seq_length=24), pointer, ["who ?"], [context])
+    start, end = out["answer_start"][0], out["answer_end"][0]
+    assert context[start:end] == out["answer_text"][0].decode("utf-8") == "Bob\tin  Zürich"
+
+
+def test_predictions_file_agrees_with_the_official_script(qa_run, tmp_path):
+    from official.nlp.tools import squad_evaluate_v1_1
+
+    run, metrics = qa_run
+    with open(metrics["predictions_file"]) as f:
+        predictions = json.load(f)
+    official = squad_evaluate_v1_1.evaluate(tiny.name_questions()["data"], predictions)
+    assert metrics["exact_match"] == pytest.approx(100 * official["exact_match"])
+    assert metrics["f1"] == pytest.approx(100 * official["final_f1"])
