@@ -54,5 +54,5 @@ def test_model_dir_without_params(tmp_path):
 def test_shipped_configs_load(name):
     here = os.path.join(os.path.dirname(__file__), "..", "configs", name)
     params = configs.load([here])
-    assert params.task.type in ("text_classification", "token_classification")
+    assert params.task.type in ("text_classification", "token_classification", "question_answering")
     assert params.data.train.path  # every shipped config names its training data
