@@ -4,6 +4,13 @@ Model Garden's `distribute_utils` builds every strategy it knows; on CPU it
 gives `mirrored` one device only, so here `mirrored` without GPUs spans all
 logical CPU devices (how multi-device code is tested without accelerators).
 
+Strategies are made once per process and configuration. A second
+MirroredStrategy in the same process restarts its collective instance keys,
+and its all-reduces then collide with the first one's ("Shape mismatch in
+the collective instance 100"): training two models in one process (a
+notebook, a sweep, our test suite) failed that way. A TPU system must also be
+initialised only once.
+
 Example:
 
 ```python
@@ -17,8 +24,23 @@ import tensorflow as tf
 from official.common import distribute_utils
 
 
+_STRATEGIES = {}
+
+
 def get_strategy(runtime_config):
     """Returns the `tf.distribute.Strategy` for a `configs.RuntimeConfig`."""
+    key = (
+        runtime_config.distribution_strategy.lower(),
+        runtime_config.num_gpus,
+        runtime_config.tpu,
+        runtime_config.all_reduce_alg,
+    )
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _make_strategy(runtime_config)
+    return _STRATEGIES[key]
+
+
+def _make_strategy(runtime_config):
     name = runtime_config.distribution_strategy.lower()
     if name == "mirrored" and runtime_config.num_gpus == 0:
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
