@@ -292,3 +292,17 @@ def test_reads_jsonl_with_configured_keys_and_bioes(tmp_path):
     assert examples.tokens == [r["words"] for r in rows]
     assert examples.tags == [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG"]]
     assert examples.where(1, 0) == f"{path}:2"
+
+
+def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_path):
+    import shutil
+
+    run, _ = ner_run
+    edited = str(tmp_path / "edited")
+    shutil.copytree(run, edited)
+    params = configs.from_model_dir(edited)
+    assert params.task.token_classification.casing_features is True  # resolved and saved
+    params.task.token_classification.casing_features = False
+    configs.save(params, os.path.join(edited, "params.yaml"))
+    with pytest.raises(ValueError, match="does not hold every weight of the model"):
+        experiment.Loaded(edited)

@@ -214,7 +214,20 @@ def restore(model, model_dir, which="best"):
         path = tf.train.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
-    tf.train.Checkpoint(model=model).read(path).expect_partial()
+    status = tf.train.Checkpoint(model=model).read(path)
+    # Every weight of the model must come from the checkpoint: a model built
+    # differently from the one trained (another head, another config) must
+    # fail here, not predict with random weights. Optimizer slots in the
+    # checkpoint are fine to skip.
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ValueError(
+            f"checkpoint {path} does not hold every weight of the model built from "
+            f"{model_dir}/params.yaml (was the config edited after training?): "
+            f"{str(e).splitlines()[0]}"
+        ) from e
+    status.expect_partial()
     return path
 
 

@@ -76,6 +76,7 @@ class TokenClassification(base.Task):
         self.casing = config.casing_features
         if self.casing is None:
             self.casing = bool(getattr(tokenizer, "lowercase", False))
+            config.casing_features = self.casing  # params.yaml records the choice
         self.features = FEATURES + (("casing_ids",) if self.casing else ())
         # keras-hub tokenizers return Python lists when called eagerly; in a
         # graph they return ragged tensors, which the windowing needs.

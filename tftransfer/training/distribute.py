@@ -23,7 +23,6 @@ with strategy.scope():
 import tensorflow as tf
 from official.common import distribute_utils
 
-
 _STRATEGIES = {}
 
 
