@@ -53,8 +53,14 @@ _FORWARD = weakref.WeakKeyDictionary()
 def _forward_fn(task, model):
     # One tf.function per model, so repeated evaluations reuse its traces.
     if model not in _FORWARD:
+        # No AutoGraph: the task code has no tensor-dependent Python control
+        # flow, and twice a long CoNLL run died at its first evaluation with
+        # "'dict' object has no attribute 'flat_values'" inside the converted
+        # code (never in short runs); plain tracing removes that layer.
         _FORWARD[model] = tf.function(
-            lambda features: task.forward(model, features), reduce_retracing=True
+            lambda features: task.forward(model, features),
+            reduce_retracing=True,
+            autograph=False,
         )
     return _FORWARD[model]
 

@@ -53,7 +53,7 @@ class ServingModule(tf.Module):
     def signatures(self):
         """`{name: concrete function}` for `tf.saved_model.save`."""
         return {
-            name: tf.function(fn).get_concrete_function(*specs.values())
+            name: tf.function(fn, autograph=False).get_concrete_function(*specs.values())
             for name, (fn, specs) in self._functions.items()
         }
 

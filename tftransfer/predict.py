@@ -87,7 +87,7 @@ def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64):
     functions, specs = {}, {}
     for name, (fn, input_specs) in loaded.task.serving_functions(loaded.model).items():
         names = list(input_specs)
-        traced = tf.function(fn, input_signature=list(input_specs.values()))
+        traced = tf.function(fn, input_signature=list(input_specs.values()), autograph=False)
         functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])
         specs[name] = input_specs
     return _run(type(loaded.task), functions, specs, records, batch_size)
