@@ -38,7 +38,8 @@ from tftransfer.data import squad_readers, word_splitter, word_windows
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
 from tftransfer.tasks import base
-from tftransfer.tasks.text_classification import FEATURES, _token_id
+from tftransfer.tasks.text_classification import FEATURES
+from tftransfer.tasks.word_tokenizer import WordTokenizer
 
 # Scores of impossible spans. Finite: segment max/min kernels start from the
 # lowest finite float, so a segment of -inf values would not compare equal.
@@ -62,16 +63,7 @@ class QuestionAnswering(base.Task):
     def __init__(self, config, tokenizer, text_pair=False):
         super().__init__(config, tokenizer)
         self.text_pair = True
-        self.pad_id = _token_id(tokenizer, "pad_token_id")
-        self.start_id = _token_id(tokenizer, "cls_token_id", "start_token_id")
-        self.end_id = _token_id(tokenizer, "sep_token_id", "end_token_id")
-        oov = getattr(tokenizer, "oov_token", None)
-        self.unk_id = tokenizer.token_to_id(oov) if oov else self.pad_id
-        self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
-        # keras-hub tokenizers return Python lists when called eagerly.
-        self._tokenize = tf.function(
-            lambda texts: tokenizer(texts), input_signature=[tf.TensorSpec([None], tf.string)]
-        )
+        self.words = WordTokenizer(tokenizer)
 
     @property
     def labels(self):
@@ -115,17 +107,11 @@ class QuestionAnswering(base.Task):
             columns["answer_end"] = np.asarray(ends, np.int64)
         return tf.data.Dataset.from_tensor_slices(columns)
 
-    def _ids(self, texts):
-        ids = self._tokenize(texts)
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.RaggedTensor.from_tensor(ids, padding=self.pad_id)
-        return tf.cast(ids, tf.int32)
-
     def _split(self, question, context):
         """Questions and contexts -> question ids, context words, windows."""
-        q = self._ids(question)[:, : self.config.max_query_length]
-        words, starts, ends = word_splitter.split(context, self.split_on_cjk)
-        pieces = word_windows.fill_empty(self._ids(words.flat_values), self.unk_id)
+        q = self.words.ids(question)[:, : self.config.max_query_length]
+        words, starts, ends = word_splitter.split(context, self.words.split_on_cjk)
+        pieces = self.words.pieces(words.flat_values)
         pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
         room = self.config.max_seq_length - 3 - q.row_lengths()
         windows = word_windows.split(
@@ -142,15 +128,14 @@ class QuestionAnswering(base.Task):
         def column(value):
             return tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(value, tf.int32)))
 
-        token_ids = tf.concat(
-            [column(self.start_id), wq, column(self.end_id), ctx, column(self.end_id)], 1
-        )
+        start, end = self.words.start_id, self.words.end_id
+        token_ids = tf.concat([column(start), wq, column(end), ctx, column(end)], 1)
         segment_ids = tf.concat(
             [column(0), tf.zeros_like(wq), column(0), tf.ones_like(ctx), column(1)], 1
         )
         shape = [None, length]
         features = {
-            "token_ids": token_ids.to_tensor(self.pad_id, shape=shape),
+            "token_ids": token_ids.to_tensor(self.words.pad_id, shape=shape),
             "segment_ids": segment_ids.to_tensor(0, shape=shape),
             "padding_mask": tf.ones_like(token_ids).to_tensor(0, shape=shape),
         }

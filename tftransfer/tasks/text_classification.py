@@ -21,16 +21,9 @@ import tensorflow as tf
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
 from tftransfer.tasks import base
+from tftransfer.tasks.word_tokenizer import token_id as _token_id
 
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
-
-
-def _token_id(tokenizer, *names):
-    for name in names:
-        value = getattr(tokenizer, name, None)
-        if value is not None:
-            return value
-    raise ValueError(f"tokenizer {type(tokenizer).__name__} has none of {names}")
 
 
 @base.register("text_classification")

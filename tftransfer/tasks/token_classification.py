@@ -38,7 +38,8 @@ from tftransfer.data import (
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
 from tftransfer.tasks import base, entity_spans
-from tftransfer.tasks.text_classification import FEATURES, _token_id
+from tftransfer.tasks.text_classification import FEATURES
+from tftransfer.tasks.word_tokenizer import WordTokenizer
 
 #: label of positions the loss ignores (special tokens, later subwords).
 IGNORE = -1
@@ -65,25 +66,14 @@ class TokenClassification(base.Task):
             raise ValueError("token classification has no sentence pairs; unset text_pair_column")
         super().__init__(config, tokenizer)
         self.text_pair = False
-        self.pad_id = _token_id(tokenizer, "pad_token_id")
-        self.start_id = _token_id(tokenizer, "cls_token_id", "start_token_id")
-        self.end_id = _token_id(tokenizer, "sep_token_id", "end_token_id")
-        oov = getattr(tokenizer, "oov_token", None)
-        self.unk_id = tokenizer.token_to_id(oov) if oov else self.pad_id
+        self.words = WordTokenizer(tokenizer)
         self.window = config.max_seq_length - 2
         self.stride = config.window_stride or max(1, self.window // 2)
-        self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
         self.casing = config.casing_features
         if self.casing is None:
-            self.casing = bool(getattr(tokenizer, "lowercase", False))
+            self.casing = self.words.lowercase
             config.casing_features = self.casing  # params.yaml records the choice
         self.features = FEATURES + (("casing_ids",) if self.casing else ())
-        # keras-hub tokenizers return Python lists when called eagerly; in a
-        # graph they return ragged tensors, which the windowing needs.
-        self._tokenize_words = tf.function(
-            lambda words: tokenizer(words),
-            input_signature=[tf.TensorSpec([None], tf.string)],
-        )
 
     @property
     def labels(self):
@@ -144,10 +134,7 @@ class TokenClassification(base.Task):
 
     def _windows(self, words):
         """Ragged [batch, (words)] strings -> subword windows."""
-        pieces = tf.cast(self._tokenize_words(words.flat_values), tf.int32)
-        if not isinstance(pieces, tf.RaggedTensor):  # a tokenizer with fixed length
-            pieces = tf.RaggedTensor.from_tensor(pieces, padding=self.pad_id)
-        pieces = word_windows.fill_empty(pieces, self.unk_id)
+        pieces = self.words.pieces(words.flat_values)
         pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
         return word_windows.split(pieces, self.window, self.stride)
 
@@ -169,7 +156,7 @@ class TokenClassification(base.Task):
                 pad, shape=[None, length]
             )
 
-        token_ids = pack(ids, self.start_id, self.end_id, self.pad_id)
+        token_ids = pack(ids, self.words.start_id, self.words.end_id, self.words.pad_id)
         features = {
             "token_ids": token_ids,
             "segment_ids": pack(tf.zeros_like(ids), 0, 0, 0),
@@ -210,7 +197,7 @@ class TokenClassification(base.Task):
 
     def tokenize(self, inputs):
         """Raw text -> words (with offsets); the model input is made per window."""
-        return word_splitter.split(inputs["text"], self.split_on_cjk)
+        return word_splitter.split(inputs["text"], self.words.split_on_cjk)
 
     def preprocess(self, batch):
         return {"words": batch["words"]}, None
