@@ -90,7 +90,7 @@ def _encode(task, sentences):
 
 
 def test_label_goes_on_the_first_subword(tokenizer):
-    task = _task(tokenizer)
+    task = _task(tokenizer, casing_features=None)  # None: on, the tokenizer lowercases
     # "bobs" -> bob ##s; "\u200b" (a format char) has no subword and gets [UNK].
     sentence = (
         ["bobs", "visited", "\u200b", "acme", "films"],
@@ -301,8 +301,8 @@ def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_pat
     edited = str(tmp_path / "edited")
     shutil.copytree(run, edited)
     params = configs.from_model_dir(edited)
-    assert params.task.token_classification.casing_features is True  # resolved and saved
-    params.task.token_classification.casing_features = False
+    assert params.task.token_classification.casing_features is False
+    params.task.token_classification.casing_features = True
     configs.save(params, os.path.join(edited, "params.yaml"))
     with pytest.raises(ValueError, match="does not hold every weight of the model"):
         experiment.Loaded(edited)

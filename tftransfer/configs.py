@@ -165,8 +165,9 @@ class TokenClassificationConfig(base_config.Config):
             Predictions always come from the first subword.
         casing_features: feed each word's casing class (lower, Capitalised,
             ALL CAPS, mixed, number, other) to the tagging layer through a
-            small embedding; None = when the tokenizer lowercases (uncased
-            backbones cannot see case otherwise).
+            small embedding (uncased backbones cannot see case otherwise);
+            None = when the tokenizer lowercases. Off by default: on
+            CoNLL-2003 with MiniLM it did not help (BENCHMARKS.md).
         dropout: dropout before the tagging layer.
         strict: read entities as strict IOB2 (an `I-X` that does not follow
             `B-X`/`I-X` is not an entity) in evaluation and serving; the
@@ -177,7 +178,7 @@ class TokenClassificationConfig(base_config.Config):
     max_seq_length: int = 128
     window_stride: int = 0
     label_all_subwords: bool = False
-    casing_features: Optional[bool] = None
+    casing_features: Optional[bool] = False
     dropout: float = 0.1
     strict: bool = False
 
