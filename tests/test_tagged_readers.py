@@ -62,6 +62,20 @@ def test_conll2003_style(tmp_path):
     assert s.tokens == [["EU", "rejects", "German", "call", "."], ["Peter", "Blackburn"]]
     assert s.tags == [["B-ORG", "O", "B-MISC", "O", "O"], ["B-PER", "I-PER"]]
     assert s.sources == [f"{path}:3", f"{path}:9"]
+    assert s.documents == [0, 0]
+
+
+def test_documents_start_at_docstart_and_at_each_file(tmp_path):
+    first, second = tmp_path / "a.conll", tmp_path / "b.conll"
+    # The second -DOCSTART- has no blank line before it: it still ends the sentence.
+    first.write_text(CONLL03 + "-DOCSTART- -X- -X- O\n\nA x y O\n\nB x y O\n-DOCSTART- -X- O O\nC x y O\n")
+    second.write_text("D O\n\nE O\n")
+    s = tagged_readers.read(f"{first},{second}")
+    assert s.tokens[2:] == [["A"], ["B"], ["C"], ["D"], ["E"]]
+    assert s.documents == [0, 0, 1, 1, 2, 3, 3]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"tokens": ["x"], "tags": ["O"]}\n{"tokens": ["y"], "tags": ["O"]}\n')
+    assert tagged_readers.read(str(jsonl)).documents == [0, 1]
 
 
 def test_wnut_tabs_and_tab_only_separators(tmp_path):

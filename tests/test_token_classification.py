@@ -9,7 +9,7 @@ import tensorflow as tf
 import tiny
 
 from tftransfer import backbones, configs, experiment, export, predict
-from tftransfer.data import tagged_readers, word_casing
+from tftransfer.data import pipeline, tagged_readers, word_casing
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.token_classification import IGNORE, TokenClassification
 
@@ -173,6 +173,48 @@ def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
     assert [r[0] for r in rows] == [w for s in gold.tokens for w in s]
     assert [r[1] for r in rows] == [t for s in gold.tags for t in s]
     assert all(r[2] in LABELS for r in rows)
+
+
+def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, tmp_path):
+    path = tmp_path / "docs.conll"
+    path.write_text(
+        "-DOCSTART- O\n\nalice B-PER\n\nbob B-PER\n\n"
+        "-DOCSTART- O\n\nparis B-LOC\n\nbob B-PER\n"
+    )
+    examples = tagged_readers.read(str(path))
+    backbone, tokenizer = backbones.load(tiny_preset)
+    data = configs.DataConfig()
+    probabilities = {}
+    for document_context in (False, True):
+        cfg = configs.TokenClassificationConfig(
+            labels=LABELS, max_seq_length=8, document_context=document_context
+        )
+        task = TokenClassification(cfg, tokenizer)
+        model = task.build_model(backbone)
+        dataset = pipeline.eval_dataset(task, examples, 4, data)
+        outputs = experiment.predict_outputs(task, model, dataset)
+        assert len(outputs) == (2 if document_context else 4)  # rows: documents or sentences
+        sentences = task.sentence_outputs(outputs, examples)
+        assert [len(p) for p in sentences] == [1, 1, 1, 1]
+        probabilities[document_context] = [p[0] for p in sentences]
+    alone, in_context = probabilities[False], probabilities[True]
+    # "bob" after "alice" and "bob" after "paris": the same sentence, seen
+    # with different neighbours only under document context.
+    # (The random head's logits are small, so differences are too: float32
+    # noise is ~1e-7 here, the context's effect ~1e-5 or more.)
+    np.testing.assert_allclose(alone[1], alone[3], atol=1e-7)
+    assert np.abs(in_context[1] - in_context[3]).max() > 1e-5
+
+
+def test_document_context_trains_and_evaluates_per_sentence(tiny_preset, conll_train, tmp_path):
+    params = _params(tiny_preset, conll_train, document_context=True)
+    metrics = experiment.train(params, str(tmp_path / "run"))
+    gold = tagged_readers.read(conll_train)
+    assert metrics["sentences"] == len(gold) > 1 == len(set(gold.documents))
+    assert metrics["f1"] >= 0.7, metrics
+    with open(metrics["predictions_file"], encoding="utf-8") as f:
+        blocks = [b for b in f.read().split("\n\n") if b.strip()]
+    assert [len(b.splitlines()) for b in blocks] == [len(t) for t in gold.tokens]
 
 
 def test_unknown_tag_at_evaluation_names_file_and_line(ner_run, tmp_path):

@@ -168,6 +168,12 @@ class TokenClassificationConfig(base_config.Config):
             small embedding (uncased backbones cannot see case otherwise);
             None = when the tokenizer lowercases. Off by default: on
             CoNLL-2003 with MiniLM it did not help (BENCHMARKS.md).
+        document_context: window whole documents instead of single
+            sentences, so each word is tagged with the neighbouring
+            sentences in view (BERT's "maximal document context" for
+            CoNLL-2003). Documents are the sentences between `-DOCSTART-`
+            lines (and each file); JSONL records stay on their own. Metrics
+            and predictions are still per sentence.
         dropout: dropout before the tagging layer.
         strict: read entities as strict IOB2 (an `I-X` that does not follow
             `B-X`/`I-X` is not an entity) in evaluation and serving; the
@@ -179,6 +185,7 @@ class TokenClassificationConfig(base_config.Config):
     window_stride: int = 0
     label_all_subwords: bool = False
     casing_features: Optional[bool] = False
+    document_context: bool = False
     dropout: float = 0.1
     strict: bool = False
 

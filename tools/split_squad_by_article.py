@@ -16,21 +16,14 @@ import os
 
 from absl import app, flags
 
+from tftransfer.data.squad_readers import split_by_article
+
 flags.DEFINE_string("input", "../shared/data/squad_v1.1/dev-v1.1.json", "SQuAD JSON file.")
 flags.DEFINE_string("train_output", "runs/squad_split/train.json", "Train articles go here.")
 flags.DEFINE_string("eval_output", "runs/squad_split/eval.json", "Evaluation articles go here.")
 flags.DEFINE_integer("every", 4, "One article in `every` goes to evaluation.")
 flags.DEFINE_integer("offset", 3, "Which one (0 <= offset < every).")
 FLAGS = flags.FLAGS
-
-
-def split(document, every, offset):
-    """Returns (train document, eval document) with the same `version`."""
-    train, evaluation = [], []
-    for i, article in enumerate(document["data"]):
-        (evaluation if i % every == offset else train).append(article)
-    version = document.get("version", "1.1")
-    return {"version": version, "data": train}, {"version": version, "data": evaluation}
 
 
 def _count(document):
@@ -42,7 +35,7 @@ def main(argv):
     with open(FLAGS.input, encoding="utf-8") as f:
         document = json.load(f)
     for path, part in zip(
-        (FLAGS.train_output, FLAGS.eval_output), split(document, FLAGS.every, FLAGS.offset)
+        (FLAGS.train_output, FLAGS.eval_output), split_by_article(document, FLAGS.every, FLAGS.offset)
     ):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:

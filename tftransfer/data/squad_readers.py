@@ -244,3 +244,26 @@ def read(path, format="", encoding="utf-8", need_answers=True, max_examples=0):
         if builder.full():
             break
     return builder.out
+
+
+def split_by_article(document, every=4, offset=3):
+    """Splits a parsed SQuAD JSON document by article, deterministically.
+
+    Splitting by article keeps every paragraph (and its many questions) on one
+    side, so no context is seen in both. Article `i` (in file order) goes to
+    the second document when `i % every == offset`, else to the first.
+
+    Example:
+    >>> doc = {"version": "1.1", "data": [{"title": str(i)} for i in range(8)]}
+    >>> train, evaluation = split_by_article(doc)
+    >>> [a["title"] for a in evaluation["data"]]
+    ['3', '7']
+
+    Returns:
+        (train document, evaluation document), both with the input's `version`.
+    """
+    train, evaluation = [], []
+    for i, article in enumerate(document["data"]):
+        (evaluation if i % every == offset else train).append(article)
+    version = document.get("version", "1.1")
+    return {"version": version, "data": train}, {"version": version, "data": evaluation}

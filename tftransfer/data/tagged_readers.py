@@ -3,7 +3,8 @@
 CoNLL: one token per line, the token in the first column and its tag in the
 last (columns split on tabs when the line has one, else on whitespace; middle
 columns such as POS and chunk tags are ignored); a blank or whitespace-only
-line ends a sentence; `-DOCSTART-` lines are dropped. JSONL: one object per
+line ends a sentence; `-DOCSTART-` lines are dropped (they, and the start of
+each file, begin a new document). JSONL: one object per
 line with a list of tokens and a list of tags. Tags are converted to IOB2
 (see `tag_schemes`); every error names the file and the line.
 
@@ -34,12 +35,16 @@ class TaggedExamples:
         sources: `file:line` where each sentence starts.
         token_lines: the line number of each token (CoNLL: one line per
             token; JSONL: the record's line).
+        documents: the document index of each sentence, counting from 0
+            (CoNLL: a new document at each `-DOCSTART-` and each file;
+            JSONL: each record is its own document).
     """
 
     tokens: List[List[str]]
     tags: Optional[List[List[str]]]
     sources: List[str]
     token_lines: List[List[int]] = dataclasses.field(default_factory=list)
+    documents: List[int] = dataclasses.field(default_factory=list)
 
     def where(self, sentence, token):
         """`file:line` of one token, for error messages."""
@@ -51,17 +56,24 @@ class TaggedExamples:
 
 
 def _conll_sentences(path, text, need_tags):
+    """Yields (tokens, tags, lines, `file:line`, new document) per sentence."""
     tokens, tags, lines, start = [], [], [], None
     width = None
+    new_document = True
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             if tokens:
-                yield tokens, tags, lines, start
+                yield tokens, tags, lines, start, new_document
+                new_document = False
             tokens, tags, lines, start = [], [], [], None
             continue
         fields = line.split("\t") if "\t" in line else line.split()
         fields = [f.strip() for f in fields]
         if fields[0] == "-DOCSTART-":
+            if tokens:  # a marker with no blank line before it still ends the sentence
+                yield tokens, tags, lines, start, new_document
+                tokens, tags, lines, start = [], [], [], None
+            new_document = True
             continue
         where = f"{path}:{number}"
         if need_tags:
@@ -81,7 +93,7 @@ def _conll_sentences(path, text, need_tags):
         lines.append(number)
         tags.append((fields[-1], where) if need_tags else None)
     if tokens:
-        yield tokens, tags, lines, start
+        yield tokens, tags, lines, start, new_document
 
 
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
@@ -103,7 +115,7 @@ def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
                 )
             tags = [(t, where) for t in tags]
         line = int(where.rsplit(":", 1)[1])
-        yield tokens, tags, [line] * len(tokens), where
+        yield tokens, tags, [line] * len(tokens), where, True
 
 
 def read(
@@ -145,7 +157,10 @@ def read(
         else:
             raise DataError(f"{file}: unknown format `{fmt}` (use conll or jsonl)")
         before = len(out)
-        for tokens, tagged, lines, where in sentences:
+        for tokens, tagged, lines, where, new_document in sentences:
+            document = out.documents[-1] if out.documents else -1
+            # Each file starts a new document too.
+            out.documents.append(document + 1 if new_document or len(out) == before else document)
             out.tokens.append(tokens)
             out.sources.append(where)
             out.token_lines.append(lines)

@@ -4,7 +4,9 @@ Each word is cut into subwords by the backbone's tokenizer; its tag goes on
 its first subword (or on all of them, with `label_all_subwords`) and the
 other positions are ignored by the loss. Sentences longer than the model's
 sequence length become overlapping windows (`data.word_windows`), and each
-word is predicted once, from the window where it has the most context.
+word is predicted once, from the window where it has the most context. With
+`document_context`, the windows run over whole documents instead of single
+sentences.
 
 The exported model takes raw text: it splits words with character offsets
 (`data.word_splitter`), tags them, and returns entity spans
@@ -121,8 +123,22 @@ class TokenClassification(base.Task):
     def validate_examples(self, examples):
         self.encode_tags(examples)
 
-    def raw_dataset(self, examples, with_labels=True):
+    def _row_lengths(self, examples):
+        """Words per dataset row: per sentence, or per document."""
         lengths = [len(t) for t in examples.tokens]
+        if not self.config.document_context:
+            return lengths
+        documents = examples.documents or range(len(lengths))
+        rows = []
+        for i, (length, document) in enumerate(zip(lengths, documents)):
+            if i and document == documents[i - 1]:
+                rows[-1] += length
+            else:
+                rows.append(length)
+        return rows
+
+    def raw_dataset(self, examples, with_labels=True):
+        lengths = self._row_lengths(examples)
         flat = [w for words in examples.tokens for w in words]
         columns = {"words": tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.string), lengths)}
         if with_labels:
@@ -131,6 +147,16 @@ class TokenClassification(base.Task):
                 np.concatenate(ids) if ids else np.zeros([0], np.int32), lengths
             )
         return tf.data.Dataset.from_tensor_slices(columns)
+
+    def sentence_outputs(self, outputs, examples):
+        """Per-row word outputs (documents, maybe) -> one array per sentence."""
+        if not self.config.document_context:
+            return outputs
+        lengths = [len(t) for t in examples.tokens]
+        flat = np.concatenate(outputs) if outputs else np.zeros([0, len(self.labels)])
+        if len(flat) != sum(lengths):
+            raise ValueError(f"{len(flat)} predicted words for {sum(lengths)} words")
+        return np.split(flat, np.cumsum(lengths)[:-1])
 
     def _windows(self, words):
         """Ragged [batch, (words)] strings -> subword windows."""
@@ -256,18 +282,19 @@ class TokenClassification(base.Task):
         tags = tf.ragged.map_flat_values(tf.gather, tf.constant(self.labels), tag_ids)
         return {"tag_ids": tag_ids, "tags": tags, "scores": scores}
 
-    def predicted_tags(self, outputs):
+    def predicted_tags(self, outputs, examples):
+        outputs = self.sentence_outputs(outputs, examples)
         return [[self.labels[i] for i in np.argmax(p, axis=-1)] for p in outputs]
 
     def evaluate(self, outputs, examples):
-        predicted = self.predicted_tags(outputs)
+        predicted = self.predicted_tags(outputs, examples)
         return entity_metrics.report(examples.tags, predicted, strict=self.config.strict)
 
     def write_predictions(self, outputs, examples, path):
         """Writes `token gold predicted` lines for conlleval to `<path>.txt`."""
         path += ".txt"
         entity_metrics.write_conll(
-            path, examples.tokens, examples.tags, self.predicted_tags(outputs)
+            path, examples.tokens, examples.tags, self.predicted_tags(outputs, examples)
         )
         return path
 
