@@ -77,10 +77,12 @@ class DataConfig(base_config.Config):
     Attributes:
         train, validation, test: the splits; an empty `path` means "none".
         shuffle_buffer_size: examples held by the training shuffle buffer.
-        pad_to_multiple_of: pad each batch only to its longest sequence,
-            rounded up to this multiple (0 = always pad to max_seq_length).
-            Few distinct shapes keep retracing cheap.
-        cache: keep tokenized evaluation batches in memory.
+        bucket_boundaries: batches group examples of similar length and are
+            padded to the smallest of these lengths (or the task's
+            max_seq_length) that holds them all. A small fixed set keeps
+            compiled steps to one shape per bucket (XLA, TPUs). Empty = no
+            bucketing: every batch padded to max_seq_length.
+        cache: keep tokenized examples in memory (tokenize once).
         prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
             seen to stall for many seconds at epoch starts on 2-core machines.
         num_parallel_calls: parallel tokenization calls (0 = AUTOTUNE).
@@ -90,7 +92,9 @@ class DataConfig(base_config.Config):
     validation: InputConfig = dataclasses.field(default_factory=InputConfig)
     test: InputConfig = dataclasses.field(default_factory=InputConfig)
     shuffle_buffer_size: int = 100_000
-    pad_to_multiple_of: int = 16
+    bucket_boundaries: List[int] = dataclasses.field(
+        default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
+    )
     cache: bool = True
     prefetch: int = 2
     num_parallel_calls: int = 2

@@ -130,9 +130,9 @@ class Trainer:
 
         strategy = self.strategy
 
-        # Batches are trimmed to their longest example, so shapes vary; without
-        # XLA, relaxed shapes keep it to a couple of traces.
-        @tf.function(reduce_retracing=not self.config.jit_compile)
+        # Length buckets bound the batch shapes: one trace per bucket, each
+        # with static shapes (what XLA needs, and what lets grappler plan).
+        @tf.function(reduce_retracing=False)
         def train_step(features, labels):
             per_replica = strategy.run(replica_step, args=(features, labels))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -153,7 +153,7 @@ class Trainer:
         """Trains until `total_steps`, resuming if a checkpoint exists.
 
         Args:
-            make_dataset: `skip_examples -> tf.data.Dataset` of global
+            make_dataset: `skip_steps -> tf.data.Dataset` of global
                 `(features, labels)` batches; must be deterministic so that a
                 resumed run continues the same stream.
             total_steps: the step to stop at.
@@ -180,7 +180,7 @@ class Trainer:
         eval_every = self.config.eval_every or steps_per_epoch
         checkpoint_every = self.config.checkpoint_every
         log_every = max(1, self.config.log_every)
-        dataset = make_dataset(start * self.global_batch_size)
+        dataset = make_dataset(start)
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
         train_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
         eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
