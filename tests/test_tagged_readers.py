@@ -68,7 +68,9 @@ def test_conll2003_style(tmp_path):
 def test_documents_start_at_docstart_and_at_each_file(tmp_path):
     first, second = tmp_path / "a.conll", tmp_path / "b.conll"
     # The second -DOCSTART- has no blank line before it: it still ends the sentence.
-    first.write_text(CONLL03 + "-DOCSTART- -X- -X- O\n\nA x y O\n\nB x y O\n-DOCSTART- -X- O O\nC x y O\n")
+    first.write_text(
+        CONLL03 + "-DOCSTART- -X- -X- O\n\nA x y O\n\nB x y O\n-DOCSTART- -X- O O\nC x y O\n"
+    )
     second.write_text("D O\n\nE O\n")
     s = tagged_readers.read(f"{first},{second}")
     assert s.tokens[2:] == [["A"], ["B"], ["C"], ["D"], ["E"]]

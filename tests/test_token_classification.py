@@ -178,8 +178,7 @@ def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
 def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, tmp_path):
     path = tmp_path / "docs.conll"
     path.write_text(
-        "-DOCSTART- O\n\nalice B-PER\n\nbob B-PER\n\n"
-        "-DOCSTART- O\n\nparis B-LOC\n\nbob B-PER\n"
+        "-DOCSTART- O\n\nalice B-PER\n\nbob B-PER\n\n-DOCSTART- O\n\nparis B-LOC\n\nbob B-PER\n"
     )
     examples = tagged_readers.read(str(path))
     backbone, tokenizer = backbones.load(tiny_preset)

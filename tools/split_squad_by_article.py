@@ -35,7 +35,8 @@ def main(argv):
     with open(FLAGS.input, encoding="utf-8") as f:
         document = json.load(f)
     for path, part in zip(
-        (FLAGS.train_output, FLAGS.eval_output), split_by_article(document, FLAGS.every, FLAGS.offset)
+        (FLAGS.train_output, FLAGS.eval_output),
+        split_by_article(document, FLAGS.every, FLAGS.offset),
     ):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
