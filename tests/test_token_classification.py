@@ -190,6 +190,13 @@ def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, t
         )
         task = TokenClassification(cfg, tokenizer)
         model = task.build_model(backbone)
+        # The initialiser's head is tiny and unseeded, which shrinks the
+        # context's effect on the output towards float32 noise; a unit-scale
+        # head, the same in both runs, keeps it far above that.
+        head = model.get_layer("logits")
+        kernel, bias = head.get_weights()
+        rng = np.random.default_rng(0)
+        head.set_weights([rng.normal(size=kernel.shape).astype("float32"), np.zeros_like(bias)])
         dataset = pipeline.eval_dataset(task, examples, 4, data)
         outputs = experiment.predict_outputs(task, model, dataset)
         assert len(outputs) == (2 if document_context else 4)  # rows: documents or sentences
@@ -199,9 +206,9 @@ def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, t
     alone, in_context = probabilities[False], probabilities[True]
     # "bob" after "alice" and "bob" after "paris": the same sentence, seen
     # with different neighbours only under document context.
-    # (The random head's logits are small, so differences are too: float32
-    # noise is ~1e-7 here, the context's effect ~1e-5 or more.)
-    np.testing.assert_allclose(alone[1], alone[3], atol=1e-7)
+    np.testing.assert_allclose(alone[1], alone[3], atol=1e-6)
+    # A random backbone mixes context in weakly (~3e-4 here with the seeded
+    # tiny preset); float32 noise between identical rows is ~1e-7.
     assert np.abs(in_context[1] - in_context[3]).max() > 1e-5
 
 

@@ -26,6 +26,8 @@ model = task.build_model(backbone)
 ```
 """
 
+import itertools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -129,13 +131,8 @@ class TokenClassification(base.Task):
         if not self.config.document_context:
             return lengths
         documents = examples.documents or range(len(lengths))
-        rows = []
-        for i, (length, document) in enumerate(zip(lengths, documents)):
-            if i and document == documents[i - 1]:
-                rows[-1] += length
-            else:
-                rows.append(length)
-        return rows
+        runs = itertools.groupby(zip(documents, lengths), key=lambda pair: pair[0])
+        return [sum(length for _, length in run) for _, run in runs]
 
     def raw_dataset(self, examples, with_labels=True):
         lengths = self._row_lengths(examples)
