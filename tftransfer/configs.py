@@ -82,6 +82,10 @@ class DataConfig(base_config.Config):
             max_seq_length) that holds them all. A small fixed set keeps
             compiled steps to one shape per bucket (XLA, TPUs). Empty = no
             bucketing: every batch padded to max_seq_length.
+        packing: training batches pack their examples into shared rows of
+            max_seq_length (text classification with a BERT-style backbone,
+            one replica): less padding for short texts. Batches keep
+            `batch_size` examples; evaluation is not packed.
         cache: keep tokenized examples in memory (tokenize once).
         prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
             seen to stall for many seconds at epoch starts on 2-core machines.
@@ -95,6 +99,7 @@ class DataConfig(base_config.Config):
     bucket_boundaries: List[int] = dataclasses.field(
         default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
     )
+    packing: bool = False
     cache: bool = True
     prefetch: int = 2
     num_parallel_calls: int = 2

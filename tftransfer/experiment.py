@@ -129,6 +129,23 @@ def _training_data(task, examples, params):
     return encoded, count
 
 
+def _packed_model(params, task, model, backbone, strategy):
+    """The model that trains on packed rows under `data.packing`, else None."""
+    if not params.data.packing:
+        return None
+    packed = task.build_packed_model(model, backbone)
+    if packed is None:
+        raise ValueError(f"data.packing: the {task.name} task cannot train on packed rows")
+    if strategy.num_replicas_in_sync > 1:
+        # experimental_distribute_dataset would split a packed batch's rows
+        # and its examples independently; packing per replica is not built.
+        raise ValueError(
+            "data.packing runs on one replica; got "
+            f"{strategy.num_replicas_in_sync} (set data.packing=false)"
+        )
+    return packed
+
+
 def train(params, model_dir):
     """Fine-tunes the configured backbone on the configured task.
 
@@ -166,6 +183,7 @@ def train(params, model_dir):
         steps_per_epoch = max(1, num_train // global_batch)
         total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
         model = task.build_model(backbone)
+        train_model = _packed_model(params, task, model, backbone, strategy)
         optimizer = optimization.create_optimizer(cfg, total_steps, model)
     configs.save(params, os.path.join(model_dir, "params.yaml"))
 
@@ -185,7 +203,7 @@ def train(params, model_dir):
             )
 
     trainer = trainer_lib.Trainer(
-        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch
+        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch, train_model
     )
     print(
         f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "

@@ -146,7 +146,7 @@ def training_flops(backbone, lengths, widths):
 
 
 # -- (a) training ------------------------------------------------------------
-def tftransfer_training(spec, examples, buckets, jit_compile):
+def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
     """Examples/s of tftransfer's training step over `examples`, after a warm-up pass."""
     import keras
 
@@ -159,7 +159,11 @@ def tftransfer_training(spec, examples, buckets, jit_compile):
         {
             "backbone": {"spec": spec},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
-            "data": {"bucket_boundaries": buckets, "shuffle_buffer_size": len(examples)},
+            "data": {
+                "bucket_boundaries": buckets,
+                "packing": packing,
+                "shuffle_buffer_size": len(examples),
+            },
             "trainer": {
                 "batch_size": FLAGS.batch_size,
                 "learning_rate": FLAGS.learning_rate,
@@ -174,12 +178,20 @@ def tftransfer_training(spec, examples, buckets, jit_compile):
     task = experiment.build_task(params, tokenizer)
     task.prepare(examples)
     model = task.build_model(backbone)
+    train_model = task.build_packed_model(model, backbone) if packing else None
     steps = len(examples) // FLAGS.batch_size
     optimizer = optimization.create_optimizer(params.trainer, 2 * steps, model)
     strategy = experiment.distribute.get_strategy(params.runtime)
     with tempfile.TemporaryDirectory() as tmp:
         loop = trainer.Trainer(
-            model, task.loss, optimizer, strategy, tmp, params.trainer, FLAGS.batch_size
+            model,
+            task.loss,
+            optimizer,
+            strategy,
+            tmp,
+            params.trainer,
+            FLAGS.batch_size,
+            train_model,
         )
         stream = pipeline.train_dataset(task, examples, FLAGS.batch_size, params.data, seed=0)
         batches = list(stream.take(steps))  # tokenized and bucketed before timing
@@ -189,8 +201,9 @@ def tftransfer_training(spec, examples, buckets, jit_compile):
         for features, labels in batches:
             float(loop._train_step(features, labels))
         elapsed = time.perf_counter() - start
-    lengths = np.concatenate([f["padding_mask"].numpy().sum(1) for f, _ in batches])
-    widths = np.concatenate([np.full(len(lab), f["padding_mask"].shape[1]) for f, lab in batches])
+    lengths = np.concatenate([_example_lengths(f) for f, _ in batches])
+    # The computed rows: one per example, or the packed rows.
+    widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
     real, padded, _ = training_flops(backbone, lengths, widths)
     return {
         "examples_per_second": steps * FLAGS.batch_size / elapsed,
@@ -198,6 +211,13 @@ def tftransfer_training(spec, examples, buckets, jit_compile):
         "model_gflops_padded": padded / elapsed / 1e9,
         "padding_fraction": 1 - lengths.sum() / widths.sum(),
     }
+
+
+def _example_lengths(features):
+    if "example_ids" in features:  # packed: count each example's tokens
+        ids = features["example_ids"].numpy().ravel()
+        return np.bincount(ids[ids >= 0])
+    return features["padding_mask"].numpy().sum(1)
 
 
 def hf_training(path, examples):
@@ -419,6 +439,8 @@ def main(argv):
         "tftransfer fixed + XLA": lambda: tftransfer_training(spec, examples, [], True),
         "tftransfer buckets": lambda: tftransfer_training(spec, examples, buckets, False),
         "tftransfer buckets + XLA": lambda: tftransfer_training(spec, examples, buckets, True),
+        "tftransfer packed": lambda: tftransfer_training(spec, examples, [], False, True),
+        "tftransfer packed + XLA": lambda: tftransfer_training(spec, examples, [], True, True),
     }
     if not FLAGS.skip_hf:
         contenders["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)

@@ -19,6 +19,8 @@ for features, index in ds:
 
 import tensorflow as tf
 
+from tftransfer.data import packing
+
 # Raw examples per tokenization call when encoding before batching.
 ENCODE_CHUNK = 256
 
@@ -157,11 +159,17 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, e
     dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
     dataset = dataset.shuffle(max(1, data_config.shuffle_buffer_size), seed=seed)
     dataset = dataset.repeat()
-    max_length = task.config.max_seq_length
-    lengths = boundaries(data_config, max_length)
-    keys = position_keys(task, dataset.element_spec)
-    dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=True)
-    dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
+    if data_config.packing:
+        # Packed rows are max_seq_length wide and mix lengths: no buckets.
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
+        dataset = dataset.map(packing.pack_batch, num_parallel_calls=2, deterministic=True)
+    else:
+        max_length = task.config.max_seq_length
+        lengths = boundaries(data_config, max_length)
+        keys = position_keys(task, dataset.element_spec)
+        dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=True)
+        dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
     if skip_steps:
         dataset = dataset.skip(skip_steps)
     return dataset.prefetch(data_config.prefetch)

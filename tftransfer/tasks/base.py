@@ -121,6 +121,15 @@ class Task(abc.ABC):
     def build_model(self, backbone):
         """Returns a Keras functional model from backbone inputs to outputs."""
 
+    def build_packed_model(self, model, backbone):
+        """A model sharing `model`'s weights that trains on packed rows.
+
+        For `data.packing` (see `data/packing.py`); None when the task
+        cannot train on packed rows.
+        """
+        del model, backbone
+        return None
+
     @abc.abstractmethod
     def loss(self, labels, outputs):
         """Returns the per-example loss (shape [batch])."""

@@ -57,10 +57,23 @@ class Trainer:
         model_dir: where checkpoints, summaries and history go.
         config: a `configs.TrainerConfig`.
         global_batch_size: examples per step over all replicas.
+        train_model: the model the training step calls, if not `model`: one
+            sharing its weights, e.g. a `PackedTextClassifier`.
     """
 
-    def __init__(self, model, loss_fn, optimizer, strategy, model_dir, config, global_batch_size):
+    def __init__(
+        self,
+        model,
+        loss_fn,
+        optimizer,
+        strategy,
+        model_dir,
+        config,
+        global_batch_size,
+        train_model=None,
+    ):
         self.model = model
+        self.train_model = train_model or model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.strategy = strategy
@@ -96,7 +109,9 @@ class Trainer:
         return self.step
 
     def _make_train_step(self):
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        # The model trained may be another view of the same weights (packed
+        # rows); checkpoints and evaluation use `self.model`.
+        model, loss_fn, optimizer = self.train_model, self.loss_fn, self.optimizer
         clipnorm = self.config.clipnorm
         global_batch = self.global_batch_size
 
@@ -120,7 +135,12 @@ class Trainer:
             # Variables the head does not use (e.g. BERT's pooler under mean
             # pooling) have no gradient; collectives cannot carry None.
             used = [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
-            grads = [g for g, _ in used]
+            # Embedding lookups give IndexedSlices with a row once per use.
+            # Keras 3's Adam squares those slices before summing them
+            # (sum g_i^2 instead of (sum g_i)^2 in its second moment) and
+            # then densifies anyway, so summing them into a dense gradient
+            # here costs nothing extra and makes the update the dense one.
+            grads = [tf.convert_to_tensor(g) for g, _ in used]
             context = tf.distribute.get_replica_context()
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             if clipnorm > 0:
