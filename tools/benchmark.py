@@ -25,6 +25,8 @@ Usage:
     python tools/benchmark.py --smoke --output=/tmp/bench.json
 """
 
+import collections
+import functools
 import json
 import os
 import platform
@@ -197,10 +199,15 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
         batches = list(stream.take(steps))  # tokenized and bucketed before timing
         for features, labels in batches:  # warm-up: one trace (and compile) per shape
             loop._train_step(features, labels)
+        per_shape = collections.defaultdict(list)
         start = time.perf_counter()
         for features, labels in batches:
+            begin = time.perf_counter()
             float(loop._train_step(features, labels))
+            shape = "x".join(map(str, features["padding_mask"].shape))
+            per_shape[shape].append(time.perf_counter() - begin)
         elapsed = time.perf_counter() - start
+        update_ms = optimizer_update_ms(model, optimizer)
     lengths = np.concatenate([_example_lengths(f) for f, _ in batches])
     # The computed rows: one per example, or the packed rows.
     widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
@@ -210,7 +217,40 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
         "model_gflops_real": real / elapsed / 1e9,
         "model_gflops_padded": padded / elapsed / 1e9,
         "padding_fraction": 1 - lengths.sum() / widths.sum(),
+        "optimizer_update_ms": update_ms,
+        "step_ms_by_shape": {
+            k: {"median": 1000 * statistics.median(v), "steps": len(v)}
+            for k, v in sorted(per_shape.items())
+        },
     }
+
+
+def optimizer_update_ms(model, optimizer):
+    """Median time of the optimizer's update alone (all weights; token embedding alone).
+
+    The gradients are random; what is timed is AdamW's work per step.
+    """
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+    embedding = [v for v in variables if "token_embedding" in v.path]
+    out = {}
+    for name, subset in (("all", variables), ("token_embedding", embedding)):
+        grads = [tf.random.normal(v.shape) * 1e-6 for v in subset]
+        apply = tf.function(functools.partial(_apply_gradients, optimizer, subset))
+        apply(grads)
+        times = []
+        for _ in range(10):
+            begin = time.perf_counter()
+            apply(grads)
+            float(optimizer.iterations.numpy())
+            times.append(time.perf_counter() - begin)
+        out[name] = 1000 * statistics.median(times)
+    return out
+
+
+def _apply_gradients(optimizer, variables, grads):
+    optimizer.apply(grads, variables)
 
 
 def _example_lengths(features):
@@ -385,8 +425,15 @@ def tokenization(spec, examples):
 
 # -- the run -------------------------------------------------------------------
 def _median(records):
-    keys = [k for k, v in records[0].items() if isinstance(v, (int, float))]
-    return {k: statistics.median(r[k] for r in records) for k in keys}
+    """Per-key medians over rounds, into nested dicts (keys missing from a round skipped)."""
+    out = {}
+    for k, v in records[0].items():
+        values = [r[k] for r in records if k in r]
+        if isinstance(v, dict):
+            out[k] = _median(values)
+        elif isinstance(v, (int, float)):
+            out[k] = statistics.median(values)
+    return out
 
 
 def main(argv):
@@ -503,6 +550,27 @@ def _print_table(results):
                 f" {100 * m['padding_fraction']:7.1f}%"
             )
         print(line)
+    print(f"\n{'step time by batch shape (ms)':28s}")
+    for name, m in median["training"].items():
+        if "step_ms_by_shape" in m:
+            shapes = ", ".join(
+                f"{k}: {v['median']:.0f} ({v['steps']:.0f} steps)"
+                for k, v in m["step_ms_by_shape"].items()
+            )
+            print(f"{name:28s} {shapes}")
+    update = next(
+        (
+            m["optimizer_update_ms"]
+            for m in median["training"].values()
+            if "optimizer_update_ms" in m
+        ),
+        None,
+    )
+    if update:
+        print(
+            f"AdamW update alone: {update['all']:.1f} ms per step, "
+            f"{update['token_embedding']:.1f} ms of it the token embedding"
+        )
     hf_infer = median["inference"].get("HF torch", {}).get("examples_per_second")
     print(f"\n{'inference':28s} {'ex/s':>8s} {'vs HF':>6s}")
     for name, m in median["inference"].items():

@@ -4,7 +4,8 @@ Builds tftransfer's training stream for a text-classification file (the same
 tokenization, shuffling and length buckets `train` uses) and counts, over
 one epoch of batches, real tokens against computed ones, per bucket width.
 Compare bucket settings before training: `--bucket_boundaries=` (empty) pads
-every batch to max_seq_length.
+every batch to max_seq_length; `--packing` packs each batch's examples into
+shared rows of max_seq_length (`data.packing`).
 
 Usage:
     python tools/padding_stats.py --input=../shared/data/sst2/train.tsv \
@@ -31,6 +32,7 @@ flags.DEFINE_list(
     [str(b) for b in configs.DataConfig().bucket_boundaries],
     "Bucket lengths (empty: pad every batch to max_seq_length).",
 )
+flags.DEFINE_bool("packing", False, "Pack each batch into shared rows (data.packing).")
 flags.DEFINE_integer("seed", 42, "Shuffle seed.")
 FLAGS = flags.FLAGS
 
@@ -50,6 +52,7 @@ def main(argv):
                     "quoting": FLAGS.quoting,
                 },
                 "bucket_boundaries": [int(b) for b in FLAGS.bucket_boundaries],
+                "packing": FLAGS.packing,
             },
         },
     )
@@ -64,8 +67,13 @@ def main(argv):
     real = computed = 0
     for features, _ in stream.take(batches):
         mask = features["padding_mask"].numpy()
-        widths[mask.shape[1]] += 1
-        lengths += mask.sum(axis=1).tolist()
+        if FLAGS.packing:  # shapes differ by row count; lengths are per example
+            widths[f"{mask.shape[0]} rows of {mask.shape[1]}"] += 1
+            ids = features["example_ids"].numpy().ravel()
+            lengths += np.bincount(ids[ids >= 0]).tolist()
+        else:
+            widths[f"{mask.shape[1]}"] += 1
+            lengths += mask.sum(axis=1).tolist()
         real += mask.sum()
         computed += mask.size
     lengths = np.array(lengths)
@@ -74,8 +82,11 @@ def main(argv):
         f"median {np.median(lengths):.0f}, p95 {np.percentile(lengths, 95):.0f}"
     )
     print(
-        f"batch widths ({batches} batches of {FLAGS.batch_size}): "
-        + ", ".join(f"{w}: {100 * n / batches:.1f}%" for w, n in sorted(widths.items()))
+        f"batch shapes ({batches} batches of {FLAGS.batch_size}): "
+        + ", ".join(
+            f"{w}: {100 * n / batches:.1f}%"
+            for w, n in sorted(widths.items(), key=lambda item: int(item[0].split()[0]))
+        )
     )
     print(f"padding: {100 * (1 - real / computed):.1f}% of computed tokens")
 
