@@ -40,14 +40,17 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
         "tftransfer fixed + XLA",
         "tftransfer buckets",
         "tftransfer buckets + XLA",
+        "tftransfer packed",
+        "tftransfer packed + XLA",
         "HF Trainer (torch)",
     }
     assert all(m["examples_per_second"] > 0 for m in training.values())
-    # Buckets must compute less padding than padding every batch to the maximum.
-    assert (
-        training["tftransfer buckets"]["padding_fraction"]
-        < (training["tftransfer fixed"]["padding_fraction"])
-    )
+    # Buckets compute less padding than padding every batch to the maximum,
+    # and packing less than buckets.
+    padding = {k: m.get("padding_fraction") for k, m in training.items()}
+    assert padding["tftransfer packed"] < padding["tftransfer buckets"]
+    assert padding["tftransfer buckets"] < padding["tftransfer fixed"]
+    assert set(training["tftransfer packed"]["optimizer_update_ms"]) == {"all", "token_embedding"}
     inference = results["median"]["inference"]
     assert set(inference) == {"tftransfer SavedModel", "HF torch"}
     assert results["matmul_peak_gflops"] > 0

@@ -67,7 +67,7 @@ def test_packed_model_equals_the_unpacked_model(tiny_preset, pooling, pairs):
     packed, packed_labels = packing.pack_batch(rows, labels)
     # Fewer rows than examples, so examples really share rows.
     assert packed["token_ids"].shape[0] < len(examples)
-    assert packed["token_ids"].shape[0] % packing.ROW_MULTIPLE == 0
+    assert packed["token_ids"].shape[0] % packing.row_multiple(len(examples)) == 0
     np.testing.assert_array_equal(packed_labels, labels)
     np.testing.assert_allclose(packed_model(packed), model(rows), atol=2e-5)
 

@@ -86,3 +86,33 @@ def test_fixed_length_option_pads_every_batch_to_max_length(loaded):
     task, _ = loaded
     stream = pipeline.train_dataset(task, _examples(), 4, _data([]), seed=3)
     assert {f["token_ids"].shape[1] for f, _ in stream.take(10)} == {MAX_LEN}
+
+
+def test_serving_runs_each_length_bucket_apart_and_keeps_request_order(loaded):
+    task, model = loaded
+    texts = tf.constant(_examples().texts)
+    features = task.tokenize({"text": texts})
+    direct = model(features)
+    calls = []
+
+    def counting_model(part, training=False):
+        calls.append(part["padding_mask"].numpy())
+        return model(part, training=training)
+
+    counting_model.output = model.output
+    np.testing.assert_allclose(
+        pipeline.bucketed_call(counting_model, features, BUCKETS), direct, atol=1e-5
+    )
+    # One call per bucket, each as wide as its longest row and no wider.
+    assert len(calls) == len(BUCKETS) + 1
+    assert [m.shape[1] for m in calls] == [m.sum(axis=1).max() for m in calls]
+    assert sum(len(m) for m in calls) == len(texts)
+    # A request of one text runs one bucket only, and in a graph too.
+    calls.clear()
+    one = {k: v[:1] for k, v in features.items()}
+    np.testing.assert_allclose(
+        pipeline.bucketed_call(counting_model, one, BUCKETS), direct[:1], atol=1e-5
+    )
+    assert len(calls) == 1
+    graph = tf.function(lambda f: pipeline.bucketed_call(model, f, BUCKETS))
+    np.testing.assert_allclose(graph(features), direct, atol=1e-5)

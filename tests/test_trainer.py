@@ -165,3 +165,23 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
     widths = {f["token_ids"].shape[1] for f, _ in stream.take(total)}
     assert len(widths) == 3
     assert step.experimental_get_tracing_count() == len(widths)
+
+
+def test_xla_default_follows_the_device():
+    import tensorflow as tf
+
+    from tftransfer.training import trainer as trainer_lib
+
+    cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
+    cfg = configs.TrainerConfig()
+    assert cfg.jit_compile is None
+    assert not trainer_lib.use_xla(cfg, cpu)  # slower on CPUs (BENCHMARKS.md)
+    cfg.jit_compile = True
+    assert trainer_lib.use_xla(cfg, cpu)
+    # No GPU here: what the default reads from a GPU strategy is its device names.
+    gpu = type(
+        "GPUStrategy",
+        (),
+        {"extended": type("Extended", (), {"worker_devices": ("/job:w/device:GPU:0",)})},
+    )
+    assert trainer_lib.use_xla(configs.TrainerConfig(), gpu)

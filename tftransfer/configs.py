@@ -266,7 +266,9 @@ class TrainerConfig(base_config.Config):
         log_every: steps between training-loss records (history.jsonl,
             TensorBoard, training_curves.png).
         seed: seeds Python, NumPy, TF and Keras, and the data shuffle.
-        jit_compile: compile the training step with XLA.
+        jit_compile: compile the forward and backward pass with XLA. None =
+            per device: on for GPUs, off for CPUs (slower there, measured in
+            BENCHMARKS.md); TPUs compile the whole step regardless.
     """
 
     batch_size: int = 32
@@ -286,7 +288,7 @@ class TrainerConfig(base_config.Config):
     early_stopping_patience: int = 0
     log_every: int = 10
     seed: int = 42
-    jit_compile: bool = False
+    jit_compile: Optional[bool] = None
 
 
 @dataclasses.dataclass

@@ -52,6 +52,7 @@ flags.DEFINE_float("learning_rate", 5e-5, "AdamW learning rate, both sides.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; medians are reported.")
 flags.DEFINE_integer("latency_calls", 100, "Calls per latency measurement.")
 flags.DEFINE_bool("skip_hf", False, "Measure tftransfer only.")
+flags.DEFINE_list("parts", ["training", "inference", "tokenization"], "Which measurements to run.")
 flags.DEFINE_bool("smoke", False, "Tiny random model and data: checks the script runs.")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where to write the JSON results.")
 FLAGS = flags.FLAGS
@@ -495,15 +496,18 @@ def main(argv):
     if not FLAGS.skip_hf:
         num_labels = len(set(examples.labels))
         inference["HF torch"] = lambda: hf_inference(hf_path, texts, num_labels)
+    runs = {"training": contenders, "inference": inference}
     for r in range(FLAGS.rounds):
-        record = {"training": {}, "inference": {}}
-        for name, run in contenders.items():
-            record["training"][name] = run()
-            print(f"round {r + 1} training {name}: {record['training'][name]}", flush=True)
-        for name, run in inference.items():
-            record["inference"][name] = run()
-            print(f"round {r + 1} inference {name}: {record['inference'][name]}", flush=True)
-        record["tokenization"] = tokenization(spec, examples)
+        record = {}
+        for part in ("training", "inference"):
+            if part not in FLAGS.parts:
+                continue
+            record[part] = {}
+            for name, run in runs[part].items():
+                record[part][name] = run()
+                print(f"round {r + 1} {part} {name}: {record[part][name]}", flush=True)
+        if "tokenization" in FLAGS.parts:
+            record["tokenization"] = tokenization(spec, examples)
         results["rounds"].append(record)
     results["median"] = {
         part: {
@@ -511,8 +515,10 @@ def main(argv):
             for name in results["rounds"][0][part]
         }
         for part in ("training", "inference")
+        if part in FLAGS.parts
     }
-    results["median"]["tokenization"] = _median([r["tokenization"] for r in results["rounds"]])
+    if "tokenization" in FLAGS.parts:
+        results["median"]["tokenization"] = _median([r["tokenization"] for r in results["rounds"]])
     _print_table(results)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output, "w") as f:
@@ -534,14 +540,24 @@ def _cpu_model():
 def _print_table(results):
     median = results["median"]
     peak = results["matmul_peak_gflops"]
-    hf_train = median["training"].get("HF Trainer (torch)", {}).get("examples_per_second")
     print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s")
+    if "training" in median:
+        _print_training(median["training"], peak)
+    if "inference" in median:
+        _print_inference(median["inference"])
+    if "tokenization" in median:
+        rate = median["tokenization"]["examples_per_second"]
+        print(f"\ntokenization (tf.data): {rate:.0f} ex/s")
+
+
+def _print_training(training, peak):
+    hf = training.get("HF Trainer (torch)", {}).get("examples_per_second")
     print(
         f"{'training':28s} {'ex/s':>8s} {'vs HF':>6s} {'GFLOP/s real':>13s} {'padded':>7s} "
         f"{'% peak':>7s} {'padding':>8s}"
     )
-    for name, m in median["training"].items():
-        ratio = f"{m['examples_per_second'] / hf_train:.2f}" if hf_train else "-"
+    for name, m in training.items():
+        ratio = f"{m['examples_per_second'] / hf:.2f}" if hf else "-"
         line = f"{name:28s} {m['examples_per_second']:8.1f} {ratio:>6s}"
         if "model_gflops_padded" in m:
             line += (
@@ -550,33 +566,38 @@ def _print_table(results):
                 f" {100 * m['padding_fraction']:7.1f}%"
             )
         print(line)
-    print(f"\n{'step time by batch shape (ms)':28s}")
-    for name, m in median["training"].items():
+    print("\nstep time by batch shape (ms)")
+    for name, m in training.items():
         if "step_ms_by_shape" in m:
             shapes = ", ".join(
                 f"{k}: {v['median']:.0f} ({v['steps']:.0f} steps)"
                 for k, v in m["step_ms_by_shape"].items()
             )
             print(f"{name:28s} {shapes}")
-    update = next(
-        (
-            m["optimizer_update_ms"]
-            for m in median["training"].values()
-            if "optimizer_update_ms" in m
-        ),
-        None,
+    for name, m in training.items():
+        if "optimizer_update_ms" in m:
+            update = m["optimizer_update_ms"]
+            print(
+                f"AdamW update alone ({name}): {update['all']:.1f} ms per step, "
+                f"{update['token_embedding']:.1f} ms of it the token embedding"
+            )
+            break
+
+
+def _print_inference(inference):
+    hf = inference.get("HF torch", {}).get("examples_per_second")
+    batch = FLAGS.eval_batch_size
+    print(
+        f"\n{'inference':28s} {'ex/s':>8s} {'vs HF':>6s} {'b1 p50/p95 ms':>14s} "
+        f"{f'b{batch} p50/p95 ms':>16s}"
     )
-    if update:
+    for name, m in inference.items():
+        ratio = f"{m['examples_per_second'] / hf:.2f}" if hf else "-"
+        one, full = m["latency_ms_batch_1"], m[f"latency_ms_batch_{batch}"]
         print(
-            f"AdamW update alone: {update['all']:.1f} ms per step, "
-            f"{update['token_embedding']:.1f} ms of it the token embedding"
+            f"{name:28s} {m['examples_per_second']:8.1f} {ratio:>6s} "
+            f"{one['p50']:7.1f}/{one['p95']:<6.1f} {full['p50']:8.1f}/{full['p95']:<7.1f}"
         )
-    hf_infer = median["inference"].get("HF torch", {}).get("examples_per_second")
-    print(f"\n{'inference':28s} {'ex/s':>8s} {'vs HF':>6s}")
-    for name, m in median["inference"].items():
-        ratio = f"{m['examples_per_second'] / hf_infer:.2f}" if hf_infer else "-"
-        print(f"{name:28s} {m['examples_per_second']:8.1f} {ratio:>6s}")
-    print(f"\ntokenization (tf.data): {median['tokenization']['examples_per_second']:.0f} ex/s")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 A batch of `batch_size` encoded rows (each `[CLS] ... [SEP]` then padding,
 `length` wide) is packed first-fit-decreasing into as few rows of `length`
-as hold them; the row count is rounded up to a multiple of `ROW_MULTIPLE` so
-compiled steps see few shapes. Examples keep their batch order: a packed
-model returns one output per example, in that order, so the task's loss and
-the batch's size in examples are unchanged (an optimizer step sees the same
-examples as without packing).
+as hold them; the row count is rounded up to a multiple of
+`row_multiple(batch_size)` so compiled steps see at most `MAX_SHAPES` shapes.
+Examples keep their batch order: a packed model returns one output per
+example, in that order, so the task's loss and the batch's size in examples
+are unchanged (an optimizer step sees the same examples as without packing).
 
 Packed features, all int32:
     token_ids, segment_ids, padding_mask: `[rows, length]`.
@@ -29,9 +29,15 @@ features, labels = packing.pack_batch(features, labels)
 import numpy as np
 import tensorflow as tf
 
-# Packed row counts are rounded up to a multiple of this: a batch of 32
-# short sentences then takes one of a handful of shapes.
-ROW_MULTIPLE = 4
+# Packed row counts are rounded up to a multiple of batch_size / this, so a
+# batch takes one of at most this many shapes (one XLA program each).
+MAX_SHAPES = 8
+
+
+def row_multiple(batch_size):
+    """Row counts of packed batches are multiples of this."""
+    return max(1, batch_size // MAX_SHAPES)
+
 
 PACKED_FEATURES = (
     "token_ids",
@@ -72,7 +78,8 @@ def _pack(token_ids, segment_ids, padding_mask):
     batch, length = token_ids.shape
     lengths = padding_mask.astype(bool).sum(axis=1)
     row, column, count = first_fit_decreasing(lengths, length)
-    rows = -(-count // ROW_MULTIPLE) * ROW_MULTIPLE
+    multiple = row_multiple(batch)
+    rows = -(-count // multiple) * multiple
     out = {k: np.zeros((rows, length), np.int32) for k in PACKED_FEATURES}
     out["example_ids"][:] = -1
     for i in range(batch):

@@ -44,6 +44,39 @@ def trim_to_longest(features, multiple=0):
     return {k: v[:, :length] for k, v in features.items()}
 
 
+def bucketed_call(model, features, boundaries):
+    """`model(features)` run per length bucket, each bucket trimmed to its longest row.
+
+    For serving: a request's rows are split by length (`tf.dynamic_partition`,
+    in the graph) so that one long text does not pad all the short ones, and
+    the outputs are put back in request order. Empty buckets are skipped.
+
+    Args:
+        model: a model with a single `[batch, ...]` output.
+        features: dict of `[batch, length]` tensors with a `padding_mask`.
+        boundaries: bucket lengths below the full length; rows longer than
+            the last go to one more bucket.
+    """
+    lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
+    cuts = tf.constant(sorted(boundaries), tf.int32)
+    bucket_ids = tf.searchsorted(cuts, lengths, side="left")
+    num_buckets = len(boundaries) + 1
+    positions = tf.range(tf.shape(lengths)[0])
+    index_parts = tf.dynamic_partition(positions, bucket_ids, num_buckets)
+    empty_shape = [0] + list(model.output.shape[1:])
+    outputs = []
+    for index in index_parts:
+        part = trim_to_longest({k: tf.gather(v, index) for k, v in features.items()})
+        outputs.append(
+            tf.cond(
+                tf.size(index) > 0,
+                lambda part=part: tf.cast(model(part, training=False), model.output.dtype),
+                lambda: tf.zeros(empty_shape, model.output.dtype),
+            )
+        )
+    return tf.dynamic_stitch(index_parts, outputs)
+
+
 def batch(dataset, batch_size, drop_remainder=False):
     """Batches; elements of varying length (e.g. token lists) become ragged."""
     varying = any(

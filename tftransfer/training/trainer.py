@@ -45,6 +45,19 @@ def read_history(model_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def use_xla(config, strategy):
+    """Whether the step's forward and backward pass are compiled with XLA.
+
+    `config.jit_compile` when set; otherwise on for GPUs only. On CPUs XLA
+    was slower for BERT-sized steps in tools/benchmark.py; on TPUs the
+    strategy compiles the whole step anyway.
+    """
+    if config.jit_compile is not None:
+        return config.jit_compile
+    devices = [d.upper() for d in strategy.extended.worker_devices]
+    return any("GPU" in d for d in devices)
+
+
 class Trainer:
     """Runs the optimisation loop for one model under one strategy.
 
@@ -125,7 +138,7 @@ class Trainer:
             grads = tape.gradient(loss, model.trainable_variables)
             return loss, grads
 
-        if self.config.jit_compile:
+        if use_xla(self.config, self.strategy):
             # XLA compiles the forward/backward pass only: collectives and the
             # optimizer update stay outside, where every strategy supports them.
             compute = tf.function(compute, jit_compile=True)
