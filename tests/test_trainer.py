@@ -137,3 +137,51 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeyp
         r["step"] for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "loss" in r
     ]
     assert steps[-1] == 7
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_compile):
+    from tftransfer.data import pipeline
+    from tftransfer.training import trainer as trainer_lib
+
+    # The tiny sentences are 4 to 9 tokens long: three buckets.
+    tiny_params.override(
+        {"data": {"bucket_boundaries": [5, 7]}, "trainer": {"jit_compile": jit_compile}}
+    )
+    steps = []
+    make = trainer_lib.Trainer._make_train_step
+    monkeypatch.setattr(
+        trainer_lib.Trainer, "_make_train_step", lambda self: steps.append(make(self)) or steps[-1]
+    )
+    experiment.train(tiny_params, str(tmp_path / "run"))
+    (step,) = steps
+    task = experiment.build_task(
+        tiny_params, experiment.backbones.load(tiny_params.backbone.spec)[1]
+    )
+    examples = experiment.read_split(tiny_params, "train")
+    task.prepare(examples)
+    total = tiny_params.trainer.epochs * (len(examples) // tiny_params.trainer.batch_size)
+    stream = pipeline.train_dataset(task, examples, 8, tiny_params.data, tiny_params.trainer.seed)
+    widths = {f["token_ids"].shape[1] for f, _ in stream.take(total)}
+    assert len(widths) == 3
+    assert step.experimental_get_tracing_count() == len(widths)
+
+
+def test_xla_default_follows_the_device():
+    import tensorflow as tf
+
+    from tftransfer.training import trainer as trainer_lib
+
+    cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
+    cfg = configs.TrainerConfig()
+    assert cfg.jit_compile is None
+    assert not trainer_lib.use_xla(cfg, cpu)  # slower on CPUs (BENCHMARKS.md)
+    cfg.jit_compile = True
+    assert trainer_lib.use_xla(cfg, cpu)
+    # No GPU here: what the default reads from a GPU strategy is its device names.
+    gpu = type(
+        "GPUStrategy",
+        (),
+        {"extended": type("Extended", (), {"worker_devices": ("/job:w/device:GPU:0",)})},
+    )
+    assert trainer_lib.use_xla(configs.TrainerConfig(), gpu)

@@ -77,10 +77,16 @@ class DataConfig(base_config.Config):
     Attributes:
         train, validation, test: the splits; an empty `path` means "none".
         shuffle_buffer_size: examples held by the training shuffle buffer.
-        pad_to_multiple_of: pad each batch only to its longest sequence,
-            rounded up to this multiple (0 = always pad to max_seq_length).
-            Few distinct shapes keep retracing cheap.
-        cache: keep tokenized evaluation batches in memory.
+        bucket_boundaries: batches group examples of similar length and are
+            padded to the smallest of these lengths (or the task's
+            max_seq_length) that holds them all. A small fixed set keeps
+            compiled steps to one shape per bucket (XLA, TPUs). Empty = no
+            bucketing: every batch padded to max_seq_length.
+        packing: training batches pack their examples into shared rows of
+            max_seq_length (text classification with a BERT-style backbone,
+            one replica): less padding for short texts. Batches keep
+            `batch_size` examples; evaluation is not packed.
+        cache: keep tokenized examples in memory (tokenize once).
         prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
             seen to stall for many seconds at epoch starts on 2-core machines.
         num_parallel_calls: parallel tokenization calls (0 = AUTOTUNE).
@@ -90,7 +96,10 @@ class DataConfig(base_config.Config):
     validation: InputConfig = dataclasses.field(default_factory=InputConfig)
     test: InputConfig = dataclasses.field(default_factory=InputConfig)
     shuffle_buffer_size: int = 100_000
-    pad_to_multiple_of: int = 16
+    bucket_boundaries: List[int] = dataclasses.field(
+        default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
+    )
+    packing: bool = False
     cache: bool = True
     prefetch: int = 2
     num_parallel_calls: int = 2
@@ -257,7 +266,9 @@ class TrainerConfig(base_config.Config):
         log_every: steps between training-loss records (history.jsonl,
             TensorBoard, training_curves.png).
         seed: seeds Python, NumPy, TF and Keras, and the data shuffle.
-        jit_compile: compile the training step with XLA.
+        jit_compile: compile the forward and backward pass with XLA. None =
+            per device: on for GPUs, off for CPUs (slower there, measured in
+            BENCHMARKS.md); TPUs compile the whole step regardless.
     """
 
     batch_size: int = 32
@@ -277,7 +288,7 @@ class TrainerConfig(base_config.Config):
     early_stopping_patience: int = 0
     log_every: int = 10
     seed: int = 42
-    jit_compile: bool = False
+    jit_compile: Optional[bool] = None
 
 
 @dataclasses.dataclass

@@ -77,15 +77,25 @@ def _per_example(outputs):
 
 
 def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
-    """Runs `task.forward` over a dataset; returns one output per example."""
+    """Runs `task.forward` over an `eval_dataset`; returns one output per example.
+
+    Batches may come in any order (bucketing): each carries the input
+    positions of its examples, and outputs are returned in input order.
+    """
     forward = _forward_fn(task, model)
     total = -(-num_examples // batch_size) if num_examples and batch_size else None
-    outputs = []
-    for features, _ in tqdm(
+    outputs, positions = [], []
+    for features, index in tqdm(
         dataset, total=total, desc="predict", unit=" batches", leave=False, disable=None
     ):
         outputs.extend(_per_example(forward(features)))
-    return outputs
+        positions.extend(index.numpy().tolist())
+    ordered = [None] * len(outputs)
+    for position, output in zip(positions, outputs):
+        ordered[position] = output
+    if sorted(positions) != list(range(len(outputs))):
+        raise ValueError("the evaluation dataset did not give every example exactly once")
+    return ordered
 
 
 def evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path=None):
@@ -110,15 +120,30 @@ def evaluate_examples(task, model, examples, params, predictions_path=None):
 
 
 def _training_data(task, examples, params):
-    """The (encoded) training source and how many training rows it has."""
-    if not task.encodes_examples:
-        return None, len(examples)
+    """The encoded training rows and how many there are."""
     encoded = pipeline.encoded_dataset(task, examples, params.data)
     count = 0
     # Iterating once fills the in-memory cache that training reads from.
     for _ in tqdm(encoded, desc="tokenize", unit=" rows", leave=False, disable=None):
         count += 1
     return encoded, count
+
+
+def _packed_model(params, task, model, backbone, strategy):
+    """The model that trains on packed rows under `data.packing`, else None."""
+    if not params.data.packing:
+        return None
+    packed = task.build_packed_model(model, backbone)
+    if packed is None:
+        raise ValueError(f"data.packing: the {task.name} task cannot train on packed rows")
+    if strategy.num_replicas_in_sync > 1:
+        # experimental_distribute_dataset would split a packed batch's rows
+        # and its examples independently; packing per replica is not built.
+        raise ValueError(
+            "data.packing runs on one replica; got "
+            f"{strategy.num_replicas_in_sync} (set data.packing=false)"
+        )
+    return packed
 
 
 def train(params, model_dir):
@@ -153,17 +178,18 @@ def train(params, model_dir):
         if validation is not None:
             task.validate_examples(validation)  # fail now, not after hours of training
         encoded, num_train = _training_data(task, train_examples, params)
-        if encoded is not None:
+        if num_train != len(train_examples):
             print(f"{len(train_examples)} training examples make {num_train} rows.", flush=True)
         steps_per_epoch = max(1, num_train // global_batch)
         total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
         model = task.build_model(backbone)
+        train_model = _packed_model(params, task, model, backbone, strategy)
         optimizer = optimization.create_optimizer(cfg, total_steps, model)
     configs.save(params, os.path.join(model_dir, "params.yaml"))
 
-    def make_dataset(skip_examples):
+    def make_dataset(skip_steps):
         return pipeline.train_dataset(
-            task, train_examples, global_batch, params.data, cfg.seed, skip_examples, encoded
+            task, train_examples, global_batch, params.data, cfg.seed, skip_steps, encoded
         )
 
     evaluate = None
@@ -177,7 +203,7 @@ def train(params, model_dir):
             )
 
     trainer = trainer_lib.Trainer(
-        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch
+        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch, train_model
     )
     print(
         f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "

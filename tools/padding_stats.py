@@ -1,12 +1,15 @@
-"""How much of each training batch is padding, for a data file and a backbone.
+"""How much of each training batch is padding, through the real input pipeline.
 
-Simulates the training pipeline's batches (random order, fixed batch size,
-padding trimmed to the longest example rounded up to a multiple) and reports
-real vs computed tokens, so padding costs can be measured before training.
+Builds tftransfer's training stream for a text-classification file (the same
+tokenization, shuffling and length buckets `train` uses) and counts, over
+one epoch of batches, real tokens against computed ones, per bucket width.
+Compare bucket settings before training: `--bucket_boundaries=` (empty) pads
+every batch to max_seq_length; `--packing` packs each batch's examples into
+shared rows of max_seq_length (`data.packing`).
 
 Usage:
     python tools/padding_stats.py --input=../shared/data/sst2/train.tsv \
-        --text_column=sentence --quoting=none
+        --text_column=sentence --label_column=label --quoting=none
 """
 
 import collections
@@ -14,50 +17,76 @@ import collections
 import numpy as np
 from absl import app, flags
 
-from tftransfer import backbones, configs
-from tftransfer.data import readers
+from tftransfer import backbones, configs, experiment
+from tftransfer.data import pipeline
 
 flags.DEFINE_string("input", None, "Data file (CSV/TSV/JSONL).", required=True)
 flags.DEFINE_string("text_column", "text", "Text column.")
+flags.DEFINE_string("label_column", "label", "Label column.")
 flags.DEFINE_enum("quoting", "minimal", ["minimal", "none"], "CSV quoting.")
 flags.DEFINE_string("backbone", "default", "Backbone spec (for its tokenizer).")
 flags.DEFINE_integer("max_seq_length", 64, "Sequence length cap, special tokens included.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("multiple", 16, "Pad each batch to its longest, rounded up to this.")
-flags.DEFINE_integer("seed", 0, "Shuffle seed.")
+flags.DEFINE_list(
+    "bucket_boundaries",
+    [str(b) for b in configs.DataConfig().bucket_boundaries],
+    "Bucket lengths (empty: pad every batch to max_seq_length).",
+)
+flags.DEFINE_bool("packing", False, "Pack each batch into shared rows (data.packing).")
+flags.DEFINE_integer("seed", 42, "Shuffle seed.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    spec = configs.InputConfig(
-        path=FLAGS.input, text_column=FLAGS.text_column, quoting=FLAGS.quoting
+    params = configs.load(
+        [],
+        {
+            "backbone": {"spec": FLAGS.backbone},
+            "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
+            "data": {
+                "train": {
+                    "path": FLAGS.input,
+                    "text_column": FLAGS.text_column,
+                    "label_column": FLAGS.label_column,
+                    "quoting": FLAGS.quoting,
+                },
+                "bucket_boundaries": [int(b) for b in FLAGS.bucket_boundaries],
+                "packing": FLAGS.packing,
+            },
+        },
     )
-    examples = readers.read(spec, need_labels=False)
+    examples = experiment.read_split(params, "train")
     _, tokenizer = backbones.load(FLAGS.backbone, random_init=True)
+    task = experiment.build_task(params, tokenizer)
+    task.prepare(examples)
+    batches = len(examples) // FLAGS.batch_size
+    stream = pipeline.train_dataset(task, examples, FLAGS.batch_size, params.data, FLAGS.seed)
+    widths = collections.Counter()
     lengths = []
-    for start in range(0, len(examples), 4096):
-        ids = tokenizer(examples.texts[start : start + 4096])
-        lengths += [min(len(row) + 2, FLAGS.max_seq_length) for row in ids]
-    lengths = np.array(lengths)
-    order = np.random.default_rng(FLAGS.seed).permutation(len(lengths))
-    batches = len(order) // FLAGS.batch_size
-    padded = collections.Counter()
     real = computed = 0
-    for b in range(batches):
-        batch = lengths[order[b * FLAGS.batch_size : (b + 1) * FLAGS.batch_size]]
-        width = -(-batch.max() // FLAGS.multiple) * FLAGS.multiple
-        width = min(width, FLAGS.max_seq_length)
-        padded[int(width)] += 1
-        real += batch.sum()
-        computed += width * len(batch)
+    for features, _ in stream.take(batches):
+        mask = features["padding_mask"].numpy()
+        if FLAGS.packing:  # shapes differ by row count; lengths are per example
+            widths[f"{mask.shape[0]} rows of {mask.shape[1]}"] += 1
+            ids = features["example_ids"].numpy().ravel()
+            lengths += np.bincount(ids[ids >= 0]).tolist()
+        else:
+            widths[f"{mask.shape[1]}"] += 1
+            lengths += mask.sum(axis=1).tolist()
+        real += mask.sum()
+        computed += mask.size
+    lengths = np.array(lengths)
     print(
-        f"{len(lengths)} examples; tokens incl. [CLS]/[SEP]: mean {lengths.mean():.1f}, "
+        f"{len(examples)} examples; tokens incl. [CLS]/[SEP]: mean {lengths.mean():.1f}, "
         f"median {np.median(lengths):.0f}, p95 {np.percentile(lengths, 95):.0f}"
     )
     print(
-        f"batch widths ({batches} batches of {FLAGS.batch_size}): "
-        + ", ".join(f"{w}: {100 * n / batches:.1f}%" for w, n in sorted(padded.items()))
+        f"batch shapes ({batches} batches of {FLAGS.batch_size}): "
+        + ", ".join(
+            f"{w}: {100 * n / batches:.1f}%"
+            for w, n in sorted(widths.items(), key=lambda item: int(item[0].split()[0]))
+        )
     )
     print(f"padding: {100 * (1 - real / computed):.1f}% of computed tokens")
 

@@ -1,18 +1,27 @@
-"""Batching, padding and prefetching for training and evaluation.
+"""Tokenize once, bucket by length, batch and prefetch for training and evaluation.
 
-The task tokenizes inside `tf.data` (`task.preprocess`); this module decides
-the order, the batch shapes and what is cached.
+Every example is tokenized once into a model-ready row padded to the task's
+maximum length and cached in memory (`encoded_dataset`). Batches then group
+rows of similar length (`data.bucket_boundaries`) and cut the padding beyond
+their bucket's length, so a batch is padded only as far as its bucket needs
+and compiled step functions see one shape per bucket (what XLA and TPUs
+need). Evaluation buckets too, and its batches carry each row's position so
+that results come back in input order.
 
 Example:
 
 ```python
 ds = pipeline.eval_dataset(task, examples, batch_size=64, data_config=params.data)
+for features, index in ds:
+    ...
 ```
 """
 
 import tensorflow as tf
 
-# Raw examples per `task.encode` call when encoding before batching.
+from tftransfer.data import packing
+
+# Raw examples per tokenization call when encoding before batching.
 ENCODE_CHUNK = 256
 
 
@@ -35,6 +44,39 @@ def trim_to_longest(features, multiple=0):
     return {k: v[:, :length] for k, v in features.items()}
 
 
+def bucketed_call(model, features, boundaries):
+    """`model(features)` run per length bucket, each bucket trimmed to its longest row.
+
+    For serving: a request's rows are split by length (`tf.dynamic_partition`,
+    in the graph) so that one long text does not pad all the short ones, and
+    the outputs are put back in request order. Empty buckets are skipped.
+
+    Args:
+        model: a model with a single `[batch, ...]` output.
+        features: dict of `[batch, length]` tensors with a `padding_mask`.
+        boundaries: bucket lengths below the full length; rows longer than
+            the last go to one more bucket.
+    """
+    lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
+    cuts = tf.constant(sorted(boundaries), tf.int32)
+    bucket_ids = tf.searchsorted(cuts, lengths, side="left")
+    num_buckets = len(boundaries) + 1
+    positions = tf.range(tf.shape(lengths)[0])
+    index_parts = tf.dynamic_partition(positions, bucket_ids, num_buckets)
+    empty_shape = [0] + list(model.output.shape[1:])
+    outputs = []
+    for index in index_parts:
+        part = trim_to_longest({k: tf.gather(v, index) for k, v in features.items()})
+        outputs.append(
+            tf.cond(
+                tf.size(index) > 0,
+                lambda part=part: tf.cast(model(part, training=False), model.output.dtype),
+                lambda: tf.zeros(empty_shape, model.output.dtype),
+            )
+        )
+    return tf.dynamic_stitch(index_parts, outputs)
+
+
 def batch(dataset, batch_size, drop_remainder=False):
     """Batches; elements of varying length (e.g. token lists) become ragged."""
     varying = any(
@@ -47,78 +89,150 @@ def batch(dataset, batch_size, drop_remainder=False):
 
 
 def encoded_dataset(task, examples, data_config, with_labels=True):
-    """Model-ready examples of a task with `encodes_examples`, cached.
+    """One model-ready row per example (or per window), tokenized once and cached.
 
-    Tokenizes once: the returned dataset caches in memory, and every dataset
-    built on it (each epoch, each resume) reads the cache.
+    Rows are dicts of the model's features, padded to the task's maximum
+    length, plus `labels` when `with_labels`. Tasks with `encodes_examples`
+    make them with `task.encode` (e.g. NER windows, several per sentence);
+    the others with `task.preprocess`, one per example.
     """
     parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
+    if task.encodes_examples:
+        encode = task.encode
+    else:
+
+        def encode(chunk):
+            features, labels = task.preprocess(chunk)
+            rows = dict(features)
+            if with_labels:
+                rows["labels"] = labels
+            return rows
+
     dataset = batch(task.raw_dataset(examples, with_labels=with_labels), ENCODE_CHUNK)
-    dataset = dataset.map(task.encode, num_parallel_calls=parallel, deterministic=True)
-    return dataset.unbatch().cache()
+    dataset = dataset.map(encode, num_parallel_calls=parallel, deterministic=True)
+    dataset = dataset.unbatch()
+    return dataset.cache() if data_config.cache else dataset
 
 
-def _finish(dataset, task, data_config):
-    parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
-    multiple = data_config.pad_to_multiple_of
+def boundaries(data_config, max_length):
+    """The lengths batches are padded to: the configured ones below `max_length`, then it.
 
-    def preprocess(batch):
-        features, labels = task.preprocess(batch)
-        if multiple > 0 and "padding_mask" in features:
-            features = trim_to_longest(features, multiple)
-        return features, labels
-
-    return dataset.map(preprocess, num_parallel_calls=parallel, deterministic=True)
+    With no bucketing configured, one bucket: `max_length` itself.
+    """
+    cuts = sorted({int(b) for b in data_config.bucket_boundaries if 0 < b < max_length})
+    return cuts + [int(max_length)]
 
 
-def train_dataset(task, examples, batch_size, data_config, seed, skip_examples=0, encoded=None):
-    """An endless, shuffled stream of training batches.
+def position_keys(task, row_spec):
+    """Keys of a row's per-position tensors: the features, and per-position labels."""
+    keys = [k for k in row_spec if k != "labels"]
+    if "labels" in row_spec and task.labels_per_position:
+        keys.append("labels")
+    return keys
 
-    Shuffling uses a fixed seed, so resuming from a checkpoint at step `s`
-    with `skip_examples = s * batch_size` yields exactly the batches the
-    interrupted run would have seen next.
+
+def bucket(dataset, batch_size, lengths, keys, drop_remainder):
+    """Batches rows of similar length and cuts each batch to its bucket's length.
+
+    Uses `group_by_window` rather than `bucket_by_sequence_length` because
+    rows come padded already (with each task's own padding values, e.g. -1
+    for ignored labels), so a batch only needs cutting, not re-padding.
 
     Args:
-        encoded: for tasks with `encodes_examples`, the `encoded_dataset` of
-            `examples` (built here when not given); examples then count
-            encoded rows (e.g. windows), not sentences.
+        dataset: rows (dicts with `padding_mask`, padded to `lengths[-1]`),
+            or `(row, extra)` pairs whose `extra` is batched alongside.
+        batch_size: rows per batch.
+        lengths: sorted bucket lengths; a row goes to the first that holds it.
+        keys: the per-position keys of a row, cut to the bucket's length.
+        drop_remainder: drop each bucket's last partial batch (training);
+            otherwise every row comes out once (evaluation).
     """
-    if task.encodes_examples:
-        dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
-        buffer = max(1, data_config.shuffle_buffer_size)
-    else:
-        dataset = task.raw_dataset(examples, with_labels=True)
-        buffer = max(1, min(len(examples), data_config.shuffle_buffer_size))
-    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    paired = isinstance(dataset.element_spec, tuple)
+    cuts = tf.constant(lengths, tf.int64)
+
+    # `*element` is (row,) or (row, extra).
+    def key(*element):
+        length = tf.reduce_sum(tf.cast(element[0]["padding_mask"], tf.int64))
+        return tf.searchsorted(cuts, tf.reshape(length, [1]), side="left", out_type=tf.int64)[0]
+
+    def cut(key_value, *element):
+        width = cuts[key_value]
+        rows = dict(element[0])
+        for k in keys:
+            rows[k] = rows[k][:, :width]
+        return (rows,) + tuple(element[1:]) if paired else rows
+
+    def reduce(key_value, window):
+        batches = window.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(lambda *element: cut(key_value, *element))
+
+    if len(lengths) == 1:
+        batches = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(lambda *element: cut(tf.constant(0, tf.int64), *element))
+    return dataset.group_by_window(key, reduce, window_size=batch_size)
+
+
+def _split_labels(rows):
+    rows = dict(rows)
+    labels = rows.pop("labels")
+    return rows, labels
+
+
+def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, encoded=None):
+    """An endless, shuffled stream of `(features, labels)` training batches.
+
+    Shuffling uses a fixed seed and bucketing is deterministic, so resuming
+    from a checkpoint at step `s` with `skip_steps = s` yields exactly the
+    batches the interrupted run would have seen next.
+
+    Args:
+        encoded: the `encoded_dataset` of `examples` (built here when not
+            given), e.g. after counting its rows.
+    """
+    dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
+    dataset = dataset.shuffle(max(1, data_config.shuffle_buffer_size), seed=seed)
     dataset = dataset.repeat()
-    if skip_examples:
-        dataset = dataset.skip(skip_examples)
-    dataset = batch(dataset, batch_size, drop_remainder=True)
-    if task.encodes_examples:
-        multiple = data_config.pad_to_multiple_of
-
-        def split_labels(rows):
-            rows = dict(rows)
-            labels = rows.pop("labels")
-            if multiple > 0:
-                rows = trim_to_longest(rows, multiple)
-                if task.labels_per_position:
-                    labels = labels[:, : tf.shape(rows["padding_mask"])[1]]
-            return rows, labels
-
-        dataset = dataset.map(split_labels, num_parallel_calls=2, deterministic=True)
+    if data_config.packing:
+        # Packed rows are max_seq_length wide and mix lengths: no buckets.
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
+        dataset = dataset.map(packing.pack_batch, num_parallel_calls=2, deterministic=True)
     else:
-        dataset = _finish(dataset, task, data_config)
+        max_length = task.config.max_seq_length
+        lengths = boundaries(data_config, max_length)
+        keys = position_keys(task, dataset.element_spec)
+        dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=True)
+        dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
+    if skip_steps:
+        dataset = dataset.skip(skip_steps)
     return dataset.prefetch(data_config.prefetch)
 
 
-def eval_dataset(task, examples, batch_size, data_config, with_labels=True):
-    """Batches in input order, every example exactly once."""
+def eval_dataset(task, examples, batch_size, data_config):
+    """`(features, index)` batches: every example once, `index` its input position.
+
+    Tasks without `encodes_examples` are tokenized once and bucketed like
+    training, so batches are not in input order: put results back with
+    `index`. Tasks with `encodes_examples` evaluate whole examples (their
+    `forward` windows them) in input order.
+    """
     if task.encodes_examples:
-        with_labels = False  # such tasks evaluate from the examples themselves
-    dataset = task.raw_dataset(examples, with_labels=with_labels)
-    dataset = batch(dataset, batch_size)
-    dataset = _finish(dataset, task, data_config)
-    if data_config.cache:
-        dataset = dataset.cache()
+        dataset = task.raw_dataset(examples, with_labels=False)
+        dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.range(len(examples)))
+        dataset = batch(dataset, batch_size)
+        parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
+        dataset = dataset.map(
+            lambda rows, index: (task.preprocess(rows)[0], index),
+            num_parallel_calls=parallel,
+            deterministic=True,
+        )
+        if data_config.cache:
+            dataset = dataset.cache()
+    else:
+        rows = encoded_dataset(task, examples, data_config, with_labels=False)
+        max_length = task.config.max_seq_length
+        dataset = tf.data.Dataset.zip(rows, tf.data.Dataset.range(len(examples)))
+        lengths = boundaries(data_config, max_length)
+        keys = position_keys(task, rows.element_spec)
+        dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=False)
     return dataset.prefetch(data_config.prefetch)

@@ -41,6 +41,11 @@ def get(name):
     return _REGISTRY[name]
 
 
+# Length buckets within one serving request: a batch of 64 short texts with
+# one long one would otherwise all be padded to the long one.
+SERVING_BUCKETS = (16, 32, 64, 128, 256)
+
+
 class Task(abc.ABC):
     """What every task provides to the trainer, the evaluator and export."""
 
@@ -121,6 +126,15 @@ class Task(abc.ABC):
     def build_model(self, backbone):
         """Returns a Keras functional model from backbone inputs to outputs."""
 
+    def build_packed_model(self, model, backbone):
+        """A model sharing `model`'s weights that trains on packed rows.
+
+        For `data.packing` (see `data/packing.py`); None when the task
+        cannot train on packed rows.
+        """
+        del model, backbone
+        return None
+
     @abc.abstractmethod
     def loss(self, labels, outputs):
         """Returns the per-example loss (shape [batch])."""
@@ -146,14 +160,16 @@ class Task(abc.ABC):
     def serving_functions(self, model):
         """Returns `{signature name: (function, input specs)}` for export.
 
-        The default signature is `tokenize` -> model -> `postprocess`.
+        The default signature is `tokenize` -> model -> `postprocess`, the
+        model run per length bucket of the request (`SERVING_BUCKETS`).
         """
         specs = self.serving_inputs()
         names = list(specs)
+        cuts = [b for b in SERVING_BUCKETS if b < self.config.max_seq_length]
 
         def serve(*args):
-            features = pipeline.trim_to_longest(self.tokenize(dict(zip(names, args))))
-            return self.postprocess(model(features, training=False))
+            features = self.tokenize(dict(zip(names, args)))
+            return self.postprocess(pipeline.bucketed_call(model, features, cuts))
 
         return {"serving_default": (serve, specs)}
 

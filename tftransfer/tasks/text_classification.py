@@ -21,6 +21,7 @@ import tensorflow as tf
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
 from tftransfer.tasks import base
+from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.word_tokenizer import token_id as _token_id
 
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
@@ -139,6 +140,9 @@ class TextClassification(base.Task):
             name="logits",
         )(x)
         return keras.Model(inputs, logits, name="text_classifier")
+
+    def build_packed_model(self, model, backbone):
+        return PackedTextClassifier(backbone, model, self.config.pooling)
 
     def loss(self, labels, outputs):
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(

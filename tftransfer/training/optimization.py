@@ -58,6 +58,40 @@ class PreReducedAdamW(keras.optimizers.AdamW):
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return grads_and_vars
 
+    def update_step(self, gradient, variable, learning_rate):
+        """Keras' Adam arithmetic in TF's fused `ResourceApplyAdam` kernel.
+
+        Keras writes the update as about a dozen elementwise ops, each a pass
+        over the weights: 63 ms per step for MiniLM's 22.7M weights on 2 CPU
+        cores, a fifth of a training step. The fused kernel computes the same
+        `m`, `v` and `var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`
+        in one pass (25 ms). Weight decay stays Keras' own, applied before.
+        """
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable),
+            m=_handle(self._momentums[index]),
+            v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+            use_locking=False,
+        )
+
+
+def _handle(variable):
+    if isinstance(variable, keras.Variable):
+        variable = variable.value  # the backing tf.Variable
+    return variable.handle
+
 
 def create_optimizer(trainer_config, total_steps, model):
     """Builds the optimizer for `model`.

@@ -45,6 +45,19 @@ def read_history(model_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def use_xla(config, strategy):
+    """Whether the step's forward and backward pass are compiled with XLA.
+
+    `config.jit_compile` when set; otherwise on for GPUs only. On CPUs XLA
+    was slower for BERT-sized steps in tools/benchmark.py; on TPUs the
+    strategy compiles the whole step anyway.
+    """
+    if config.jit_compile is not None:
+        return config.jit_compile
+    devices = [d.upper() for d in strategy.extended.worker_devices]
+    return any("GPU" in d for d in devices)
+
+
 class Trainer:
     """Runs the optimisation loop for one model under one strategy.
 
@@ -57,10 +70,23 @@ class Trainer:
         model_dir: where checkpoints, summaries and history go.
         config: a `configs.TrainerConfig`.
         global_batch_size: examples per step over all replicas.
+        train_model: the model the training step calls, if not `model`: one
+            sharing its weights, e.g. a `PackedTextClassifier`.
     """
 
-    def __init__(self, model, loss_fn, optimizer, strategy, model_dir, config, global_batch_size):
+    def __init__(
+        self,
+        model,
+        loss_fn,
+        optimizer,
+        strategy,
+        model_dir,
+        config,
+        global_batch_size,
+        train_model=None,
+    ):
         self.model = model
+        self.train_model = train_model or model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.strategy = strategy
@@ -96,7 +122,9 @@ class Trainer:
         return self.step
 
     def _make_train_step(self):
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        # The model trained may be another view of the same weights (packed
+        # rows); checkpoints and evaluation use `self.model`.
+        model, loss_fn, optimizer = self.train_model, self.loss_fn, self.optimizer
         clipnorm = self.config.clipnorm
         global_batch = self.global_batch_size
 
@@ -110,7 +138,7 @@ class Trainer:
             grads = tape.gradient(loss, model.trainable_variables)
             return loss, grads
 
-        if self.config.jit_compile:
+        if use_xla(self.config, self.strategy):
             # XLA compiles the forward/backward pass only: collectives and the
             # optimizer update stay outside, where every strategy supports them.
             compute = tf.function(compute, jit_compile=True)
@@ -120,7 +148,12 @@ class Trainer:
             # Variables the head does not use (e.g. BERT's pooler under mean
             # pooling) have no gradient; collectives cannot carry None.
             used = [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
-            grads = [g for g, _ in used]
+            # Embedding lookups give IndexedSlices with a row once per use.
+            # Keras 3's Adam squares those slices before summing them
+            # (sum g_i^2 instead of (sum g_i)^2 in its second moment) and
+            # then densifies anyway, so summing them into a dense gradient
+            # here costs nothing extra and makes the update the dense one.
+            grads = [tf.convert_to_tensor(g) for g, _ in used]
             context = tf.distribute.get_replica_context()
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             if clipnorm > 0:
@@ -130,9 +163,9 @@ class Trainer:
 
         strategy = self.strategy
 
-        # Batches are trimmed to their longest example, so shapes vary; without
-        # XLA, relaxed shapes keep it to a couple of traces.
-        @tf.function(reduce_retracing=not self.config.jit_compile)
+        # Length buckets bound the batch shapes: one trace per bucket, each
+        # with static shapes (what XLA needs, and what lets grappler plan).
+        @tf.function(reduce_retracing=False)
         def train_step(features, labels):
             per_replica = strategy.run(replica_step, args=(features, labels))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -153,7 +186,7 @@ class Trainer:
         """Trains until `total_steps`, resuming if a checkpoint exists.
 
         Args:
-            make_dataset: `skip_examples -> tf.data.Dataset` of global
+            make_dataset: `skip_steps -> tf.data.Dataset` of global
                 `(features, labels)` batches; must be deterministic so that a
                 resumed run continues the same stream.
             total_steps: the step to stop at.
@@ -180,7 +213,7 @@ class Trainer:
         eval_every = self.config.eval_every or steps_per_epoch
         checkpoint_every = self.config.checkpoint_every
         log_every = max(1, self.config.log_every)
-        dataset = make_dataset(start * self.global_batch_size)
+        dataset = make_dataset(start)
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
         train_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
         eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))

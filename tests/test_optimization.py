@@ -1,0 +1,28 @@
+"""The fused AdamW update equals Keras' AdamW."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.training import optimization
+
+
+def test_fused_update_equals_keras_adamw():
+    rng = np.random.default_rng(0)
+    shapes = {"kernel": (7, 5), "bias": (5,), "embeddings": (11, 5)}
+    start = {k: rng.normal(size=s).astype("float32") for k, s in shapes.items()}
+    settings = dict(learning_rate=1e-2, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=1e-6)
+    results = []
+    for optimizer_class in (optimization.PreReducedAdamW, keras.optimizers.AdamW):
+        variables = [keras.Variable(start[k], name=k) for k in shapes]
+        optimizer = optimizer_class(**settings)
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        optimizer.build(variables)
+        step_rng = np.random.default_rng(1)
+        for _ in range(4):
+            grads = [tf.constant(step_rng.normal(size=shapes[k]), tf.float32) for k in shapes]
+            optimizer.apply(grads, variables)
+        results.append([v.numpy() for v in variables])
+    for fused, reference, name in zip(*results, shapes):
+        assert np.abs(fused - start[name]).max() > 1e-3  # the weights moved
+        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6, err_msg=name)
