@@ -53,6 +53,9 @@ flags.DEFINE_integer("rounds", 3, "Alternating rounds; medians are reported.")
 flags.DEFINE_integer("latency_calls", 100, "Calls per latency measurement.")
 flags.DEFINE_bool("skip_hf", False, "Measure tftransfer only.")
 flags.DEFINE_list("parts", ["training", "inference", "tokenization"], "Which measurements to run.")
+flags.DEFINE_list(
+    "contenders", [], "Only training contenders whose names contain one of these (empty: all)."
+)
 flags.DEFINE_bool("smoke", False, "Tiny random model and data: checks the script runs.")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where to write the JSON results.")
 FLAGS = flags.FLAGS
@@ -492,6 +495,8 @@ def main(argv):
     }
     if not FLAGS.skip_hf:
         contenders["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)
+    if FLAGS.contenders:
+        contenders = {k: v for k, v in contenders.items() if any(c in k for c in FLAGS.contenders)}
     inference = {"tftransfer SavedModel": lambda: tftransfer_inference(export_path, texts)}
     if not FLAGS.skip_hf:
         num_labels = len(set(examples.labels))
