@@ -157,7 +157,7 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
     import keras
 
     from tftransfer import backbones, configs, experiment
-    from tftransfer.data import pipeline
+    from tftransfer.data import packing, pipeline
     from tftransfer.training import optimization, trainer
 
     params = configs.load(
@@ -212,7 +212,7 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
             per_shape[shape].append(time.perf_counter() - begin)
         elapsed = time.perf_counter() - start
         update_ms = optimizer_update_ms(model, optimizer)
-    lengths = np.concatenate([_example_lengths(f) for f, _ in batches])
+    lengths = np.concatenate([packing.example_lengths(f) for f, _ in batches])
     # The computed rows: one per example, or the packed rows.
     widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
     real, padded, _ = training_flops(backbone, lengths, widths)
@@ -255,13 +255,6 @@ def optimizer_update_ms(model, optimizer):
 
 def _apply_gradients(optimizer, variables, grads):
     optimizer.apply(grads, variables)
-
-
-def _example_lengths(features):
-    if "example_ids" in features:  # packed: count each example's tokens
-        ids = features["example_ids"].numpy().ravel()
-        return np.bincount(ids[ids >= 0])
-    return features["padding_mask"].numpy().sum(1)
 
 
 def hf_training(path, examples):

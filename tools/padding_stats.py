@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from tftransfer import backbones, configs, experiment
-from tftransfer.data import pipeline
+from tftransfer.data import packing, pipeline
 
 flags.DEFINE_string("input", None, "Data file (CSV/TSV/JSONL).", required=True)
 flags.DEFINE_string("text_column", "text", "Text column.")
@@ -67,13 +67,11 @@ def main(argv):
     real = computed = 0
     for features, _ in stream.take(batches):
         mask = features["padding_mask"].numpy()
-        if FLAGS.packing:  # shapes differ by row count; lengths are per example
-            widths[f"{mask.shape[0]} rows of {mask.shape[1]}"] += 1
-            ids = features["example_ids"].numpy().ravel()
-            lengths += np.bincount(ids[ids >= 0]).tolist()
-        else:
-            widths[f"{mask.shape[1]}"] += 1
-            lengths += mask.sum(axis=1).tolist()
+        # Packed batches differ by row count, the others by width.
+        widths[
+            f"{mask.shape[0]} rows of {mask.shape[1]}" if FLAGS.packing else f"{mask.shape[1]}"
+        ] += 1
+        lengths += packing.example_lengths(features).tolist()
         real += mask.sum()
         computed += mask.size
     lengths = np.array(lengths)

@@ -116,3 +116,11 @@ def pack_batch(features, labels):
         out[key] = value
     out["example_starts"] = tf.ensure_shape(packed[-1], [batch])
     return out, labels
+
+
+def example_lengths(features):
+    """Tokens of each example in a batch (NumPy), packed or not."""
+    if "example_ids" in features:
+        ids = np.asarray(features["example_ids"]).ravel()
+        return np.bincount(ids[ids >= 0])
+    return np.asarray(features["padding_mask"]).sum(axis=1)
