@@ -157,7 +157,8 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
     import keras
 
     from tftransfer import backbones, configs, experiment
-    from tftransfer.data import packing, pipeline
+    from tftransfer.data import packing as packing_lib
+    from tftransfer.data import pipeline
     from tftransfer.training import optimization, trainer
 
     params = configs.load(
@@ -212,7 +213,7 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
             per_shape[shape].append(time.perf_counter() - begin)
         elapsed = time.perf_counter() - start
         update_ms = optimizer_update_ms(model, optimizer)
-    lengths = np.concatenate([packing.example_lengths(f) for f, _ in batches])
+    lengths = np.concatenate([packing_lib.example_lengths(f) for f, _ in batches])
     # The computed rows: one per example, or the packed rows.
     widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
     real, padded, _ = training_flops(backbone, lengths, widths)
