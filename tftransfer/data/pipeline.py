@@ -25,21 +25,15 @@ from tftransfer.data import packing
 ENCODE_CHUNK = 256
 
 
-def trim_to_longest(features, multiple=0):
+def trim_to_longest(features):
     """Drops padding columns that no example in the batch uses.
-
-    Rounds the kept length up to `multiple` so that a training function sees
-    only a few distinct shapes (max_len / multiple of them).
 
     Args:
         features: dict of [batch, length] tensors with a `padding_mask`.
-        multiple: round the length up to this multiple (0 = exact length).
     """
     mask = features["padding_mask"]
     full = tf.shape(mask)[1]
     length = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
-    if multiple:
-        length = (length + multiple - 1) // multiple * multiple
     length = tf.minimum(tf.maximum(length, 1), full)
     return {k: v[:, :length] for k, v in features.items()}
 
@@ -172,6 +166,16 @@ def bucket(dataset, batch_size, lengths, keys, drop_remainder):
     return dataset.group_by_window(key, reduce, window_size=batch_size)
 
 
+def _bucket_rows(task, dataset, batch_size, data_config, drop_remainder):
+    """`bucket` with the task's length and the configured boundaries."""
+    row_spec = dataset.element_spec
+    if isinstance(row_spec, tuple):  # (row, index)
+        row_spec = row_spec[0]
+    lengths = boundaries(data_config, task.config.max_seq_length)
+    keys = position_keys(task, row_spec)
+    return bucket(dataset, batch_size, lengths, keys, drop_remainder)
+
+
 def _split_labels(rows):
     rows = dict(rows)
     labels = rows.pop("labels")
@@ -198,10 +202,7 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, e
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
         dataset = dataset.map(packing.pack_batch, num_parallel_calls=2, deterministic=True)
     else:
-        max_length = task.config.max_seq_length
-        lengths = boundaries(data_config, max_length)
-        keys = position_keys(task, dataset.element_spec)
-        dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=True)
+        dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=True)
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
     if skip_steps:
         dataset = dataset.skip(skip_steps)
@@ -230,9 +231,6 @@ def eval_dataset(task, examples, batch_size, data_config):
             dataset = dataset.cache()
     else:
         rows = encoded_dataset(task, examples, data_config, with_labels=False)
-        max_length = task.config.max_seq_length
         dataset = tf.data.Dataset.zip(rows, tf.data.Dataset.range(len(examples)))
-        lengths = boundaries(data_config, max_length)
-        keys = position_keys(task, rows.element_spec)
-        dataset = bucket(dataset, batch_size, lengths, keys, drop_remainder=False)
+        dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=False)
     return dataset.prefetch(data_config.prefetch)
