@@ -24,7 +24,7 @@ TEXTS = [
 def test_first_fit_decreasing_places_every_example_once_within_rows():
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 33, size=200)
-    row, column, count = packing.first_fit_decreasing(lengths, 32)
+    row, column, count = (t.numpy() for t in packing.first_fit_decreasing(lengths, 32))
     occupied = np.zeros((count, 32), int)
     for n, r, c in zip(lengths, row, column):
         assert c + n <= 32
@@ -33,7 +33,7 @@ def test_first_fit_decreasing_places_every_example_once_within_rows():
     assert occupied.sum() == lengths.sum()
     # First-fit decreasing uses at most 11/9 of the optimum (+ 1 row).
     assert count <= np.ceil(lengths.sum() / 32) * 11 / 9 + 1
-    with pytest.raises(ValueError, match="33 tokens"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more tokens than a packed row"):
         packing.first_fit_decreasing(np.array([33]), 32)
 
 
@@ -125,3 +125,30 @@ def test_packing_refuses_more_than_one_replica(tiny_params, tmp_path):
     tiny_params.override({"runtime": {"distribution_strategy": "mirrored"}})
     with pytest.raises(ValueError, match="one replica"):
         experiment.train(tiny_params, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_serving_packs_a_request_and_keeps_request_order(tiny_preset, monkeypatch, pairs):
+    task, backbone, _ = _task(tiny_preset, "pooled", pairs)
+    model = task.build_model(backbone)
+    packed = []
+    pack = packing.pack
+
+    def recording_pack(features, multiple=1):
+        packed.append(features["token_ids"].shape[0])
+        return pack(features, multiple)
+
+    monkeypatch.setattr(packing, "pack", recording_pack)
+    inputs = {"text": tf.constant(TEXTS)}
+    if pairs:
+        inputs["text_pair"] = tf.constant(list(reversed(TEXTS)))
+    features = task.tokenize(inputs)
+    direct = model(features)
+    serve = tf.function(task.serving_call(model), autograph=False)
+    np.testing.assert_allclose(serve(features), direct, atol=2e-5)
+    assert packed, "the request did not go through packing"
+    # These texts share rows when packed.
+    rows = pack(pipeline.trim_to_longest(features))["token_ids"].shape[0]
+    assert rows < len(TEXTS)
+    one = {k: v[3:4] for k, v in features.items()}
+    np.testing.assert_allclose(serve(one), direct[3:4], atol=2e-5)

@@ -51,70 +51,96 @@ PACKED_FEATURES = (
 def first_fit_decreasing(lengths, capacity):
     """Assigns each length a row and a column so that rows hold at most `capacity`.
 
+    Graph ops only, so that training input pipelines and exported serving
+    functions pack alike (a `tf.while_loop` over the examples, longest first).
+
     Args:
-        lengths: 1-D integer array, each at most `capacity`.
-        capacity: the row length.
+        lengths: 1-D int32 tensor, each at most `capacity`.
+        capacity: the row length (an int or a scalar int32 tensor).
 
     Returns:
         `(row, column, num_rows)`: per-length row index and start column, and
         the number of rows used.
     """
-    row = np.zeros(len(lengths), np.int32)
-    column = np.zeros(len(lengths), np.int32)
-    used = []  # tokens already placed in each row
-    for i in np.argsort(-np.asarray(lengths), kind="stable"):
-        n = int(lengths[i])
-        if n > capacity:
-            raise ValueError(f"an example of {n} tokens does not fit rows of {capacity}")
-        r = next((r for r, u in enumerate(used) if u + n <= capacity), len(used))
-        if r == len(used):
-            used.append(0)
-        row[i], column[i] = r, used[r]
-        used[r] += n
-    return row, column, len(used)
+    lengths = tf.convert_to_tensor(lengths, tf.int32)
+    capacity = tf.convert_to_tensor(capacity, tf.int32)
+    n = tf.shape(lengths)[0]
+    checks = [
+        tf.debugging.assert_less_equal(
+            lengths, capacity, message="an example has more tokens than a packed row holds"
+        )
+    ]
+    with tf.control_dependencies(checks):
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+    zeros = tf.zeros([n], tf.int32)
+
+    def place(k, used, row, column):
+        i = order[k]
+        # The first row with room; there always is one, as a row per example exists.
+        r = tf.argmax(tf.cast(used + lengths[i] <= capacity, tf.int32), output_type=tf.int32)
+        row = tf.tensor_scatter_nd_update(row, [[i]], [r])
+        column = tf.tensor_scatter_nd_update(column, [[i]], [used[r]])
+        used = tf.tensor_scatter_nd_add(used, [[r]], [lengths[i]])
+        return k + 1, used, row, column
+
+    _, _, row, column = tf.while_loop(
+        lambda k, *_: k < n, place, (tf.constant(0), zeros, zeros, zeros)
+    )
+    num_rows = tf.reduce_max(tf.concat([row, [-1]], 0)) + 1
+    return row, column, num_rows
 
 
-def _pack(token_ids, segment_ids, padding_mask):
-    batch, length = token_ids.shape
-    lengths = padding_mask.astype(bool).sum(axis=1)
-    row, column, count = first_fit_decreasing(lengths, length)
-    multiple = row_multiple(batch)
-    rows = -(-count // multiple) * multiple
-    out = {k: np.zeros((rows, length), np.int32) for k in PACKED_FEATURES}
-    out["example_ids"][:] = -1
-    for i in range(batch):
-        n, r, c = lengths[i], row[i], column[i]
-        # Rows from the BERT packer hold their tokens first, then padding.
-        out["token_ids"][r, c : c + n] = token_ids[i, :n]
-        out["segment_ids"][r, c : c + n] = segment_ids[i, :n]
-        out["padding_mask"][r, c : c + n] = 1
-        out["position_ids"][r, c : c + n] = np.arange(n)
-        out["example_ids"][r, c : c + n] = i
-    starts = (row * length + column).astype(np.int32)
-    return tuple(out[k] for k in PACKED_FEATURES) + (starts,)
-
-
-def pack_batch(features, labels):
-    """Packs a batch of `(features, labels)`; labels stay as they are.
+def pack(features, multiple=1):
+    """Packs `[batch, length]` rows into as few rows of `length` as hold them.
 
     Args:
         features: dict with `token_ids`, `segment_ids` and `padding_mask`,
             each `[batch, length]`, tokens before padding in every row.
-        labels: per-example labels, in batch order.
+        multiple: the packed row count is rounded up to a multiple of this.
+
+    Returns:
+        The packed features described in the module docstring.
     """
-    length = features["token_ids"].shape[1]
+    mask = tf.cast(features["padding_mask"], tf.bool)
+    length = tf.shape(mask)[1]
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    row, column, num_rows = first_fit_decreasing(lengths, length)
+    rows = (num_rows + multiple - 1) // multiple * multiple
+    starts = row * length + column
+    # Every real token's example and its place in that example.
+    within = tf.ragged.range(lengths)
+    example = tf.cast(within.value_rowids(), tf.int32)
+    place = tf.gather(starts, example) + within.flat_values
+    place = place[:, None]
+
+    def scatter(values, fill):
+        flat = tf.fill([rows * length], tf.constant(fill, tf.int32))
+        flat = tf.tensor_scatter_nd_update(flat, place, tf.cast(values, tf.int32))
+        return tf.reshape(flat, [rows, length])
+
+    out = {
+        "token_ids": scatter(tf.boolean_mask(features["token_ids"], mask), 0),
+        "segment_ids": scatter(tf.boolean_mask(features["segment_ids"], mask), 0),
+        "padding_mask": scatter(tf.ones_like(example), 0),
+        "position_ids": scatter(within.flat_values, 0),
+        "example_ids": scatter(example, -1),
+        "example_starts": starts,
+    }
+    return out
+
+
+def pack_batch(features, labels):
+    """Packs a training batch of `(features, labels)`; labels stay as they are.
+
+    The row count is rounded to `row_multiple(batch)` so that compiled steps
+    see few shapes.
+    """
     batch = features["token_ids"].shape[0]
-    packed = tf.numpy_function(
-        _pack,
-        [features["token_ids"], features["segment_ids"], features["padding_mask"]],
-        [tf.int32] * (len(PACKED_FEATURES) + 1),
-        stateful=False,
-    )
-    out = {}
-    for key, value in zip(PACKED_FEATURES, packed[:-1]):
-        value.set_shape([None, length])
-        out[key] = value
-    out["example_starts"] = tf.ensure_shape(packed[-1], [batch])
+    length = features["token_ids"].shape[1]
+    out = pack(features, multiple=row_multiple(batch))
+    for key in PACKED_FEATURES:
+        out[key] = tf.ensure_shape(out[key], [None, length])
+    out["example_starts"] = tf.ensure_shape(out["example_starts"], [batch])
     return out, labels
 
 

@@ -160,18 +160,25 @@ class Task(abc.ABC):
     def serving_functions(self, model):
         """Returns `{signature name: (function, input specs)}` for export.
 
-        The default signature is `tokenize` -> model -> `postprocess`, the
-        model run per length bucket of the request (`SERVING_BUCKETS`).
+        The default signature is `tokenize` -> `serving_call` -> `postprocess`.
         """
         specs = self.serving_inputs()
         names = list(specs)
-        cuts = [b for b in SERVING_BUCKETS if b < self.config.max_seq_length]
+        call = self.serving_call(model)
 
         def serve(*args):
-            features = self.tokenize(dict(zip(names, args)))
-            return self.postprocess(pipeline.bucketed_call(model, features, cuts))
+            return self.postprocess(call(self.tokenize(dict(zip(names, args)))))
 
         return {"serving_default": (serve, specs)}
+
+    def serving_call(self, model):
+        """Returns `features -> model outputs` for one serving request (graph ops).
+
+        By default the model runs once per length bucket of the request
+        (`SERVING_BUCKETS`), each bucket trimmed to its longest row.
+        """
+        cuts = [b for b in SERVING_BUCKETS if b < self.config.max_seq_length]
+        return lambda features: pipeline.bucketed_call(model, features, cuts)
 
     @classmethod
     def format_result(cls, record, outputs):

@@ -18,6 +18,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.data import packing, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
 from tftransfer.tasks import base
@@ -143,6 +144,33 @@ class TextClassification(base.Task):
 
     def build_packed_model(self, model, backbone):
         return PackedTextClassifier(backbone, model, self.config.pooling)
+
+    def serving_call(self, model):
+        """Packs each request's texts into shared rows (BERT-style backbones).
+
+        One model call over rows of the request's longest text, with the
+        short texts sharing rows, pads less than length buckets and makes a
+        single call instead of one per bucket (BENCHMARKS.md, issue 5). A
+        request of one text needs no packing and skips it.
+        """
+        backbone = next(
+            (layer for layer in model.layers if isinstance(layer, keras_hub.models.BertBackbone)),
+            None,
+        )
+        if backbone is None:
+            return super().serving_call(model)
+        packed_model = self.build_packed_model(model, backbone)
+        dtype = model.output.dtype
+
+        def call(features):
+            features = pipeline.trim_to_longest(features)
+            return tf.cond(
+                tf.shape(features["token_ids"])[0] > 1,
+                lambda: tf.cast(packed_model(packing.pack(features), training=False), dtype),
+                lambda: tf.cast(model(features, training=False), dtype),
+            )
+
+        return call
 
     def loss(self, labels, outputs):
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
