@@ -1,12 +1,15 @@
-"""Sequence packing: the examples of a training batch share rows.
+"""Sequence packing: the examples of a batch share rows.
 
-A batch of `batch_size` encoded rows (each `[CLS] ... [SEP]` then padding,
-`length` wide) is packed first-fit-decreasing into as few rows of `length`
-as hold them; the row count is rounded up to a multiple of
-`row_multiple(batch_size)` so compiled steps see at most `MAX_SHAPES` shapes.
-Examples keep their batch order: a packed model returns one output per
-example, in that order, so the task's loss and the batch's size in examples
-are unchanged (an optimizer step sees the same examples as without packing).
+Used for training batches (`data.packing`) and, in exported text
+classifiers, for every serving request. A batch of `batch_size` encoded
+rows (each `[CLS] ... [SEP]` then padding, `length` wide) is packed
+first-fit-decreasing into as few rows of `length` as hold them; for
+training the row count is rounded up to a multiple of
+`row_multiple(batch_size)` so compiled steps see at most `MAX_SHAPES`
+shapes. Examples keep their batch order: a packed model returns one output
+per example, in that order, so the task's loss and the batch's size in
+examples are unchanged (an optimizer step sees the same examples as without
+packing).
 
 Packed features, all int32:
     token_ids, segment_ids, padding_mask: `[rows, length]`.

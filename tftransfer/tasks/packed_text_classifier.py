@@ -6,8 +6,9 @@ the backbone's own layers (the same objects, so the same weights) with an
 attention mask that keeps each example to itself and positions that restart
 per example, then pools each example and applies the classifier's own head.
 Its outputs equal the unpacked classifier's, one row per example in batch
-order; it is used for training only (evaluation and export use the
-unpacked model, whose weights it shares).
+order. Training uses it under `data.packing`, and exported serving functions
+for every request of more than one text; evaluation uses the unpacked model,
+whose weights it shares.
 
 Example:
 
