@@ -72,6 +72,21 @@ def test_packed_model_equals_the_unpacked_model(tiny_preset, pooling, pairs):
     np.testing.assert_allclose(packed_model(packed), model(rows), atol=2e-5)
 
 
+def test_packed_row_counts_are_exact_without_xla_and_rounded_with_it(tiny_preset):
+    task, _, examples = _task(tiny_preset, "pooled")
+    rows = dict(_batch(task, examples))
+    labels = rows.pop("labels")
+    rows = {k: tf.concat([v] * 3, 0) for k, v in rows.items()}  # 27 examples
+    labels = tf.concat([labels] * 3, 0)
+    lengths = tf.reduce_sum(rows["padding_mask"], axis=1)
+    needed = int(packing.first_fit_decreasing(lengths, rows["token_ids"].shape[1])[2])
+    multiple = packing.row_multiple(27)
+    exact, _ = packing.pack_batch(rows, labels, static_shapes=False)
+    rounded, _ = packing.pack_batch(rows, labels, static_shapes=True)
+    assert exact["token_ids"].shape[0] == needed
+    assert rounded["token_ids"].shape[0] == -(-needed // multiple) * multiple
+
+
 def test_packed_training_step_matches_the_unpacked_one(tiny_preset):
     task, backbone, examples = _task(tiny_preset, "pooled")
     model = task.build_model(backbone)

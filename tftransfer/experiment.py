@@ -189,7 +189,14 @@ def train(params, model_dir):
 
     def make_dataset(skip_steps):
         return pipeline.train_dataset(
-            task, train_examples, global_batch, params.data, cfg.seed, skip_steps, encoded
+            task,
+            train_examples,
+            global_batch,
+            params.data,
+            cfg.seed,
+            skip_steps,
+            encoded,
+            static_shapes=trainer_lib.use_xla(cfg, strategy),
         )
 
     evaluate = None

@@ -200,7 +200,14 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
             FLAGS.batch_size,
             train_model,
         )
-        stream = pipeline.train_dataset(task, examples, FLAGS.batch_size, params.data, seed=0)
+        stream = pipeline.train_dataset(
+            task,
+            examples,
+            FLAGS.batch_size,
+            params.data,
+            seed=0,
+            static_shapes=trainer.use_xla(params.trainer, strategy),
+        )
         batches = list(stream.take(steps))  # tokenized and bucketed before timing
         for features, labels in batches:  # warm-up: one trace (and compile) per shape
             loop._train_step(features, labels)

@@ -33,6 +33,7 @@ flags.DEFINE_list(
     "Bucket lengths (empty: pad every batch to max_seq_length).",
 )
 flags.DEFINE_bool("packing", False, "Pack each batch into shared rows (data.packing).")
+flags.DEFINE_bool("xla", False, "Packed row counts rounded for XLA, as when training with XLA.")
 flags.DEFINE_integer("seed", 42, "Shuffle seed.")
 FLAGS = flags.FLAGS
 
@@ -61,7 +62,9 @@ def main(argv):
     task = experiment.build_task(params, tokenizer)
     task.prepare(examples)
     batches = len(examples) // FLAGS.batch_size
-    stream = pipeline.train_dataset(task, examples, FLAGS.batch_size, params.data, FLAGS.seed)
+    stream = pipeline.train_dataset(
+        task, examples, FLAGS.batch_size, params.data, FLAGS.seed, static_shapes=FLAGS.xla
+    )
     widths = collections.Counter()
     lengths = []
     real = computed = 0

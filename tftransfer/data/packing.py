@@ -132,15 +132,19 @@ def pack(features, multiple=1):
     return out
 
 
-def pack_batch(features, labels):
+def pack_batch(features, labels, static_shapes=True):
     """Packs a training batch of `(features, labels)`; labels stay as they are.
 
-    The row count is rounded to `row_multiple(batch)` so that compiled steps
-    see few shapes.
+    Args:
+        features: as for `pack`.
+        labels: per-example labels, in batch order.
+        static_shapes: round the row count up to `row_multiple(batch)` so that
+            compiled (XLA) steps see few shapes. Without XLA a new shape costs
+            only a trace, so exact row counts pad less.
     """
     batch = features["token_ids"].shape[0]
     length = features["token_ids"].shape[1]
-    out = pack(features, multiple=row_multiple(batch))
+    out = pack(features, multiple=row_multiple(batch) if static_shapes else 1)
     for key in PACKED_FEATURES:
         out[key] = tf.ensure_shape(out[key], [None, length])
     out["example_starts"] = tf.ensure_shape(out["example_starts"], [batch])

@@ -182,7 +182,9 @@ def _split_labels(rows):
     return rows, labels
 
 
-def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, encoded=None):
+def train_dataset(
+    task, examples, batch_size, data_config, seed, skip_steps=0, encoded=None, static_shapes=True
+):
     """An endless, shuffled stream of `(features, labels)` training batches.
 
     Shuffling uses a fixed seed and bucketing is deterministic, so resuming
@@ -192,6 +194,8 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, e
     Args:
         encoded: the `encoded_dataset` of `examples` (built here when not
             given), e.g. after counting its rows.
+        static_shapes: under `data.packing`, round packed row counts so a
+            compiled step sees few shapes (see `packing.pack_batch`).
     """
     dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
     dataset = dataset.shuffle(max(1, data_config.shuffle_buffer_size), seed=seed)
@@ -200,7 +204,11 @@ def train_dataset(task, examples, batch_size, data_config, seed, skip_steps=0, e
         # Packed rows are max_seq_length wide and mix lengths: no buckets.
         dataset = dataset.batch(batch_size, drop_remainder=True)
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
-        dataset = dataset.map(packing.pack_batch, num_parallel_calls=2, deterministic=True)
+        dataset = dataset.map(
+            lambda features, labels: packing.pack_batch(features, labels, static_shapes),
+            num_parallel_calls=2,
+            deterministic=True,
+        )
     else:
         dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=True)
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
