@@ -187,6 +187,9 @@ class TokenClassificationConfig(base_config.Config):
         strict: read entities as strict IOB2 (an `I-X` that does not follow
             `B-X`/`I-X` is not an entity) in evaluation and serving; the
             default is conlleval's reading.
+        decoding: `constrained` (the most probable tag sequence in which
+            every `I-X` follows `B-X` or `I-X`; strict and conlleval readings
+            then agree) or `argmax` (each word's most probable tag).
     """
 
     labels: List[str] = dataclasses.field(default_factory=list)
@@ -197,6 +200,7 @@ class TokenClassificationConfig(base_config.Config):
     document_context: bool = False
     dropout: float = 0.1
     strict: bool = False
+    decoding: str = "constrained"
 
 
 @dataclasses.dataclass
@@ -431,6 +435,11 @@ def validate(params):
                 "task.token_classification: need max_seq_length >= 3 and "
                 f"0 <= window_stride <= max_seq_length - 2, got {task.max_seq_length} "
                 f"and {task.window_stride}"
+            )
+        if task.decoding not in ("constrained", "argmax"):
+            raise ConfigError(
+                "task.token_classification.decoding must be `constrained` or `argmax`, "
+                f"got `{task.decoding}`"
             )
     if params.task.type == "question_answering":
         room = task.max_seq_length - 3 - task.max_query_length

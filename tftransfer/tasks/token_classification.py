@@ -41,7 +41,7 @@ from tftransfer.data import (
 )
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
-from tftransfer.tasks import base, entity_spans
+from tftransfer.tasks import base, entity_spans, iob2_decoder
 from tftransfer.tasks.text_classification import FEATURES
 from tftransfer.tasks.word_tokenizer import WordTokenizer
 
@@ -273,15 +273,31 @@ class TokenClassification(base.Task):
 
     # -- answers ----------------------------------------------------------
     def postprocess(self, probabilities):
-        """Per-word probabilities (ragged) -> tag ids, tags and scores."""
-        tag_ids = tf.ragged.map_flat_values(tf.argmax, probabilities, axis=-1, output_type=tf.int32)
-        scores = tf.ragged.map_flat_values(tf.reduce_max, probabilities, axis=-1)
+        """Per-word probabilities (ragged) -> tag ids, tags and scores.
+
+        A word's score is the probability of its decoded tag.
+        """
+        if self.config.decoding == "constrained":
+            tag_ids = iob2_decoder.decode(probabilities, self.labels)
+        else:
+            tag_ids = tf.ragged.map_flat_values(
+                tf.argmax, probabilities, axis=-1, output_type=tf.int32
+            )
+        scores = tag_ids.with_flat_values(
+            tf.gather(probabilities.flat_values, tag_ids.flat_values, batch_dims=1)
+        )
         tags = tf.ragged.map_flat_values(tf.gather, tf.constant(self.labels), tag_ids)
         return {"tag_ids": tag_ids, "tags": tags, "scores": scores}
 
     def predicted_tags(self, outputs, examples):
         outputs = self.sentence_outputs(outputs, examples)
-        return [[self.labels[i] for i in np.argmax(p, axis=-1)] for p in outputs]
+        if not outputs:
+            return []
+        probabilities = tf.RaggedTensor.from_row_lengths(
+            np.concatenate(outputs).astype(np.float32), [len(p) for p in outputs]
+        )
+        tag_ids = self.postprocess(probabilities)["tag_ids"].to_list()
+        return [[self.labels[i] for i in sentence] for sentence in tag_ids]
 
     def evaluate(self, outputs, examples):
         predicted = self.predicted_tags(outputs, examples)
