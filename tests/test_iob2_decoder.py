@@ -52,9 +52,15 @@ def test_decoding_keeps_a_valid_argmax_and_mends_an_invalid_one():
     assert iob2_decoder.decode(probabilities, LABELS).to_list() == [[1, 2], [1, 2]]
 
 
-def test_an_empty_batch_decodes():
-    empty = tf.RaggedTensor.from_row_lengths(np.zeros((0, 5), np.float32), [0, 0])
-    assert iob2_decoder.decode(empty, LABELS).to_list() == [[], []]
+@pytest.mark.parametrize("lengths", [[1], [1, 0, 1], [0, 0], [], [2, 1]])
+def test_short_and_empty_batches_decode_in_a_graph_without_static_shapes(lengths):
+    # As in the exported signatures: no dimension is known when tracing.
+    spec = tf.RaggedTensorSpec([None, None, len(LABELS)], tf.float32, ragged_rank=1)
+    decode = tf.function(lambda p: iob2_decoder.decode(p, LABELS), input_signature=[spec])
+    probabilities = np.full((sum(lengths), len(LABELS)), 0.1, np.float32)
+    probabilities[:, 3] = 0.6  # B-LOC everywhere
+    ragged = tf.RaggedTensor.from_row_lengths(probabilities, tf.constant(lengths, tf.int64))
+    assert decode(ragged).to_list() == [[3] * n for n in lengths]
 
 
 def test_config_rejects_an_unknown_decoding():

@@ -52,8 +52,9 @@ def decode(probabilities, labels):
     start, table = (tf.constant(t) for t in transitions(labels))
     lengths = probabilities.row_lengths()
     dense = tf.math.log(tf.maximum(probabilities.to_tensor(), 1e-12))
-    # At least one step, so that a batch of empty sentences decodes too.
-    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)], [0, 0]])
+    # At least two steps: `tf.scan` over no elements fails in a graph whose
+    # shapes are not static (a batch of one-word or empty sentences).
+    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(2 - tf.shape(dense)[1], 0)], [0, 0]])
     steps = tf.transpose(dense, [1, 0, 2])  # [words, batch, tags]
     real = tf.transpose(tf.sequence_mask(lengths, tf.shape(steps)[0]))  # [words, batch]
     num_tags = len(labels)
@@ -72,8 +73,7 @@ def decode(probabilities, labels):
 
     first = steps[0] + start
     scores, pointers = tf.scan(forward, (steps[1:], real[1:]), initializer=(first, stay))
-    final = tf.concat([first[None], scores], 0)[-1]
-    last = tf.argmax(final, axis=-1, output_type=tf.int32)
+    last = tf.argmax(scores[-1], axis=-1, output_type=tf.int32)
     earlier = tf.scan(
         lambda tag, pointer: tf.gather(pointer, tag, batch_dims=1),
         pointers,
