@@ -62,10 +62,10 @@ class Crash(Exception):
 @pytest.fixture
 def train_with_crash(monkeypatch):
     """Trains, dying at the second evaluation; then reruns, which resumes."""
-    from tftransfer import experiment
+    from tftransfer import evaluation, experiment
 
     def run(params, model_dir):
-        real = experiment.evaluate_dataset
+        real = evaluation.evaluate_dataset
         calls = {"n": 0}
 
         def crash_on_second_eval(*args, **kwargs):
@@ -74,10 +74,10 @@ def train_with_crash(monkeypatch):
                 raise Crash()
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(experiment, "evaluate_dataset", crash_on_second_eval)
+        monkeypatch.setattr(evaluation, "evaluate_dataset", crash_on_second_eval)
         with pytest.raises(Crash):
             experiment.train(params, model_dir)
-        monkeypatch.setattr(experiment, "evaluate_dataset", real)
+        monkeypatch.setattr(evaluation, "evaluate_dataset", real)
         return experiment.train(params, model_dir)
 
     return run

@@ -138,11 +138,13 @@ def test_backbone_matches_the_hugging_face_computation(minilm):
 
     backbone, tokenizer = minilm
     weights = load_file(os.path.join(backbones.default_path(), "model.safetensors"))
-    from tftransfer.configs import TextClassificationConfig
-    from tftransfer.tasks.text_classification import TextClassification
+    from tftransfer.tasks.text_classification import (
+        TextClassification,
+        TextClassificationConfig,
+    )
 
     task = TextClassification(
-        TextClassificationConfig(labels=["a", "b"], max_seq_length=24), tokenizer, text_pair=True
+        TextClassificationConfig(labels=["a", "b"], max_seq_length=24, text_pair=True), tokenizer
     )
     import tensorflow as tf
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs, experiment
 from tftransfer.data import packing, pipeline, readers
-from tftransfer.tasks.text_classification import TextClassification
+from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 TEXTS = [
     "great movie",
@@ -39,8 +39,8 @@ def test_first_fit_decreasing_places_every_example_once_within_rows():
 
 def _task(tiny_preset, pooling, pairs=False):
     backbone, tokenizer = backbones.load(tiny_preset)
-    cfg = configs.TextClassificationConfig(max_seq_length=32, dropout=0.0, pooling=pooling)
-    task = TextClassification(cfg, tokenizer, text_pair=pairs)
+    cfg = TextClassificationConfig(max_seq_length=32, dropout=0.0, pooling=pooling, text_pair=pairs)
+    task = TextClassification(cfg, tokenizer)
     n = len(TEXTS)
     examples = readers.Examples(
         texts=TEXTS,
@@ -159,7 +159,7 @@ def test_serving_packs_a_request_and_keeps_request_order(tiny_preset, monkeypatc
         inputs["text_pair"] = tf.constant(list(reversed(TEXTS)))
     features = task.tokenize(inputs)
     direct = model(features)
-    serve = tf.function(task.serving_call(model), autograph=False)
+    serve = tf.function(task.serving_call(model, backbone), autograph=False)
     np.testing.assert_allclose(serve(features), direct, atol=2e-5)
     assert packed, "the request did not go through packing"
     # These texts share rows when packed.

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import backbones, configs, experiment
+from tftransfer import backbones, configs, evaluation
 from tftransfer.data import pipeline, readers
-from tftransfer.tasks.text_classification import TextClassification
+from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 MAX_LEN = 16
 BUCKETS = [4, 8]
@@ -22,7 +22,7 @@ def _examples(n=23):
 @pytest.fixture(scope="module")
 def loaded(tiny_preset):
     backbone, tokenizer = backbones.load(tiny_preset)
-    cfg = configs.TextClassificationConfig(max_seq_length=MAX_LEN, labels=["a", "b"])
+    cfg = TextClassificationConfig(max_seq_length=MAX_LEN, labels=["a", "b"])
     task = TextClassification(cfg, tokenizer)
     return task, task.build_model(backbone)
 
@@ -34,7 +34,7 @@ def _data(buckets):
 def test_eval_batches_hold_every_example_once_in_its_bucket(loaded):
     task, _ = loaded
     examples = _examples()
-    batches = list(pipeline.eval_dataset(task, examples, 3, _data(BUCKETS)))
+    batches = list(task.eval_dataset(examples, 3, _data(BUCKETS)))
     index = np.concatenate([i.numpy() for _, i in batches])
     assert sorted(index.tolist()) == list(range(len(examples)))
     assert index.tolist() != sorted(index.tolist())  # bucketing reorders...
@@ -56,8 +56,8 @@ def test_predictions_come_back_in_input_order_and_metrics_are_unchanged(loaded):
     examples = _examples()
     results = {}
     for buckets in ([], BUCKETS):
-        dataset = pipeline.eval_dataset(task, examples, 3, _data(buckets))
-        outputs = experiment.predict_outputs(task, model, dataset)
+        dataset = task.eval_dataset(examples, 3, _data(buckets))
+        outputs = evaluation.predict_outputs(task, model, dataset)
         results[tuple(buckets)] = (np.stack(outputs), task.evaluate(outputs, examples))
     fixed, bucketed = results[()], results[tuple(BUCKETS)]
     # Fixed length pads every batch to MAX_LEN; padding is masked out.

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tiny
 
 from tftransfer import backbones, configs, experiment, export, predict
-from tftransfer.tasks.question_answering import QuestionAnswering
+from tftransfer.tasks.question_answering import QuestionAnswering, QuestionAnsweringConfig
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def tokenizer(tiny_preset):
 def _task(tokenizer, **kwargs):
     cfg = dict(max_seq_length=12, max_query_length=4, doc_stride=3, max_answer_length=5)
     cfg.update(kwargs)
-    return QuestionAnswering(configs.QuestionAnsweringConfig(**cfg), tokenizer)
+    return QuestionAnswering(QuestionAnsweringConfig(**cfg), tokenizer)
 
 
 def _encode(task, question, context, answer):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import backbones, configs
+from tftransfer import backbones
 from tftransfer.data import pipeline, readers
-from tftransfer.tasks.text_classification import TextClassification
+from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 
 def _examples(texts, labels=None, pairs=None):
@@ -19,8 +19,8 @@ def tokenizer(tiny_preset):
 
 
 def _task(tokenizer, text_pair=False, **kwargs):
-    cfg = configs.TextClassificationConfig(max_seq_length=16, **kwargs)
-    return TextClassification(cfg, tokenizer, text_pair=text_pair)
+    cfg = TextClassificationConfig(max_seq_length=16, text_pair=text_pair, **kwargs)
+    return TextClassification(cfg, tokenizer)
 
 
 def test_labels_discovered_numerically_and_saved_in_config(tokenizer):

@@ -8,10 +8,14 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from tftransfer import backbones, configs, experiment, export, predict
-from tftransfer.data import pipeline, tagged_readers, word_casing
+from tftransfer import backbones, configs, evaluation, experiment, export, predict
+from tftransfer.data import tagged_readers, word_casing
 from tftransfer.data.readers import DataError
-from tftransfer.tasks.token_classification import IGNORE, TokenClassification
+from tftransfer.tasks.token_classification import (
+    IGNORE,
+    TokenClassification,
+    TokenClassificationConfig,
+)
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
@@ -79,7 +83,7 @@ def tokenizer(tiny_preset):
 
 
 def _task(tokenizer, max_seq_length=16, **kwargs):
-    cfg = configs.TokenClassificationConfig(labels=LABELS, max_seq_length=max_seq_length, **kwargs)
+    cfg = TokenClassificationConfig(labels=LABELS, max_seq_length=max_seq_length, **kwargs)
     return TokenClassification(cfg, tokenizer)
 
 
@@ -185,7 +189,7 @@ def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, t
     data = configs.DataConfig()
     probabilities = {}
     for document_context in (False, True):
-        cfg = configs.TokenClassificationConfig(
+        cfg = TokenClassificationConfig(
             labels=LABELS, max_seq_length=8, document_context=document_context
         )
         task = TokenClassification(cfg, tokenizer)
@@ -197,8 +201,8 @@ def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, t
         kernel, bias = head.get_weights()
         rng = np.random.default_rng(0)
         head.set_weights([rng.normal(size=kernel.shape).astype("float32"), np.zeros_like(bias)])
-        dataset = pipeline.eval_dataset(task, examples, 4, data)
-        outputs = experiment.predict_outputs(task, model, dataset)
+        dataset = task.eval_dataset(examples, 4, data)
+        outputs = evaluation.predict_outputs(task, model, dataset)
         assert len(outputs) == (2 if document_context else 4)  # rows: documents or sentences
         sentences = task.sentence_outputs(outputs, examples)
         assert [len(p) for p in sentences] == [1, 1, 1, 1]

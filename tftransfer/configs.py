@@ -132,120 +132,32 @@ class BackboneConfig(base_config.Config):
     random_init: bool = False
 
 
-@dataclasses.dataclass
-class TextClassificationConfig(base_config.Config):
-    """Text classification (single sentence or sentence pair).
+def task_config_class():
+    """The `task` one-of: `type` plus one block per registered task.
 
-    Attributes:
-        labels: the label names in id order; empty = discovered from the
-            training data (sorted) and saved with the model.
-        max_seq_length: tokens per example, special tokens included.
-        pooling: `pooled` (BERT's pooler over [CLS]), `cls` (the [CLS]
-            vector) or `mean` (masked mean, as sentence-transformers train).
-        dropout: dropout before the classification layer.
-        class_weights: one weight per label, applied to the loss.
-        balanced_class_weights: weight each class by n / (k * count) from
-            the training data instead of giving `class_weights`.
+    Built from the task registry (each task module registers its own config
+    class), so adding a task edits nothing here. Rebuilt when a task is
+    registered later (a plugin or a test).
     """
+    from tftransfer import tasks  # registers the built-in tasks
 
-    labels: List[str] = dataclasses.field(default_factory=list)
-    max_seq_length: int = 128
-    pooling: str = "pooled"
-    dropout: float = 0.1
-    class_weights: List[float] = dataclasses.field(default_factory=list)
-    balanced_class_weights: bool = False
-
-
-@dataclasses.dataclass
-class TokenClassificationConfig(base_config.Config):
-    """Token classification (named-entity recognition) on IOB2 tags.
-
-    Attributes:
-        labels: the IOB2 tags in id order (`O` first); empty = `O` plus
-            `B-`/`I-` of every entity type in the training data, saved with
-            the model.
-        max_seq_length: tokens per window, special tokens included. Longer
-            sentences are split into overlapping windows.
-        window_stride: subwords between the starts of consecutive windows;
-            0 = half a window. Each word is predicted once, from the window
-            where it has the most context.
-        label_all_subwords: train on every subword (continuations of a
-            `B-X`/`I-X` word get `I-X`) instead of the first subword only.
-            Predictions always come from the first subword.
-        casing_features: feed each word's casing class (lower, Capitalised,
-            ALL CAPS, mixed, number, other) to the tagging layer through a
-            small embedding (uncased backbones cannot see case otherwise);
-            None = when the tokenizer lowercases. Off by default: on
-            CoNLL-2003 with MiniLM it did not help (BENCHMARKS.md).
-        document_context: window whole documents instead of single
-            sentences, so each word is tagged with the neighbouring
-            sentences in view (BERT's "maximal document context" for
-            CoNLL-2003). Documents are the sentences between `-DOCSTART-`
-            lines (and each file); JSONL records stay on their own. Metrics
-            and predictions are still per sentence.
-        dropout: dropout before the tagging layer.
-        strict: read entities as strict IOB2 (an `I-X` that does not follow
-            `B-X`/`I-X` is not an entity) in evaluation and serving; the
-            default is conlleval's reading.
-        decoding: `constrained` (the most probable tag sequence in which
-            every `I-X` follows `B-X` or `I-X`; strict and conlleval readings
-            then agree) or `argmax` (each word's most probable tag).
-    """
-
-    labels: List[str] = dataclasses.field(default_factory=list)
-    max_seq_length: int = 128
-    window_stride: int = 0
-    label_all_subwords: bool = False
-    casing_features: Optional[bool] = False
-    document_context: bool = False
-    dropout: float = 0.1
-    strict: bool = False
-    decoding: str = "constrained"
+    registered = tasks.registered()
+    key = tuple((name, cls.config_class) for name, cls in registered.items())
+    if key not in _TASK_CONFIGS:
+        fields = [("type", Optional[str], dataclasses.field(default=DEFAULT_TASK))]
+        fields += [
+            (name, config_class, dataclasses.field(default_factory=config_class))
+            for name, config_class in key
+        ]
+        cls = dataclasses.make_dataclass("TaskConfig", fields, bases=(oneof.OneOfConfig,))
+        cls.__doc__ = "The task: `type` selects one of the registered tasks' configs."
+        cls.__module__ = __name__
+        _TASK_CONFIGS[key] = cls
+    return _TASK_CONFIGS[key]
 
 
-@dataclasses.dataclass
-class QuestionAnsweringConfig(base_config.Config):
-    """Extractive question answering (SQuAD v1.1 and v2.0).
-
-    Attributes:
-        max_seq_length: tokens per window: [CLS] question [SEP] context
-            piece [SEP].
-        max_query_length: questions are cut to this many subwords.
-        doc_stride: subwords between the starts of consecutive context
-            windows; each context subword is scored in the window where it
-            has the most context.
-        max_answer_length: longest answer, in subwords.
-        version_2_with_negative: questions may have no answer (SQuAD v2.0);
-            set from the training data.
-        null_score_threshold: (v2.0) answer "" when the no-answer score
-            exceeds the best span's score by more than this. Training sets
-            it to the value that maximises F1 on validation.
-        dropout: dropout before the span layer.
-    """
-
-    max_seq_length: int = 384
-    max_query_length: int = 64
-    doc_stride: int = 128
-    max_answer_length: int = 30
-    version_2_with_negative: bool = False
-    null_score_threshold: float = 0.0
-    dropout: float = 0.1
-
-
-@dataclasses.dataclass
-class TaskConfig(oneof.OneOfConfig):
-    """The task: `type` selects one of the sub-configs."""
-
-    type: Optional[str] = "text_classification"
-    text_classification: TextClassificationConfig = dataclasses.field(
-        default_factory=TextClassificationConfig
-    )
-    token_classification: TokenClassificationConfig = dataclasses.field(
-        default_factory=TokenClassificationConfig
-    )
-    question_answering: QuestionAnsweringConfig = dataclasses.field(
-        default_factory=QuestionAnsweringConfig
-    )
+DEFAULT_TASK = "text_classification"
+_TASK_CONFIGS = {}
 
 
 @dataclasses.dataclass
@@ -335,7 +247,7 @@ class ExportConfig(base_config.Config):
 class ExperimentConfig(base_config.Config):
     """A whole run: what to train, on what, how, and where it goes."""
 
-    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    task: oneof.OneOfConfig = dataclasses.field(default_factory=lambda: task_config_class()())
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
@@ -423,44 +335,57 @@ def load(
     return params
 
 
+#: allowed values of the enumerated keys outside the task blocks.
+CHOICES = {
+    "runtime.distribution_strategy": ("one_device", "mirrored", "multi_worker_mirrored", "tpu"),
+    "export.checkpoint": ("best", "latest"),
+    "tag_scheme": ("auto", "iob1", "iob2", "bioes"),
+    "quoting": ("minimal", "none"),
+}
+
+
+def check_choice(key, value, allowed):
+    """Raises `ConfigError` unless `value` is one of `allowed`, naming `key`."""
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of: {', '.join(map(str, allowed))}; got `{value}`")
+
+
+def check_range(key, value, low=None, high=None):
+    """Raises `ConfigError` unless `low <= value <= high` (either may be None)."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = " and ".join(
+            part
+            for part in (
+                f">= {low}" if low is not None else "",
+                f"<= {high}" if high is not None else "",
+            )
+            if part
+        )
+        raise ConfigError(f"{key} must be {bounds}, got {value}")
+
+
 def validate(params):
-    """Checks values that the dataclass types cannot express."""
-    if params.task.type not in params.task.__dict__:
-        raise ConfigError(f"task.type: unknown task `{params.task.type}`")
-    task = params.task.get()
-    if params.task.type == "token_classification":
-        window = task.max_seq_length - 2
-        if window < 1 or not 0 <= task.window_stride <= window:
-            raise ConfigError(
-                "task.token_classification: need max_seq_length >= 3 and "
-                f"0 <= window_stride <= max_seq_length - 2, got {task.max_seq_length} "
-                f"and {task.window_stride}"
-            )
-        if task.decoding not in ("constrained", "argmax"):
-            raise ConfigError(
-                "task.token_classification.decoding must be `constrained` or `argmax`, "
-                f"got `{task.decoding}`"
-            )
-    if params.task.type == "question_answering":
-        room = task.max_seq_length - 3 - task.max_query_length
-        if room < 1 or not 1 <= task.doc_stride <= room:
-            raise ConfigError(
-                "task.question_answering: need 1 <= doc_stride <= max_seq_length - 3 - "
-                f"max_query_length (= {room}), got doc_stride {task.doc_stride}"
-            )
-    if params.trainer.batch_size <= 0 or params.trainer.eval_batch_size <= 0:
-        raise ConfigError("trainer.batch_size and eval_batch_size must be > 0")
+    """Checks values that the dataclass types cannot express.
+
+    Each task block checks itself (`TaskConfig.check`); enumerated keys
+    list their allowed values.
+    """
+    from tftransfer import tasks
+
+    check_choice("task.type", params.task.type, list(tasks.registered()))
+    params.task.get().check(f"task.{params.task.type}")
+    check_range("trainer.batch_size", params.trainer.batch_size, low=1)
+    check_range("trainer.eval_batch_size", params.trainer.eval_batch_size, low=1)
+    check_choice(
+        "runtime.distribution_strategy",
+        params.runtime.distribution_strategy,
+        CHOICES["runtime.distribution_strategy"],
+    )
+    check_choice("export.checkpoint", params.export.checkpoint, CHOICES["export.checkpoint"])
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)
-        if split.tag_scheme not in ("auto", "iob1", "iob2", "bioes"):
-            raise ConfigError(
-                f"data.{name}.tag_scheme must be auto, iob1, iob2 or bioes, "
-                f"got `{split.tag_scheme}`"
-            )
-        if split.quoting not in ("minimal", "none"):
-            raise ConfigError(
-                f"data.{name}.quoting must be `minimal` or `none`, got `{split.quoting}`"
-            )
+        for field in ("tag_scheme", "quoting"):
+            check_choice(f"data.{name}.{field}", getattr(split, field), CHOICES[field])
 
 
 def save(params, path):

@@ -1,7 +1,10 @@
-"""One run end to end: config -> data, backbone, task -> train / evaluate / predict.
+"""One run end to end: config -> data, backbone, task -> train / evaluate.
 
-This is the glue the CLI calls; each step is one call into the module that
-owns it (readers, backbones, tasks, pipeline, trainer, report).
+`build` makes a run (data read, task prepared, model and optimizer made
+under the strategy) without training it; `train` builds and then runs it.
+Tools and tests that need the same setup call `build`. Each step is one call
+into the module that owns it (readers, backbones, tasks, pipeline, trainer,
+report).
 
 Example:
 
@@ -14,15 +17,15 @@ print(experiment.evaluate("runs/demo"))
 ```
 """
 
+import dataclasses
 import os
-import weakref
+from typing import Any, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tftransfer import backbones, configs, report, tasks
+from tftransfer import backbones, configs, evaluation, report, tasks
 from tftransfer.data import pipeline, readers
 from tftransfer.training import distribute, optimization
 from tftransfer.training import trainer as trainer_lib
@@ -42,90 +45,76 @@ def read_split(params, split, need_labels=True, **overrides):
 
 def build_task(params, tokenizer):
     """Instantiates the configured task around a tokenizer."""
-    task_cls = tasks.get(params.task.type)
-    text_pair = bool(params.data.train.text_pair_column)
-    return task_cls(params.task.get(), tokenizer, text_pair=text_pair)
+    return tasks.get(params.task.type)(params.task.get(), tokenizer)
 
 
-_FORWARD = weakref.WeakKeyDictionary()
+@dataclasses.dataclass
+class Run:
+    """A run built from its config, ready to train.
 
+    Attributes:
+        params: the config (the task block updated by `task.prepare`).
+        strategy: the `tf.distribute.Strategy` everything was built under.
+        backbone, tokenizer: a `backbones.Backbone` and its tokenizer.
+        task: the prepared task.
+        model: the task's model; `train_model` is what the training step
+            calls (the same weights, maybe another view: packed rows).
+        optimizer: AdamW with its schedule over `total_steps`.
+        train_examples, validation: the data read (validation may be None).
+        encoded: the encoded, cached training rows; `num_rows` of them.
+        steps_per_epoch, total_steps: the schedule.
+    """
 
-def _forward_fn(task, model):
-    # One tf.function per model, so repeated evaluations reuse its traces.
-    if model not in _FORWARD:
-        # No AutoGraph: the task code has no tensor-dependent Python control
-        # flow, and twice a long CoNLL run died at its first evaluation with
-        # "'dict' object has no attribute 'flat_values'" inside the converted
-        # code (never in short runs); plain tracing removes that layer.
-        _FORWARD[model] = tf.function(
-            lambda features: task.forward(model, features),
-            reduce_retracing=True,
-            autograph=False,
+    params: Any
+    strategy: Any
+    backbone: Any
+    tokenizer: Any
+    task: Any
+    model: Any
+    train_model: Any
+    optimizer: Any
+    train_examples: Any
+    validation: Optional[Any]
+    encoded: Any
+    num_rows: int
+    steps_per_epoch: int
+    total_steps: int
+
+    def train_dataset(self, skip_steps=0):
+        """The endless training stream, from step `skip_steps` on."""
+        return pipeline.train_dataset(
+            self.task,
+            self.train_examples,
+            self.params.trainer.batch_size,
+            self.params.data,
+            self.params.trainer.seed,
+            skip_steps,
+            self.encoded,
+            static_shapes=trainer_lib.use_xla(self.params.trainer, self.strategy),
         )
-    return _FORWARD[model]
 
 
-def _per_example(outputs):
-    """Splits a batch of outputs (dense, ragged or a dict) into per-example items."""
-    if isinstance(outputs, dict):
-        columns = {k: _per_example(v) for k, v in outputs.items()}
-        return [dict(zip(columns, row)) for row in zip(*columns.values())]
-    if isinstance(outputs, tf.RaggedTensor):
-        values = outputs.values.numpy()
-        return np.split(values, outputs.row_splits.numpy()[1:-1])
-    return list(outputs.numpy())
+def _read_data(params, train_examples):
+    if train_examples is None:
+        train_examples = read_split(params, "train")
+    validation = read_split(params, "validation") if has_split(params, "validation") else None
+    print(
+        f"Read {len(train_examples)} training examples"
+        + (f" and {len(validation)} validation examples." if validation else "."),
+        flush=True,
+    )
+    return train_examples, validation
 
 
-def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
-    """Runs `task.forward` over an `eval_dataset`; returns one output per example.
-
-    Batches may come in any order (bucketing): each carries the input
-    positions of its examples, and outputs are returned in input order.
-    """
-    forward = _forward_fn(task, model)
-    total = -(-num_examples // batch_size) if num_examples and batch_size else None
-    outputs, positions = [], []
-    for features, index in tqdm(
-        dataset, total=total, desc="predict", unit=" batches", leave=False, disable=None
-    ):
-        outputs.extend(_per_example(forward(features)))
-        positions.extend(index.numpy().tolist())
-    ordered = [None] * len(outputs)
-    for position, output in zip(positions, outputs):
-        ordered[position] = output
-    if sorted(positions) != list(range(len(outputs))):
-        raise ValueError("the evaluation dataset did not give every example exactly once")
-    return ordered
-
-
-def evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path=None):
-    """The task's real metrics on a labelled evaluation dataset.
-
-    With `predictions_path` (a path without extension), also writes the
-    predictions in the task's file format (e.g. CoNLL `token gold predicted`
-    lines for NER), if it has one.
-    """
-    outputs = predict_outputs(task, model, dataset, len(examples), batch_size)
-    metrics = task.evaluate(outputs, examples)
-    if predictions_path and hasattr(task, "write_predictions"):
-        metrics["predictions_file"] = task.write_predictions(outputs, examples, predictions_path)
-    return metrics
-
-
-def evaluate_examples(task, model, examples, params, predictions_path=None):
-    """The task's real metrics on labelled examples."""
-    batch_size = params.trainer.eval_batch_size
-    dataset = pipeline.eval_dataset(task, examples, batch_size, params.data)
-    return evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path)
-
-
-def _training_data(task, examples, params):
+def _encode_training_data(task, examples, params):
     """The encoded training rows and how many there are."""
     encoded = pipeline.encoded_dataset(task, examples, params.data)
     count = 0
     # Iterating once fills the in-memory cache that training reads from.
     for _ in tqdm(encoded, desc="tokenize", unit=" rows", leave=False, disable=None):
         count += 1
+    if count != len(examples):
+        print(f"{len(examples)} training examples make {count} rows.", flush=True)
     return encoded, count
 
 
@@ -146,6 +135,60 @@ def _packed_model(params, task, model, backbone, strategy):
     return packed
 
 
+def prepare_task(params, train_examples, validation=None):
+    """Loads the backbone and makes the task, prepared on the training examples.
+
+    Evaluation data is checked against the task before anything is built
+    from it, so that a bad label fails now, not after hours of training.
+
+    Returns:
+        `(backbone, task)`: a `backbones.Backbone` and the prepared task.
+    """
+    backbone, tokenizer = backbones.from_config(params.backbone)
+    task = build_task(params, tokenizer)
+    task.prepare(train_examples)
+    if validation is not None:
+        task.validate_examples(validation)
+    return backbone, task
+
+
+def build(params, train_examples=None, total_steps=None):
+    """Builds a run: reads the data, prepares the task, makes model and optimizer.
+
+    Args:
+        params: an `ExperimentConfig`.
+        train_examples: use these instead of reading `data.train`.
+        total_steps: the schedule's length instead of the config's.
+    """
+    cfg = params.trainer
+    train_examples, validation = _read_data(params, train_examples)
+    strategy = distribute.get_strategy(params.runtime)
+    with strategy.scope():
+        backbone, task = prepare_task(params, train_examples, validation)
+        encoded, num_rows = _encode_training_data(task, train_examples, params)
+        steps_per_epoch = max(1, num_rows // cfg.batch_size)
+        total_steps = total_steps or cfg.train_steps or cfg.epochs * steps_per_epoch
+        model = task.build_model(backbone)
+        train_model = _packed_model(params, task, model, backbone, strategy)
+        optimizer = optimization.create_optimizer(cfg, total_steps, model)
+    return Run(
+        params,
+        strategy,
+        backbone,
+        task.tokenizer,
+        task,
+        model,
+        train_model,
+        optimizer,
+        train_examples,
+        validation,
+        encoded,
+        num_rows,
+        steps_per_epoch,
+        total_steps,
+    )
+
+
 def train(params, model_dir):
     """Fine-tunes the configured backbone on the configured task.
 
@@ -156,85 +199,60 @@ def train(params, model_dir):
     Returns:
         The validation metrics of the best checkpoint (or {}).
     """
-    cfg = params.trainer
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(params.trainer.seed)
     os.makedirs(model_dir, exist_ok=True)
-
-    train_examples = read_split(params, "train")
-    validation = read_split(params, "validation") if has_split(params, "validation") else None
-    print(
-        f"Read {len(train_examples)} training examples"
-        + (f" and {len(validation)} validation examples." if validation else "."),
-        flush=True,
-    )
-
-    strategy = distribute.get_strategy(params.runtime)
-    global_batch = cfg.batch_size
-
-    with strategy.scope():
-        backbone, tokenizer = backbones.from_config(params.backbone)
-        task = build_task(params, tokenizer)
-        task.prepare(train_examples)
-        if validation is not None:
-            task.validate_examples(validation)  # fail now, not after hours of training
-        encoded, num_train = _training_data(task, train_examples, params)
-        if num_train != len(train_examples):
-            print(f"{len(train_examples)} training examples make {num_train} rows.", flush=True)
-        steps_per_epoch = max(1, num_train // global_batch)
-        total_steps = cfg.train_steps or cfg.epochs * steps_per_epoch
-        model = task.build_model(backbone)
-        train_model = _packed_model(params, task, model, backbone, strategy)
-        optimizer = optimization.create_optimizer(cfg, total_steps, model)
+    run = build(params)
     configs.save(params, os.path.join(model_dir, "params.yaml"))
+    return fit(run, model_dir)
 
-    def make_dataset(skip_steps):
-        return pipeline.train_dataset(
-            task,
-            train_examples,
-            global_batch,
-            params.data,
-            cfg.seed,
-            skip_steps,
-            encoded,
-            static_shapes=trainer_lib.use_xla(cfg, strategy),
-        )
 
+def fit(run, model_dir):
+    """Trains a built run into `model_dir`, then scores its best checkpoint."""
+    cfg, task = run.params.trainer, run.task
     evaluate = None
-    if validation is not None:
+    if run.validation is not None:
         # Built once, so `data.cache` keeps its tokenization across evaluations.
-        validation_data = pipeline.eval_dataset(task, validation, cfg.eval_batch_size, params.data)
+        data = task.eval_dataset(run.validation, cfg.eval_batch_size, run.params.data)
 
         def evaluate(predictions_path=None):
-            return evaluate_dataset(
-                task, model, validation_data, validation, cfg.eval_batch_size, predictions_path
+            return evaluation.evaluate_dataset(
+                task, run.model, data, run.validation, cfg.eval_batch_size, predictions_path
             )
 
     trainer = trainer_lib.Trainer(
-        model, task.loss, optimizer, strategy, model_dir, cfg, global_batch, train_model
+        run.model,
+        task.loss,
+        run.optimizer,
+        run.strategy,
+        model_dir,
+        cfg,
+        cfg.batch_size,
+        run.train_model,
     )
     print(
-        f"Training {total_steps} steps ({steps_per_epoch} per epoch) on "
-        f"{strategy.num_replicas_in_sync} replica(s), batch {global_batch}.",
+        f"Training {run.total_steps} steps ({run.steps_per_epoch} per epoch) on "
+        f"{run.strategy.num_replicas_in_sync} replica(s), batch {cfg.batch_size}.",
         flush=True,
     )
     best = trainer.train(
-        make_dataset,
-        total_steps,
-        steps_per_epoch,
+        run.train_dataset,
+        run.total_steps,
+        run.steps_per_epoch,
         evaluate=evaluate,
         primary_metric=task.primary_metric,
     )
-    history = trainer_lib.read_history(model_dir)
     report.plot_history(
-        history, os.path.join(model_dir, "training_curves.png"), task.primary_metric
+        trainer_lib.read_history(model_dir),
+        os.path.join(model_dir, "training_curves.png"),
+        task.primary_metric.name,
     )
-    if validation is None:
+    if evaluate is None:
         return {}
     if best is not None:
-        restore(model, model_dir, "best")
+        restore(run.model, model_dir, "best")
     metrics = evaluate(os.path.join(model_dir, "predictions_validation"))
     if task.calibrate(metrics):
-        configs.save(params, os.path.join(model_dir, "params.yaml"))
+        configs.save(run.params, os.path.join(model_dir, "params.yaml"))
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
     report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
     return metrics
@@ -271,18 +289,22 @@ def restore(model, model_dir, which="best"):
 
 
 class Loaded:
-    """A trained run loaded for inference: config, task and restored model."""
+    """A trained run loaded for inference: config, backbone, task and restored model."""
 
     def __init__(self, model_dir, checkpoint="best"):
         self.model_dir = model_dir
         self.params = configs.from_model_dir(model_dir)
         keras.utils.set_random_seed(self.params.trainer.seed)
-        backbone_cfg = self.params.backbone.as_dict()
-        backbone_cfg["random_init"] = True  # weights come from the checkpoint
-        backbone, tokenizer = backbones.from_config(configs.BackboneConfig(**backbone_cfg))
+        # The weights come from the checkpoint.
+        backbone_cfg = self.params.backbone.replace(random_init=True)
+        self.backbone, tokenizer = backbones.from_config(backbone_cfg)
         self.task = build_task(self.params, tokenizer)
-        self.model = self.task.build_model(backbone)
+        self.model = self.task.build_model(self.backbone)
         self.checkpoint_path = restore(self.model, model_dir, checkpoint)
+
+    def serving_functions(self):
+        """The task's serving functions on the restored model."""
+        return self.task.serving_functions(self.model, self.backbone)
 
 
 def evaluate(model_dir, split="validation", path="", checkpoint="best"):
@@ -299,11 +321,14 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     examples = read_split(loaded.params, split, **overrides)
     loaded.task.validate_examples(examples)
     name = os.path.splitext(os.path.basename(path))[0] if path else split
-    metrics = evaluate_examples(
+    batch_size = loaded.params.trainer.eval_batch_size
+    dataset = loaded.task.eval_dataset(examples, batch_size, loaded.params.data)
+    metrics = evaluation.evaluate_dataset(
         loaded.task,
         loaded.model,
+        dataset,
         examples,
-        loaded.params,
+        batch_size,
         os.path.join(model_dir, f"predictions_{name}"),
     )
     metrics["checkpoint"] = loaded.checkpoint_path

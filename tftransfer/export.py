@@ -42,13 +42,13 @@ METADATA = os.path.join("assets.extra", "tftransfer_export.json")
 class ServingModule(tf.Module):
     """Holds the weights and the raw-text serving functions of one task."""
 
-    def __init__(self, task, model):
+    def __init__(self, task, model, backbone):
         super().__init__(name="tftransfer_serving")
         # Track the raw tf.Variables only. The Keras model stays in a closure:
         # as an attribute it would be tracked too and its variables written a
         # second time (that is how Keras' own `model.export` doubles the size).
         self.model_variables = [v.value for v in model.variables]
-        self._functions = task.serving_functions(model)
+        self._functions = task.serving_functions(model, backbone)
 
     def signatures(self):
         """`{name: concrete function}` for `tf.saved_model.save`."""
@@ -85,8 +85,16 @@ def non_core_ops(ops):
     return sorted(op for op in ops if op not in core)
 
 
-def save(task, model, export_dir, version=0, extra_metadata=None):
+def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
     """Writes the SavedModel to `<export_dir>/<version>/` atomically.
+
+    Args:
+        task: the task whose serving functions are exported.
+        model: its model, with the weights to export.
+        backbone: the `backbones.Backbone` the model was built on.
+        export_dir: TF Serving's model base folder.
+        version: the version folder; 0 = one more than the largest.
+        extra_metadata: more keys for `assets.extra/tftransfer_export.json`.
 
     Returns:
         The final version folder.
@@ -100,40 +108,12 @@ def save(task, model, export_dir, version=0, extra_metadata=None):
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        module = ServingModule(task, model)
+        module = ServingModule(task, model, backbone)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
-        custom = non_core_ops(graph_ops(tmp))
-        min_serving = max(
-            [MIN_TF_SERVING.get(op, DEFAULT_MIN_TF_SERVING) for op in custom]
-            or [DEFAULT_MIN_TF_SERVING],
-            key=lambda v: tuple(int(x) for x in v.split(".")),
-        )
-        signatures = {
-            name: {
-                "inputs": {
-                    k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                    for k, v in fn.structured_input_signature[1].items()
-                },
-                "outputs": {
-                    k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}
-                    for k, v in fn.structured_outputs.items()
-                },
-            }
-            for name, fn in tf.saved_model.load(tmp).signatures.items()
-        }
         metadata = {
-            "tftransfer_version": tftransfer.__version__,
-            "tensorflow_version": tf.__version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            **_describe(tmp),
             "task": task.name,
-            "signature": "serving_default",
-            "inputs": signatures["serving_default"]["inputs"],
-            "outputs": signatures["serving_default"]["outputs"],
-            "signatures": signatures,
-            "labels": list(getattr(task, "labels", [])),
-            "custom_ops": custom,
-            "requires": "tensorflow_text (import it before loading)" if custom else "",
-            "min_tf_serving_version": min_serving,
+            "labels": list(task.labels),
             **(extra_metadata or {}),
         }
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
@@ -146,6 +126,39 @@ def save(task, model, export_dir, version=0, extra_metadata=None):
     return final
 
 
+def _spec(tensor):
+    return {"dtype": tensor.dtype.name, "shape": tensor.shape.as_list()}
+
+
+def _describe(saved_model_dir):
+    """What a client needs to know of a written SavedModel: signatures and ops."""
+    custom = non_core_ops(graph_ops(saved_model_dir))
+    min_serving = max(
+        [MIN_TF_SERVING.get(op, DEFAULT_MIN_TF_SERVING) for op in custom]
+        or [DEFAULT_MIN_TF_SERVING],
+        key=lambda v: tuple(int(x) for x in v.split(".")),
+    )
+    signatures = {
+        name: {
+            "inputs": {k: _spec(v) for k, v in fn.structured_input_signature[1].items()},
+            "outputs": {k: _spec(v) for k, v in fn.structured_outputs.items()},
+        }
+        for name, fn in tf.saved_model.load(saved_model_dir).signatures.items()
+    }
+    return {
+        "tftransfer_version": tftransfer.__version__,
+        "tensorflow_version": tf.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "signature": "serving_default",
+        "inputs": signatures["serving_default"]["inputs"],
+        "outputs": signatures["serving_default"]["outputs"],
+        "signatures": signatures,
+        "custom_ops": custom,
+        "requires": "tensorflow_text (import it before loading)" if custom else "",
+        "min_tf_serving_version": min_serving,
+    }
+
+
 def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
     """Exports the best (or latest) checkpoint of a trained run."""
     loaded = experiment.Loaded(model_dir, checkpoint)
@@ -154,6 +167,7 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
     return save(
         loaded.task,
         loaded.model,
+        loaded.backbone,
         export_dir,
         version or cfg.version,
         {"checkpoint": loaded.checkpoint_path},

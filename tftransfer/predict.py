@@ -85,7 +85,7 @@ def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64):
     """Predicts with the serving functions built in-process on a checkpoint."""
     loaded = experiment.Loaded(model_dir, checkpoint)
     functions, specs = {}, {}
-    for name, (fn, input_specs) in loaded.task.serving_functions(loaded.model).items():
+    for name, (fn, input_specs) in loaded.serving_functions().items():
         names = list(input_specs)
         traced = tf.function(fn, input_signature=list(input_specs.values()), autograph=False)
         functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])

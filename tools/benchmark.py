@@ -20,8 +20,8 @@ everything on a tiny random BERT written in Hugging Face format (so both
 sides load the very same weights) and a few generated sentences.
 
 Usage:
-    python tools/benchmark.py --data=../shared/data/sst2/train.tsv \
-        --eval_data=../shared/data/sst2/dev.tsv --output=runs/benchmark.json
+    python tools/benchmark.py --data=$DATA/sst2/train.tsv \
+        --eval_data=$DATA/sst2/dev.tsv --output=runs/benchmark.json
     python tools/benchmark.py --smoke --output=/tmp/bench.json
 """
 
@@ -156,10 +156,9 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
     """Examples/s of tftransfer's training step over `examples`, after a warm-up pass."""
     import keras
 
-    from tftransfer import backbones, configs, experiment
+    from tftransfer import configs, experiment
     from tftransfer.data import packing as packing_lib
-    from tftransfer.data import pipeline
-    from tftransfer.training import optimization, trainer
+    from tftransfer.training import trainer
 
     params = configs.load(
         [],
@@ -177,38 +176,26 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
                 "jit_compile": jit_compile,
                 "clipnorm": 0.0,
                 "warmup_ratio": 0.0,
+                "seed": 0,
             },
         },
     )
     keras.utils.set_random_seed(0)
-    backbone, tokenizer = backbones.load(spec)
-    task = experiment.build_task(params, tokenizer)
-    task.prepare(examples)
-    model = task.build_model(backbone)
-    train_model = task.build_packed_model(model, backbone) if packing else None
     steps = len(examples) // FLAGS.batch_size
-    optimizer = optimization.create_optimizer(params.trainer, 2 * steps, model)
-    strategy = experiment.distribute.get_strategy(params.runtime)
+    run = experiment.build(params, train_examples=examples, total_steps=2 * steps)
+    model, optimizer = run.model, run.optimizer
     with tempfile.TemporaryDirectory() as tmp:
         loop = trainer.Trainer(
             model,
-            task.loss,
+            run.task.loss,
             optimizer,
-            strategy,
+            run.strategy,
             tmp,
             params.trainer,
             FLAGS.batch_size,
-            train_model,
+            run.train_model,
         )
-        stream = pipeline.train_dataset(
-            task,
-            examples,
-            FLAGS.batch_size,
-            params.data,
-            seed=0,
-            static_shapes=trainer.use_xla(params.trainer, strategy),
-        )
-        batches = list(stream.take(steps))  # tokenized and bucketed before timing
+        batches = list(run.train_dataset().take(steps))  # tokenized and bucketed before timing
         for features, labels in batches:  # warm-up: one trace (and compile) per shape
             loop._train_step(features, labels)
         per_shape = collections.defaultdict(list)
@@ -223,7 +210,7 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
     lengths = np.concatenate([packing_lib.example_lengths(f) for f, _ in batches])
     # The computed rows: one per example, or the packed rows.
     widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
-    real, padded, _ = training_flops(backbone, lengths, widths)
+    real, padded, _ = training_flops(run.backbone.model, lengths, widths)
     return {
         "examples_per_second": steps * FLAGS.batch_size / elapsed,
         "model_gflops_real": real / elapsed / 1e9,
@@ -389,7 +376,7 @@ def hf_inference(path, texts, num_labels):
 
 def export_untrained(spec, examples, root):
     """A SavedModel of the classifier (its head untrained: speed only)."""
-    from tftransfer import backbones, configs, experiment, export
+    from tftransfer import configs, experiment, export
 
     params = configs.load(
         [],
@@ -398,28 +385,24 @@ def export_untrained(spec, examples, root):
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
         },
     )
-    backbone, tokenizer = backbones.load(spec)
-    task = experiment.build_task(params, tokenizer)
-    task.prepare(examples)
-    return export.save(task, task.build_model(backbone), os.path.join(root, "export"))
+    run = experiment.build(params, train_examples=examples)
+    return export.save(run.task, run.model, run.backbone, os.path.join(root, "export"))
 
 
 # -- (d) tokenization ----------------------------------------------------------
 def tokenization(spec, examples):
-    from tftransfer import backbones, configs, experiment
+    from tftransfer import configs, experiment
     from tftransfer.data import pipeline
 
     params = configs.load(
         [],
         {
-            "backbone": {"spec": spec},
+            "backbone": {"spec": spec, "random_init": True},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
             "data": {"cache": False},
         },
     )
-    _, tokenizer = backbones.load(spec, random_init=True)
-    task = experiment.build_task(params, tokenizer)
-    task.prepare(examples)
+    _, task = experiment.prepare_task(params, examples)
     rows = pipeline.encoded_dataset(task, examples, params.data)
     for _ in rows.take(1):  # builds the pipeline's functions
         pass

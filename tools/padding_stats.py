@@ -8,7 +8,7 @@ every batch to max_seq_length; `--packing` packs each batch's examples into
 shared rows of max_seq_length (`data.packing`).
 
 Usage:
-    python tools/padding_stats.py --input=../shared/data/sst2/train.tsv \
+    python tools/padding_stats.py --input=$DATA/sst2/train.tsv \
         --text_column=sentence --label_column=label --quoting=none
 """
 
@@ -17,7 +17,7 @@ import collections
 import numpy as np
 from absl import app, flags
 
-from tftransfer import backbones, configs, experiment
+from tftransfer import configs, experiment
 from tftransfer.data import packing, pipeline
 
 flags.DEFINE_string("input", None, "Data file (CSV/TSV/JSONL).", required=True)
@@ -43,7 +43,7 @@ def main(argv):
     params = configs.load(
         [],
         {
-            "backbone": {"spec": FLAGS.backbone},
+            "backbone": {"spec": FLAGS.backbone, "random_init": True},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
             "data": {
                 "train": {
@@ -58,9 +58,7 @@ def main(argv):
         },
     )
     examples = experiment.read_split(params, "train")
-    _, tokenizer = backbones.load(FLAGS.backbone, random_init=True)
-    task = experiment.build_task(params, tokenizer)
-    task.prepare(examples)
+    _, task = experiment.prepare_task(params, examples)
     batches = len(examples) // FLAGS.batch_size
     stream = pipeline.train_dataset(
         task, examples, FLAGS.batch_size, params.data, FLAGS.seed, static_shapes=FLAGS.xla

@@ -5,13 +5,15 @@ maximum length and cached in memory (`encoded_dataset`). Batches then group
 rows of similar length (`data.bucket_boundaries`) and cut the padding beyond
 their bucket's length, so a batch is padded only as far as its bucket needs
 and compiled step functions see one shape per bucket (what XLA and TPUs
-need). Evaluation buckets too, and its batches carry each row's position so
-that results come back in input order.
+need). Evaluation of tasks with one row per example (text classification)
+buckets too, and its batches carry each row's position so that results come
+back in input order; tasks that window examples (NER, QA) evaluate raw
+examples in input order instead (`raw_eval_dataset`).
 
 Example:
 
 ```python
-ds = pipeline.eval_dataset(task, examples, batch_size=64, data_config=params.data)
+ds = task.eval_dataset(examples, batch_size=64, data_config=params.data)
 for features, index in ds:
     ...
 ```
@@ -23,6 +25,9 @@ from tftransfer.data import packing
 
 # Raw examples per tokenization call when encoding before batching.
 ENCODE_CHUNK = 256
+# Length buckets within one serving request: a batch of 64 short texts with
+# one long one would otherwise all be padded to the long one.
+SERVING_BUCKETS = (16, 32, 64, 128, 256)
 
 
 def trim_to_longest(features):
@@ -85,25 +90,12 @@ def batch(dataset, batch_size, drop_remainder=False):
 def encoded_dataset(task, examples, data_config, with_labels=True):
     """One model-ready row per example (or per window), tokenized once and cached.
 
-    Rows are dicts of the model's features, padded to the task's maximum
-    length, plus `labels` when `with_labels`. Tasks with `encodes_examples`
-    make them with `task.encode` (e.g. NER windows, several per sentence);
-    the others with `task.preprocess`, one per example.
+    Rows are `task.encode`'s: dicts of the model's features, padded to the
+    task's maximum length, plus `labels` when `with_labels`.
     """
     parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
-    if task.encodes_examples:
-        encode = task.encode
-    else:
-
-        def encode(chunk):
-            features, labels = task.preprocess(chunk)
-            rows = dict(features)
-            if with_labels:
-                rows["labels"] = labels
-            return rows
-
     dataset = batch(task.raw_dataset(examples, with_labels=with_labels), ENCODE_CHUNK)
-    dataset = dataset.map(encode, num_parallel_calls=parallel, deterministic=True)
+    dataset = dataset.map(task.encode, num_parallel_calls=parallel, deterministic=True)
     dataset = dataset.unbatch()
     return dataset.cache() if data_config.cache else dataset
 
@@ -115,14 +107,6 @@ def boundaries(data_config, max_length):
     """
     cuts = sorted({int(b) for b in data_config.bucket_boundaries if 0 < b < max_length})
     return cuts + [int(max_length)]
-
-
-def position_keys(task, row_spec):
-    """Keys of a row's per-position tensors: the features, and per-position labels."""
-    keys = [k for k in row_spec if k != "labels"]
-    if "labels" in row_spec and task.labels_per_position:
-        keys.append("labels")
-    return keys
 
 
 def bucket(dataset, batch_size, lengths, keys, drop_remainder):
@@ -172,7 +156,7 @@ def _bucket_rows(task, dataset, batch_size, data_config, drop_remainder):
     if isinstance(row_spec, tuple):  # (row, index)
         row_spec = row_spec[0]
     lengths = boundaries(data_config, task.config.max_seq_length)
-    keys = position_keys(task, row_spec)
+    keys = task.position_keys(list(row_spec))
     return bucket(dataset, batch_size, lengths, keys, drop_remainder)
 
 
@@ -217,28 +201,29 @@ def train_dataset(
     return dataset.prefetch(data_config.prefetch)
 
 
-def eval_dataset(task, examples, batch_size, data_config):
-    """`(features, index)` batches: every example once, `index` its input position.
+def encoded_eval_dataset(task, examples, batch_size, data_config):
+    """`(features, index)` batches of encoded rows, bucketed like training.
 
-    Tasks without `encodes_examples` are tokenized once and bucketed like
-    training, so batches are not in input order: put results back with
-    `index`. Tasks with `encodes_examples` evaluate whole examples (their
-    `forward` windows them) in input order.
+    For tasks whose `encode` makes one row per example: every example is
+    tokenized once (and cached), and batches group rows of similar length,
+    so they are not in input order: put results back with `index`.
     """
-    if task.encodes_examples:
-        dataset = task.raw_dataset(examples, with_labels=False)
-        dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.range(len(examples)))
-        dataset = batch(dataset, batch_size)
-        parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
-        dataset = dataset.map(
-            lambda rows, index: (task.preprocess(rows)[0], index),
-            num_parallel_calls=parallel,
-            deterministic=True,
-        )
-        if data_config.cache:
-            dataset = dataset.cache()
-    else:
-        rows = encoded_dataset(task, examples, data_config, with_labels=False)
-        dataset = tf.data.Dataset.zip(rows, tf.data.Dataset.range(len(examples)))
-        dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=False)
+    rows = encoded_dataset(task, examples, data_config, with_labels=False)
+    dataset = tf.data.Dataset.zip(rows, tf.data.Dataset.range(len(examples)))
+    dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=False)
+    return dataset.prefetch(data_config.prefetch)
+
+
+def raw_eval_dataset(task, examples, batch_size, data_config):
+    """`(raw example batch, index)` in input order, for tasks whose `forward` encodes.
+
+    Token classification and question answering window each example inside
+    `forward` (one example, several rows), so their evaluation batches hold
+    whole raw examples; these are not length-bucketed.
+    """
+    dataset = task.raw_dataset(examples, with_labels=False)
+    dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.range(len(examples)))
+    dataset = batch(dataset, batch_size)
+    if data_config.cache:
+        dataset = dataset.cache()
     return dataset.prefetch(data_config.prefetch)

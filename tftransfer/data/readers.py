@@ -17,6 +17,7 @@ print(len(examples), examples.texts[0], examples.sources[0])
 
 import csv
 import dataclasses
+import functools
 import glob
 import io
 import json
@@ -65,24 +66,62 @@ def expand_paths(path):
     return files
 
 
-def _format(spec, path):
-    if spec.format:
-        return spec.format.lower()
-    if spec.path.startswith("tfds:"):
-        return "tfds"
+def file_format(path, explicit, by_extension, default=None):
+    """A file's format: `explicit` when set, else by its extension, else `default`.
+
+    Args:
+        path: the file.
+        explicit: the configured `format` ("" = from the name).
+        by_extension: `(extension, format)` pairs, checked in order.
+        default: the format of any other name; None = an error.
+    """
+    if explicit:
+        return explicit.lower()
     name = path.lower()
-    for ext, fmt in (
-        (".tsv", "tsv"),
-        (".csv", "csv"),
-        (".jsonl", "jsonl"),
-        (".json", "jsonl"),
-        (".txt", "tsv"),
-    ):
+    for ext, fmt in by_extension:
         if name.endswith(ext):
             return fmt
-    raise DataError(
-        f"{path}: cannot tell the format from the name; set `format` to csv, tsv, jsonl or tfds"
-    )
+    if default is None:
+        known = sorted({fmt for _, fmt in by_extension})
+        raise DataError(
+            f"{path}: cannot tell the format from the name; set `format` to {', '.join(known)}"
+        )
+    return default
+
+
+def read_files(path, parsers, format_of, encoding, sink, what="examples"):
+    """The file loop every reader shares: expand, decode, parse, check for emptiness.
+
+    Args:
+        path: a file, a glob, or several separated by commas.
+        parsers: `{format: parse(file, text, sink)}`.
+        format_of: `file -> format` (see `file_format`).
+        encoding: text encoding of the files.
+        sink: collects what the parsers find; has `__len__` and `full()`
+            (`max_examples` reached: reading stops).
+        what: the name of an example in "file is empty" errors.
+    """
+    for file in expand_paths(path):
+        fmt = format_of(file)
+        if fmt not in parsers:
+            raise DataError(f"{file}: unknown format `{fmt}` (use {' or '.join(parsers)})")
+        before = len(sink)
+        parsers[fmt](file, decode_file(file, encoding), sink)
+        if len(sink) == before and not sink.full():
+            raise DataError(f"{file}: file is empty (no {what})")
+        if sink.full():
+            break
+    return sink
+
+
+#: how `read` tells a file's format from its name.
+EXTENSIONS = (
+    (".tsv", "tsv"),
+    (".csv", "csv"),
+    (".jsonl", "jsonl"),
+    (".json", "jsonl"),
+    (".txt", "tsv"),
+)
 
 
 def decode_file(path, encoding):
@@ -110,6 +149,9 @@ class _Collector:
         self.out = Examples(
             [], [] if spec.text_pair_column else None, [] if need_labels else None, []
         )
+
+    def __len__(self):
+        return len(self.out)
 
     def full(self):
         return 0 < self.spec.max_examples <= len(self.out)
@@ -142,64 +184,60 @@ class _Collector:
         return value
 
 
-def _read_delimited(path, spec, fmt, collector):
-    text = decode_file(path, spec.encoding)
+def _column_index(path, reader, spec, wanted):
+    """`(column names, {wanted column: index})` from the header or `column_names`."""
+    if spec.has_header:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: file is empty")
+        names = [h.strip() for h in header]
+    else:
+        names = list(spec.column_names)
+    index = {}
+    for column in wanted:
+        if column in names:
+            index[column] = names.index(column)
+        elif not spec.has_header and not names and column.isdigit():
+            index[column] = int(column)
+        else:
+            where = f"{path}:1" if spec.has_header else path
+            what = "header" if spec.has_header else "column_names"
+            raise DataError(
+                f"{where}: no column `{column}` in the {what} "
+                f"(columns: {', '.join(names) or 'none given'})"
+            )
+    return names, index
+
+
+def _read_delimited(path, text, collector, fmt):
+    spec = collector.spec
     delimiter = "\t" if fmt == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
     )
-    wanted = [
-        c
-        for c in (
-            spec.text_column,
-            spec.text_pair_column,
-            spec.label_column if collector.need_labels else "",
-        )
-        if c
-    ]
+    labels = spec.label_column if collector.need_labels else ""
+    wanted = [c for c in (spec.text_column, spec.text_pair_column, labels) if c]
+    hint = " (quotes in the text? try `quoting: none`)" if spec.quoting != "none" else ""
     try:
-        if spec.has_header:
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: file is empty")
-            names = [h.strip() for h in header]
-        else:
-            names = list(spec.column_names)
-        index = {}
-        for column in wanted:
-            if column in names:
-                index[column] = names.index(column)
-            elif not spec.has_header and not names and column.isdigit():
-                index[column] = int(column)
-            else:
-                where = f"{path}:1" if spec.has_header else path
-                what = "header" if spec.has_header else "column_names"
-                raise DataError(
-                    f"{where}: no column `{column}` in the {what} "
-                    f"(columns: {', '.join(names) or 'none given'})"
-                )
+        names, index = _column_index(path, reader, spec, wanted)
         width = len(names) or None
-        for row in tqdm(
+        lines = tqdm(
             reader,
             desc=os.path.basename(path),
             unit=" lines",
             leave=False,
             mininterval=1.0,
             disable=None,
-        ):
+        )
+        for row in lines:
             where = f"{path}:{reader.line_num}"
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line is not an example
             if width is not None and len(row) != width:
                 raise DataError(
                     f"{where}: expected {width} {fmt.upper()} fields "
-                    f"({', '.join(names)}), found {len(row)}"
-                    + (
-                        " (quotes in the text? try `quoting: none`)"
-                        if spec.quoting != "none"
-                        else ""
-                    )
+                    f"({', '.join(names)}), found {len(row)}{hint}"
                 )
 
             def get(column, row=row, where=where):
@@ -230,8 +268,8 @@ def jsonl_records(path, text):
         yield where, record
 
 
-def _read_jsonl(path, spec, collector):
-    for where, record in jsonl_records(path, decode_file(path, spec.encoding)):
+def _read_jsonl(path, text, collector):
+    for where, record in jsonl_records(path, text):
 
         def get(column, record=record, where=where):
             if column not in record:
@@ -293,18 +331,17 @@ def read(spec, need_labels: bool = True) -> Examples:
     collector = _Collector(spec, need_labels)
     if spec.path.startswith("tfds:") or spec.format == "tfds":
         _read_tfds(spec, collector)
-    else:
-        for path in expand_paths(spec.path):
-            fmt = _format(spec, path)
-            before = len(collector.out)
-            if fmt in ("csv", "tsv"):
-                _read_delimited(path, spec, fmt, collector)
-            elif fmt == "jsonl":
-                _read_jsonl(path, spec, collector)
-            else:
-                raise DataError(f"{path}: unknown format `{fmt}`")
-            if len(collector.out) == before and not collector.full():
-                raise DataError(f"{path}: file is empty (no examples)")
-            if collector.full():
-                break
+        return collector.out
+    parsers = {
+        "csv": functools.partial(_read_delimited, fmt="csv"),
+        "tsv": functools.partial(_read_delimited, fmt="tsv"),
+        "jsonl": _read_jsonl,
+    }
+    read_files(
+        spec.path,
+        parsers,
+        lambda file: file_format(file, spec.format, EXTENSIONS),
+        spec.encoding,
+        collector,
+    )
     return collector.out

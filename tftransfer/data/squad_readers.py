@@ -26,7 +26,7 @@ import dataclasses
 import json
 from typing import List, Tuple
 
-from tftransfer.data.readers import DataError, decode_file, expand_paths, jsonl_records
+from tftransfer.data.readers import DataError, file_format, jsonl_records, read_files
 
 
 @dataclasses.dataclass
@@ -111,6 +111,9 @@ class _Builder:
         self.need_answers = need_answers
         self.max_examples = max_examples
         self.seen = {}
+
+    def __len__(self):
+        return len(self.out)
 
     def full(self):
         return 0 < self.max_examples <= len(self.out)
@@ -229,20 +232,14 @@ def read(path, format="", encoding="utf-8", need_answers=True, max_examples=0):
             line and column (invalid JSON), or the path inside the JSON.
     """
     builder = _Builder(need_answers, max_examples)
-    for file in expand_paths(path):
-        fmt = format or ("jsonl" if file.lower().endswith(".jsonl") else "squad")
-        text = decode_file(file, encoding)
-        before = len(builder.out)
-        if fmt == "squad":
-            _read_squad_json(file, text, builder)
-        elif fmt == "jsonl":
-            _read_jsonl(file, text, builder)
-        else:
-            raise DataError(f"{file}: unknown format `{fmt}` (use squad or jsonl)")
-        if len(builder.out) == before and not builder.full():
-            raise DataError(f"{file}: no questions found")
-        if builder.full():
-            break
+    read_files(
+        path,
+        {"squad": _read_squad_json, "jsonl": _read_jsonl},
+        lambda file: file_format(file, format, ((".jsonl", "jsonl"),), default="squad"),
+        encoding,
+        builder,
+        what="questions",
+    )
     return builder.out
 
 

@@ -22,7 +22,7 @@ import dataclasses
 from typing import List, Optional
 
 from tftransfer.data import tag_schemes
-from tftransfer.data.readers import DataError, decode_file, expand_paths, jsonl_records
+from tftransfer.data.readers import DataError, file_format, jsonl_records, read_files
 
 
 @dataclasses.dataclass
@@ -146,31 +146,62 @@ def read(
     Raises:
         DataError: the message names the file and the line.
     """
-    out = TaggedExamples([], [] if need_tags else None, [])
-    for file in expand_paths(path):
-        fmt = format or ("jsonl" if file.lower().endswith((".jsonl", ".json")) else "conll")
-        text = decode_file(file, encoding)
-        if fmt == "jsonl":
-            sentences = _jsonl_sentences(file, text, need_tags, tokens_key, tags_key)
-        elif fmt == "conll":
-            sentences = _conll_sentences(file, text, need_tags)
-        else:
-            raise DataError(f"{file}: unknown format `{fmt}` (use conll or jsonl)")
-        before = len(out)
-        for tokens, tagged, lines, where, new_document in sentences:
-            document = out.documents[-1] if out.documents else -1
-            # Each file starts a new document too.
-            out.documents.append(document + 1 if new_document or len(out) == before else document)
-            out.tokens.append(tokens)
-            out.sources.append(where)
-            out.token_lines.append(lines)
-            if need_tags:
-                out.tags.append(_convert(tagged, tag_scheme))
-            if 0 < max_examples <= len(out):
-                return out
-        if len(out) == before:
-            raise DataError(f"{file}: file is empty (no sentences)")
-    return out
+    sink = _Sentences(need_tags, tag_scheme, max_examples)
+
+    def parser(sentences):
+        def parse(file, text, sink):
+            for sentence in sentences(file, text):
+                sink.add(*sentence)
+                if sink.full():
+                    return
+
+        return parse
+
+    parsers = {
+        "conll": parser(lambda file, text: _conll_sentences(file, text, need_tags)),
+        "jsonl": parser(
+            lambda file, text: _jsonl_sentences(file, text, need_tags, tokens_key, tags_key)
+        ),
+    }
+    read_files(
+        path,
+        parsers,
+        lambda file: file_format(file, format, EXTENSIONS, default="conll"),
+        encoding,
+        sink,
+        what="sentences",
+    )
+    return sink.out
+
+
+#: how `read` tells a file's format from its name (anything else is CoNLL).
+EXTENSIONS = ((".jsonl", "jsonl"), (".json", "jsonl"))
+
+
+class _Sentences:
+    """Collects sentences into `TaggedExamples`, numbering documents."""
+
+    def __init__(self, need_tags, tag_scheme, max_examples):
+        self.out = TaggedExamples([], [] if need_tags else None, [])
+        self.tag_scheme = tag_scheme
+        self.max_examples = max_examples
+
+    def __len__(self):
+        return len(self.out)
+
+    def full(self):
+        return 0 < self.max_examples <= len(self.out)
+
+    def add(self, tokens, tagged, lines, where, new_document):
+        out = self.out
+        # Parsers start every file with a new document.
+        document = out.documents[-1] if out.documents else -1
+        out.documents.append(document + 1 if new_document else document)
+        out.tokens.append(tokens)
+        out.sources.append(where)
+        out.token_lines.append(lines)
+        if out.tags is not None:
+            out.tags.append(_convert(tagged, self.tag_scheme))
 
 
 def read_spec(spec, need_tags=True):

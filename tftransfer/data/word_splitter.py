@@ -67,3 +67,10 @@ def to_char_offsets(text, byte_offsets):
     dense = queries.to_tensor(default_value=0)
     index = tf.searchsorted(starts, dense, side="left", out_type=tf.int64)
     return tf.RaggedTensor.from_tensor(index, lengths=queries.row_lengths())
+
+
+def to_char_offset(text, byte_offset):
+    """`to_char_offsets` for one `[batch]` byte offset per string."""
+    one = tf.ones_like(byte_offset, tf.int64)
+    ragged = tf.RaggedTensor.from_row_lengths(byte_offset, one)
+    return to_char_offsets(text, ragged).flat_values

@@ -3,10 +3,10 @@
 Answers are normalised as the official scripts do (lowercase, drop
 punctuation and the articles a/an/the, collapse whitespace); a question scores
 the best match over its gold answers; a question without a prediction scores 0.
-The scoring functions are tf-models-official's copies of the official v1.1 and
-v2.0 scripts. Its v2.0 `evaluate` leaves questions without a prediction out of
-the average (as the official v2.0 script does), so totals are computed here
-over every question instead.
+Scoring is tf-models-official's copy of the official v2.0 script (its public
+`evaluate`), which leaves questions without a prediction out of the average;
+totals here are over every question instead, such questions scoring 0 (as in
+the official v1.1 script).
 
 Example:
 
@@ -22,11 +22,27 @@ import json
 
 from official.nlp.tools import squad_evaluate_v2_0 as official
 
+# Stands for a question without a prediction: the official v2.0 script skips
+# such questions, so they get an answer that matches no gold answer (not even
+# the empty one of an unanswerable question) and score 0, as in the v1.1 script.
+MISSING = "\x00"
 
-def _best(metric, prediction, golds):
-    # An unanswerable question's only correct answer is the empty string.
-    golds = [g for g in golds if official._normalize_answer(g)] or [""]
-    return max(metric(gold, prediction) for gold in golds)
+_KEYS = {
+    "exact": "exact_match",
+    "f1": "f1",
+    "HasAns_exact": "has_answer_exact_match",
+    "HasAns_f1": "has_answer_f1",
+    "HasAns_total": "has_answer_questions",
+    "NoAns_exact": "no_answer_exact_match",
+    "NoAns_f1": "no_answer_f1",
+    "NoAns_total": "no_answer_questions",
+}
+_BEST = {
+    "final_exact": "best_exact_match",
+    "final_exact_thresh": "best_exact_match_threshold",
+    "final_f1": "best_f1",
+    "final_f1_thresh": "best_f1_threshold",
+}
 
 
 def score(predictions, gold_answers, no_answer_probability=None):
@@ -46,45 +62,28 @@ def score(predictions, gold_answers, no_answer_probability=None):
         `no_answer_probability`, `best_f1`, `best_f1_threshold`,
         `best_exact_match`, `best_exact_match_threshold`.
     """
-    exact, f1 = {}, {}
-    for qid, golds in gold_answers.items():
-        if qid in predictions:
-            exact[qid] = _best(official._compute_exact, predictions[qid], golds)
-            f1[qid] = _best(official._compute_f1, predictions[qid], golds)
-        else:
-            exact[qid] = f1[qid] = 0.0
-
-    def mean(scores, ids):
-        return 100.0 * sum(scores[i] for i in ids) / len(ids) if ids else 0.0
-
     ids = list(gold_answers)
-    out = {
-        "exact_match": mean(exact, ids),
-        "f1": mean(f1, ids),
-        "questions": len(ids),
-        "missing": sum(1 for i in ids if i not in predictions),
-    }
-    has = [i for i in ids if any(official._normalize_answer(g) for g in gold_answers[i])]
-    if len(has) < len(ids):
-        none = [i for i in ids if i not in set(has)]
-        out.update(
-            has_answer_exact_match=mean(exact, has),
-            has_answer_f1=mean(f1, has),
-            has_answer_questions=len(has),
-            no_answer_exact_match=mean(exact, none),
-            no_answer_f1=mean(f1, none),
-            no_answer_questions=len(none),
-        )
+    out = {"exact_match": 0.0, "f1": 0.0, "questions": len(ids)}
+    out["missing"] = sum(1 for i in ids if i not in predictions)
+    if not ids:
+        return out
+    dataset = [
+        {"paragraphs": [{"qas": [{"id": i, "answers": [{"text": t} for t in gold_answers[i]]}]}]}
+        for i in ids
+    ]
+    filled = {i: predictions.get(i, MISSING) for i in ids}
+    probabilities = None
     if no_answer_probability is not None:
-        has_answer = {i: i in set(has) for i in ids}
-        filled = {i: predictions.get(i, "") for i in ids}
-        probs = {i: no_answer_probability.get(i, 0.0) for i in ids}
-        out["best_exact_match"], out["best_exact_match_threshold"] = official._find_best_thresh(
-            filled, exact, probs, has_answer
-        )
-        out["best_f1"], out["best_f1_threshold"] = official._find_best_thresh(
-            filled, f1, probs, has_answer
-        )
+        probabilities = {i: no_answer_probability.get(i, 0.0) for i in ids}
+    result = official.evaluate(dataset, filled, probabilities)
+    for key, ours in _KEYS.items():
+        if key in result:
+            out[ours] = result[key]
+    if "NoAns_total" not in result:  # splits only when some question is unanswerable
+        for key in ("has_answer_exact_match", "has_answer_f1", "has_answer_questions"):
+            out.pop(key, None)
+    if no_answer_probability is not None:
+        out.update({ours: result[key] for key, ours in _BEST.items()})
     return out
 
 

@@ -1,33 +1,81 @@
-"""The Task interface and the task registry.
+"""The Task interface, its config base class and the task registry.
 
-A task owns everything that depends on what is predicted: how raw examples
-become model inputs and targets, the head on top of the backbone, the loss,
-the real metric, and how logits become answers (in Python and in the exported
-graph). The trainer only sees `(features, labels)` batches, a model and a loss.
+A task owns everything that depends on what is predicted, in three sides:
+
+- data: how raw examples are read, checked (`validate_examples`) and
+  encoded into training rows (`encode`), and which evaluation batches its
+  `forward` takes (`eval_dataset`);
+- model: the head on the backbone (`build_model`), the loss, and the metric
+  that picks the best checkpoint (`primary_metric`, with its direction);
+- serving: raw inputs in, answers out, in the graph (`serving_functions`),
+  reusing the data side's tokenization.
+
+A task is one module: its config class (a `TaskConfig`), its `Task` subclass
+and `register(name, config_class)`. The experiment config's `task` one-of is
+built from the registry, so a new task needs no edit anywhere else. The
+trainer only sees `(features, labels)` batches, a model and a loss.
 
 Example:
 
 ```python
-from tftransfer import tasks
+import dataclasses
+from tftransfer.tasks import base
 
-task_cls = tasks.get("text_classification")
+@dataclasses.dataclass
+class MyConfig(base.TaskConfig):
+    max_seq_length: int = 64
+
+@base.register("my_task", MyConfig)
+class MyTask(base.Task):
+    ...  # the abstract methods below
 ```
 """
 
 import abc
+import dataclasses
 
+from official.modeling.hyperparams import base_config
+
+from tftransfer import configs
 from tftransfer.data import pipeline, readers
 
 _REGISTRY = {}
 
 
-def register(name):
-    """Class decorator that makes a task available to configs by name."""
+@dataclasses.dataclass
+class TaskConfig(base_config.Config):
+    """Base of every task's config.
+
+    Attributes:
+        max_seq_length: tokens per model input row, special tokens included.
+    """
+
+    max_seq_length: int = 128
+
+    def check(self, key):
+        """Raises `configs.ConfigError` naming `key.<field>` for a bad value.
+
+        Args:
+            key: where this config sits, e.g. `task.text_classification`.
+        """
+        configs.check_range(f"{key}.max_seq_length", self.max_seq_length, low=2)
+
+
+def register(name, config_class):
+    """Class decorator that makes a task and its config available by name.
+
+    Args:
+        name: the value of `task.type` that selects the task.
+        config_class: its `TaskConfig` subclass; becomes `task.<name>`.
+    """
+    if not (isinstance(config_class, type) and issubclass(config_class, TaskConfig)):
+        raise TypeError(f"task `{name}`: the config class must subclass TaskConfig")
 
     def decorator(cls):
         if name in _REGISTRY:
             raise ValueError(f"task `{name}` is registered twice")
         cls.name = name
+        cls.config_class = config_class
         _REGISTRY[name] = cls
         return cls
 
@@ -41,28 +89,53 @@ def get(name):
     return _REGISTRY[name]
 
 
-# Length buckets within one serving request: a batch of 64 short texts with
-# one long one would otherwise all be padded to the long one.
-SERVING_BUCKETS = (16, 32, 64, 128, 256)
+def registered():
+    """`{name: task class}` of every registered task, in registration order."""
+    return dict(_REGISTRY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """The metric that picks the best checkpoint, with its direction.
+
+    Attributes:
+        name: a key of `Task.evaluate`'s result.
+        lower_is_better: True for losses and perplexity.
+    """
+
+    name: str
+    lower_is_better: bool = False
+
+    def improves(self, value, best):
+        """Whether `value` is better than `best` (None: nothing yet)."""
+        if best is None:
+            return True
+        return value < best if self.lower_is_better else value > best
 
 
 class Task(abc.ABC):
-    """What every task provides to the trainer, the evaluator and export."""
+    """What every task provides to the trainer, the evaluator and export.
+
+    Args:
+        config: the task's `TaskConfig` (its block of the experiment config).
+        tokenizer: the backbone's keras-hub tokenizer.
+    """
 
     name = None
-    #: metric used to pick the best checkpoint (higher is better).
-    primary_metric = None
-    #: training examples are made by `encode` before batching (e.g. one
-    #: sentence becomes several windows), not by `preprocess` per batch.
-    encodes_examples = False
-    #: encoded `labels` have one value per sequence position (trimmed with
-    #: the features), rather than a fixed number per example.
-    labels_per_position = False
+    config_class = None
+    #: picks the best checkpoint and drives early stopping.
+    primary_metric = Metric("accuracy")
 
     def __init__(self, config, tokenizer):
         self.config = config
         self.tokenizer = tokenizer
 
+    @property
+    def labels(self):
+        """Label names in id order (empty for tasks without a label set)."""
+        return []
+
+    # -- data ---------------------------------------------------------------
     @classmethod
     def read(cls, spec, need_labels=True):
         """Reads one data split (a `configs.InputConfig`) into examples."""
@@ -86,45 +159,36 @@ class Task(abc.ABC):
         """Returns a `tf.data.Dataset` of raw (untokenized) example dicts."""
 
     @abc.abstractmethod
-    def tokenize(self, inputs):
-        """Maps raw serving inputs to model features, in-graph.
-
-        Shared by `preprocess` (tf.data) and the exported serving function, so
-        training and serving tokenize identically.
-        """
-
-    @abc.abstractmethod
-    def preprocess(self, batch):
-        """Maps a batch of raw example dicts to `(features, labels)` in-graph.
-
-        For tasks with `encodes_examples`, this makes evaluation inputs;
-        training inputs come from `encode`.
-        """
-
     def encode(self, batch):
-        """Maps raw example dicts to a batch of model-ready training examples.
-
-        Only for tasks with `encodes_examples`. Returns a dict of tensors with
-        one row per training example (there may be more rows than inputs),
-        features plus `labels`, with a `padding_mask`.
-        """
-        raise NotImplementedError
-
-    def calibrate(self, validation_metrics):
-        """Sets values chosen on validation data (e.g. a threshold).
+        """Maps a batch of raw labelled examples to training rows, in-graph.
 
         Returns:
-            Whether `self.config` changed (the caller saves it).
+            A dict of `[rows, max_seq_length]` model features with a
+            `padding_mask`, plus `labels`; there may be more rows than
+            examples (e.g. windows of long texts).
         """
-        return False
 
-    def forward(self, model, features):
-        """Evaluation/prediction outputs for one batch of `preprocess` features."""
-        return model(features, training=False)
+    def position_keys(self, row_keys):
+        """Keys of an encoded row with one value per sequence position.
 
+        Length bucketing cuts these to the bucket's length. By default every
+        feature; tasks whose labels are per position add `labels`.
+        """
+        return [k for k in row_keys if k != "labels"]
+
+    def eval_dataset(self, examples, batch_size, data_config):
+        """`(features, index)` batches for `forward`: every example once.
+
+        `index` is each example's input position; batches may come in any
+        order. By default raw examples in input order (`forward` encodes
+        them itself, e.g. into windows).
+        """
+        return pipeline.raw_eval_dataset(self, examples, batch_size, data_config)
+
+    # -- model --------------------------------------------------------------
     @abc.abstractmethod
     def build_model(self, backbone):
-        """Returns a Keras functional model from backbone inputs to outputs."""
+        """Returns a Keras functional model on a `backbones.Backbone`."""
 
     def build_packed_model(self, model, backbone):
         """A model sharing `model`'s weights that trains on packed rows.
@@ -139,10 +203,11 @@ class Task(abc.ABC):
     def loss(self, labels, outputs):
         """Returns the per-example loss (shape [batch])."""
 
-    @abc.abstractmethod
-    def postprocess(self, outputs):
-        """Maps model outputs to answers (graph ops, used by export too)."""
+    def forward(self, model, features):
+        """Evaluation/prediction outputs for one `eval_dataset` batch."""
+        return model(features, training=False)
 
+    # -- evaluation ---------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, outputs, examples):
         """Computes the task's real metrics.
@@ -153,31 +218,63 @@ class Task(abc.ABC):
             examples: the labelled examples they were computed for.
         """
 
+    def write_predictions(self, outputs, examples, path):
+        """Writes predictions in the task's file format to `path` + extension.
+
+        Returns:
+            The file written, or None for tasks without such a format.
+        """
+        del outputs, examples, path
+        return None
+
+    def calibrate(self, validation_metrics):
+        """Sets values chosen on validation data (e.g. a threshold).
+
+        Returns:
+            Whether `self.config` changed (the caller saves it).
+        """
+        del validation_metrics
+        return False
+
+    # -- serving ------------------------------------------------------------
     @abc.abstractmethod
     def serving_inputs(self):
         """Returns `{name: tf.TensorSpec}` of the raw serving inputs."""
 
-    def serving_functions(self, model):
+    def tokenize(self, inputs):
+        """Raw serving inputs -> model features, in-graph.
+
+        Used by the default `serving_functions`; tasks that override those
+        (one request -> several model calls, e.g. windows) need not have it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines its own serving_functions")
+
+    @abc.abstractmethod
+    def postprocess(self, outputs):
+        """Maps `forward` outputs to answers (graph ops, used by export too)."""
+
+    def serving_functions(self, model, backbone):
         """Returns `{signature name: (function, input specs)}` for export.
 
         The default signature is `tokenize` -> `serving_call` -> `postprocess`.
         """
         specs = self.serving_inputs()
         names = list(specs)
-        call = self.serving_call(model)
+        call = self.serving_call(model, backbone)
 
         def serve(*args):
             return self.postprocess(call(self.tokenize(dict(zip(names, args)))))
 
         return {"serving_default": (serve, specs)}
 
-    def serving_call(self, model):
+    def serving_call(self, model, backbone):
         """Returns `features -> model outputs` for one serving request (graph ops).
 
         By default the model runs once per length bucket of the request
-        (`SERVING_BUCKETS`), each bucket trimmed to its longest row.
+        (`pipeline.SERVING_BUCKETS`), each bucket trimmed to its longest row.
         """
-        cuts = [b for b in SERVING_BUCKETS if b < self.config.max_seq_length]
+        del backbone
+        cuts = [b for b in pipeline.SERVING_BUCKETS if b < self.config.max_seq_length]
         return lambda features: pipeline.bucketed_call(model, features, cuts)
 
     @classmethod

@@ -1,10 +1,10 @@
 """The text classifier run on packed rows (see `data/packing.py`).
 
 keras-hub's `BertBackbone` takes a padding mask but no attention mask or
-positions, so packed rows cannot go through it as a whole. This model calls
-the backbone's own layers (the same objects, so the same weights) with an
-attention mask that keeps each example to itself and positions that restart
-per example, then pools each example and applies the classifier's own head.
+positions, so packed rows cannot go through it as a whole;
+`Backbone.packed_sequence_output` runs its layers with an attention mask that
+keeps each example to itself. This model pools each example of that output
+and applies the classifier's own head.
 Its outputs equal the unpacked classifier's, one row per example in batch
 order. Training uses it under `data.packing`, and exported serving functions
 for every request of more than one text; evaluation uses the unpacked model,
@@ -20,15 +20,16 @@ logits = packed(packed_features)  # [batch, num_labels]
 """
 
 import keras
-import keras_hub
 import tensorflow as tf
+
+from tftransfer.backbones import Backbone
 
 
 class PackedTextClassifier(keras.Model):
     """Shares `backbone` and the head of `classifier`; takes packed features.
 
     Args:
-        backbone: a `keras_hub.models.BertBackbone` (or a subclass).
+        backbone: a `backbones.Backbone` that `supports_packing`.
         classifier: the unpacked classifier built on `backbone`, with layers
             `head_dropout` and `logits`.
         pooling: `pooled` (BERT's pooler on [CLS]), `cls` or `mean`, as the
@@ -37,31 +38,19 @@ class PackedTextClassifier(keras.Model):
 
     def __init__(self, backbone, classifier, pooling, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(backbone, keras_hub.models.BertBackbone):
-            raise ValueError(
-                f"data.packing needs a BERT-style backbone; got {type(backbone).__name__}"
-            )
-        self.backbone = backbone
+        self.backbone = Backbone.wrap(backbone)
+        if not self.backbone.supports_packing:
+            name = type(self.backbone.model).__name__
+            raise ValueError(f"data.packing needs a BERT-style backbone; got {name}")
+        # The wrapper is a plain object; Keras tracks the weights through this.
+        self.encoder = self.backbone.model
         self.head_dropout = classifier.get_layer("head_dropout")
         self.classifier_logits = classifier.get_layer("logits")
         self.pooling = pooling
 
     def call(self, features, training=False):
-        b = self.backbone
+        x = self.backbone.packed_sequence_output(features, training=training)
         example_ids = features["example_ids"]
-        tokens = b.token_embedding(features["token_ids"])
-        positions = b.position_embedding(tokens, positions=features["position_ids"])
-        segments = b.segment_embedding(features["segment_ids"])
-        x = b.embeddings_add((tokens, positions, segments))
-        x = b.embeddings_layer_norm(x)
-        x = b.embeddings_dropout(x, training=training)
-        # Padding tokens (-1) see nothing; their outputs are never read.
-        mask = tf.logical_and(
-            tf.equal(example_ids[:, :, None], example_ids[:, None, :]),
-            (example_ids >= 0)[:, None, :],
-        )
-        for layer in b.transformer_layers:
-            x = layer(x, attention_mask=mask, training=training)
         flat = tf.reshape(x, [-1, x.shape[-1]])
         starts = features["example_starts"]
         if self.pooling == "mean":
@@ -75,5 +64,5 @@ class PackedTextClassifier(keras.Model):
         else:
             pooled = tf.gather(flat, starts)
             if self.pooling == "pooled":
-                pooled = b.pooled_dense(pooled)
+                pooled = self.backbone.pool(pooled)
         return self.classifier_logits(self.head_dropout(pooled, training=training))

@@ -21,24 +21,29 @@ question is left unanswered when it beats the best span by more than
 Example:
 
 ```python
-from tftransfer import backbones, configs
-from tftransfer.tasks.question_answering import QuestionAnswering
+from tftransfer import backbones
+from tftransfer.tasks.question_answering import (
+    QuestionAnswering,
+    QuestionAnsweringConfig,
+)
 
 backbone, tokenizer = backbones.load("default")
-task = QuestionAnswering(configs.QuestionAnsweringConfig(max_seq_length=256), tokenizer)
+task = QuestionAnswering(QuestionAnsweringConfig(max_seq_length=256), tokenizer)
 model = task.build_model(backbone)
 ```
 """
+
+import dataclasses
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.data import squad_readers, word_splitter, word_windows
+from tftransfer import backbones, configs
+from tftransfer.data import squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
-from tftransfer.tasks import base
-from tftransfer.tasks.text_classification import FEATURES
+from tftransfer.tasks import base, heads
 from tftransfer.tasks.word_tokenizer import WordTokenizer
 
 # Scores of impossible spans. Finite: segment max/min kernels start from the
@@ -47,27 +52,60 @@ NEG_INF = -1e30
 SERVING_OUTPUTS = ("answer_text", "answer_start", "answer_end", "score", "no_answer_score")
 
 
-@base.register("question_answering")
+@dataclasses.dataclass
+class QuestionAnsweringConfig(base.TaskConfig):
+    """Extractive question answering (SQuAD v1.1 and v2.0).
+
+    Attributes:
+        max_seq_length: tokens per window: [CLS] question [SEP] context
+            piece [SEP].
+        max_query_length: questions are cut to this many subwords.
+        doc_stride: subwords between the starts of consecutive context
+            windows; each context subword is scored in the window where it
+            has the most context.
+        max_answer_length: longest answer, in subwords.
+        version_2_with_negative: questions may have no answer (SQuAD v2.0);
+            set from the training data.
+        null_score_threshold: (v2.0) answer "" when the no-answer score
+            exceeds the best span's score by more than this. Training sets
+            it to the value that maximises F1 on validation.
+        dropout: dropout before the span layer.
+    """
+
+    max_seq_length: int = 384
+    max_query_length: int = 64
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    version_2_with_negative: bool = False
+    null_score_threshold: float = 0.0
+    dropout: float = 0.1
+
+    def check(self, key):
+        super().check(key)
+        room = self.max_seq_length - 3 - self.max_query_length
+        if room < 1 or not 1 <= self.doc_stride <= room:
+            raise configs.ConfigError(
+                f"{key}: need 1 <= doc_stride <= max_seq_length - 3 - "
+                f"max_query_length (= {room}), got doc_stride {self.doc_stride}"
+            )
+        configs.check_range(f"{key}.max_answer_length", self.max_answer_length, low=1)
+        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
+
+
+@base.register("question_answering", QuestionAnsweringConfig)
 class QuestionAnswering(base.Task):
     """Finds the answer to a question as a span of its context.
 
     Args:
-        config: a `configs.QuestionAnsweringConfig`.
+        config: a `QuestionAnsweringConfig`.
         tokenizer: the backbone's keras-hub tokenizer.
-        text_pair: ignored (question and context always form a pair).
     """
 
-    primary_metric = "f1"
-    encodes_examples = True
+    primary_metric = base.Metric("f1")
 
-    def __init__(self, config, tokenizer, text_pair=False):
+    def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
-        self.text_pair = True
         self.words = WordTokenizer(tokenizer)
-
-    @property
-    def labels(self):
-        return []
 
     # -- data -------------------------------------------------------------
     @classmethod
@@ -111,34 +149,16 @@ class QuestionAnswering(base.Task):
         """Questions and contexts -> question ids, context words, windows."""
         q = self.words.ids(question)[:, : self.config.max_query_length]
         words, starts, ends = word_splitter.split(context, self.words.split_on_cjk)
-        pieces = self.words.pieces(words.flat_values)
-        pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
         room = self.config.max_seq_length - 3 - q.row_lengths()
-        windows = word_windows.split(
-            pieces, room, self.config.doc_stride, max_window=self.config.max_seq_length - 3
+        windows = self.words.windows(
+            words, room, self.config.doc_stride, max_window=self.config.max_seq_length - 3
         )
         return q, (starts, ends), windows
 
     def _pack(self, q, windows, length=None):
         """[CLS] question [SEP] context [SEP] -> dense features; context offsets."""
         wq = tf.gather(q, windows.sentence)
-        ctx = windows.subword_ids
-        n = ctx.nrows()
-
-        def column(value):
-            return tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(value, tf.int32)))
-
-        start, end = self.words.start_id, self.words.end_id
-        token_ids = tf.concat([column(start), wq, column(end), ctx, column(end)], 1)
-        segment_ids = tf.concat(
-            [column(0), tf.zeros_like(wq), column(0), tf.ones_like(ctx), column(1)], 1
-        )
-        shape = [None, length]
-        features = {
-            "token_ids": token_ids.to_tensor(self.words.pad_id, shape=shape),
-            "segment_ids": segment_ids.to_tensor(0, shape=shape),
-            "padding_mask": tf.ones_like(token_ids).to_tensor(0, shape=shape),
-        }
+        features = self.words.frame_features([wq, windows.subword_ids], length)
         return features, wq.row_lengths() + 2
 
     def encode(self, batch):
@@ -178,22 +198,12 @@ class QuestionAnswering(base.Task):
         features["labels"] = tf.cast(tf.stack([start, end], axis=1), tf.int32)
         return features
 
-    def tokenize(self, inputs):
-        return inputs
-
-    def preprocess(self, batch):
-        return {"question": batch["question"], "context": batch["context"]}, None
-
     # -- model ------------------------------------------------------------
     def build_model(self, backbone):
-        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in FEATURES}
-        sequence = backbone(inputs)["sequence_output"]
-        x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(sequence)
-        logits = keras.layers.Dense(
-            2,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="span_logits",
-        )(x)
+        backbone = backbones.Backbone.wrap(backbone)
+        inputs = backbone.inputs()
+        sequence = backbone.outputs(inputs)["sequence_output"]
+        logits = heads.dense_head(sequence, 2, self.config.dropout, name="span_logits")
         # Padding can never be a start or an end.
         pad = 1.0 - keras.ops.cast(inputs["padding_mask"], logits.dtype)
         logits = logits - keras.ops.expand_dims(pad, -1) * 1e4
@@ -209,9 +219,33 @@ class QuestionAnswering(base.Task):
     # -- answers ----------------------------------------------------------
     def answer(self, model, question, context):
         """Raw questions and contexts -> the best answer of each (graph ops)."""
-        q, (starts, ends), windows = self._split(question, context)
+        q, offsets, windows = self._split(question, context)
         features, offset = self._pack(q, windows)
         logits = tf.cast(model(features, training=False), tf.float32)
+        best, start_sub, end_sub, shape = self._window_spans(logits, offset, windows)
+        batch_size = tf.shape(question, out_type=tf.int64)[0]
+        question_best, winner, null = _best_windows(best, logits, windows.sentence, batch_size)
+        has_span = question_best > NEG_INF / 10
+        winner = tf.where(has_span, winner, 0)
+        word_of = windows.word.to_tensor(0, shape=shape)
+        first_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(start_sub, winner)], 1))
+        last_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(end_sub, winner)], 1))
+        span_text, char_start, char_end = _cut(context, offsets, first_word, last_word, has_span)
+        no_answer_score = tf.where(has_span, null - question_best, -NEG_INF)
+        abstain = ~has_span
+        if self.config.version_2_with_negative:
+            abstain |= no_answer_score > self.config.null_score_threshold
+        return {
+            "answer_text": tf.where(abstain, "", span_text),
+            "answer_start": tf.where(abstain, -1, tf.cast(char_start, tf.int32)),
+            "answer_end": tf.where(abstain, -1, tf.cast(char_end, tf.int32)),
+            "score": tf.where(has_span, question_best, 0.0),
+            "no_answer_score": no_answer_score,
+            "span_text": span_text,
+        }
+
+    def _window_spans(self, logits, offset, windows):
+        """The best span of each window: score, start and end subword, grid shape."""
         # Context logits in window coordinates, one spare column so that a
         # batch of empty contexts still has a (never valid) position.
         width = tf.reduce_max(tf.concat([windows.subword_ids.row_lengths(), [0]], 0)) + 1
@@ -233,56 +267,7 @@ class QuestionAnswering(base.Task):
         flat = tf.reshape(pairs, [tf.shape(pairs)[0], -1])
         best = tf.reduce_max(flat, axis=1)
         best_index = tf.argmax(flat, axis=1)
-        start_sub, end_sub = best_index // width, best_index % width
-
-        # Best window per question (the first one on ties).
-        batch_size = tf.shape(question, out_type=tf.int64)[0]
-        window_id = tf.range(tf.shape(best, out_type=tf.int64)[0])
-        question_best = tf.math.unsorted_segment_max(best, windows.sentence, batch_size)
-        winner = tf.math.unsorted_segment_min(
-            tf.where(best >= tf.gather(question_best, windows.sentence), window_id, 2**40),
-            windows.sentence,
-            batch_size,
-        )
-        null = tf.math.unsorted_segment_min(
-            logits[:, 0, 0] + logits[:, 0, 1], windows.sentence, batch_size
-        )
-        has_span = question_best > NEG_INF / 10
-        winner = tf.where(has_span, winner, 0)
-        word_of = windows.word.to_tensor(0, shape=shape)
-        first_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(start_sub, winner)], 1))
-        last_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(end_sub, winner)], 1))
-        row_start = starts.row_starts()
-        total = tf.shape(starts.flat_values, out_type=tf.int64)[0]
-        safe = tf.maximum(total - 1, 0)
-        byte_start = tf.gather(
-            tf.concat([starts.flat_values, [0]], 0), tf.minimum(row_start + first_word, safe)
-        )
-        byte_end = tf.gather(
-            tf.concat([ends.flat_values, [0]], 0), tf.minimum(row_start + last_word, safe)
-        )
-        byte_start = tf.where(has_span, byte_start, 0)
-        byte_end = tf.where(has_span, byte_end, 0)
-        span_text = tf.strings.substr(context, byte_start, byte_end - byte_start, unit="BYTE")
-        one = tf.ones([batch_size], tf.int64)
-        char_start = word_splitter.to_char_offsets(
-            context, tf.RaggedTensor.from_row_lengths(byte_start, one)
-        ).flat_values
-        char_end = word_splitter.to_char_offsets(
-            context, tf.RaggedTensor.from_row_lengths(byte_end, one)
-        ).flat_values
-        no_answer_score = tf.where(has_span, null - question_best, -NEG_INF)
-        abstain = ~has_span
-        if self.config.version_2_with_negative:
-            abstain |= no_answer_score > self.config.null_score_threshold
-        return {
-            "answer_text": tf.where(abstain, "", span_text),
-            "answer_start": tf.where(abstain, -1, tf.cast(char_start, tf.int32)),
-            "answer_end": tf.where(abstain, -1, tf.cast(char_end, tf.int32)),
-            "score": tf.where(has_span, question_best, 0.0),
-            "no_answer_score": no_answer_score,
-            "span_text": span_text,
-        }
+        return best, best_index // width, best_index % width, shape
 
     def forward(self, model, features):
         return self.answer(model, features["question"], features["context"])
@@ -325,11 +310,50 @@ class QuestionAnswering(base.Task):
             "context": tf.TensorSpec([None], tf.string, name="context"),
         }
 
-    def serving_functions(self, model):
+    def serving_functions(self, model, backbone):
+        del backbone  # windows go through the model as they are
+
         def serve(question, context):
             return self.postprocess(self.answer(model, question, context))
 
         return {"serving_default": (serve, self.serving_inputs())}
+
+
+def _best_windows(best, logits, sentence, batch_size):
+    """Per question: its best span score, the window holding it, the no-answer score.
+
+    The first window wins ties; the no-answer score is the smallest [CLS]
+    score over the question's windows (as in BERT).
+    """
+    window_id = tf.range(tf.shape(best, out_type=tf.int64)[0])
+    question_best = tf.math.unsorted_segment_max(best, sentence, batch_size)
+    winner = tf.math.unsorted_segment_min(
+        tf.where(best >= tf.gather(question_best, sentence), window_id, 2**40),
+        sentence,
+        batch_size,
+    )
+    null = tf.math.unsorted_segment_min(logits[:, 0, 0] + logits[:, 0, 1], sentence, batch_size)
+    return question_best, winner, null
+
+
+def _cut(context, offsets, first_word, last_word, has_span):
+    """The text from `first_word` to `last_word` of each context, with character offsets."""
+    starts, ends = offsets
+    row_start = starts.row_starts()
+    total = tf.shape(starts.flat_values, out_type=tf.int64)[0]
+    safe = tf.maximum(total - 1, 0)
+    byte_start = tf.gather(
+        tf.concat([starts.flat_values, [0]], 0), tf.minimum(row_start + first_word, safe)
+    )
+    byte_end = tf.gather(
+        tf.concat([ends.flat_values, [0]], 0), tf.minimum(row_start + last_word, safe)
+    )
+    byte_start = tf.where(has_span, byte_start, 0)
+    byte_end = tf.where(has_span, byte_end, 0)
+    text = tf.strings.substr(context, byte_start, byte_end - byte_start, unit="BYTE")
+    char_start = word_splitter.to_char_offset(context, byte_start)
+    char_end = word_splitter.to_char_offset(context, byte_end)
+    return text, char_start, char_end
 
 
 def _text(value):

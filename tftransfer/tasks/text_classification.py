@@ -3,53 +3,95 @@
 Example:
 
 ```python
-from tftransfer import backbones, configs
-from tftransfer.tasks.text_classification import TextClassification
+from tftransfer import backbones
+from tftransfer.tasks.text_classification import (
+    TextClassification,
+    TextClassificationConfig,
+)
 
 backbone, tokenizer = backbones.load("default")
-cfg = configs.TextClassificationConfig(labels=["negative", "positive"])
+cfg = TextClassificationConfig(labels=["negative", "positive"])
 task = TextClassification(cfg, tokenizer)
 model = task.build_model(backbone)
 ```
 """
+
+import dataclasses
+from typing import List, Optional
 
 import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import backbones, configs
 from tftransfer.data import packing, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
-from tftransfer.tasks import base
+from tftransfer.tasks import base, heads
 from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
-from tftransfer.tasks.word_tokenizer import token_id as _token_id
+from tftransfer.tasks.word_tokenizer import SpecialIds
 
-FEATURES = ("token_ids", "segment_ids", "padding_mask")
+POOLING = ("pooled", "cls", "mean")
 
 
-@base.register("text_classification")
+@dataclasses.dataclass
+class TextClassificationConfig(base.TaskConfig):
+    """Text classification (single sentence or sentence pair).
+
+    Attributes:
+        labels: the label names in id order; empty = discovered from the
+            training data (sorted) and saved with the model.
+        max_seq_length: tokens per example, special tokens included.
+        pooling: `pooled` (BERT's pooler over [CLS]), `cls` (the [CLS]
+            vector) or `mean` (masked mean, as sentence-transformers train).
+        dropout: dropout before the classification layer.
+        class_weights: one weight per label, applied to the loss.
+        balanced_class_weights: weight each class by n / (k * count) from
+            the training data instead of giving `class_weights`.
+        text_pair: examples are sentence pairs; None = as the training data
+            (a `text_pair_column` makes it a pair task), saved with the model.
+    """
+
+    labels: List[str] = dataclasses.field(default_factory=list)
+    max_seq_length: int = 128
+    pooling: str = "pooled"
+    dropout: float = 0.1
+    class_weights: List[float] = dataclasses.field(default_factory=list)
+    balanced_class_weights: bool = False
+    text_pair: Optional[bool] = None
+
+    def check(self, key):
+        super().check(key)
+        configs.check_choice(f"{key}.pooling", self.pooling, POOLING)
+        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
+
+
+@base.register("text_classification", TextClassificationConfig)
 class TextClassification(base.Task):
     """Classifies a text (or a pair of texts) into one of `config.labels`.
 
     Args:
-        config: a `configs.TextClassificationConfig`.
+        config: a `TextClassificationConfig`.
         tokenizer: the backbone's keras-hub tokenizer.
-        text_pair: whether examples are sentence pairs.
     """
 
-    primary_metric = "accuracy"
+    primary_metric = base.Metric("accuracy")
 
-    def __init__(self, config, tokenizer, text_pair=False):
+    def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
-        self.text_pair = text_pair
-        self.pad_id = _token_id(tokenizer, "pad_token_id")
+        ids = SpecialIds.of(tokenizer)
+        self.pad_id = ids.pad
         self.packer = keras_hub.layers.MultiSegmentPacker(
             sequence_length=config.max_seq_length,
-            start_value=_token_id(tokenizer, "cls_token_id", "start_token_id"),
-            end_value=_token_id(tokenizer, "sep_token_id", "end_token_id"),
-            pad_value=self.pad_id,
+            start_value=ids.start,
+            end_value=ids.end,
+            pad_value=ids.pad,
         )
+
+    @property
+    def text_pair(self):
+        return bool(self.config.text_pair)
 
     @property
     def labels(self):
@@ -57,6 +99,14 @@ class TextClassification(base.Task):
 
     # -- data -------------------------------------------------------------
     def prepare(self, train_examples):
+        has_pairs = train_examples.text_pairs is not None
+        if self.config.text_pair is None:
+            self.config.text_pair = has_pairs
+        elif self.config.text_pair != has_pairs:
+            raise DataError(
+                f"task.text_classification.text_pair is {self.config.text_pair} but the "
+                f"training data {'has' if has_pairs else 'has no'} `text_pair_column`"
+            )
         if not self.config.labels:
             found = sorted(set(train_examples.labels))
             if all(v.lstrip("-").isdigit() for v in found):
@@ -118,15 +168,28 @@ class TextClassification(base.Task):
             "padding_mask": padding_mask,
         }
 
-    def preprocess(self, batch):
-        return self.tokenize(batch), batch.get("label")
+    def encode(self, batch):
+        rows = dict(self.tokenize(batch))
+        if "label" in batch:
+            rows["labels"] = batch["label"]
+        return rows
+
+    def eval_dataset(self, examples, batch_size, data_config):
+        # One row per example: tokenized once and length-bucketed.
+        return pipeline.encoded_eval_dataset(self, examples, batch_size, data_config)
 
     # -- model ------------------------------------------------------------
     def build_model(self, backbone):
-        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in FEATURES}
-        outputs = backbone(inputs)
+        backbone = backbones.Backbone.wrap(backbone)
+        inputs = backbone.inputs()
+        outputs = backbone.outputs(inputs)
         pooling = self.config.pooling
-        if pooling == "pooled" and "pooled_output" in outputs:
+        if pooling == "pooled":
+            if "pooled_output" not in outputs:
+                raise ValueError(
+                    "task.text_classification.pooling: this backbone has no pooler; "
+                    "use `cls` or `mean`"
+                )
             pooled = outputs["pooled_output"]
         elif pooling == "mean":
             mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], "float32"), -1)
@@ -134,31 +197,23 @@ class TextClassification(base.Task):
             pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         else:
             pooled = outputs["sequence_output"][:, 0, :]
-        x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(pooled)
-        logits = keras.layers.Dense(
-            len(self.labels),
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="logits",
-        )(x)
+        logits = heads.dense_head(pooled, len(self.labels), self.config.dropout)
         return keras.Model(inputs, logits, name="text_classifier")
 
     def build_packed_model(self, model, backbone):
         return PackedTextClassifier(backbone, model, self.config.pooling)
 
-    def serving_call(self, model):
-        """Packs each request's texts into shared rows (BERT-style backbones).
+    def serving_call(self, model, backbone):
+        """Packs each request's texts into shared rows (backbones that can pack).
 
         One model call over rows of the request's longest text, with the
         short texts sharing rows, pads less than length buckets and makes a
-        single call instead of one per bucket (BENCHMARKS.md, issue 5). A
-        request of one text needs no packing and skips it.
+        single call instead of one per bucket (BENCHMARKS.md). A request of
+        one text needs no packing and skips it.
         """
-        backbone = next(
-            (layer for layer in model.layers if isinstance(layer, keras_hub.models.BertBackbone)),
-            None,
-        )
-        if backbone is None:
-            return super().serving_call(model)
+        backbone = backbones.Backbone.wrap(backbone)
+        if not backbone.supports_packing:
+            return super().serving_call(model, backbone)
         packed_model = self.build_packed_model(model, backbone)
         dtype = model.output.dtype
 

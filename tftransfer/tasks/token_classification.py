@@ -16,22 +16,28 @@ The exported model takes raw text: it splits words with character offsets
 Example:
 
 ```python
-from tftransfer import backbones, configs
-from tftransfer.tasks.token_classification import TokenClassification
+from tftransfer import backbones
+from tftransfer.tasks.token_classification import (
+    TokenClassification,
+    TokenClassificationConfig,
+)
 
 backbone, tokenizer = backbones.load("default")
-cfg = configs.TokenClassificationConfig(labels=["O", "B-PER", "I-PER"])
+cfg = TokenClassificationConfig(labels=["O", "B-PER", "I-PER"])
 task = TokenClassification(cfg, tokenizer)
 model = task.build_model(backbone)
 ```
 """
 
+import dataclasses
 import itertools
+from typing import List, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import backbones, configs
 from tftransfer.data import (
     tag_schemes,
     tagged_readers,
@@ -41,43 +47,93 @@ from tftransfer.data import (
 )
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
-from tftransfer.tasks import base, entity_spans, iob2_decoder
-from tftransfer.tasks.text_classification import FEATURES
+from tftransfer.tasks import base, entity_spans, heads, iob2_decoder, tag_windows
+from tftransfer.tasks.tag_windows import IGNORE
 from tftransfer.tasks.word_tokenizer import WordTokenizer
 
-#: label of positions the loss ignores (special tokens, later subwords).
-IGNORE = -1
 #: width of the casing embedding added next to uncased backbones' outputs.
 CASING_DIM = 16
+DECODING = ("constrained", "argmax")
 
 
-@base.register("token_classification")
+@dataclasses.dataclass
+class TokenClassificationConfig(base.TaskConfig):
+    """Token classification (named-entity recognition) on IOB2 tags.
+
+    Attributes:
+        labels: the IOB2 tags in id order (`O` first); empty = `O` plus
+            `B-`/`I-` of every entity type in the training data, saved with
+            the model.
+        max_seq_length: tokens per window, special tokens included. Longer
+            sentences are split into overlapping windows.
+        window_stride: subwords between the starts of consecutive windows;
+            0 = half a window. Each word is predicted once, from the window
+            where it has the most context.
+        label_all_subwords: train on every subword (continuations of a
+            `B-X`/`I-X` word get `I-X`) instead of the first subword only.
+            Predictions always come from the first subword.
+        casing_features: feed each word's casing class (lower, Capitalised,
+            ALL CAPS, mixed, number, other) to the tagging layer through a
+            small embedding (uncased backbones cannot see case otherwise);
+            None = when the tokenizer lowercases. Off by default: on
+            CoNLL-2003 with MiniLM it did not help (BENCHMARKS.md).
+        document_context: window whole documents instead of single
+            sentences, so each word is tagged with the neighbouring
+            sentences in view (BERT's "maximal document context" for
+            CoNLL-2003). Documents are the sentences between `-DOCSTART-`
+            lines (and each file); JSONL records stay on their own. Metrics
+            and predictions are still per sentence.
+        dropout: dropout before the tagging layer.
+        strict: read entities as strict IOB2 (an `I-X` that does not follow
+            `B-X`/`I-X` is not an entity) in evaluation and serving; the
+            default is conlleval's reading.
+        decoding: `constrained` (the most probable tag sequence in which
+            every `I-X` follows `B-X` or `I-X`; strict and conlleval readings
+            then agree) or `argmax` (each word's most probable tag).
+    """
+
+    labels: List[str] = dataclasses.field(default_factory=list)
+    max_seq_length: int = 128
+    window_stride: int = 0
+    label_all_subwords: bool = False
+    casing_features: Optional[bool] = False
+    document_context: bool = False
+    dropout: float = 0.1
+    strict: bool = False
+    decoding: str = "constrained"
+
+    def check(self, key):
+        super().check(key)
+        window = self.max_seq_length - 2
+        if window < 1 or not 0 <= self.window_stride <= window:
+            raise configs.ConfigError(
+                f"{key}: need max_seq_length >= 3 and 0 <= window_stride <= "
+                f"max_seq_length - 2, got {self.max_seq_length} and {self.window_stride}"
+            )
+        configs.check_choice(f"{key}.decoding", self.decoding, DECODING)
+        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
+
+
+@base.register("token_classification", TokenClassificationConfig)
 class TokenClassification(base.Task):
     """Tags every word of a sentence with an IOB2 tag from `config.labels`.
 
     Args:
-        config: a `configs.TokenClassificationConfig`.
+        config: a `TokenClassificationConfig`.
         tokenizer: the backbone's keras-hub tokenizer.
-        text_pair: must be False (there are no sentence pairs in tagging).
     """
 
-    primary_metric = "f1"
-    encodes_examples = True
-    labels_per_position = True
+    primary_metric = base.Metric("f1")
 
-    def __init__(self, config, tokenizer, text_pair=False):
-        if text_pair:
-            raise ValueError("token classification has no sentence pairs; unset text_pair_column")
+    def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
-        self.text_pair = False
         self.words = WordTokenizer(tokenizer)
-        self.window = config.max_seq_length - 2
-        self.stride = config.window_stride or max(1, self.window // 2)
+        if config.casing_features is None:
+            config.casing_features = self.words.lowercase  # params.yaml records the choice
         self.casing = config.casing_features
-        if self.casing is None:
-            self.casing = self.words.lowercase
-            config.casing_features = self.casing  # params.yaml records the choice
-        self.features = FEATURES + (("casing_ids",) if self.casing else ())
+        window = config.max_seq_length - 2
+        stride = config.window_stride or max(1, window // 2)
+        self.tagging = tag_windows.TagWindows(self.words, window, stride, self.casing)
 
     @property
     def labels(self):
@@ -155,93 +211,36 @@ class TokenClassification(base.Task):
             raise ValueError(f"{len(flat)} predicted words for {sum(lengths)} words")
         return np.split(flat, np.cumsum(lengths)[:-1])
 
-    def _windows(self, words):
-        """Ragged [batch, (words)] strings -> subword windows."""
-        pieces = self.words.pieces(words.flat_values)
-        pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
-        return word_windows.split(pieces, self.window, self.stride)
-
-    def _global_words(self, windows):
-        """Index of each window subword's word among the batch's words."""
-        sentence = tf.gather(windows.sentence, windows.subword_ids.value_rowids())
-        return tf.gather(windows.word_row_starts, sentence) + windows.word.flat_values
-
-    def _pack(self, windows, words, length=None):
-        """Adds the special tokens and pads windows to dense features."""
-        ids = windows.subword_ids
-        n = ids.nrows()
-
-        def column(value, dtype=tf.int32):
-            return tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(value, dtype)))
-
-        def pack(middle, start, end, pad):
-            return tf.concat([column(start), middle, column(end)], axis=1).to_tensor(
-                pad, shape=[None, length]
-            )
-
-        token_ids = pack(ids, self.words.start_id, self.words.end_id, self.words.pad_id)
-        features = {
-            "token_ids": token_ids,
-            "segment_ids": pack(tf.zeros_like(ids), 0, 0, 0),
-            "padding_mask": pack(tf.ones_like(ids), 1, 1, 0),
-        }
-        if self.casing:
-            casing = tf.gather(word_casing.classify(words.flat_values), self._global_words(windows))
-            features["casing_ids"] = pack(ids.with_flat_values(casing), 0, 0, 0)
-        return features
-
-    def _continuation_table(self):
-        # The tag a continuation subword gets: B-X -> I-X, others unchanged.
-        index = {name: i for i, name in enumerate(self.labels)}
-        table = []
-        for i, label in enumerate(self.labels):
-            prefix, kind = tag_schemes.split_tag(label)
-            table.append(index.get(f"I-{kind}", i) if prefix == "B" else i)
-        return tf.constant(table, tf.int32)
-
     def encode(self, batch):
         """Sentences with tags -> training windows with per-subword labels."""
-        words, tags = batch["words"], batch["tags"]
-        windows = self._windows(words)
-        features = self._pack(windows, words, self.config.max_seq_length)
-        global_word = self._global_words(windows)
-        word_tag = tf.gather(tf.cast(tags.flat_values, tf.int32), global_word)
-        first = windows.first.flat_values
+        words, length = batch["words"], self.config.max_seq_length
+        windows = self.tagging.split(words)
+        features = self.tagging.features(windows, words, length)
+        continuation = None
         if self.config.label_all_subwords:
-            rest = tf.gather(self._continuation_table(), word_tag)
-        else:
-            rest = tf.fill(tf.shape(word_tag), IGNORE)
-        labels = windows.subword_ids.with_flat_values(tf.where(first, word_tag, rest))
-        n = labels.nrows()
-        edge = tf.RaggedTensor.from_tensor(tf.fill([n, 1], IGNORE))
-        labels = tf.concat([edge, labels, edge], axis=1)
-        features["labels"] = labels.to_tensor(IGNORE, shape=[None, self.config.max_seq_length])
+            continuation = tag_windows.continuation_table(self.labels)
+        features["labels"] = self.tagging.labels(windows, batch["tags"], length, continuation)
         return features
 
-    def tokenize(self, inputs):
-        """Raw text -> words (with offsets); the model input is made per window."""
-        return word_splitter.split(inputs["text"], self.words.split_on_cjk)
+    def position_keys(self, row_keys):
+        return list(row_keys)  # labels are per subword too
 
-    def preprocess(self, batch):
-        return {"words": batch["words"]}, None
+    def split_words(self, text):
+        """Raw text -> `(words, byte starts, byte ends)`, as serving splits it."""
+        return word_splitter.split(text, self.words.split_on_cjk)
 
     # -- model ------------------------------------------------------------
     def build_model(self, backbone):
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name) for name in self.features
-        }
-        sequence = backbone({k: inputs[k] for k in FEATURES})["sequence_output"]
+        backbone = backbones.Backbone.wrap(backbone)
+        inputs = backbone.inputs()
+        sequence = backbone.outputs(inputs)["sequence_output"]
         if self.casing:
+            inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
             casing = keras.layers.Embedding(
                 word_casing.NUM_CLASSES, CASING_DIM, name="casing_embedding"
             )(inputs["casing_ids"])
             sequence = keras.layers.Concatenate(name="with_casing")([sequence, casing])
-        x = keras.layers.Dropout(self.config.dropout, name="head_dropout")(sequence)
-        logits = keras.layers.Dense(
-            len(self.labels),
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="logits",
-        )(x)
+        logits = heads.dense_head(sequence, len(self.labels), self.config.dropout)
         return keras.Model(inputs, logits, name="token_classifier")
 
     def loss(self, labels, outputs):
@@ -262,8 +261,8 @@ class TokenClassification(base.Task):
 
     def word_probabilities(self, model, words):
         """Ragged [batch, (words)] strings -> ragged [batch, (words), tags]."""
-        windows = self._windows(words)
-        logits = model(self._pack(windows, words), training=False)
+        windows = self.tagging.split(words)
+        logits = model(self.tagging.features(windows, words), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         # Position 0 is [CLS]; the windows' subwords start at 1.
         return word_windows.merge(probabilities[:, 1:], windows, words.row_splits)
@@ -314,9 +313,11 @@ class TokenClassification(base.Task):
     def serving_inputs(self):
         return {"text": tf.TensorSpec([None], tf.string, name="text")}
 
-    def serving_functions(self, model):
+    def serving_functions(self, model, backbone):
+        del backbone  # windows go through the model as they are
+
         def entities(text):
-            words, starts, ends = self.tokenize({"text": text})
+            words, starts, ends = self.split_words(text)
             answers = self.postprocess(self.word_probabilities(model, words))
             spans = entity_spans.decode(
                 answers["tag_ids"], answers["scores"], self.labels, self.config.strict

@@ -14,7 +14,7 @@ Example:
 trainer = Trainer(model, task.loss, optimizer, strategy, "runs/x", params.trainer,
                   global_batch_size=32)
 history = trainer.train(make_dataset, total_steps=1000, steps_per_epoch=100,
-                        evaluate=lambda: {"accuracy": 0.9}, primary_metric="accuracy")
+                        evaluate=lambda: {"accuracy": 0.9}, primary_metric=Metric("accuracy"))
 ```
 """
 
@@ -182,6 +182,69 @@ class Trainer:
                 return json.load(f)
         return None
 
+    def _stale_evaluations(self, best, step, metric):
+        """Evaluations since the best one, up to `step`, from history.jsonl.
+
+        Derived from the history so that early-stopping patience survives a
+        resume: evaluations logged after the restored step are done again.
+        """
+        steps = {
+            r["step"]
+            for r in read_history(self.model_dir)
+            if metric.name in r and r["step"] <= step and (best is None or r["step"] > best["step"])
+        }
+        return len(steps)
+
+    def _check_finished(self, start, total_steps):
+        if start >= total_steps:
+            print(f"Already trained to step {start} of {total_steps}.", flush=True)
+            return True
+        if os.path.exists(self.stopped_path):
+            print(
+                f"Training stopped early at step {start}; delete {self.stopped_path} to train on.",
+                flush=True,
+            )
+            return True
+        return False
+
+    def _step(self, features, labels):
+        """One optimizer step; returns the loss. Keeps the work on Ctrl-C."""
+        try:
+            loss = float(self._train_step(features, labels))
+        except KeyboardInterrupt:
+            # The step function either ran whole or not at all, so the state
+            # is consistent: keep the work done so far.
+            path = self.manager.save(checkpoint_number=self.step)
+            print(f"\nInterrupted; saved {path}. Run again to resume.", flush=True)
+            raise
+        if not math.isfinite(loss):
+            # Not checkpointed: the weights are poisoned; the last saved
+            # checkpoint is the state to go back to.
+            raise FloatingPointError(
+                f"loss became {loss} at step {self.step}; lower "
+                "trainer.learning_rate or check the data (the latest "
+                "checkpoint before it is kept)"
+            )
+        return loss
+
+    def _evaluate(self, evaluate, step, writer):
+        """Evaluates, logs the record and returns it."""
+        metrics = evaluate()
+        record = {
+            "step": step,
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        }
+        self._log(record)
+        with writer.as_default(step=step):
+            for key, value in record.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+        shown = ", ".join(
+            f"{k}={v:.4f}" for k, v in record.items() if k != "step" and isinstance(v, float)
+        )
+        print(f"\nstep {step}: validation {shown}", flush=True)
+        return record
+
     def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None, primary_metric=None):
         """Trains until `total_steps`, resuming if a checkpoint exists.
 
@@ -192,7 +255,8 @@ class Trainer:
             total_steps: the step to stop at.
             steps_per_epoch: used when `config.eval_every` is 0.
             evaluate: `() -> metrics dict`, or None for no evaluation.
-            primary_metric: key of `evaluate()` to maximise.
+            primary_metric: a `tasks.base.Metric` (name and direction) of
+                `evaluate()`'s result that picks the best checkpoint.
 
         Returns:
             The best evaluation record (or None without evaluation).
@@ -200,101 +264,77 @@ class Trainer:
         os.makedirs(self.model_dir, exist_ok=True)
         start = self.restore()
         best = self._load_best()
-        stale = 0
-        if start >= total_steps:
-            print(f"Already trained to step {start} of {total_steps}.", flush=True)
+        if self._check_finished(start, total_steps):
             return best
-        if os.path.exists(self.stopped_path):
-            print(
-                f"Training stopped early at step {start}; delete {self.stopped_path} to train on.",
-                flush=True,
-            )
-            return best
+        stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
         eval_every = self.config.eval_every or steps_per_epoch
-        checkpoint_every = self.config.checkpoint_every
-        log_every = max(1, self.config.log_every)
-        dataset = make_dataset(start)
-        dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
-        train_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+        log = _LossLog(self, os.path.join(self.model_dir, "train"))
         eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
         progbar = keras.utils.Progbar(
             total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
         )
         progbar.update(start)
-        window, window_steps, started = 0.0, 0, time.time()
-        iterator = iter(dist_dataset)
+        iterator = iter(self.strategy.experimental_distribute_dataset(make_dataset(start)))
         step = start
         while step < total_steps:
-            features, labels = next(iterator)
-            try:
-                loss = float(self._train_step(features, labels))
-            except KeyboardInterrupt:
-                # The step function either ran whole or not at all, so the
-                # state is consistent: keep the work done so far.
-                path = self.manager.save(checkpoint_number=self.step)
-                print(f"\nInterrupted; saved {path}. Run again to resume.", flush=True)
-                raise
+            loss = self._step(*next(iterator))
             step = self.step
-            if not math.isfinite(loss):
-                # Not checkpointed: the weights are poisoned; the last saved
-                # checkpoint is the state to go back to.
-                raise FloatingPointError(
-                    f"loss became {loss} at step {step}; lower "
-                    "trainer.learning_rate or check the data (the latest "
-                    "checkpoint before it is kept)"
-                )
-            window += loss
-            window_steps += 1
             lr = float(self.optimizer.learning_rate)
             progbar.update(step, [("loss", loss), ("lr", lr)])
-            if step % log_every == 0 or step == total_steps:
-                elapsed = time.time() - started
-                record = {
-                    "step": step,
-                    "loss": window / window_steps,
-                    "learning_rate": lr,
-                    "examples_per_second": window_steps * self.global_batch_size / elapsed,
-                }
-                self._log(record)
-                with train_writer.as_default(step=step):
-                    for key in ("loss", "learning_rate", "examples_per_second"):
-                        tf.summary.scalar(key, record[key])
-                window, window_steps, started = 0.0, 0, time.time()
-            if step % checkpoint_every == 0 or step == total_steps:
+            log.add(step, loss, lr, last=step == total_steps)
+            if step % self.config.checkpoint_every == 0 or step == total_steps:
                 self.manager.save(checkpoint_number=step)
-            if evaluate is not None and (step % eval_every == 0 or step == total_steps):
-                metrics = evaluate()
-                record = {
-                    "step": step,
-                    **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-                }
-                self._log(record)
-                with eval_writer.as_default(step=step):
-                    for key, value in record.items():
-                        if key != "step":
-                            tf.summary.scalar(key, value)
-                shown = ", ".join(
-                    f"{k}={v:.4f}"
-                    for k, v in record.items()
-                    if k != "step" and isinstance(v, float)
-                )
-                print(f"\nstep {step}: validation {shown}", flush=True)
-                if best is None or record[primary_metric] > best[primary_metric]:
-                    best = record
-                    self.best_manager.save(checkpoint_number=step)
-                    report.write_json(best, self.best_path)
-                    stale = 0
-                else:
-                    stale += 1
-                if 0 < self.config.early_stopping_patience <= stale:
-                    print(
-                        f"Early stopping at step {step}: {primary_metric} has not "
-                        f"improved for {stale} evaluations.",
-                        flush=True,
-                    )
-                    self.manager.save(checkpoint_number=step)
-                    report.write_json({"step": step}, self.stopped_path)
-                    break
-        train_writer.flush()
+            if evaluate is None or not (step % eval_every == 0 or step == total_steps):
+                continue
+            record = self._evaluate(evaluate, step, eval_writer)
+            if primary_metric.improves(
+                record[primary_metric.name], best and best[primary_metric.name]
+            ):
+                best, stale = record, 0
+                self.best_manager.save(checkpoint_number=step)
+                report.write_json(best, self.best_path)
+            else:
+                stale += 1
+            if 0 < self.config.early_stopping_patience <= stale:
+                self._stop_early(step, primary_metric, stale)
+                break
+        log.writer.flush()
         eval_writer.flush()
         return best
+
+    def _stop_early(self, step, metric, stale):
+        print(
+            f"Early stopping at step {step}: {metric.name} has not "
+            f"improved for {stale} evaluations.",
+            flush=True,
+        )
+        self.manager.save(checkpoint_number=step)
+        report.write_json({"step": step}, self.stopped_path)
+
+
+class _LossLog:
+    """Averages the training loss over `log_every` steps into history and TensorBoard."""
+
+    def __init__(self, trainer, summary_dir):
+        self.trainer = trainer
+        self.every = max(1, trainer.config.log_every)
+        self.writer = tf.summary.create_file_writer(summary_dir)
+        self.total, self.steps, self.started = 0.0, 0, time.time()
+
+    def add(self, step, loss, learning_rate, last=False):
+        self.total += loss
+        self.steps += 1
+        if not (step % self.every == 0 or last):
+            return
+        elapsed = time.time() - self.started
+        record = {
+            "step": step,
+            "loss": self.total / self.steps,
+            "learning_rate": learning_rate,
+            "examples_per_second": self.steps * self.trainer.global_batch_size / elapsed,
+        }
+        self.trainer._log(record)
+        with self.writer.as_default(step=step):
+            for key in ("loss", "learning_rate", "examples_per_second"):
+                tf.summary.scalar(key, record[key])
+        self.total, self.steps, self.started = 0.0, 0, time.time()

@@ -1,0 +1,155 @@
+"""Every use of a library's private internals, checked, in one place.
+
+tftransfer needs a few things that keras, keras-hub and TensorFlow have but do
+not publish: BERT's embedding and transformer layers one by one (sequence
+packing), the feed-forward activation of keras-hub's BERT layers (exact
+GELU), Keras' Adam slots (the fused update), Keras' cross-replica gradient
+sum (which the trainer does itself), and the word-splitting patterns of
+keras-hub's WordPiece tokenizer. Each is reached through a function here, so
+an upgrade that moves one fails at once with the name of what is missing
+instead of training a wrong model. `check()` runs every probe; the tests call
+it, so a version bump shows all breakages together.
+
+Example:
+
+```python
+from tftransfer import compat
+
+compat.check()  # raises CompatError naming each missing attribute
+compat.versions()["keras_hub"]  # '0.32.0'
+```
+"""
+
+import importlib.metadata
+
+import keras
+import keras_hub
+
+#: the versions this module's internals were read from (setup.cfg pins them).
+TESTED = {
+    "keras": "3.15",
+    "keras-hub": "0.32",
+    "tensorflow": "2.20",
+    "tf-models-official": "2.20",
+}
+
+#: BertBackbone attributes the packed model calls one by one.
+BERT_LAYERS = (
+    "token_embedding",
+    "position_embedding",
+    "segment_embedding",
+    "embeddings_add",
+    "embeddings_layer_norm",
+    "embeddings_dropout",
+    "transformer_layers",
+    "pooled_dense",
+)
+
+
+class CompatError(RuntimeError):
+    """An installed library lacks an internal that tftransfer relies on."""
+
+
+def versions():
+    """Installed versions of the libraries in `TESTED` (None if absent)."""
+    out = {}
+    for name in TESTED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _require(obj, name, library):
+    if not hasattr(obj, name):
+        owner = obj.__name__ if isinstance(obj, type) else type(obj).__name__
+        installed = versions().get(library)
+        raise CompatError(
+            f"{library} {installed}: `{owner}.{name}` is missing; tftransfer "
+            f"relies on it and was tested with {library} {TESTED[library]}.x"
+        )
+    return getattr(obj, name)
+
+
+def bert_layers(backbone):
+    """BertBackbone's own layers, by name (see `BERT_LAYERS`).
+
+    keras-hub's BertBackbone takes no attention mask or positions, so packed
+    rows must call its layers one by one.
+    """
+    return {name: _require(backbone, name, "keras-hub") for name in BERT_LAYERS}
+
+
+def set_exact_gelu(backbone):
+    """Makes keras-hub BERT's feed-forward layers use exact (erf) GELU.
+
+    keras-hub hard-codes the tanh approximation (as Google's BERT did); HF
+    checkpoints were trained with exact GELU and keras-hub has no switch.
+    """
+    for layer in _require(backbone, "transformer_layers", "keras-hub"):
+        dense = _require(layer, "_feedforward_intermediate_dense", "keras-hub")
+        dense.activation = keras.activations.gelu
+
+
+def adam_slots(optimizer, variable):
+    """`(momentum, velocity)` of `variable` in a Keras Adam(W) optimizer."""
+    index = _require(optimizer, "_get_variable_index", "keras")(variable)
+    momentums = _require(optimizer, "_momentums", "keras")
+    velocities = _require(optimizer, "_velocities", "keras")
+    return momentums[index], velocities[index]
+
+
+#: the Keras optimizer method that sums gradients across replicas; the
+#: trainer sums (and clips) itself, so its optimizer overrides this.
+KERAS_ALL_REDUCE = "_all_reduce_sum_gradients"
+
+
+def check_all_reduce_hook():
+    """Fails if Keras no longer sums gradients through `KERAS_ALL_REDUCE`.
+
+    Overriding a method Keras stopped calling would silently sum twice.
+    """
+    _require(keras.optimizers.Optimizer, KERAS_ALL_REDUCE, "keras")
+
+
+def flatten_layers(model):
+    """Every layer nested in `model` (Keras has no public recursive listing)."""
+    return list(_require(model, "_flatten_layers", "keras")(include_self=False))
+
+
+def wordpiece_split_patterns(split_on_cjk):
+    """`(delimiters, kept delimiters)` regexes of keras-hub's WordPiece pre-splitting.
+
+    Words split with these are never cut again by the tokenizer's own
+    pre-splitting; keras-hub does not export them.
+    """
+    from keras_hub.src.tokenizers import word_piece_tokenizer as wordpiece
+
+    if split_on_cjk:
+        names = ("WHITESPACE_PUNCTUATION_AND_CJK_REGEX", "PUNCTUATION_AND_CJK_REGEX")
+    else:
+        names = ("WHITESPACE_AND_PUNCTUATION_REGEX", "PUNCTUATION_REGEX")
+    return tuple(_require(wordpiece, name, "keras-hub") for name in names)
+
+
+def check():
+    """Probes every internal above on small objects; raises `CompatError`."""
+    tokenizer_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(tokenizer_vocab),
+        num_layers=1,
+        num_heads=1,
+        hidden_dim=4,
+        intermediate_dim=4,
+        max_sequence_length=8,
+    )
+    bert_layers(backbone)
+    set_exact_gelu(backbone)
+    optimizer = keras.optimizers.AdamW()
+    optimizer.build(backbone.trainable_variables)
+    adam_slots(optimizer, backbone.trainable_variables[0])
+    check_all_reduce_hook()
+    flatten_layers(backbone)
+    wordpiece_split_patterns(True)
+    wordpiece_split_patterns(False)

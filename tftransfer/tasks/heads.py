@@ -1,0 +1,28 @@
+"""The small layers tasks put on a backbone's outputs.
+
+Example:
+
+```python
+import keras
+from tftransfer.tasks import heads
+
+x = keras.Input(shape=(None, 16))
+logits = heads.dense_head(x, units=3, dropout=0.1)  # [batch, length, 3]
+```
+"""
+
+import keras
+
+
+def dense_head(x, units, dropout, name="logits"):
+    """Dropout then a dense layer with BERT's initialiser (truncated normal, 0.02).
+
+    The layers are named `head_dropout` and `name`, so models that share a
+    head (the packed classifier) find them with `get_layer`.
+    """
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return keras.layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        name=name,
+    )(x)
