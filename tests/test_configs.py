@@ -56,3 +56,27 @@ def test_shipped_configs_load(name):
     params = configs.load([here])
     assert params.task.type in ("text_classification", "token_classification", "question_answering")
     assert params.data.train.path  # every shipped config names its training data
+
+
+@pytest.mark.parametrize(
+    "override,key,allowed",
+    [
+        ("task.text_classification.pooling=maxx", "task.text_classification.pooling", "pooled"),
+        ("export.checkpoint=newest", "export.checkpoint", "best, latest"),
+        ("runtime.distribution_strategy=gpus", "runtime.distribution_strategy", "mirrored"),
+        ("data.train.quoting=all", "data.train.quoting", "minimal, none"),
+    ],
+)
+def test_enumerated_keys_reject_unknown_values_naming_key_and_choices(override, key, allowed):
+    with pytest.raises(configs.ConfigError, match=rf"{key} must be one of: .*{allowed}"):
+        configs.load([], override)
+
+
+def test_task_blocks_come_from_the_registered_tasks():
+    from tftransfer import tasks
+
+    params = configs.load([])
+    for name, task_cls in tasks.registered().items():
+        assert isinstance(params.task.__dict__[name], task_cls.config_class)
+    with pytest.raises(configs.ConfigError, match=r"task.type must be one of: .*token_class"):
+        configs.load([], "task.type=tagging")

@@ -45,7 +45,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, tra
     whole = str(tmp_path / "whole")
     experiment.train(tiny_params, whole)
     crashed = str(tmp_path / "crashed")
-    train_with_crash(tiny_params, crashed)  # resumes at step 14 of 21
+    train_with_crash(tiny_params, crashed)  # dies in the step-14 evaluation; resumes from step 7
 
     for a, b in zip(_weights(whole), _weights(crashed)):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -185,3 +185,36 @@ def test_xla_default_follows_the_device():
         {"extended": type("Extended", (), {"worker_devices": ("/job:w/device:GPU:0",)})},
     )
     assert trainer_lib.use_xla(configs.TrainerConfig(), gpu)
+
+
+def test_early_stopping_patience_survives_a_resume(tiny_params, tmp_path, monkeypatch):
+    from tftransfer import evaluation
+
+    tiny_params.override(
+        {
+            "trainer": {
+                "epochs": 4,
+                "eval_every": 3,
+                "checkpoint_every": 3,
+                "learning_rate": 1e-12,
+                "early_stopping_patience": 3,
+            }
+        }
+    )
+    run = str(tmp_path / "run")
+    real, calls = evaluation.evaluate_dataset, {"n": 0}
+
+    def crash_at_third_evaluation(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt()  # the process dies during step 9's evaluation
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_dataset", crash_at_third_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.train(tiny_params, run)
+    monkeypatch.setattr(evaluation, "evaluate_dataset", real)
+    experiment.train(tiny_params, run)
+    # Evaluations at 3 (best), 6, 9, 12: the one at 6 still counts after the resume.
+    with open(os.path.join(run, "early_stopped.json")) as f:
+        assert json.load(f)["step"] == 12

@@ -12,12 +12,14 @@ A spec is one of:
 
 Example:
 
-```python
-from tftransfer import backbones
-
-backbone, tokenizer = backbones.load("default")
-print(tokenizer(["Café au lait"]))
-```
+>>> from tftransfer import backbones, configs
+>>> backbone, tokenizer = backbones.from_config(configs.BackboneConfig(spec="default"))
+>>> backbone.family, backbone.feature_names
+('encoder', ('token_ids', 'segment_ids', 'padding_mask'))
+>>> backbone.outputs(backbone.inputs())["sequence_output"].shape
+(None, None, 384)
+>>> [tokenizer.id_to_token(int(i)) for i in tokenizer("Café au lait")]  # accents stripped
+['cafe', 'au', 'lai', '##t']
 """
 
 import contextlib
@@ -214,15 +216,7 @@ class Backbone:
         model: a `keras_hub.models.Backbone` (a functional model with dict
             inputs).
 
-    Example:
-
-    ```python
-    from tftransfer import backbones
-
-    backbone, tokenizer = backbones.from_config(configs.BackboneConfig())
-    inputs = backbone.inputs()
-    sequence = backbone.outputs(inputs)["sequence_output"]
-    ```
+    The module docstring's example shows one in use.
     """
 
     def __init__(self, model):

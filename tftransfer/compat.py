@@ -12,12 +12,10 @@ it, so a version bump shows all breakages together.
 
 Example:
 
-```python
-from tftransfer import compat
-
-compat.check()  # raises CompatError naming each missing attribute
-compat.versions()["keras_hub"]  # '0.32.0'
-```
+>>> from tftransfer import compat
+>>> compat.check()  # raises CompatError naming each missing attribute
+>>> compat.versions()["keras-hub"]
+'0.32.0'
 """
 
 import importlib.metadata

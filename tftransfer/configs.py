@@ -7,13 +7,15 @@ where it came from.
 
 Example:
 
-```python
-from tftransfer import configs
-
-params = configs.load(["configs/demo_goemotions_sentiment.yaml"],
-                      "trainer.epochs=1,trainer.batch_size=16")
-print(params.task.type, params.trainer.epochs)
-```
+>>> from tftransfer import configs
+>>> params = configs.load(["configs/demo_goemotions_sentiment.yaml"],
+...                       "trainer.epochs=1,trainer.batch_size=16")
+>>> params.task.type, params.trainer.epochs
+('text_classification', 1)
+>>> configs.load([], "task.text_classification.pooling=maxx")
+Traceback (most recent call last):
+...
+tftransfer.configs.ConfigError: task.text_classification.pooling must be one of: pooled, cls, ...
 """
 
 import dataclasses

@@ -2,12 +2,18 @@
 
 Example:
 
-```python
-from tftransfer import evaluation
-
-dataset = task.eval_dataset(examples, batch_size=64, data_config=params.data)
-metrics = evaluation.evaluate_dataset(task, model, dataset, examples, batch_size=64)
-```
+>>> from tftransfer import configs, evaluation, experiment
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"max_examples": 32}},
+...      "task": {"text_classification": {"max_seq_length": 16}}},
+... )
+>>> run = experiment.build(params)
+Read 64 training examples and 32 validation examples.
+>>> dataset = run.task.eval_dataset(run.validation, batch_size=16, data_config=params.data)
+>>> metrics = evaluation.evaluate_dataset(run.task, run.model, dataset, run.validation, 16)
+>>> metrics["examples"]
+32
 """
 
 import weakref

@@ -8,13 +8,20 @@ report).
 
 Example:
 
-```python
-from tftransfer import configs, experiment
-
-params = configs.load(["configs/demo_goemotions_sentiment.yaml"])
-experiment.train(params, "runs/demo")
-print(experiment.evaluate("runs/demo"))
-```
+>>> import tempfile
+>>> from tftransfer import configs, experiment
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"max_examples": 32}},
+...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "trainer": {"epochs": 1, "batch_size": 16}},
+... )
+>>> run_dir = tempfile.mkdtemp()
+>>> metrics = experiment.train(params, run_dir)  # doctest: +ELLIPSIS
+Read 64 training examples and 32 validation examples.
+...
+>>> metrics["examples"], experiment.evaluate(run_dir)["examples"]
+(32, 32)
 """
 
 import dataclasses

@@ -12,14 +12,23 @@ with the minimum TF Serving version that links them.
 
 Example:
 
-```python
-from tftransfer import export
+>>> import tempfile
+>>> import tensorflow as tf
+>>> import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
+>>> from tftransfer import configs, experiment, export
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
+...      "task": {"text_classification": {"max_seq_length": 16}}},
+... )
+>>> run = experiment.build(params)  # untrained: enough to show the contract
+Read 64 training examples.
+>>> path = export.save(run.task, run.model, run.backbone, tempfile.mkdtemp())
+>>> serve = tf.saved_model.load(path).signatures["serving_default"]
+>>> sorted(serve(text=tf.constant(["what a lovely day"])))
+['label_ids', 'labels', 'probabilities']
 
-path = export.export_run("runs/demo", "runs/demo/export")
-import tensorflow as tf, tensorflow_text  # noqa: F401  (registers the ops)
-serve = tf.saved_model.load(path).signatures["serving_default"]
-serve(text=tf.constant(["what a lovely day"]))
-```
+A trained run exports with `export.export_run(model_dir)`.
 """
 
 import datetime

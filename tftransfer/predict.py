@@ -11,11 +11,21 @@ A record is routed to the first signature whose inputs it has (e.g. `text`
 
 Example:
 
-```python
-from tftransfer import predict
-
-predict.with_checkpoint("runs/demo", [{"text": "what a lovely day"}])
-```
+>>> import tempfile
+>>> from tftransfer import configs, experiment, predict
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
+...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "trainer": {"train_steps": 2, "batch_size": 16}},
+... )
+>>> run_dir = tempfile.mkdtemp()
+>>> _ = experiment.train(params, run_dir)  # doctest: +ELLIPSIS
+Read 64 training examples.
+...
+>>> [result] = predict.with_checkpoint(run_dir, [{"text": "what a lovely day"}])
+>>> sorted(result)
+['label_ids', 'labels', 'probabilities', 'text']
 """
 
 import tensorflow as tf

@@ -2,11 +2,13 @@
 
 Example:
 
-```python
-from tftransfer import report
-
-report.write_metrics({"accuracy": 0.9}, "runs/demo/eval_validation.json")
-```
+>>> import os, tempfile
+>>> from tftransfer import report
+>>> path = os.path.join(tempfile.mkdtemp(), "eval_validation.json")
+>>> metrics = {"accuracy": 0.75, "confusion_matrix": [[1, 1], [0, 2]], "labels": ["neg", "pos"]}
+>>> report.write_metrics(metrics, path)
+>>> sorted(os.listdir(os.path.dirname(path)))
+['eval_validation.json', 'eval_validation_confusion_matrix.png']
 """
 
 import json

@@ -24,9 +24,18 @@ sequence per row), hence this module.
 
 Example:
 
-```python
-features, labels = packing.pack_batch(features, labels)
-```
+>>> import tensorflow as tf
+>>> from tftransfer.data import packing
+>>> features = {
+...     "token_ids": tf.constant([[101, 7, 102, 0, 0, 0], [101, 102, 0, 0, 0, 0]]),
+...     "segment_ids": tf.zeros([2, 6], tf.int32),
+...     "padding_mask": tf.constant([[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]),
+... }
+>>> packed, labels = packing.pack_batch(features, tf.constant([0, 1]), static_shapes=False)
+>>> packed["token_ids"].numpy().tolist()  # both examples in one row
+[[101, 7, 102, 101, 102, 0]]
+>>> packed["example_ids"].numpy().tolist(), packed["position_ids"].numpy().tolist()
+([[0, 0, 0, 1, 1, -1]], [[0, 1, 2, 0, 1, 0]])
 """
 
 import numpy as np

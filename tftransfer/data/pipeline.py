@@ -12,11 +12,21 @@ examples in input order instead (`raw_eval_dataset`).
 
 Example:
 
-```python
-ds = task.eval_dataset(examples, batch_size=64, data_config=params.data)
-for features, index in ds:
-    ...
-```
+>>> from tftransfer import configs, experiment
+>>> from tftransfer.data import pipeline
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}}},
+... )
+>>> run = experiment.build(params)
+Read 64 training examples.
+>>> stream = pipeline.train_dataset(run.task, run.train_examples, 16, params.data, seed=0)
+>>> widths = {f["token_ids"].shape[1] for f, _ in stream.take(8)}
+>>> widths <= {16, 32, 48, 64}  # each batch padded only to its bucket
+True
+>>> dataset = run.task.eval_dataset(run.train_examples, 16, params.data)
+>>> sorted(i for _, index in dataset for i in index.numpy().tolist()) == list(range(64))
+True
 """
 
 import tensorflow as tf

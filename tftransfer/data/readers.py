@@ -6,13 +6,11 @@ point at the line to fix.
 
 Example:
 
-```python
-from tftransfer import configs
-from tftransfer.data import readers
-
-examples = readers.read(configs.InputConfig(path="train.tsv", label_column="label"))
-print(len(examples), examples.texts[0], examples.sources[0])
-```
+>>> from tftransfer import configs
+>>> from tftransfer.data import readers
+>>> examples = readers.read(configs.InputConfig(path="data/goemotions_sentiment/dev.csv"))
+>>> len(examples), examples.labels[0], examples.sources[0]
+(600, 'negative', 'data/goemotions_sentiment/dev.csv:2')
 """
 
 import csv

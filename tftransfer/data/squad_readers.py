@@ -14,12 +14,10 @@ question id in `QAExamples.problems`, which training prints.
 
 Example:
 
-```python
-from tftransfer.data import squad_readers
-
-examples = squad_readers.read("dev-v1.1.json")
-print(examples.questions[0], examples.answers[0], examples.problems.summary())
-```
+>>> from tftransfer.data import squad_readers
+>>> examples = squad_readers.read("data/squad_sample/dev.json")
+>>> len(examples), examples.version
+(308, '1.1')
 """
 
 import dataclasses

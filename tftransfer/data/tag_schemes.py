@@ -7,12 +7,9 @@ needs to tell only BIOES (it has `S-`/`E-` tags) from the rest.
 
 Example:
 
-```python
-from tftransfer.data import tag_schemes
-
-tag_schemes.to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC"])
-# ['B-PER', 'I-PER', 'O', 'B-LOC', 'B-LOC']
-```
+>>> from tftransfer.data import tag_schemes
+>>> tag_schemes.to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC"])
+['B-PER', 'I-PER', 'O', 'B-LOC', 'B-LOC']
 """
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")

@@ -10,12 +10,10 @@ line with a list of tokens and a list of tags. Tags are converted to IOB2
 
 Example:
 
-```python
-from tftransfer.data import tagged_readers
-
-sentences = tagged_readers.read("eng.train")
-print(sentences.tokens[0], sentences.tags[0], sentences.sources[0])
-```
+>>> from tftransfer.data import tagged_readers
+>>> sentences = tagged_readers.read("data/wnut17_sample/dev.conll")
+>>> len(sentences), sentences.sources[0]
+(300, 'data/wnut17_sample/dev.conll:1')
 """
 
 import dataclasses

@@ -6,14 +6,19 @@ split metadata and `ClassLabel` names, like any catalogue dataset.
 
 Example:
 
-```python
-from tftransfer import configs
-from tftransfer.data import tfds_dataset
-
-splits = {"train": configs.InputConfig(path="train.csv"),
-          "validation": configs.InputConfig(path="dev.csv")}
-tfds_dataset.store_as_tfds(splits, name="my_sentiment", data_dir="/data/tfds")
-```
+>>> import tempfile
+>>> from tftransfer import configs
+>>> from tftransfer.data import readers, tfds_dataset
+>>> data = "data/goemotions_sentiment/"
+>>> splits = {"train": configs.InputConfig(path=data + "train.csv", max_examples=8),
+...           "validation": configs.InputConfig(path=data + "dev.csv", max_examples=4)}
+>>> data_dir = tempfile.mkdtemp()
+>>> _ = tfds_dataset.store_as_tfds(splits, name="my_sentiment", data_dir=data_dir)
+Downloading and preparing dataset ...
+Dataset my_sentiment downloaded and prepared to ...
+>>> spec = configs.InputConfig(path="tfds:my_sentiment", split="validation", tfds_data_dir=data_dir)
+>>> len(readers.read(spec))
+4
 """
 
 import tensorflow_datasets as tfds

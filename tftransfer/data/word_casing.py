@@ -9,13 +9,10 @@ training and the exported graph agree.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer.data import word_casing
-
-word_casing.classify(tf.constant(["EU", "rejects", "German", "iPhone", "1996", "."]))
-# [3, 1, 2, 4, 5, 6]
-```
+>>> import tensorflow as tf
+>>> from tftransfer.data import word_casing
+>>> word_casing.classify(tf.constant(["EU", "rejects", "German", "iPhone", "1996", "."])).numpy()
+array([3, 1, 2, 4, 5, 6], dtype=int32)
 """
 
 import tensorflow as tf

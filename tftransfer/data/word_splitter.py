@@ -8,14 +8,14 @@ UTF-8 bytes; users index strings by character, so `to_char_offsets` converts.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer.data import word_splitter
-
-words, starts, ends = word_splitter.split(tf.constant(["Zürich,  2024"]))
-words.to_list()                                      # [[b'Z\\xc3\\xbcrich', b',', b'2024']]
-word_splitter.to_char_offsets(tf.constant(["Zürich,  2024"]), starts).to_list()  # [[0, 6, 9]]
-```
+>>> import tensorflow as tf
+>>> from tftransfer.data import word_splitter
+>>> text = tf.constant(["Zürich,  2024"])
+>>> words, starts, ends = word_splitter.split(text)
+>>> words.to_list()
+[[b'Z\\xc3\\xbcrich', b',', b'2024']]
+>>> word_splitter.to_char_offsets(text, starts).to_list()
+[[0, 6, 9]]
 """
 
 import tensorflow as tf

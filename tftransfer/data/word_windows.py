@@ -14,15 +14,14 @@ has no word-aligned windowing op, hence this module.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer.data import word_windows
-
-pieces = tf.ragged.constant([[[7], [8, 9], [10]]])  # one sentence, 3 words
-w = word_windows.split(pieces, window=2, stride=1)
-w.subword_ids.to_list()  # [[7, 8], [8, 9], [9, 10]]
-w.owner_word.to_list()   # [[0, 1], [-1, -1], [-1, 2]]
-```
+>>> import tensorflow as tf
+>>> from tftransfer.data import word_windows
+>>> pieces = tf.ragged.constant([[[7], [8, 9], [10]]])  # one sentence, 3 words
+>>> w = word_windows.split(pieces, window=2, stride=1)
+>>> w.subword_ids.to_list()
+[[7, 8], [8, 9], [9, 10]]
+>>> w.owner_word.to_list()
+[[0, 1], [-1, -1], [-1, 2]]
 """
 
 import math

@@ -5,11 +5,9 @@ elsewhere.
 
 Example:
 
-```python
-from tftransfer.metrics import classification
-
-classification.report([0, 1, 1], [0, 1, 0], ["neg", "pos"])["accuracy"]  # 0.667
-```
+>>> from tftransfer.metrics import classification
+>>> round(classification.report([0, 1, 1], [0, 1, 0], ["neg", "pos"])["accuracy"], 3)
+0.667
 """
 
 import numpy as np

@@ -6,11 +6,9 @@ mode), where such an `I-X` is not an entity.
 
 Example:
 
-```python
-from tftransfer.metrics import entity
-
-entity.report([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]])["f1"]  # 1.0
-```
+>>> from tftransfer.metrics import entity
+>>> entity.report([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]])["f1"]
+1.0
 """
 
 from seqeval import metrics as seqeval_metrics

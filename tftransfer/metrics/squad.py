@@ -10,12 +10,10 @@ the official v1.1 script).
 
 Example:
 
-```python
-from tftransfer.metrics import squad
-
-squad.score({"q1": "the Denver Broncos"}, {"q1": ["Denver Broncos"]})
-# {'exact_match': 100.0, 'f1': 100.0, 'questions': 1, ...}
-```
+>>> from tftransfer.metrics import squad
+>>> result = squad.score({"q1": "the Denver Broncos"}, {"q1": ["Denver Broncos"]})
+>>> result["exact_match"], result["f1"], result["questions"]
+(100.0, 100.0, 1)
 """
 
 import json

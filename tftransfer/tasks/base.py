@@ -17,18 +17,14 @@ trainer only sees `(features, labels)` batches, a model and a loss.
 
 Example:
 
-```python
-import dataclasses
-from tftransfer.tasks import base
+>>> from tftransfer import tasks
+>>> tasks.get("text_classification").config_class.__name__
+'TextClassificationConfig'
+>>> tasks.Metric("perplexity", lower_is_better=True).improves(12.0, best=15.0)
+True
 
-@dataclasses.dataclass
-class MyConfig(base.TaskConfig):
-    max_seq_length: int = 64
-
-@base.register("my_task", MyConfig)
-class MyTask(base.Task):
-    ...  # the abstract methods below
-```
+`tests/test_task_plugin.py` adds a whole task (config, task, registration)
+from outside the package.
 """
 
 import abc

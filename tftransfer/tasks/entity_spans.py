@@ -8,16 +8,14 @@ does this in Python only.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer.tasks import entity_spans
-
-labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-tags = tf.ragged.constant([[1, 2, 0, 4]])
-scores = tf.ragged.constant([[0.9, 0.8, 0.99, 0.7]])
-spans = entity_spans.decode(tags, scores, labels)
-spans["first_word"].to_list(), spans["last_word"].to_list()  # [[0, 3]], [[1, 3]]
-```
+>>> import tensorflow as tf
+>>> from tftransfer.tasks import entity_spans
+>>> labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+>>> tags = tf.ragged.constant([[1, 2, 0, 4]])
+>>> scores = tf.ragged.constant([[0.9, 0.8, 0.99, 0.7]])
+>>> spans = entity_spans.decode(tags, scores, labels)
+>>> spans["first_word"].to_list(), spans["last_word"].to_list()
+([[0, 3]], [[1, 3]])
 
 `locate` then maps word spans to text and character offsets in the input.
 """

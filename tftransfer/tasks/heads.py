@@ -2,13 +2,11 @@
 
 Example:
 
-```python
-import keras
-from tftransfer.tasks import heads
-
-x = keras.Input(shape=(None, 16))
-logits = heads.dense_head(x, units=3, dropout=0.1)  # [batch, length, 3]
-```
+>>> import keras
+>>> from tftransfer.tasks import heads
+>>> x = keras.Input(shape=(None, 16))
+>>> heads.dense_head(x, units=3, dropout=0.1).shape
+(None, None, 3)
 """
 
 import keras

@@ -12,11 +12,22 @@ whose weights it shares.
 
 Example:
 
-```python
-model = task.build_model(backbone)
-packed = PackedTextClassifier(backbone, model, pooling="pooled")
-logits = packed(packed_features)  # [batch, num_labels]
-```
+>>> import numpy as np
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.data import packing
+>>> from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
+>>> from tftransfer.tasks.text_classification import (
+...     TextClassification,
+...     TextClassificationConfig,
+... )
+>>> backbone, tokenizer = backbones.load("default")
+>>> task = TextClassification(TextClassificationConfig(labels=["neg", "pos"]), tokenizer)
+>>> model = task.build_model(backbone)
+>>> packed_model = PackedTextClassifier(backbone, model, pooling="pooled")
+>>> features = task.tokenize({"text": tf.constant(["great movie", "what a lovely day"])})
+>>> np.allclose(packed_model(packing.pack(features)), model(features), atol=1e-5)
+True
 """
 
 import keras

@@ -20,17 +20,21 @@ question is left unanswered when it beats the best span by more than
 
 Example:
 
-```python
-from tftransfer import backbones
-from tftransfer.tasks.question_answering import (
-    QuestionAnswering,
-    QuestionAnsweringConfig,
-)
-
-backbone, tokenizer = backbones.load("default")
-task = QuestionAnswering(QuestionAnsweringConfig(max_seq_length=256), tokenizer)
-model = task.build_model(backbone)
-```
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.question_answering import (
+...     QuestionAnswering,
+...     QuestionAnsweringConfig,
+... )
+>>> backbone, tokenizer = backbones.load("default")
+>>> cfg = QuestionAnsweringConfig(max_seq_length=64, max_query_length=16, doc_stride=16)
+>>> task = QuestionAnswering(cfg, tokenizer)
+>>> model = task.build_model(backbone)  # an untrained head: any span, but a real one
+>>> context = "Alice flew to Zürich in May."
+>>> answer = task.answer(model, tf.constant(["Where did Alice fly?"]), tf.constant([context]))
+>>> start, end = int(answer["answer_start"][0]), int(answer["answer_end"][0])
+>>> context[start:end] == answer["answer_text"][0].numpy().decode()
+True
 """
 
 import dataclasses

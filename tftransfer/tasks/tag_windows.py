@@ -9,17 +9,18 @@ class, computed from the original word, so serving sees it too.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer import backbones
-from tftransfer.tasks.tag_windows import TagWindows
-from tftransfer.tasks.word_tokenizer import WordTokenizer
-
-_, tokenizer = backbones.load("default")
-tagging = TagWindows(WordTokenizer(tokenizer), window=6, stride=3)
-words = tf.ragged.constant([["Alice", "visited", "Zürich"]])
-tagging.features(tagging.split(words), words)["token_ids"].shape  # (1, 5)
-```
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.tag_windows import TagWindows
+>>> from tftransfer.tasks.word_tokenizer import WordTokenizer
+>>> _, tokenizer = backbones.load("default")
+>>> tagging = TagWindows(WordTokenizer(tokenizer), window=2, stride=1)
+>>> words = tf.ragged.constant([["alice", "visited", "zurich"]])
+>>> windows = tagging.split(words)  # 3 subwords, windows of 2 every 1
+>>> tagging.features(windows, words)["token_ids"].shape
+TensorShape([2, 4])
+>>> tagging.labels(windows, tf.ragged.constant([[1, 0, 3]]), length=4).numpy().tolist()
+[[-1, 1, 0, -1], [-1, 0, 3, -1]]
 """
 
 import tensorflow as tf

@@ -2,18 +2,19 @@
 
 Example:
 
-```python
-from tftransfer import backbones
-from tftransfer.tasks.text_classification import (
-    TextClassification,
-    TextClassificationConfig,
-)
-
-backbone, tokenizer = backbones.load("default")
-cfg = TextClassificationConfig(labels=["negative", "positive"])
-task = TextClassification(cfg, tokenizer)
-model = task.build_model(backbone)
-```
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.text_classification import (
+...     TextClassification,
+...     TextClassificationConfig,
+... )
+>>> backbone, tokenizer = backbones.load("default")
+>>> cfg = TextClassificationConfig(labels=["negative", "positive"])
+>>> task = TextClassification(cfg, tokenizer)
+>>> model = task.build_model(backbone)
+>>> answers = task.postprocess(model(task.tokenize({"text": tf.constant(["what a lovely day"])})))
+>>> sorted(answers), answers["probabilities"].shape
+(['label_ids', 'labels', 'probabilities'], TensorShape([1, 2]))
 """
 
 import dataclasses

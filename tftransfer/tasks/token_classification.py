@@ -15,18 +15,19 @@ The exported model takes raw text: it splits words with character offsets
 
 Example:
 
-```python
-from tftransfer import backbones
-from tftransfer.tasks.token_classification import (
-    TokenClassification,
-    TokenClassificationConfig,
-)
-
-backbone, tokenizer = backbones.load("default")
-cfg = TokenClassificationConfig(labels=["O", "B-PER", "I-PER"])
-task = TokenClassification(cfg, tokenizer)
-model = task.build_model(backbone)
-```
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.token_classification import (
+...     TokenClassification,
+...     TokenClassificationConfig,
+... )
+>>> backbone, tokenizer = backbones.load("default")
+>>> cfg = TokenClassificationConfig(labels=["O", "B-PER", "I-PER"])
+>>> task = TokenClassification(cfg, tokenizer)
+>>> model = task.build_model(backbone)
+>>> words = tf.ragged.constant([["Alice", "visited", "Zürich"]])
+>>> task.word_probabilities(model, words).shape  # per word, a probability per tag
+TensorShape([1, None, 3])
 """
 
 import dataclasses

@@ -7,15 +7,16 @@ things from the backbone's tokenizer: `WordTokenizer.windows` and `frame`.
 
 Example:
 
-```python
-import tensorflow as tf
-from tftransfer import backbones
-from tftransfer.tasks.word_tokenizer import WordTokenizer
-
-_, tokenizer = backbones.load("default")
-words = WordTokenizer(tokenizer)
-words.pieces(tf.constant(["hello", "", "zurich"])).to_list()  # [[7592], [100], [10204]]
-```
+>>> import tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.word_tokenizer import WordTokenizer
+>>> _, tokenizer = backbones.load("default")
+>>> words = WordTokenizer(tokenizer)
+>>> words.pieces(tf.constant(["hello", "", "zurich"])).to_list()  # "" is [UNK]
+[[7592], [100], [10204]]
+>>> features = words.frame_features([tf.ragged.constant([[7592], [10204, 7592]])])
+>>> features["token_ids"].numpy().tolist()  # [CLS] ... [SEP] [PAD]
+[[101, 7592, 102, 0], [101, 10204, 7592, 102]]
 """
 
 import dataclasses

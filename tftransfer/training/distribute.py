@@ -13,11 +13,13 @@ initialised only once.
 
 Example:
 
-```python
-strategy = distribute.get_strategy(params.runtime)
-with strategy.scope():
-    model = task.build_model(backbone)
-```
+>>> from tftransfer import configs
+>>> from tftransfer.training import distribute
+>>> strategy = distribute.get_strategy(configs.RuntimeConfig(distribution_strategy="one_device"))
+>>> strategy.num_replicas_in_sync
+1
+>>> distribute.get_strategy(configs.RuntimeConfig()) is strategy  # one per configuration
+True
 """
 
 import tensorflow as tf

@@ -2,9 +2,17 @@
 
 Example:
 
-```python
-optimizer = optimization.create_optimizer(params.trainer, total_steps=1000, model=model)
-```
+>>> import keras
+>>> from tftransfer import configs
+>>> from tftransfer.training import optimization
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+>>> cfg = configs.TrainerConfig(learning_rate=1e-3, warmup_ratio=0.1)
+>>> optimizer = optimization.create_optimizer(cfg, total_steps=100, model=model)
+>>> float(optimizer.learning_rate)  # the warmup starts at 0
+0.0
+>>> schedule = optimization.WarmupLinearDecay(1e-3, warmup_steps=10, total_steps=100)
+>>> [round(float(schedule(step)), 6) for step in (5, 10, 55, 100)]
+[0.0005, 0.001, 0.0005, 0.0]
 """
 
 import keras

@@ -10,12 +10,28 @@ model, a per-example loss function and an evaluation callback.
 
 Example:
 
-```python
-trainer = Trainer(model, task.loss, optimizer, strategy, "runs/x", params.trainer,
-                  global_batch_size=32)
-history = trainer.train(make_dataset, total_steps=1000, steps_per_epoch=100,
-                        evaluate=lambda: {"accuracy": 0.9}, primary_metric=Metric("accuracy"))
-```
+>>> import contextlib, io, tempfile
+>>> from tftransfer import configs, experiment
+>>> from tftransfer.tasks import Metric
+>>> from tftransfer.training.trainer import Trainer
+>>> params = configs.load(
+...     ["configs/demo_goemotions_sentiment.yaml"],
+...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
+...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "trainer": {"batch_size": 16}},
+... )
+>>> run = experiment.build(params, total_steps=4)
+Read 64 training examples.
+>>> trainer = Trainer(run.model, run.task.loss, run.optimizer, run.strategy,
+...                   tempfile.mkdtemp(), params.trainer, global_batch_size=16)
+>>> with contextlib.redirect_stdout(io.StringIO()) as printed:  # a progress bar, then:
+...     best = trainer.train(run.train_dataset, total_steps=4, steps_per_epoch=2,
+...                          evaluate=lambda: {"accuracy": 0.5},
+...                          primary_metric=Metric("accuracy"))
+>>> printed.getvalue().splitlines()[-1]
+'step 4: validation accuracy=0.5000'
+>>> best, trainer.step
+({'step': 4, 'accuracy': 0.5}, 4)
 """
 
 import json
@@ -282,22 +298,23 @@ class Trainer:
             lr = float(self.optimizer.learning_rate)
             progbar.update(step, [("loss", loss), ("lr", lr)])
             log.add(step, loss, lr, last=step == total_steps)
+            if evaluate is not None and (step % eval_every == 0 or step == total_steps):
+                record = self._evaluate(evaluate, step, eval_writer)
+                if primary_metric.improves(
+                    record[primary_metric.name], best and best[primary_metric.name]
+                ):
+                    best, stale = record, 0
+                    self.best_manager.save(checkpoint_number=step)
+                    report.write_json(best, self.best_path)
+                else:
+                    stale += 1
+                if 0 < self.config.early_stopping_patience <= stale:
+                    self._stop_early(step, primary_metric, stale)
+                    break
+            # After the evaluation: a crash during it resumes before it and
+            # evaluates again, so no best checkpoint is missed.
             if step % self.config.checkpoint_every == 0 or step == total_steps:
                 self.manager.save(checkpoint_number=step)
-            if evaluate is None or not (step % eval_every == 0 or step == total_steps):
-                continue
-            record = self._evaluate(evaluate, step, eval_writer)
-            if primary_metric.improves(
-                record[primary_metric.name], best and best[primary_metric.name]
-            ):
-                best, stale = record, 0
-                self.best_manager.save(checkpoint_number=step)
-                report.write_json(best, self.best_path)
-            else:
-                stale += 1
-            if 0 < self.config.early_stopping_patience <= stale:
-                self._stop_early(step, primary_metric, stale)
-                break
         log.writer.flush()
         eval_writer.flush()
         return best
