@@ -7,7 +7,7 @@ into positive, negative and ambiguous; a comment becomes `positive` or
 mixed comments are left out). The sample is class-balanced and deterministic.
 
 Usage:
-    python tools/make_goemotions_sample.py --goemotions_dir=../shared/data/goemotions
+    python tools/make_goemotions_sample.py --goemotions_dir=$DATA/goemotions
 """
 
 import csv

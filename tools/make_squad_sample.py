@@ -9,7 +9,7 @@ drawn at random with a fixed seed until the question budget is reached, and
 written in the official JSON layout, grouped under their article titles.
 
 Usage:
-    python tools/make_squad_sample.py --input=../shared/data/squad_v1.1/dev-v1.1.json
+    python tools/make_squad_sample.py --input=$DATA/squad_v1.1/dev-v1.1.json
 """
 
 import json

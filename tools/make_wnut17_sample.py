@@ -8,7 +8,7 @@ with tftransfer's own CoNLL reader, so the sample parses exactly as the
 originals do (including upstream's TAB-only separator lines).
 
 Usage:
-    python tools/make_wnut17_sample.py --wnut17_dir=../shared/data/wnut17
+    python tools/make_wnut17_sample.py --wnut17_dir=$DATA/wnut17
 """
 
 import os

@@ -7,7 +7,7 @@ deterministic: article `i` (in file order) goes to evaluation when
 `i % every == offset`, else to train; the titles of each side are printed.
 
 Usage:
-    python tools/split_squad_by_article.py --input=../shared/data/squad_v1.1/dev-v1.1.json \
+    python tools/split_squad_by_article.py --input=$DATA/squad_v1.1/dev-v1.1.json \
         --train_output=runs/squad_split/train.json --eval_output=runs/squad_split/eval.json
 """
 
