@@ -123,7 +123,7 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     metrics = experiment.train(params, run)
 
     # Lower is better: the best checkpoint is the one with the smallest error.
-    history = experiment.trainer_lib.read_history(run)
+    history = experiment.history.read(run)
     errors = {r["step"]: r["mse"] for r in history if "mse" in r}
     assert len(errors) >= 3
     assert metrics["checkpoint_step"] == min(errors, key=errors.get)

@@ -159,6 +159,8 @@ def run_export(argv):
 
 def read_records(path):
     """Reads texts to predict: plain lines or JSONL objects."""
+    from tftransfer.data import readers
+
     stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
     records = []
     with stream:
@@ -167,15 +169,9 @@ def read_records(path):
             if not line.strip():
                 continue
             if line.lstrip().startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from e
-                if not isinstance(record, dict):
-                    raise ValueError(f"{path}:{number}: expected a JSON object")
+                records.append(readers.json_object(f"{path}:{number}", line))
             else:
-                record = {"text": line}
-            records.append(record)
+                records.append({"text": line})
     return records
 
 

@@ -20,91 +20,13 @@ tftransfer.configs.ConfigError: task.text_classification.pooling must be one of:
 
 import dataclasses
 import os
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import yaml
 from official.modeling.hyperparams import base_config, oneof, params_dict
 
-
-@dataclasses.dataclass
-class InputConfig(base_config.Config):
-    """One split of the data.
-
-    Attributes:
-        path: a file, a glob, several of them separated by commas, or
-            `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset.
-        format: `csv`, `tsv`, `jsonl`, `tfds`, `conll` (token
-            classification) or `squad` (question answering); empty means
-            "from the path" (token classification: `jsonl` for .jsonl/.json
-            files, else `conll`; question answering: `jsonl` for .jsonl
-            files, else `squad`).
-        split: the TFDS split to read (TFDS only).
-        tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
-        text_column: column (or JSON key / TFDS feature) with the text.
-        text_pair_column: column with the second text of a pair task, if any.
-        label_column: column with the label (a name or an integer id).
-        tokens_column, tags_column: JSONL keys of the token and tag lists
-            (token classification).
-        tag_scheme: `auto`, `iob1`, `iob2` or `bioes`; tags are converted
-            to IOB2 (token classification).
-        has_header: whether CSV/TSV files start with a header line.
-        column_names: names for the columns of header-less CSV/TSV files.
-        quoting: `minimal` (CSV-style quotes) or `none` (quotes are text,
-            as GLUE TSVs need).
-        encoding: text encoding of the files.
-        max_examples: read at most this many examples (0 = all).
-    """
-
-    path: str = ""
-    format: str = ""
-    split: str = "train"
-    tfds_data_dir: str = ""
-    text_column: str = "text"
-    text_pair_column: str = ""
-    label_column: str = "label"
-    tokens_column: str = "tokens"
-    tags_column: str = "tags"
-    tag_scheme: str = "auto"
-    has_header: bool = True
-    column_names: List[str] = dataclasses.field(default_factory=list)
-    quoting: str = "minimal"
-    encoding: str = "utf-8"
-    max_examples: int = 0
-
-
-@dataclasses.dataclass
-class DataConfig(base_config.Config):
-    """Data splits and the input pipeline.
-
-    Attributes:
-        train, validation, test: the splits; an empty `path` means "none".
-        shuffle_buffer_size: examples held by the training shuffle buffer.
-        bucket_boundaries: batches group examples of similar length and are
-            padded to the smallest of these lengths (or the task's
-            max_seq_length) that holds them all. A small fixed set keeps
-            compiled steps to one shape per bucket (XLA, TPUs). Empty = no
-            bucketing: every batch padded to max_seq_length.
-        packing: training batches pack their examples into shared rows of
-            max_seq_length (text classification with a BERT-style backbone,
-            one replica): less padding for short texts. Batches keep
-            `batch_size` examples; evaluation is not packed.
-        cache: keep tokenized examples in memory (tokenize once).
-        prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
-            seen to stall for many seconds at epoch starts on 2-core machines.
-        num_parallel_calls: parallel tokenization calls (0 = AUTOTUNE).
-    """
-
-    train: InputConfig = dataclasses.field(default_factory=InputConfig)
-    validation: InputConfig = dataclasses.field(default_factory=InputConfig)
-    test: InputConfig = dataclasses.field(default_factory=InputConfig)
-    shuffle_buffer_size: int = 100_000
-    bucket_boundaries: List[int] = dataclasses.field(
-        default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
-    )
-    packing: bool = False
-    cache: bool = True
-    prefetch: int = 2
-    num_parallel_calls: int = 2
+# The data side owns its config; it is part of every experiment's.
+from tftransfer.data.data_config import DataConfig, InputConfig  # noqa: F401
 
 
 @dataclasses.dataclass

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from tftransfer import backbones, configs, evaluation, report, tasks
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute, optimization
+from tftransfer.training import distribute, history, optimization
 from tftransfer.training import trainer as trainer_lib
 
 
@@ -249,7 +249,7 @@ def fit(run, model_dir):
         primary_metric=task.primary_metric,
     )
     report.plot_history(
-        trainer_lib.read_history(model_dir),
+        history.read(model_dir),
         os.path.join(model_dir, "training_curves.png"),
         task.primary_metric.name,
     )

@@ -251,19 +251,23 @@ def _read_delimited(path, text, collector, fmt):
         raise DataError(f"{path}:{reader.line_num}: malformed {fmt.upper()}: {e}") from e
 
 
+def json_object(where, line):
+    """One JSONL line as a dict; `DataError` naming `where` if it is not one."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object per line")
+    return record
+
+
 def jsonl_records(path, text):
     """Yields `(file:line, object)` for each non-blank JSONL line."""
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from e
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object per line")
-        yield where, record
+        if line.strip():
+            where = f"{path}:{number}"
+            yield where, json_object(where, line)
 
 
 def _read_jsonl(path, text, collector):

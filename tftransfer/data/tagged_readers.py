@@ -19,6 +19,8 @@ Example:
 import dataclasses
 from typing import List, Optional
 
+import numpy as np
+
 from tftransfer.data import tag_schemes
 from tftransfer.data.readers import DataError, file_format, jsonl_records, read_files
 
@@ -51,6 +53,21 @@ class TaggedExamples:
 
     def __len__(self):
         return len(self.tokens)
+
+    def tag_ids(self, labels):
+        """Each sentence's tags as int32 ids into `labels`; an unknown tag is a `DataError`."""
+        index = {name: i for i, name in enumerate(labels)}
+        out = []
+        for s, tags in enumerate(self.tags):
+            ids = [index.get(tag, -1) for tag in tags]
+            if -1 in ids:
+                t = ids.index(-1)
+                raise DataError(
+                    f"{self.where(s, t)}: unknown tag `{tags[t]}` for token "
+                    f"`{self.tokens[s][t]}` (the model knows: {', '.join(labels)})"
+                )
+            out.append(np.asarray(ids, np.int32))
+        return out
 
 
 def _conll_sentences(path, text, need_tags):

@@ -47,12 +47,10 @@ from tftransfer import backbones, configs
 from tftransfer.data import squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
-from tftransfer.tasks import base, heads
+from tftransfer.tasks import base, heads, span_answers
+from tftransfer.tasks.span_answers import NEG_INF
 from tftransfer.tasks.word_tokenizer import WordTokenizer
 
-# Scores of impossible spans. Finite: segment max/min kernels start from the
-# lowest finite float, so a segment of -inf values would not compare equal.
-NEG_INF = -1e30
 SERVING_OUTPUTS = ("answer_text", "answer_start", "answer_end", "score", "no_answer_score")
 
 
@@ -226,15 +224,21 @@ class QuestionAnswering(base.Task):
         q, offsets, windows = self._split(question, context)
         features, offset = self._pack(q, windows)
         logits = tf.cast(model(features, training=False), tf.float32)
-        best, start_sub, end_sub, shape = self._window_spans(logits, offset, windows)
+        best, start_sub, end_sub, shape = span_answers.window_spans(
+            logits, offset, windows, self.config.max_answer_length
+        )
         batch_size = tf.shape(question, out_type=tf.int64)[0]
-        question_best, winner, null = _best_windows(best, logits, windows.sentence, batch_size)
+        question_best, winner, null = span_answers.best_windows(
+            best, logits, windows.sentence, batch_size
+        )
         has_span = question_best > NEG_INF / 10
         winner = tf.where(has_span, winner, 0)
         word_of = windows.word.to_tensor(0, shape=shape)
         first_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(start_sub, winner)], 1))
         last_word = tf.gather_nd(word_of, tf.stack([winner, tf.gather(end_sub, winner)], 1))
-        span_text, char_start, char_end = _cut(context, offsets, first_word, last_word, has_span)
+        span_text, char_start, char_end = span_answers.cut(
+            context, offsets, first_word, last_word, has_span
+        )
         no_answer_score = tf.where(has_span, null - question_best, -NEG_INF)
         abstain = ~has_span
         if self.config.version_2_with_negative:
@@ -247,31 +251,6 @@ class QuestionAnswering(base.Task):
             "no_answer_score": no_answer_score,
             "span_text": span_text,
         }
-
-    def _window_spans(self, logits, offset, windows):
-        """The best span of each window: score, start and end subword, grid shape."""
-        # Context logits in window coordinates, one spare column so that a
-        # batch of empty contexts still has a (never valid) position.
-        width = tf.reduce_max(tf.concat([windows.subword_ids.row_lengths(), [0]], 0)) + 1
-        local = tf.range(width)[tf.newaxis, :]
-        index = tf.minimum(
-            offset[:, tf.newaxis] + local, tf.cast(tf.shape(logits)[1] - 1, tf.int64)
-        )
-        start_logits = tf.gather(logits[..., 0], index, batch_dims=1)
-        end_logits = tf.gather(logits[..., 1], index, batch_dims=1)
-        shape = tf.stack([tf.shape(index, out_type=tf.int64)[0], width])
-        valid = tf.ones_like(windows.subword_ids, tf.bool).to_tensor(False, shape=shape)
-        owned = windows.owned.to_tensor(False, shape=shape)
-        start_scores = tf.where(valid & owned, start_logits, NEG_INF)
-        end_scores = tf.where(valid, end_logits, NEG_INF)
-        pairs = start_scores[:, :, tf.newaxis] + end_scores[:, tf.newaxis, :]
-        span = tf.range(width)[tf.newaxis, :] - tf.range(width)[:, tf.newaxis]
-        band = (span >= 0) & (span < self.config.max_answer_length)
-        pairs = tf.where(band[tf.newaxis], pairs, NEG_INF)
-        flat = tf.reshape(pairs, [tf.shape(pairs)[0], -1])
-        best = tf.reduce_max(flat, axis=1)
-        best_index = tf.argmax(flat, axis=1)
-        return best, best_index // width, best_index % width, shape
 
     def forward(self, model, features):
         return self.answer(model, features["question"], features["context"])
@@ -321,43 +300,6 @@ class QuestionAnswering(base.Task):
             return self.postprocess(self.answer(model, question, context))
 
         return {"serving_default": (serve, self.serving_inputs())}
-
-
-def _best_windows(best, logits, sentence, batch_size):
-    """Per question: its best span score, the window holding it, the no-answer score.
-
-    The first window wins ties; the no-answer score is the smallest [CLS]
-    score over the question's windows (as in BERT).
-    """
-    window_id = tf.range(tf.shape(best, out_type=tf.int64)[0])
-    question_best = tf.math.unsorted_segment_max(best, sentence, batch_size)
-    winner = tf.math.unsorted_segment_min(
-        tf.where(best >= tf.gather(question_best, sentence), window_id, 2**40),
-        sentence,
-        batch_size,
-    )
-    null = tf.math.unsorted_segment_min(logits[:, 0, 0] + logits[:, 0, 1], sentence, batch_size)
-    return question_best, winner, null
-
-
-def _cut(context, offsets, first_word, last_word, has_span):
-    """The text from `first_word` to `last_word` of each context, with character offsets."""
-    starts, ends = offsets
-    row_start = starts.row_starts()
-    total = tf.shape(starts.flat_values, out_type=tf.int64)[0]
-    safe = tf.maximum(total - 1, 0)
-    byte_start = tf.gather(
-        tf.concat([starts.flat_values, [0]], 0), tf.minimum(row_start + first_word, safe)
-    )
-    byte_end = tf.gather(
-        tf.concat([ends.flat_values, [0]], 0), tf.minimum(row_start + last_word, safe)
-    )
-    byte_start = tf.where(has_span, byte_start, 0)
-    byte_end = tf.where(has_span, byte_end, 0)
-    text = tf.strings.substr(context, byte_start, byte_end - byte_start, unit="BYTE")
-    char_start = word_splitter.to_char_offset(context, byte_start)
-    char_end = word_splitter.to_char_offset(context, byte_end)
-    return text, char_start, char_end
 
 
 def _text(value):

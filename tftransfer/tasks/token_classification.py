@@ -166,18 +166,7 @@ class TokenClassification(base.Task):
 
     def encode_tags(self, examples):
         """Maps IOB2 tags to ids; a tag the model does not know is an error."""
-        index = {name: i for i, name in enumerate(self.labels)}
-        out = []
-        for s, tags in enumerate(examples.tags):
-            ids = [index.get(tag, -1) for tag in tags]
-            if -1 in ids:
-                t = ids.index(-1)
-                raise DataError(
-                    f"{examples.where(s, t)}: unknown tag `{tags[t]}` for token "
-                    f"`{examples.tokens[s][t]}` (the model knows: {', '.join(self.labels)})"
-                )
-            out.append(np.asarray(ids, np.int32))
-        return out
+        return examples.tag_ids(self.labels)
 
     def validate_examples(self, examples):
         self.encode_tags(examples)

@@ -37,12 +37,12 @@ Read 64 training examples.
 import json
 import math
 import os
-import time
 
 import keras
 import tensorflow as tf
 
 from tftransfer import report
+from tftransfer.training import history
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -50,15 +50,6 @@ BEST = "best"
 
 def _latest_or_none(directory):
     return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
-
-
-def read_history(model_dir):
-    """Returns the records of `history.jsonl` (training and evaluation)."""
-    path = os.path.join(model_dir, "history.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def use_xla(config, strategy):
@@ -189,8 +180,7 @@ class Trainer:
         return train_step
 
     def _log(self, record):
-        with open(self.history_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        history.append(self.history_path, record)
 
     def _load_best(self):
         if os.path.exists(self.best_path):
@@ -206,7 +196,7 @@ class Trainer:
         """
         steps = {
             r["step"]
-            for r in read_history(self.model_dir)
+            for r in history.read(self.model_dir)
             if metric.name in r and r["step"] <= step and (best is None or r["step"] > best["step"])
         }
         return len(steps)
@@ -284,7 +274,12 @@ class Trainer:
             return best
         stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
         eval_every = self.config.eval_every or steps_per_epoch
-        log = _LossLog(self, os.path.join(self.model_dir, "train"))
+        log = history.LossLog(
+            self.history_path,
+            os.path.join(self.model_dir, "train"),
+            self.config.log_every,
+            self.global_batch_size,
+        )
         eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
         progbar = keras.utils.Progbar(
             total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
@@ -327,31 +322,3 @@ class Trainer:
         )
         self.manager.save(checkpoint_number=step)
         report.write_json({"step": step}, self.stopped_path)
-
-
-class _LossLog:
-    """Averages the training loss over `log_every` steps into history and TensorBoard."""
-
-    def __init__(self, trainer, summary_dir):
-        self.trainer = trainer
-        self.every = max(1, trainer.config.log_every)
-        self.writer = tf.summary.create_file_writer(summary_dir)
-        self.total, self.steps, self.started = 0.0, 0, time.time()
-
-    def add(self, step, loss, learning_rate, last=False):
-        self.total += loss
-        self.steps += 1
-        if not (step % self.every == 0 or last):
-            return
-        elapsed = time.time() - self.started
-        record = {
-            "step": step,
-            "loss": self.total / self.steps,
-            "learning_rate": learning_rate,
-            "examples_per_second": self.steps * self.trainer.global_batch_size / elapsed,
-        }
-        self.trainer._log(record)
-        with self.writer.as_default(step=step):
-            for key in ("loss", "learning_rate", "examples_per_second"):
-                tf.summary.scalar(key, record[key])
-        self.total, self.steps, self.started = 0.0, 0, time.time()

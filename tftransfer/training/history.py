@@ -1,0 +1,68 @@
+"""A run's history: `history.jsonl` records (training loss, evaluations) and TensorBoard scalars.
+
+Example:
+
+>>> import tempfile
+>>> from tftransfer.training import history
+>>> run = tempfile.mkdtemp()
+>>> history.append(f"{run}/history.jsonl", {"step": 10, "accuracy": 0.9})
+>>> history.read(run)
+[{'step': 10, 'accuracy': 0.9}]
+"""
+
+import json
+import os
+import time
+
+import tensorflow as tf
+
+
+def read(model_dir):
+    """Returns the records of `history.jsonl` (training and evaluation)."""
+    path = os.path.join(model_dir, "history.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def append(path, record):
+    """Appends one record to a `history.jsonl`."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class LossLog:
+    """Averages the training loss over `every` steps into the history and TensorBoard.
+
+    Args:
+        history_path: the run's `history.jsonl`.
+        summary_dir: TensorBoard folder for the training scalars.
+        every: steps per record.
+        global_batch_size: examples per step, for `examples_per_second`.
+    """
+
+    def __init__(self, history_path, summary_dir, every, global_batch_size):
+        self.history_path = history_path
+        self.every = max(1, every)
+        self.global_batch_size = global_batch_size
+        self.writer = tf.summary.create_file_writer(summary_dir)
+        self.total, self.steps, self.started = 0.0, 0, time.time()
+
+    def add(self, step, loss, learning_rate, last=False):
+        self.total += loss
+        self.steps += 1
+        if not (step % self.every == 0 or last):
+            return
+        elapsed = time.time() - self.started
+        record = {
+            "step": step,
+            "loss": self.total / self.steps,
+            "learning_rate": learning_rate,
+            "examples_per_second": self.steps * self.global_batch_size / elapsed,
+        }
+        append(self.history_path, record)
+        with self.writer.as_default(step=step):
+            for key in ("loss", "learning_rate", "examples_per_second"):
+                tf.summary.scalar(key, record[key])
+        self.total, self.steps, self.started = 0.0, 0, time.time()
