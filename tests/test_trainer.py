@@ -155,11 +155,8 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
     )
     experiment.train(tiny_params, str(tmp_path / "run"))
     (step,) = steps
-    task = experiment.build_task(
-        tiny_params, experiment.backbones.load(tiny_params.backbone.spec)[1]
-    )
     examples = experiment.read_split(tiny_params, "train")
-    task.prepare(examples)
+    _, task = experiment.prepare_task(tiny_params, examples)
     total = tiny_params.trainer.epochs * (len(examples) // tiny_params.trainer.batch_size)
     stream = pipeline.train_dataset(task, examples, 8, tiny_params.data, tiny_params.trainer.seed)
     widths = {f["token_ids"].shape[1] for f, _ in stream.take(total)}

@@ -20,7 +20,8 @@ Example:
 
 import tensorflow as tf
 import tensorflow_text as tf_text
-from keras_hub.src.tokenizers import word_piece_tokenizer as wordpiece
+
+from tftransfer import compat
 
 
 def split(text, split_on_cjk=True):
@@ -34,12 +35,7 @@ def split(text, split_on_cjk=True):
         `(words, starts, ends)`: ragged [batch, (words)] strings and their
         UTF-8 byte offsets (end exclusive).
     """
-    if split_on_cjk:
-        delimiters = wordpiece.WHITESPACE_PUNCTUATION_AND_CJK_REGEX
-        keep = wordpiece.PUNCTUATION_AND_CJK_REGEX
-    else:
-        delimiters = wordpiece.WHITESPACE_AND_PUNCTUATION_REGEX
-        keep = wordpiece.PUNCTUATION_REGEX
+    delimiters, keep = compat.wordpiece_split_patterns(split_on_cjk)
     return tf_text.regex_split_with_offsets(
         text, delim_regex_pattern=delimiters, keep_delim_regex_pattern=keep
     )

@@ -18,6 +18,8 @@ Example:
 import keras
 import tensorflow as tf
 
+from tftransfer import compat
+
 
 @keras.saving.register_keras_serializable(package="tftransfer")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -63,7 +65,7 @@ class PreReducedAdamW(keras.optimizers.AdamW):
     optimizer must not sum again.
     """
 
-    def _all_reduce_sum_gradients(self, grads_and_vars):
+    def _all_reduce_sum_gradients(self, grads_and_vars):  # see compat.KERAS_ALL_REDUCE
         return grads_and_vars
 
     def update_step(self, gradient, variable, learning_rate):
@@ -79,11 +81,11 @@ class PreReducedAdamW(keras.optimizers.AdamW):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
+        momentum, velocity = compat.adam_slots(self, variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
-            m=_handle(self._momentums[index]),
-            v=_handle(self._velocities[index]),
+            m=_handle(momentum),
+            v=_handle(velocity),
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
             beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
             lr=tf.cast(learning_rate, dtype),
@@ -106,6 +108,7 @@ def create_optimizer(trainer_config, total_steps, model):
 
     Weight decay skips biases and LayerNorm scales/offsets, as in BERT.
     """
+    compat.check_all_reduce_hook()  # else the override below would be silently ignored
     warmup = int(round(trainer_config.warmup_ratio * total_steps))
     schedule = WarmupLinearDecay(trainer_config.learning_rate, warmup, total_steps)
     optimizer = PreReducedAdamW(
@@ -117,7 +120,7 @@ def create_optimizer(trainer_config, total_steps, model):
     )
     norms = [
         v
-        for layer in model._flatten_layers(include_self=False)
+        for layer in compat.flatten_layers(model)
         if isinstance(layer, keras.layers.LayerNormalization)
         for v in layer.trainable_variables
     ]
