@@ -231,11 +231,6 @@ class Backbone:
         """A `Backbone` for a keras-hub backbone (a `Backbone` is returned as is)."""
         return model if isinstance(model, Backbone) else cls(model)
 
-    @property
-    def max_sequence_length(self):
-        """Longest input the position embedding holds (None = unbounded)."""
-        return getattr(self.model, "max_sequence_length", None)
-
     def inputs(self):
         """`{feature name: keras.Input}`: int32 `[batch, length]` each."""
         return {
