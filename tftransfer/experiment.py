@@ -62,8 +62,8 @@ class Run:
     Attributes:
         params: the config (the task block updated by `task.prepare`).
         strategy: the `tf.distribute.Strategy` everything was built under.
-        backbone, tokenizer: a `backbones.Backbone` and its tokenizer.
-        task: the prepared task.
+        backbone: a `backbones.Backbone`.
+        task: the prepared task (its tokenizer is the backbone's).
         model: the task's model; `train_model` is what the training step
             calls (the same weights, maybe another view: packed rows).
         optimizer: AdamW with its schedule over `total_steps`.
@@ -75,7 +75,6 @@ class Run:
     params: Any
     strategy: Any
     backbone: Any
-    tokenizer: Any
     task: Any
     model: Any
     train_model: Any
@@ -182,7 +181,6 @@ def build(params, train_examples=None, total_steps=None):
         params,
         strategy,
         backbone,
-        task.tokenizer,
         task,
         model,
         train_model,

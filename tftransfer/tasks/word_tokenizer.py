@@ -88,9 +88,8 @@ class WordTokenizer:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.special = SpecialIds.of(tokenizer)
-        self.pad_id = self.special.pad
         oov = getattr(tokenizer, "oov_token", None)
-        self.unk_id = tokenizer.token_to_id(oov) if oov else self.pad_id
+        self.unk_id = tokenizer.token_to_id(oov) if oov else self.special.pad
         self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
         self.lowercase = bool(getattr(tokenizer, "lowercase", False))
         # keras-hub tokenizers return Python lists when called eagerly; in a
@@ -105,7 +104,7 @@ class WordTokenizer:
         """[n] strings -> ragged [n, (subwords)] int32 ids."""
         ids = self._tokenize(texts)
         if not isinstance(ids, tf.RaggedTensor):  # a tokenizer with a fixed length
-            ids = tf.RaggedTensor.from_tensor(ids, padding=self.pad_id)
+            ids = tf.RaggedTensor.from_tensor(ids, padding=self.special.pad)
         return tf.cast(ids, tf.int32)
 
     def pieces(self, words):
