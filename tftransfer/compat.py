@@ -5,7 +5,8 @@ not publish: BERT's embedding and transformer layers one by one (sequence
 packing), the feed-forward activation of keras-hub's BERT layers (exact
 GELU), Keras' Adam slots (the fused update), Keras' cross-replica gradient
 sum (which the trainer does itself), and the word-splitting patterns of
-keras-hub's WordPiece tokenizer. Each is reached through a function here, so
+keras-hub's WordPiece tokenizer, and the key/value cache of keras-hub's causal
+LMs (cached decoding with signature inputs). Each is reached through a function here, so
 an upgrade that moves one fails at once with the name of what is missing
 instead of training a wrong model. `check()` runs every probe; the tests call
 it, so a version bump shows all breakages together.
@@ -131,6 +132,16 @@ def wordpiece_split_patterns(split_on_cjk):
     return tuple(_require(wordpiece, name, "keras-hub") for name in names)
 
 
+def build_decoder_cache(causal_lm, token_ids):
+    """`(hidden states, cache)` of a keras-hub CausalLM after reading `token_ids`.
+
+    The cache is `[batch, layers, 2, length, heads, head_dim]` for every
+    keras-hub decoder (GPT-2, Llama, Mistral, Gemma, ...); its length is
+    `token_ids`' length. `call_with_cache` is public, the builder is not.
+    """
+    return _require(causal_lm, "_build_cache", "keras-hub")(token_ids)
+
+
 def check():
     """Probes every internal above on small objects; raises `CompatError`."""
     tokenizer_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]
@@ -151,3 +162,15 @@ def check():
     flatten_layers(backbone)
     wordpiece_split_patterns(True)
     wordpiece_split_patterns(False)
+    decoder = keras_hub.models.GPT2Backbone(
+        vocabulary_size=8,
+        num_layers=1,
+        num_heads=1,
+        hidden_dim=4,
+        intermediate_dim=4,
+        max_sequence_length=8,
+    )
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=decoder, preprocessor=None)
+    _, cache = build_decoder_cache(causal_lm, keras.ops.ones((1, 3), "int32"))
+    if tuple(cache.shape) != (1, 1, 2, 3, 1, 4):
+        raise CompatError(f"keras-hub's decoder cache layout changed: shape {tuple(cache.shape)}")

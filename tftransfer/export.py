@@ -57,6 +57,9 @@ class ServingModule(tf.Module):
         # as an attribute it would be tracked too and its variables written a
         # second time (that is how Keras' own `model.export` doubles the size).
         self.model_variables = [v.value for v in model.variables]
+        # The tokenizer's lookup tables (vocabulary, BPE merges and BPE's
+        # word cache) are resources the graph captures; they must be tracked.
+        self.tokenizer = task.tokenizer
         self._functions = task.serving_functions(model, backbone)
 
     def signatures(self):
@@ -123,6 +126,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
             **_describe(tmp),
             "task": task.name,
             "labels": list(task.labels),
+            **task.export_metadata(),
             **(extra_metadata or {}),
         }
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)

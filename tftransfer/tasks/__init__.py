@@ -1,6 +1,7 @@
 """Tasks: registered by name (with their configs), chosen by `task.type` in the config."""
 
 from tftransfer.tasks import (
+    causal_lm,  # noqa: F401  (registers)
     question_answering,  # noqa: F401  (registers)
     text_classification,  # noqa: F401  (registers)
     token_classification,  # noqa: F401  (registers)

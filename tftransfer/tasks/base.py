@@ -273,6 +273,10 @@ class Task(abc.ABC):
         cuts = [b for b in pipeline.SERVING_BUCKETS if b < self.config.max_seq_length]
         return lambda features: pipeline.bucketed_call(model, features, cuts)
 
+    def export_metadata(self):
+        """Task settings clients of the export need, for its metadata file."""
+        return {}
+
     @classmethod
     def format_result(cls, record, outputs):
         """Merges one example's serving outputs (NumPy) into its input record."""

@@ -33,7 +33,7 @@ from tftransfer.tasks import base, heads
 from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.word_tokenizer import SpecialIds
 
-POOLING = ("pooled", "cls", "mean")
+POOLING = ("auto", "pooled", "cls", "mean", "last")
 
 
 @dataclasses.dataclass
@@ -45,7 +45,11 @@ class TextClassificationConfig(base.TaskConfig):
             training data (sorted) and saved with the model.
         max_seq_length: tokens per example, special tokens included.
         pooling: `pooled` (BERT's pooler over [CLS]), `cls` (the [CLS]
-            vector) or `mean` (masked mean, as sentence-transformers train).
+            vector), `mean` (masked mean, as sentence-transformers train),
+            `last` (the last real token: the only one a decoder's causal
+            attention lets see the whole text; right or left padding), or
+            `auto`: `pooled` on backbones with a pooler, `last` on decoders,
+            else `cls`.
         dropout: dropout before the classification layer.
         class_weights: one weight per label, applied to the loss.
         balanced_class_weights: weight each class by n / (k * count) from
@@ -56,7 +60,7 @@ class TextClassificationConfig(base.TaskConfig):
 
     labels: List[str] = dataclasses.field(default_factory=list)
     max_seq_length: int = 128
-    pooling: str = "pooled"
+    pooling: str = "auto"
     dropout: float = 0.1
     class_weights: List[float] = dataclasses.field(default_factory=list)
     balanced_class_weights: bool = False
@@ -88,6 +92,12 @@ class TextClassification(base.Task):
             start_value=ids.start,
             end_value=ids.end,
             pad_value=ids.pad,
+        )
+        # The padding mask comes from packing ones the same way: telling
+        # padding by its id fails where the pad id is also text (GPT-2 pads
+        # with id 0, "!").
+        self.mask_packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length=config.max_seq_length, start_value=1, end_value=1, pad_value=0
         )
 
     @property
@@ -160,9 +170,9 @@ class TextClassification(base.Task):
         if self.text_pair:
             segments.append(self.tokenizer(inputs["text_pair"]))
         token_ids, segment_ids = self.packer(tuple(segments))
-        # keras-hub emits a boolean mask; MirroredStrategy's AddN cannot sum
-        # booleans, and the backbone accepts int32, so cast here once.
-        padding_mask = tf.cast(tf.not_equal(token_ids, self.pad_id), tf.int32)
+        padding_mask, _ = self.mask_packer(tuple(tf.ones_like(s) for s in segments))
+        # int32, not bool: MirroredStrategy's AddN cannot sum booleans.
+        padding_mask = tf.cast(padding_mask, tf.int32)
         return {
             "token_ids": token_ids,
             "segment_ids": segment_ids,
@@ -184,25 +194,41 @@ class TextClassification(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         inputs = backbone.inputs()
         outputs = backbone.outputs(inputs)
-        pooling = self.config.pooling
+        pooling = self.pooling(backbone)
+        sequence = outputs["sequence_output"]
         if pooling == "pooled":
             if "pooled_output" not in outputs:
                 raise ValueError(
                     "task.text_classification.pooling: this backbone has no pooler; "
-                    "use `cls` or `mean`"
+                    f"use {'`last`' if backbone.family == 'decoder' else '`cls`'} or `mean`"
                 )
             pooled = outputs["pooled_output"]
         elif pooling == "mean":
             mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], "float32"), -1)
-            total = keras.ops.sum(outputs["sequence_output"] * mask, axis=1)
+            total = keras.ops.sum(sequence * mask, axis=1)
             pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        elif pooling == "last":
+            # The highest position with a real token: right or left padding.
+            mask = keras.ops.cast(inputs["padding_mask"], "int32")
+            positions = keras.ops.arange(keras.ops.shape(mask)[1], dtype="int32")
+            last = keras.ops.argmax(mask * (positions + 1)[None, :], axis=1)
+            pooled = keras.ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0, :]
         else:
-            pooled = outputs["sequence_output"][:, 0, :]
+            pooled = sequence[:, 0, :]
         logits = heads.dense_head(pooled, len(self.labels), self.config.dropout)
         return keras.Model(inputs, logits, name="text_classifier")
 
+    def pooling(self, backbone):
+        """The configured pooling, `auto` resolved for `backbone`."""
+        if self.config.pooling != "auto":
+            return self.config.pooling
+        if backbone.family == "decoder":
+            return "last"
+        return "pooled" if backbone.has_pooler else "cls"
+
     def build_packed_model(self, model, backbone):
-        return PackedTextClassifier(backbone, model, self.config.pooling)
+        backbone = backbones.Backbone.wrap(backbone)
+        return PackedTextClassifier(backbone, model, self.pooling(backbone))
 
     def serving_call(self, model, backbone):
         """Packs each request's texts into shared rows (backbones that can pack).

@@ -1,0 +1,427 @@
+"""Causal language modelling: fine-tune a decoder on text, pairs or chats; generate.
+
+The objective is the language-model loss, -sum log P(w_i | w_<i), over the
+tokens that are targets:
+- plain text: documents joined with the end token and cut into blocks of
+  `max_seq_length` (a long document becomes several blocks, none is cut
+  off; every token after the first is a target once);
+- prompt/completion pairs: one row each, the loss on the completion and the
+  end token only;
+- chats: rendered with the checkpoint's chat template, the loss on the
+  assistant turns.
+
+Held-out data are scored by mean negative log-likelihood per target token
+and perplexity (lower is better; perplexity picks the best checkpoint).
+
+The export has `generate` (prompts -> continuations, with cached decoding in
+the graph) and `score` (texts -> mean log-likelihood per token).
+
+Example:
+
+>>> import keras_hub, tensorflow as tf
+>>> from tftransfer import backbones
+>>> from tftransfer.tasks.causal_lm import CausalLM, CausalLMConfig
+>>> tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(backbones.decoder_path())
+>>> task = CausalLM(CausalLMConfig(max_seq_length=4), tokenizer)  # SmolLM2's BPE
+>>> rows = tf.function(task.encode)({"text": tf.constant(["one two three four five six"])})
+>>> rows["token_ids"].numpy().tolist()  # the end token (<|im_end|>, 2) opens a document
+[[2, 537, 827, 1296], [1876, 2531, 2976, 0]]
+>>> rows["labels"].numpy().tolist()  # the next token (the last one: the end); -1: none
+[[537, 827, 1296, 1876], [2531, 2976, 2, -1]]
+"""
+
+import dataclasses
+import math
+from typing import List
+
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import backbones, configs
+from tftransfer.data import chat_template, lm_readers, pipeline
+from tftransfer.data.readers import DataError
+from tftransfer.tasks import base
+from tftransfer.tasks.cached_decoder import CachedDecoder
+
+PROMPT_TRUNCATION = ("error", "left")
+#: end-of-text tokens of common vocabularies; generation stops at any of them.
+END_TOKENS = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
+
+
+@dataclasses.dataclass
+class CausalLMConfig(base.TaskConfig):
+    """Causal language modelling and generation.
+
+    Attributes:
+        max_seq_length: tokens per training row: the block length for plain
+            text; the longest prompt + completion (+ end token) otherwise.
+        add_start_token: begin every document, pair and prompt with the
+            tokenizer's start token (Llama 3 does; GPT-2 and SmolLM2 do not).
+        chat_template: Jinja template for `messages` data; empty = the
+            checkpoint's (saved with the model once read).
+        max_length: the longest sequence generation handles (prompt + new
+            tokens; the KV cache's length).
+        prompt_truncation: a prompt with more than `max_length -
+            max_new_tokens` tokens is an `error`, or loses its start
+            (`left`).
+        max_new_tokens, temperature, top_k, top_p, seed: generation
+            defaults (temperature 0 = greedy); the export's
+            `generate_with_options` takes them per request.
+        stop_strings: `generate` cuts its output at the first of these.
+    """
+
+    max_seq_length: int = 256
+    add_start_token: bool = False
+    chat_template: str = ""
+    max_length: int = 1024
+    prompt_truncation: str = "error"
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    stop_strings: List[str] = dataclasses.field(default_factory=list)
+
+    def check(self, key):
+        super().check(key)
+        configs.check_choice(f"{key}.prompt_truncation", self.prompt_truncation, PROMPT_TRUNCATION)
+        configs.check_range(f"{key}.max_length", self.max_length, low=2)
+        configs.check_range(f"{key}.max_new_tokens", self.max_new_tokens, low=0)
+        configs.check_range(f"{key}.temperature", self.temperature, low=0.0)
+        configs.check_range(f"{key}.top_k", self.top_k, low=0)
+        configs.check_range(f"{key}.top_p", self.top_p, low=0.0, high=1.0)
+
+
+def _token_ids(tokenizer, tokens):
+    vocabulary = set(tokenizer.get_vocabulary())
+    return [tokenizer.token_to_id(t) for t in tokens if t in vocabulary]
+
+
+@base.register("causal_lm", CausalLMConfig)
+class CausalLM(base.Task):
+    """Next-token prediction on a decoder backbone (GPT-2, Llama, SmolLM2, ...).
+
+    Args:
+        config: a `CausalLMConfig`.
+        tokenizer: the backbone's keras-hub (byte-level BPE) tokenizer.
+    """
+
+    primary_metric = base.Metric("perplexity", lower_is_better=True)
+
+    def __init__(self, config, tokenizer):
+        super().__init__(config, tokenizer)
+        self.end_id = int(tokenizer.end_token_id)
+        self.pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+        start = getattr(tokenizer, "start_token_id", None)
+        if config.add_start_token and start is None:
+            raise ValueError("task.causal_lm.add_start_token: the tokenizer has no start token")
+        self.start_id = int(start) if config.add_start_token else None
+        self.stop_ids = sorted({self.end_id, *_token_ids(tokenizer, END_TOKENS)})
+
+    # -- data -------------------------------------------------------------
+    @classmethod
+    def read(cls, spec, need_labels=True):
+        del need_labels  # the text is the label
+        return lm_readers.read(spec)
+
+    def _template(self):
+        template = self.config.chat_template or getattr(self.tokenizer, "chat_template", None)
+        if not template:
+            raise DataError(
+                "the data are chats (`messages`) but the backbone's tokenizer has no chat "
+                "template: set task.causal_lm.chat_template, or use prompt/completion pairs"
+            )
+        return template
+
+    def _segments(self, examples):
+        """`(texts, is_target)` lists per example (pairs and chats)."""
+        if examples.kind == lm_readers.PROMPT_COMPLETION:
+            return [([p, c], [False, True]) for p, c in zip(examples.prompts, examples.completions)]
+        template = self._template()
+        out = []
+        for messages, where in zip(examples.messages, examples.sources):
+            try:
+                parts = chat_template.segments(template, messages)
+            except DataError as e:
+                raise DataError(f"{where}: {e}") from e
+            out.append(([t for t, _ in parts], [flag for _, flag in parts]))
+        return out
+
+    def prepare(self, train_examples):
+        if train_examples.kind == lm_readers.CHAT and not self.config.chat_template:
+            self.config.chat_template = self._template()
+        self.validate_examples(train_examples)
+
+    def validate_examples(self, examples):
+        if examples.kind == lm_readers.TEXT:
+            return  # documents become blocks: any length fits
+        limit = self.config.max_seq_length
+        lengths = self._row_lengths(examples)
+        for length, where in zip(lengths, examples.sources):
+            if length > limit:
+                raise DataError(
+                    f"{where}: {length} tokens (with the end token) exceed "
+                    f"task.causal_lm.max_seq_length={limit}; raise it or shorten the example"
+                )
+
+    def _row_lengths(self, examples):
+        counts = []
+        dataset = pipeline.batch(self.raw_dataset(examples), pipeline.ENCODE_CHUNK)
+        for batch in dataset:
+            counts.extend(self._sequences(batch)[0].row_lengths().numpy() - 1)
+        return counts
+
+    def raw_dataset(self, examples, with_labels=True):
+        del with_labels
+        if examples.kind == lm_readers.TEXT:
+            return tf.data.Dataset.from_tensor_slices({"text": examples.texts})
+        texts, targets = zip(*self._segments(examples))
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "segments": tf.ragged.constant(texts, dtype=tf.string),
+                "targets": tf.ragged.constant(targets, dtype=tf.bool),
+            }
+        )
+
+    def _column(self, rows, value, dtype=tf.int32):
+        return tf.fill([rows, 1], tf.cast(value, dtype))
+
+    def _sequences(self, batch):
+        """`(token ids, is target)` ragged `[examples, (tokens)]` of pairs and chats."""
+        segments, targets = batch["segments"], batch["targets"]
+        pieces = self.tokenizer(segments.flat_values)
+        nested = [segments.row_lengths(), pieces.row_lengths()]
+        ids = tf.RaggedTensor.from_nested_row_lengths(pieces.flat_values, nested).merge_dims(1, 2)
+        flags = tf.repeat(targets.flat_values, pieces.row_lengths())
+        flags = tf.RaggedTensor.from_nested_row_lengths(flags, nested).merge_dims(1, 2)
+        rows = ids.nrows()
+        ids = tf.concat([tf.cast(ids, tf.int32), self._column(rows, self.end_id)], axis=1)
+        flags = tf.concat([flags, self._column(rows, True, tf.bool)], axis=1)
+        if self.start_id is not None:
+            ids = tf.concat([self._column(rows, self.start_id), ids], axis=1)
+            flags = tf.concat([self._column(rows, False, tf.bool), flags], axis=1)
+        return ids, flags
+
+    def _blocks(self, texts):
+        """Documents joined by the end token, cut into `max_seq_length` rows."""
+        length = self.config.max_seq_length
+        ids = tf.cast(self.tokenizer(texts), tf.int32)
+        rows = ids.nrows()
+        if self.start_id is not None:
+            ids = tf.concat([self._column(rows, self.start_id), ids], axis=1)
+        ids = tf.concat([ids, self._column(rows, self.end_id)], axis=1)
+        # The end token also opens the stream, so a document's first token is
+        # a target too (predicted from "a document starts here").
+        stream = tf.concat([[self.end_id], ids.flat_values], axis=0)
+        count = tf.size(stream) - 1
+        blocks = (count + length - 1) // length
+        room = blocks * length - count
+        inputs = tf.pad(stream[:-1], [[0, room]], constant_values=self.pad_id)
+        targets = tf.pad(stream[1:], [[0, room]], constant_values=-1)
+        mask = tf.cast(tf.range(blocks * length) < count, tf.int32)
+        return {
+            "token_ids": tf.reshape(inputs, [blocks, length]),
+            "padding_mask": tf.reshape(mask, [blocks, length]),
+            "labels": tf.reshape(targets, [blocks, length]),
+        }
+
+    def encode(self, batch):
+        if "text" in batch:
+            return self._blocks(batch["text"])
+        length = self.config.max_seq_length
+        ids, flags = self._sequences(batch)
+        inputs, targets = ids[:, :-1], tf.where(flags[:, 1:], ids[:, 1:], -1)
+        return {
+            "token_ids": inputs.to_tensor(self.pad_id, shape=[None, length]),
+            "padding_mask": tf.ones_like(inputs).to_tensor(0, shape=[None, length]),
+            "labels": targets.to_tensor(-1, shape=[None, length]),
+        }
+
+    def position_keys(self, row_keys):
+        return list(row_keys)
+
+    def eval_dataset(self, examples, batch_size, data_config):
+        """Encoded rows (blocks) with their row index, length-bucketed."""
+        rows = pipeline.encoded_dataset(self, examples, data_config)
+        rows = rows.enumerate().map(lambda i, row: (row, i))
+        lengths = pipeline.boundaries(data_config, self.config.max_seq_length)
+        keys = self.position_keys(list(rows.element_spec[0]))
+        dataset = pipeline.bucket(rows, batch_size, lengths, keys, drop_remainder=False)
+        return dataset.prefetch(data_config.prefetch)
+
+    # -- model ------------------------------------------------------------
+    def build_model(self, backbone):
+        return backbones.Backbone.wrap(backbone).causal_lm()
+
+    def _token_nll(self, labels, logits):
+        """Per-position negative log-likelihood and target mask, float32."""
+        mask = labels >= 0
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.maximum(labels, 0), logits=tf.cast(logits, tf.float32)
+        )
+        mask = tf.cast(mask, tf.float32)
+        return nll * mask, mask
+
+    def loss(self, labels, outputs):
+        # Scaled so that the trainer's mean over rows is the mean over the
+        # batch's target tokens (rows hold different numbers of targets).
+        nll, mask = self._token_nll(labels, outputs)
+        rows = tf.cast(tf.shape(labels)[0], tf.float32)
+        return tf.reduce_sum(nll, axis=1) * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+    def forward(self, model, features):
+        inputs = {k: features[k] for k in ("token_ids", "padding_mask")}
+        nll, mask = self._token_nll(features["labels"], model(inputs, training=False))
+        return {"nll": tf.reduce_sum(nll, axis=1), "tokens": tf.reduce_sum(mask, axis=1)}
+
+    # -- evaluation ---------------------------------------------------------
+    def evaluate(self, outputs, examples):
+        nll = float(np.sum([o["nll"] for o in outputs], dtype=np.float64))
+        tokens = float(np.sum([o["tokens"] for o in outputs], dtype=np.float64))
+        mean = nll / max(tokens, 1.0)
+        return {
+            "examples": len(examples),
+            "rows": len(outputs),
+            "tokens": int(tokens),
+            "nll": mean,
+            "perplexity": math.exp(min(mean, 700.0)),
+        }
+
+    # -- serving ------------------------------------------------------------
+    def serving_inputs(self):
+        return {"prompt": tf.TensorSpec([None], tf.string, name="prompt")}
+
+    def postprocess(self, outputs):
+        return outputs
+
+    def prompt_ids(self, prompts, max_new_tokens):
+        """Prompt strings -> ragged ids leaving room for `max_new_tokens` in `max_length`.
+
+        An empty prompt starts from the end token (what precedes a document
+        in training). A longer prompt is an error or loses its start
+        (`prompt_truncation`), never silently cut elsewhere.
+        """
+        ids = tf.cast(self.tokenizer(prompts), tf.int32)
+        if self.start_id is not None:
+            ids = tf.concat([self._column(ids.nrows(), self.start_id), ids], axis=1)
+        empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
+        filler = tf.fill([tf.reduce_sum(empty)], self.end_id)
+        ids = tf.concat([ids, tf.RaggedTensor.from_row_lengths(filler, empty)], axis=1)
+        room = tf.maximum(self.config.max_length - tf.cast(max_new_tokens, tf.int32), 1)
+        if self.config.prompt_truncation == "left":
+            return ids[:, -room:]
+        longest = tf.cast(tf.reduce_max(ids.row_lengths()), tf.int32)
+        check = tf.debugging.assert_less_equal(
+            longest,
+            room,
+            message=(
+                "prompt too long: prompt tokens + max_new_tokens exceed "
+                f"task.causal_lm.max_length={self.config.max_length} (set "
+                "prompt_truncation: left to drop the start of long prompts)"
+            ),
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+    def decoder(self, model):
+        """A `CachedDecoder` on this task's model (a keras-hub CausalLM)."""
+        return CachedDecoder(model, self.stop_ids, self.pad_id, self.config.max_length)
+
+    def generate(self, decoder, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        """Prompt strings -> `{"generated_text", "generated_tokens"}` (graph ops)."""
+        ids = self.prompt_ids(prompts, max_new_tokens)
+        new = decoder(ids, max_new_tokens, temperature, top_k, top_p, seed)
+        return {
+            "generated_text": self.tokenizer.detokenize(new),
+            "generated_tokens": tf.cast(new.row_lengths(), tf.int32),
+        }
+
+    def score(self, model, texts):
+        """Texts -> mean log-likelihood per token and the number of tokens scored.
+
+        Each text is scored as a document: its tokens (and the end token
+        after it, as in training) given what precedes them, the first one
+        given the end token that opens a document. Texts longer than
+        `max_length` are scored on their first `max_length` tokens
+        (`token_count` says how many).
+        """
+        rows = self._blocks_of(texts)
+        nll, mask = self._token_nll(rows["labels"], model(rows["inputs"], training=False))
+        count = tf.reduce_sum(mask, axis=1)
+        return {
+            "mean_log_likelihood": -tf.reduce_sum(nll, axis=1) / tf.maximum(count, 1.0),
+            "token_count": tf.cast(count, tf.int32),
+        }
+
+    def _blocks_of(self, texts):
+        ids = tf.cast(self.tokenizer(texts), tf.int32)
+        rows = ids.nrows()
+        opener = self.start_id if self.start_id is not None else self.end_id
+        ids = tf.concat([self._column(rows, opener), ids, self._column(rows, self.end_id)], 1)
+        ids = ids[:, : self.config.max_length + 1]
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        return {
+            "inputs": {
+                "token_ids": inputs.to_tensor(self.pad_id),
+                "padding_mask": tf.ones_like(inputs).to_tensor(0),
+            },
+            "labels": targets.to_tensor(-1),
+        }
+
+    def export_metadata(self):
+        return {
+            "stop_strings": list(self.config.stop_strings),
+            "chat_template": self.config.chat_template
+            or getattr(self.tokenizer, "chat_template", None)
+            or "",
+            "max_length": self.config.max_length,
+            "generation_defaults": {
+                k: getattr(self.config, k)
+                for k in ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
+            },
+        }
+
+    def serving_functions(self, model, backbone):
+        """`generate` (also the default), `generate_with_options` and `score`.
+
+        TF Serving needs every input of a signature in each request, so the
+        generation settings are a second signature rather than optional
+        inputs; `generate` uses the config's.
+        """
+        del backbone
+        decoder = self.decoder(model)
+        cfg = self.config
+        prompt = self.serving_inputs()
+        scalar = lambda name, dtype: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+
+        def generate(prompts):
+            return self.generate(
+                decoder,
+                prompts,
+                cfg.max_new_tokens,
+                cfg.temperature,
+                cfg.top_k,
+                cfg.top_p,
+                cfg.seed,
+            )
+
+        def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+            return self.generate(decoder, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+
+        options = dict(prompt)
+        options.update(
+            max_new_tokens=scalar("max_new_tokens", tf.int32),
+            temperature=scalar("temperature", tf.float32),
+            top_k=scalar("top_k", tf.int32),
+            top_p=scalar("top_p", tf.float32),
+            seed=scalar("seed", tf.int64),
+        )
+        return {
+            "serving_default": (generate, prompt),
+            "generate": (generate, prompt),
+            "generate_with_options": (generate_with_options, options),
+            "score": (
+                lambda texts: self.score(model, texts),
+                {"text": tf.TensorSpec([None], tf.string, name="text")},
+            ),
+        }
