@@ -81,3 +81,9 @@ def train_with_crash(monkeypatch):
         return experiment.train(params, model_dir)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory):
+    """A tiny random Llama as a Hugging Face folder, converted from a tiny GGUF."""
+    return tiny.llama_folder(str(tmp_path_factory.mktemp("llama") / "hf"))

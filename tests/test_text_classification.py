@@ -99,3 +99,51 @@ def test_metrics_report():
     assert r["per_class"]["n"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
     assert r["confusion_matrix"] == [[1, 1], [0, 2]]
     assert r["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_decoder_backbone_pools_its_last_real_token_with_any_padding(llama_dir):
+    backbone, tokenizer = backbones.load(llama_dir)
+    backbone = backbones.Backbone(backbone)
+    task = _task(tokenizer, labels=["a", "b"])
+    assert task.pooling(backbone) == "last"
+    model = task.build_model(backbone)
+    features = task.tokenize({"text": tf.constant(["what a lovely day", "i love this film"])})
+    length = int(features["padding_mask"][0].numpy().sum())
+    ids = features["token_ids"][:1, :length]
+    left = {
+        "token_ids": tf.concat([tf.zeros([1, 3], tf.int32), ids], axis=1),
+        "padding_mask": tf.concat([tf.zeros([1, 3], tf.int32), tf.ones_like(ids)], axis=1),
+    }
+    left["segment_ids"] = tf.zeros_like(left["token_ids"])
+    unpadded = {"token_ids": ids, "padding_mask": tf.ones_like(ids), "segment_ids": 0 * ids}
+    right = {k: v[:1] for k, v in features.items()}
+    # Rotary positions are relative, so masked padding on either side changes nothing.
+    np.testing.assert_allclose(model(right), model(unpadded), atol=1e-5)
+    np.testing.assert_allclose(model(left), model(unpadded), atol=1e-5)
+    with pytest.raises(ValueError, match="no pooler; use `last`"):
+        _task(tokenizer, labels=["a", "b"], pooling="pooled").build_model(backbone)
+
+
+def test_decoder_classifier_trains_and_exports_from_config(tmp_path, llama_dir, sentiment_tsv):
+    from tftransfer import configs, experiment, export, predict
+
+    params = configs.load(
+        [],
+        {
+            "backbone": {"spec": llama_dir},
+            "task": {"text_classification": {"max_seq_length": 16}},
+            "data": {
+                "train": {"path": sentiment_tsv, "text_column": "sentence"},
+                "validation": {"path": sentiment_tsv, "text_column": "sentence"},
+            },
+            "trainer": {"batch_size": 8, "train_steps": 3, "checkpoint_every": 3},
+        },
+    )
+    run_dir = str(tmp_path / "run")
+    metrics = experiment.train(params, run_dir)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    path = export.export_run(run_dir)
+    [exported] = predict.with_saved_model(path, [{"text": "what a lovely day"}])
+    [in_process] = predict.with_checkpoint(run_dir, [{"text": "what a lovely day"}])
+    assert exported["labels"] == in_process["labels"]
+    np.testing.assert_allclose(exported["probabilities"], in_process["probabilities"], atol=1e-5)

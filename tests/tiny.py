@@ -266,7 +266,7 @@ def llama_weights(vocab_size, hidden=32, layers=2, heads=4, kv_heads=2, inter=64
 LLAMA = {"hidden": 32, "layers": 2, "heads": 4, "kv_heads": 2, "inter": 64}
 
 
-def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1"):
+def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1", arch="llama"):
     """Writes a tiny Llama GGUF as llama.cpp's converter would; returns its HF weights.
 
     Matrices are quantized (`embedding_type`, `matrix_type`), norms stay F32,
@@ -287,7 +287,7 @@ def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1"):
     def permute(w, n):  # llama.cpp convert_hf_to_gguf.py LlamaModel.permute
         return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
-    writer = gguf.GGUFWriter(path, "llama")
+    writer = gguf.GGUFWriter(path, arch)
     writer.add_name("tiny-test-llama")
     writer.add_block_count(LLAMA["layers"])
     writer.add_context_length(128)
@@ -333,7 +333,12 @@ def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1"):
         elif part_is(hf_name, "k_proj"):
             value = permute(value, kv_heads)
         kind = gguf.GGMLQuantizationType[qtype]
-        data = value if qtype == "F32" else gguf.quants.quantize(value, kind)
+        if qtype == "F32":
+            data = value
+        elif qtype == "F16":
+            data = value.astype(np.float16)
+        else:
+            data = gguf.quants.quantize(value, kind)
         writer.add_tensor(name, data, raw_dtype=kind)
         stored[hf_name] = (data, qtype)
     writer.write_header_to_file()
@@ -371,6 +376,18 @@ def numpy_dequantize(data, qtype):
         scale = blocks[..., :2].copy().view(np.float16).astype("float32")
         q = blocks[..., 2:].copy().view(np.int8).astype("float32")
         return (scale * q).reshape(rows, -1)
+    if qtype == "F16":
+        return (
+            data.view(np.float16).astype("float32")
+            if data.dtype != np.float16
+            else data.astype("float32")
+        )
+    if qtype == "Q4_0":  # f16 scale, 16 bytes: low nibbles then high, offset 8
+        blocks = data.reshape(rows, -1, 18)
+        scale = blocks[..., 0:2].copy().view(np.float16).astype("float32")
+        nibbles = blocks[..., 2:]
+        q = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=-1).astype("float32")
+        return (scale * (q - 8)).reshape(rows, -1)
     if qtype == "Q4_1":  # f16 scale, f16 min, 16 bytes: low nibbles then high
         blocks = data.reshape(rows, -1, 20)
         scale = blocks[..., 0:2].copy().view(np.float16).astype("float32")

@@ -167,8 +167,10 @@ class CausalLM(base.Task):
     def _row_lengths(self, examples):
         counts = []
         dataset = pipeline.batch(self.raw_dataset(examples), pipeline.ENCODE_CHUNK)
-        for batch in dataset:
-            counts.extend(self._sequences(batch)[0].row_lengths().numpy() - 1)
+        # Inputs are one shorter than the sequence (the last token is only a target).
+        dataset = dataset.map(lambda batch: self._sequences(batch)[0].row_lengths() - 1)
+        for lengths in dataset:
+            counts.extend(lengths.numpy().tolist())
         return counts
 
     def raw_dataset(self, examples, with_labels=True):

@@ -72,6 +72,14 @@ class TextClassificationConfig(base.TaskConfig):
         configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
 
 
+def _ones_like(tokens):
+    # Eager keras-hub tokenizers return Python lists; in tf.data and
+    # serving graphs, ragged tensors.
+    if isinstance(tokens, list):
+        tokens = tf.ragged.constant(tokens, dtype=tf.int32)
+    return tf.ones_like(tokens)
+
+
 @base.register("text_classification", TextClassificationConfig)
 class TextClassification(base.Task):
     """Classifies a text (or a pair of texts) into one of `config.labels`.
@@ -170,7 +178,7 @@ class TextClassification(base.Task):
         if self.text_pair:
             segments.append(self.tokenizer(inputs["text_pair"]))
         token_ids, segment_ids = self.packer(tuple(segments))
-        padding_mask, _ = self.mask_packer(tuple(tf.ones_like(s) for s in segments))
+        padding_mask, _ = self.mask_packer(tuple(_ones_like(s) for s in segments))
         # int32, not bool: MirroredStrategy's AddN cannot sum booleans.
         padding_mask = tf.cast(padding_mask, tf.int32)
         return {
@@ -194,6 +202,9 @@ class TextClassification(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         inputs = backbone.inputs()
         outputs = backbone.outputs(inputs)
+        # `tokenize` always makes segment ids; a model without that input
+        # (decoders) would map a 3-key dict onto its 2 inputs by position.
+        inputs.setdefault("segment_ids", keras.Input((None,), dtype="int32", name="segment_ids"))
         pooling = self.pooling(backbone)
         sequence = outputs["sequence_output"]
         if pooling == "pooled":
@@ -210,8 +221,8 @@ class TextClassification(base.Task):
         elif pooling == "last":
             # The highest position with a real token: right or left padding.
             mask = keras.ops.cast(inputs["padding_mask"], "int32")
-            positions = keras.ops.arange(keras.ops.shape(mask)[1], dtype="int32")
-            last = keras.ops.argmax(mask * (positions + 1)[None, :], axis=1)
+            positions = keras.ops.cumsum(keras.ops.ones_like(mask), axis=1)  # 1, 2, ...
+            last = keras.ops.argmax(mask * positions, axis=1)
             pooled = keras.ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0, :]
         else:
             pooled = sequence[:, 0, :]

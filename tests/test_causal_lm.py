@@ -1,0 +1,241 @@
+"""Causal LM: blocks, loss masks, chats, cached decoding, metrics, export."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tiny
+
+from tftransfer import configs, experiment, export, generation
+from tftransfer.data import lm_readers
+from tftransfer.data.readers import DataError
+from tftransfer.tasks.cached_decoder import CachedDecoder
+from tftransfer.tasks.causal_lm import CausalLM, CausalLMConfig
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return tiny.gpt2()
+
+
+def _encode(task, batch):
+    return {k: v.numpy() for k, v in tf.function(task.encode, autograph=False)(batch).items()}
+
+
+def test_blocks_keep_every_token_with_ends_between_documents(gpt2):
+    _, tokenizer = gpt2
+    task = CausalLM(CausalLMConfig(max_seq_length=8), tokenizer)
+    docs = tiny.LM_TEXT[:3]
+    rows = _encode(task, {"text": tf.constant(docs)})
+    end = tokenizer.end_token_id
+    expected = [end]
+    for doc in docs:
+        expected += np.asarray(tokenizer(doc)).tolist() + [end]
+    mask = rows["padding_mask"].astype(bool)
+    inputs = rows["token_ids"][mask].tolist()
+    targets = rows["labels"][mask].tolist()
+    assert inputs == expected[:-1]  # every token is read, in order
+    assert targets == expected[1:]  # and predicted once, the ends included
+    assert (rows["labels"][~mask] == -1).all()
+    assert rows["token_ids"].shape == (math.ceil((len(expected) - 1) / 8), 8)
+
+
+def test_prompt_completion_loss_covers_only_the_completion(gpt2):
+    _, tokenizer = gpt2
+    task = CausalLM(CausalLMConfig(max_seq_length=32), tokenizer)
+    batch = {
+        "segments": tf.ragged.constant([["what a lovely", " day in paris"], ["hello", " world"]]),
+        "targets": tf.ragged.constant([[False, True], [False, True]]),
+    }
+    rows = _encode(task, batch)
+    prompt = np.asarray(tokenizer("what a lovely")).tolist()
+    completion = np.asarray(tokenizer(" day in paris")).tolist()
+    labels = rows["labels"][0]
+    # Position i predicts token i + 1: the prompt's tokens after the first
+    # are not targets, the completion's and the end token are.
+    assert (labels[: len(prompt) - 1] == -1).all()
+    targets = labels[labels >= 0].tolist()
+    assert targets == completion + [tokenizer.end_token_id]
+    assert rows["token_ids"][0][: len(prompt) + len(completion)].tolist() == prompt + completion
+
+
+def test_loss_is_the_mean_over_target_tokens(gpt2):
+    backbone, tokenizer = gpt2
+    task = CausalLM(CausalLMConfig(max_seq_length=16), tokenizer)
+    labels = tf.constant([[3, 4, -1, -1], [5, 6, 7, 8]])
+    logits = tf.random.stateless_normal([2, 4, 300], seed=[1, 2])
+    per_position = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.maximum(labels, 0), logits=logits
+    ).numpy()
+    expected = (per_position[0, :2].sum() + per_position[1].sum()) / 6
+    loss = tf.nn.compute_average_loss(task.loss(labels, logits), global_batch_size=2)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_chats_train_on_assistant_turns_and_need_a_template(tmp_path, gpt2):
+    _, tokenizer = gpt2
+    path = tmp_path / "chats.jsonl"
+    chat = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hello world"},
+        {"role": "user", "content": "why"},
+        {"role": "assistant", "content": "the plot"},
+    ]
+    path.write_text(json.dumps({"messages": chat}) + "\n")
+    examples = lm_readers.read(configs.InputConfig(path=str(path)))
+    assert examples.kind == "chat"
+    # GPT-2's tokenizer splits the template's markers into pieces: long rows.
+    task = CausalLM(CausalLMConfig(max_seq_length=256), tokenizer)
+    task.prepare(examples)
+    assert task.config.chat_template == tiny.CHAT_TEMPLATE  # saved with the run
+    batch = next(iter(task.raw_dataset(examples).batch(1)))
+    rows = _encode(task, batch)
+    targets = rows["labels"][0][rows["labels"][0] >= 0]
+    expected = "hello world<|im_end|>\nthe plot<|im_end|>\n"
+    decoded = tokenizer.detokenize(targets[:-1])  # the last target is the end token
+    assert decoded == expected
+
+    bare = tiny.gpt2()[1]
+    bare.chat_template = None
+    with pytest.raises(DataError, match="no chat template"):
+        CausalLM(CausalLMConfig(), bare).prepare(examples)
+
+
+def test_too_long_pairs_are_an_error_naming_the_line(tmp_path, gpt2):
+    _, tokenizer = gpt2
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        json.dumps({"prompt": "hi", "completion": " there"})
+        + "\n"
+        + json.dumps({"prompt": "the movie " * 20, "completion": " was great"})
+        + "\n"
+    )
+    examples = lm_readers.read(configs.InputConfig(path=str(path)))
+    task = CausalLM(CausalLMConfig(max_seq_length=16), tokenizer)
+    with pytest.raises(DataError, match=r"pairs.jsonl:2: \d+ tokens .*max_seq_length=16"):
+        task.prepare(examples)
+
+
+def test_mixed_kinds_in_one_split_are_an_error(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "a"}\n{"prompt": "b", "completion": "c"}\n')
+    with pytest.raises(DataError, match="mixed.jsonl:2: a prompt/completion record among text"):
+        lm_readers.read(configs.InputConfig(path=str(path)))
+
+
+def _full_recompute_greedy(lm, prompt, steps):
+    ids = list(prompt)
+    for _ in range(steps):
+        x = np.asarray([ids])
+        logits = np.asarray(lm({"token_ids": x, "padding_mask": np.ones_like(x)}))
+        ids.append(int(logits[0, -1].argmax()))
+    return ids[len(prompt) :]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_cached_greedy_decoding_equals_recomputing_the_prefix(family, gpt2, llama_dir):
+    from tftransfer import backbones
+
+    if family == "gpt2":
+        backbone, _ = gpt2
+    else:
+        backbone = backbones.Backbone(backbones.load(llama_dir)[0])
+    lm = backbone.causal_lm()
+    prompts = [[5, 17, 40, 41, 200], [7], [90, 91, 92]]  # uneven: right-padded in a batch
+    decoder = tf.function(
+        lambda p, n: CachedDecoder(lm, stop_ids=[], pad_id=0, max_length=32)(p, n),
+        autograph=False,
+    )
+    out = decoder(tf.ragged.constant(prompts), tf.constant(6)).to_list()
+    assert out == [_full_recompute_greedy(lm, p, 6) for p in prompts]
+
+
+def test_decoding_stops_and_samples_reproducibly(gpt2):
+    backbone, _ = gpt2
+    lm = backbone.causal_lm()
+    prompts = tf.ragged.constant([[5, 17, 40], [7, 8]])
+    greedy = CachedDecoder(lm, [], 0, 32)(prompts, 5).to_list()
+    first = greedy[0][0]
+    stopped = CachedDecoder(lm, [first], 0, 32)(prompts, 5).to_list()
+    assert stopped[0] == []  # the stop token ends the row and is not output
+    assert len(stopped[1]) <= 5
+
+    def sample(seed, top_k=0, top_p=1.0):
+        return CachedDecoder(lm, [], 0, 32)(prompts, 8, 1.0, top_k, top_p, seed).to_list()
+
+    assert sample(3) == sample(3)
+    assert sample(3) != sample(4)
+    assert sample(3, top_k=1) == CachedDecoder(lm, [], 0, 32)(prompts, 8).to_list()
+    assert sample(5, top_p=1e-6) == CachedDecoder(lm, [], 0, 32)(prompts, 8).to_list()
+
+
+def test_long_prompts_fail_or_lose_their_start(gpt2):
+    backbone, tokenizer = gpt2
+    lm = backbone.causal_lm()
+    long_prompt = tf.constant(["the movie was great " * 10])
+
+    def generate(task, prompts):
+        fn = task.serving_functions(lm, backbone)["generate_with_options"][0]
+        return tf.function(fn, autograph=False)(prompts, 4, 0.0, 0, 1.0, 0)
+
+    strict = CausalLM(CausalLMConfig(max_length=20), tokenizer)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="prompt too long"):
+        generate(strict, long_prompt)
+    lenient = CausalLM(CausalLMConfig(max_length=20, prompt_truncation="left"), tokenizer)
+    ids = tf.function(lambda p: lenient.prompt_ids(p, 4), autograph=False)(long_prompt)
+    full = np.asarray(tokenizer("the movie was great " * 10)).tolist()
+    assert ids.to_list() == [full[-16:]]
+    assert generate(lenient, long_prompt)["generated_tokens"].numpy().tolist() == [4]
+
+
+def _lm_params(llama_dir, data, **task):
+    return configs.load(
+        ["configs/shakespeare_smollm2.yaml"],
+        {
+            "backbone": {"spec": llama_dir},
+            "data": {"train": {"path": data}, "validation": {"path": data}},
+            "task": {"causal_lm": {"max_seq_length": 16, "max_new_tokens": 6, **task}},
+            "trainer": {"batch_size": 4, "train_steps": 4, "checkpoint_every": 2},
+        },
+    )
+
+
+def test_train_evaluate_export_and_generate_in_a_fresh_process(tmp_path, llama_dir):
+    data = tmp_path / "text.txt"
+    data.write_text("\n".join(tiny.LM_TEXT * 2))
+    run_dir = str(tmp_path / "run")
+    metrics = experiment.train(_lm_params(llama_dir, str(data)), run_dir)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["nll"]))
+    assert metrics["tokens"] > len(" ".join(tiny.LM_TEXT * 2).split())
+    chinese = "naïve café, 你好 世界"
+    prompts = ["the movie", chinese, ""]
+    in_process = generation.Generator.from_model_dir(run_dir)(prompts)
+    assert [r["generated_tokens"] for r in in_process] == [6, 6, 6]
+    path = export.export_run(run_dir)
+    meta = export.read_metadata(path)
+    assert {"generate", "generate_with_options", "score"} <= set(meta["signatures"])
+    script = f"""
+import json, tensorflow as tf, tensorflow_text  # the TF Serving condition
+m = tf.saved_model.load({path!r})
+out = m.signatures["generate"](prompt=tf.constant({prompts!r}))
+score = m.signatures["score"](text=tf.constant([{chinese!r}]))
+print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated_text"].numpy()],
+                  "score": float(score["mean_log_likelihood"][0]),
+                  "count": int(score["token_count"][0])}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600
+    )
+    fresh = json.loads(result.stdout.strip().splitlines()[-1])
+    assert fresh["text"] == [r["generated_text"] for r in in_process]
+    # Chinese text goes through the byte-level BPE and back unchanged.
+    tokenizer = experiment.Loaded(run_dir).task.tokenizer
+    round_trip = tf.function(lambda t: tokenizer.detokenize(tokenizer(t)), autograph=False)
+    assert round_trip(tf.constant([chinese])).numpy()[0].decode("utf-8") == chinese
+    assert fresh["count"] == len(np.asarray(tokenizer(chinese))) + 1  # + the end token
+    assert fresh["score"] < 0
