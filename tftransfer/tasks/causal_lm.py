@@ -92,6 +92,19 @@ class CausalLMConfig(base.TaskConfig):
         configs.check_range(f"{key}.top_p", self.top_p, low=0.0, high=1.0)
 
 
+def _ragged(ids):
+    """Tokenizer output as a ragged int32 tensor.
+
+    keras-hub tokenizers return Python lists (or a dense tensor when rows
+    are equally long) when called eagerly, ragged tensors in graphs.
+    """
+    if isinstance(ids, list):
+        ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1)
+    elif not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids)
+    return tf.cast(ids, tf.int32)
+
+
 def _token_ids(tokenizer, tokens):
     vocabulary = set(tokenizer.get_vocabulary())
     return [tokenizer.token_to_id(t) for t in tokens if t in vocabulary]
@@ -191,7 +204,7 @@ class CausalLM(base.Task):
     def _sequences(self, batch):
         """`(token ids, is target)` ragged `[examples, (tokens)]` of pairs and chats."""
         segments, targets = batch["segments"], batch["targets"]
-        pieces = self.tokenizer(segments.flat_values)
+        pieces = _ragged(self.tokenizer(segments.flat_values))
         nested = [segments.row_lengths(), pieces.row_lengths()]
         ids = tf.RaggedTensor.from_nested_row_lengths(pieces.flat_values, nested).merge_dims(1, 2)
         flags = tf.repeat(targets.flat_values, pieces.row_lengths())
@@ -207,7 +220,7 @@ class CausalLM(base.Task):
     def _blocks(self, texts):
         """Documents joined by the end token, cut into `max_seq_length` rows."""
         length = self.config.max_seq_length
-        ids = tf.cast(self.tokenizer(texts), tf.int32)
+        ids = _ragged(self.tokenizer(texts))
         rows = ids.nrows()
         if self.start_id is not None:
             ids = tf.concat([self._column(rows, self.start_id), ids], axis=1)
@@ -303,7 +316,7 @@ class CausalLM(base.Task):
         in training). A longer prompt is an error or loses its start
         (`prompt_truncation`), never silently cut elsewhere.
         """
-        ids = tf.cast(self.tokenizer(prompts), tf.int32)
+        ids = _ragged(self.tokenizer(prompts))
         if self.start_id is not None:
             ids = tf.concat([self._column(ids.nrows(), self.start_id), ids], axis=1)
         empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
@@ -356,7 +369,7 @@ class CausalLM(base.Task):
         }
 
     def _blocks_of(self, texts):
-        ids = tf.cast(self.tokenizer(texts), tf.int32)
+        ids = _ragged(self.tokenizer(texts))
         rows = ids.nrows()
         opener = self.start_id if self.start_id is not None else self.end_id
         ids = tf.concat([self._column(rows, opener), ids, self._column(rows, self.end_id)], 1)
@@ -396,20 +409,6 @@ class CausalLM(base.Task):
         prompt = self.serving_inputs()
         scalar = lambda name, dtype: tf.TensorSpec([], dtype, name=name)  # noqa: E731
 
-        def generate(prompts):
-            return self.generate(
-                decoder,
-                prompts,
-                cfg.max_new_tokens,
-                cfg.temperature,
-                cfg.top_k,
-                cfg.top_p,
-                cfg.seed,
-            )
-
-        def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-            return self.generate(decoder, prompts, max_new_tokens, temperature, top_k, top_p, seed)
-
         options = dict(prompt)
         options.update(
             max_new_tokens=scalar("max_new_tokens", tf.int32),
@@ -418,6 +417,24 @@ class CausalLM(base.Task):
             top_p=scalar("top_p", tf.float32),
             seed=scalar("seed", tf.int64),
         )
+
+        # One traced graph behind all three generation signatures: tracing
+        # keras-hub's tokenizer and 2 x 30 decoder layers takes most of a
+        # minute, and the SavedModel then holds the loop once.
+        @tf.function(input_signature=list(options.values()), autograph=False)
+        def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+            return self.generate(decoder, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+
+        def generate(prompts):
+            return generate_with_options(
+                prompts,
+                tf.constant(cfg.max_new_tokens, tf.int32),
+                tf.constant(cfg.temperature, tf.float32),
+                tf.constant(cfg.top_k, tf.int32),
+                tf.constant(cfg.top_p, tf.float32),
+                tf.constant(cfg.seed, tf.int64),
+            )
+
         return {
             "serving_default": (generate, prompt),
             "generate": (generate, prompt),
