@@ -238,3 +238,16 @@ print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated
     assert round_trip(tf.constant([chinese])).numpy()[0].decode("utf-8") == chinese
     assert fresh["count"] == len(np.asarray(tokenizer(chinese))) + 1  # + the end token
     assert fresh["score"] < 0
+
+
+def test_xla_compiled_decoding_gives_the_same_tokens(llama_dir):
+    from tftransfer import backbones
+
+    lm = backbones.Backbone(backbones.load(llama_dir)[0]).causal_lm()
+    prompts = tf.ragged.constant([[5, 17, 40, 41, 200], [7]])
+
+    def decode(jit_compile):
+        decoder = CachedDecoder(lm, [], 0, 100, jit_compile=jit_compile)
+        return tf.function(lambda p: decoder(p, 6), autograph=False)(prompts).to_list()
+
+    assert decode(True) == decode(False)

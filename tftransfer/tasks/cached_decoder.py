@@ -39,13 +39,21 @@ class CachedDecoder:
         stop_ids: token ids that end a row (not part of the output).
         pad_id: the id written where nothing is generated.
         max_length: the longest sequence (prompt + new tokens) decoded.
+        jit_compile: compile the per-token step with XLA. Faster on CPU
+            (BENCHMARKS.md), but a graph TF Serving runs only with
+            `--xla_cpu_compilation_enabled`; the cache length is then
+            rounded up to a multiple of `JIT_LENGTH_STEP` so that few shapes
+            are compiled.
     """
 
-    def __init__(self, causal_lm, stop_ids, pad_id, max_length):
+    JIT_LENGTH_STEP = 64
+
+    def __init__(self, causal_lm, stop_ids, pad_id, max_length, jit_compile=False):
         self.causal_lm = causal_lm
         self.stop_ids = sorted({int(i) for i in stop_ids})
         self.pad_id = int(pad_id)
         self.max_length = int(max_length)
+        self.jit_compile = bool(jit_compile)
 
     def __call__(self, prompts, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=0):
         """Continues each prompt.
@@ -65,19 +73,22 @@ class CachedDecoder:
         longest = tf.reduce_max(lengths)
         max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
         total = tf.minimum(longest + max_new_tokens, self.max_length)
+        limit = tf.minimum(lengths + max_new_tokens, total)
+        if self.jit_compile:
+            step_size = self.JIT_LENGTH_STEP
+            total = tf.minimum((total + step_size - 1) // step_size * step_size, self.max_length)
         token_ids = prompts.to_tensor(self.pad_id)
         token_ids = tf.pad(token_ids, [[0, 0], [0, total - longest]], constant_values=self.pad_id)
-        # The cache is read over the prompts once and padded for the rest.
-        _, cache = compat.build_decoder_cache(self.causal_lm, token_ids[:, :longest])
-        cache = tf.pad(cache, [[0, 0], [0, 0], [0, 0], [0, total - longest], [0, 0], [0, 0]])
-        limit = tf.minimum(lengths + max_new_tokens, total)
+        model = _Model.of(self.causal_lm)
+        cache = model.read_prompts(token_ids[:, :longest], total)
+        forward = model.step
+        if self.jit_compile:
+            forward = tf.function(model.step, jit_compile=True, autograph=False)
         stop_ids = tf.constant(self.stop_ids or [-1], tf.int32)
         batch = tf.shape(token_ids)[0]
 
-        def step(index, token_ids, cache, generated, done):
-            logits, _, cache = self.causal_lm.call_with_cache(
-                token_ids[:, index - 1 : index], cache, index - 1
-            )
+        def step(index, token_ids, generated, done, *cache):
+            logits, cache = forward(token_ids[:, index - 1 : index], cache, index - 1)
             chosen = token_sampler.next_tokens(
                 logits[:, -1, :], temperature, top_k, top_p, seed, index
             )
@@ -92,9 +103,9 @@ class CachedDecoder:
             generated = tf.logical_or(generated, tf.logical_and(column, keep[:, None]))
             finished = tf.logical_or(is_stop, index + 1 >= limit)
             done = tf.logical_or(done, tf.logical_and(fresh, finished))
-            return index + 1, token_ids, cache, generated, done
+            return (index + 1, token_ids, generated, done, *cache)
 
-        def more(index, token_ids, cache, generated, done):
+        def more(index, token_ids, generated, done, *cache):
             del token_ids, cache, generated
             return tf.logical_and(index < total, tf.logical_not(tf.reduce_all(done)))
 
@@ -102,16 +113,82 @@ class CachedDecoder:
         generated = tf.zeros([batch, total], tf.bool)
         done = lengths >= limit
         unknown = lambda rank: tf.TensorShape([None] * rank)  # noqa: E731
-        _, token_ids, _, generated, _ = tf.while_loop(
+        _, token_ids, generated, _, *_ = tf.while_loop(
             more,
             step,
-            (start, token_ids, cache, generated, done),
+            (start, token_ids, generated, done, *cache),
             shape_invariants=(
                 tf.TensorShape([]),
                 unknown(2),
-                unknown(6),
                 unknown(2),
                 unknown(1),
+                *[unknown(c.shape.rank) for c in cache],
             ),
         )
         return tf.ragged.boolean_mask(token_ids, generated)
+
+
+class _Model:
+    """The causal LM's cached forward pass: the whole 6-D cache, or one per layer."""
+
+    def __init__(self, causal_lm):
+        self.causal_lm = causal_lm
+
+    @staticmethod
+    def of(causal_lm):
+        parts = compat.llama_style_parts(causal_lm)
+        return _PerLayer(causal_lm, *parts) if parts else _Model(causal_lm)
+
+    def read_prompts(self, token_ids, total):
+        """Caches (a tuple of tensors) after reading `token_ids`, `total` long."""
+        _, cache = compat.build_decoder_cache(self.causal_lm, token_ids)
+        longest = tf.shape(token_ids)[1]
+        return (tf.pad(cache, [[0, 0], [0, 0], [0, 0], [0, total - longest], [0, 0], [0, 0]]),)
+
+    def step(self, token_ids, cache, index):
+        """`(logits, caches)` for `token_ids` at position `index`."""
+        logits, _, cache = self.causal_lm.call_with_cache(token_ids, cache[0], index)
+        return logits, (cache,)
+
+
+class _PerLayer(_Model):
+    """Llama/Mistral: calls the layers with one cache each (see `compat.llama_style_parts`)."""
+
+    def __init__(self, causal_lm, token_embedding, layers, norm):
+        super().__init__(causal_lm)
+        self.token_embedding, self.layers, self.norm = token_embedding, layers, norm
+
+    def read_prompts(self, token_ids, total):
+        backbone = self.causal_lm.backbone
+        shape = [
+            tf.shape(token_ids)[0],
+            2,
+            total,
+            backbone.num_key_value_heads,
+            backbone.hidden_dim // backbone.num_query_heads,
+        ]
+        empty = tuple(tf.zeros(shape, self.causal_lm.compute_dtype) for _ in self.layers)
+        return self.step(token_ids, empty, 0, with_logits=False)[1]
+
+    def step(self, token_ids, cache, index, with_logits=True):
+        x = self.token_embedding(token_ids)
+        updated = []
+        for layer, layer_cache in zip(self.layers, cache):
+            x, layer_cache = layer(
+                x, self_attention_cache=layer_cache, self_attention_cache_update_index=index
+            )
+            updated.append(layer_cache)
+        if not with_logits:  # reading a prompt: only the caches are needed
+            return None, tuple(updated)
+        return self.logits(self.norm(x)), tuple(updated)
+
+    def logits(self, x):
+        # Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
+        # table on every call: a 113 MB copy per token for SmolLM2. A matmul
+        # with transpose_b reads it in place.
+        emb = self.token_embedding
+        if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
+            return emb(x, reverse=True)
+        flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
+        return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
