@@ -50,6 +50,13 @@ def test_hf_folder_options_follow_the_checkpoint(tmp_path):
     assert backbones._hf_tokenizer_options(str(tmp_path)) is False
 
 
+def test_llama_folders_keep_their_rms_norm_epsilon(llama_dir):
+    # keras-hub's converter would fall back to its default of 1e-6.
+    backbone, _ = backbones.load(llama_dir)
+    assert backbone.layer_norm_epsilon == pytest.approx(1e-5)
+    assert backbones._hf_backbone_kwargs({"model_type": "bert", "rms_norm_eps": 1e-5}) == {}
+
+
 def _online():
     try:
         socket.getaddrinfo("api.kaggle.com", 443)

@@ -164,6 +164,10 @@ def _hf_config(path, name="config.json"):
         return json.load(f)
 
 
+def _hf_exact_gelu(path):
+    return _hf_config(path).get("hidden_act") == "gelu"
+
+
 def _hf_backbone_kwargs(config):
     """Settings keras-hub's Hugging Face converters drop, passed back explicitly."""
     kwargs = {}
@@ -225,7 +229,7 @@ def load(
         if strip_accents is None and config.get("model_type") in _WORDPIECE_TYPES:
             strip_accents = _hf_tokenizer_options(preset)
         if exact_gelu is None:
-            exact_gelu = config.get("hidden_act") == "gelu"
+            exact_gelu = _hf_exact_gelu(preset)
         backbone_kwargs.update(_hf_backbone_kwargs(config))
         chat_template = _hf_config(preset, "tokenizer_config.json").get("chat_template")
     tokenizer_kwargs = {}
