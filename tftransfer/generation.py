@@ -21,6 +21,10 @@ from tftransfer import export
 from tftransfer.data import chat_template
 
 
+#: the signature both paths call (prompts and every setting as inputs).
+SIGNATURE = "generate_with_options"
+
+
 @dataclasses.dataclass
 class Options:
     """Per-request generation settings (None: the run's config)."""
@@ -61,9 +65,10 @@ class Generator:
         from tftransfer import experiment
 
         loaded = experiment.Loaded(model_dir, checkpoint)
-        if loaded.task.name != "causal_lm":
-            raise ValueError(f"{model_dir} holds a {loaded.task.name} run, not a causal_lm one")
-        fn, specs = loaded.serving_functions()["generate_with_options"]
+        functions = loaded.serving_functions()
+        if SIGNATURE not in functions:
+            raise ValueError(f"{model_dir}: a {loaded.task.name} run does not generate text")
+        fn, specs = functions[SIGNATURE]
         traced = tf.function(fn, input_signature=list(specs.values()), autograph=False)
         meta = loaded.task.export_metadata()
         return cls(traced, meta["generation_defaults"], meta["stop_strings"], meta["chat_template"])
@@ -73,9 +78,9 @@ class Generator:
         import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
 
         meta = export.read_metadata(version_dir)
-        if meta.get("task") != "causal_lm":
-            raise ValueError(f"{version_dir} is a {meta.get('task')} export, not a causal_lm one")
-        signature = tf.saved_model.load(version_dir).signatures["generate_with_options"]
+        if SIGNATURE not in meta["signatures"]:
+            raise ValueError(f"{version_dir}: a {meta.get('task')} export does not generate text")
+        signature = tf.saved_model.load(version_dir).signatures[SIGNATURE]
 
         def call(prompt, max_new_tokens, temperature, top_k, top_p, seed):
             return signature(
