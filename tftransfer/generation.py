@@ -20,7 +20,6 @@ import tensorflow as tf
 from tftransfer import export
 from tftransfer.data import chat_template
 
-
 #: the signature both paths call (prompts and every setting as inputs).
 SIGNATURE = "generate_with_options"
 
