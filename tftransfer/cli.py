@@ -203,6 +203,14 @@ def read_records(path):
     return records
 
 
+def write_jsonl(path, results):
+    """One JSON object per line to `path` (`-`: stdout)."""
+    out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
+    with out:
+        for result in results:
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
 def run_predict(argv):
     del argv
     from tftransfer import predict
@@ -214,10 +222,7 @@ def run_predict(argv):
         results = predict.with_saved_model(FLAGS.saved_model, records, FLAGS.batch_size)
     else:
         results = predict.with_checkpoint(FLAGS.model_dir, records, FLAGS.checkpoint)
-    out = sys.stdout if FLAGS.output == "-" else open(FLAGS.output, "w", encoding="utf-8")
-    with out:
-        for result in results:
-            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    write_jsonl(FLAGS.output, results)
 
 
 def read_prompts(path):
@@ -253,10 +258,7 @@ def run_generate(argv):
         tuple(FLAGS.stop),
     )
     results = generator(prompts, options, chat=FLAGS.chat, batch_size=FLAGS.batch_size)
-    out = sys.stdout if FLAGS.output == "-" else open(FLAGS.output, "w", encoding="utf-8")
-    with out:
-        for result in results:
-            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    write_jsonl(FLAGS.output, results)
 
 
 RUNNERS = {
