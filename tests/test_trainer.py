@@ -105,6 +105,33 @@ def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):
     assert experiment.restore(experiment.Loaded(run).model, run, "latest").endswith("ckpt-9")
 
 
+def test_eval_on_start_scores_the_pretrained_model_without_taking_part(tiny_params, tmp_path):
+    tiny_params.override(
+        {
+            "trainer": {
+                "epochs": 4,
+                "eval_every": 3,
+                "eval_on_start": True,
+                "learning_rate": 1e-12,
+                "early_stopping_patience": 2,
+            }
+        }
+    )
+    run = str(tmp_path / "run")
+    experiment.train(tiny_params, run)
+    evals = [
+        r for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "accuracy" in r
+    ]
+    # Step 0 is the untouched model: the same score as step 3 at this learning rate,
+    # yet neither the best checkpoint nor a stale evaluation for early stopping.
+    assert [r["step"] for r in evals] == [0, 3, 6, 9]
+    assert evals[0]["accuracy"] == evals[1]["accuracy"]
+    with open(os.path.join(run, "best", "best.json")) as f:
+        assert json.load(f)["step"] == 3
+    with open(os.path.join(run, "early_stopped.json")) as f:
+        assert json.load(f)["step"] == 9
+
+
 def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeypatch):
     from tftransfer.training import trainer as trainer_lib
 

@@ -101,6 +101,9 @@ class TrainerConfig(base_config.Config):
         checkpoint_every: save a checkpoint every N steps (and at the end).
         keep_checkpoints: how many recent checkpoints to keep.
         eval_every: evaluate on validation every N steps (0 = each epoch).
+        eval_on_start: also evaluate before the first step (logged as step
+            0, as HF Trainer's `eval_on_start`): the pretrained model's score,
+            the start of the learning curve. Never the best checkpoint.
         early_stopping_patience: stop after this many evaluations without
             improvement (0 = never).
         log_every: steps between training-loss records (history.jsonl,
@@ -125,6 +128,7 @@ class TrainerConfig(base_config.Config):
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     eval_every: int = 0
+    eval_on_start: bool = False
     early_stopping_patience: int = 0
     log_every: int = 10
     seed: int = 42

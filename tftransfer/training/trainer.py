@@ -197,7 +197,9 @@ class Trainer:
         steps = {
             r["step"]
             for r in history.read(self.model_dir)
-            if metric.name in r and r["step"] <= step and (best is None or r["step"] > best["step"])
+            if metric.name in r
+            and 0 < r["step"] <= step
+            and (best is None or r["step"] > best["step"])
         }
         return len(steps)
 
@@ -285,6 +287,8 @@ class Trainer:
             total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
         )
         progbar.update(start)
+        if evaluate is not None and self.config.eval_on_start and start == 0:
+            self._evaluate(evaluate, 0, eval_writer)
         iterator = iter(self.strategy.experimental_distribute_dataset(make_dataset(start)))
         step = start
         while step < total_steps:
