@@ -137,8 +137,8 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeyp
 
     real = trainer_lib.Trainer._make_train_step
 
-    def interrupt_third_step(self):
-        step_fn = real(self)
+    def interrupt_third_step(self, variables):
+        step_fn = real(self, variables)
         calls = {"n": 0}
 
         def wrapped(features, labels):
@@ -178,7 +178,9 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
     steps = []
     make = trainer_lib.Trainer._make_train_step
     monkeypatch.setattr(
-        trainer_lib.Trainer, "_make_train_step", lambda self: steps.append(make(self)) or steps[-1]
+        trainer_lib.Trainer,
+        "_make_train_step",
+        lambda self, variables: steps.append(make(self, variables)) or steps[-1],
     )
     experiment.train(tiny_params, str(tmp_path / "run"))
     (step,) = steps

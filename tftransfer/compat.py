@@ -117,6 +117,34 @@ def flatten_layers(model):
     return list(_require(model, "_flatten_layers", "keras")(include_self=False))
 
 
+#: what Keras' `enable_lora` adds to a Dense/EinsumDense layer.
+LORA_WEIGHTS = ("lora_kernel_a", "lora_kernel_b")
+
+
+def merge_lora(layer):
+    """Folds a layer's LoRA adapters into its kernel and removes them.
+
+    Keras merges adapters only into saved weight files (`save_own_variables`);
+    an in-memory model keeps computing `kernel + A @ B` and keeps the adapter
+    variables, which a SavedModel would then carry. After this the layer is
+    the plain layer it was before `enable_lora`, with the merged kernel.
+    """
+    kernel = _require(layer, "_kernel", "keras")
+    merged = keras.ops.convert_to_tensor(layer.kernel)  # kernel + alpha / rank * A @ B
+    kernel.assign(keras.ops.cast(merged, kernel.dtype))
+    adapters = {id(_require(layer, name, "keras")) for name in LORA_WEIGHTS}
+    tracker = _require(layer, "_tracker", "keras")
+    tracker.unlock()
+    layer._trainable_variables[:] = [
+        v for v in _require(layer, "_trainable_variables", "keras") if id(v) not in adapters
+    ]
+    for name in LORA_WEIGHTS:
+        object.__delattr__(layer, name)
+    tracker.lock()
+    layer.lora_enabled = False
+    kernel.trainable = True
+
+
 def wordpiece_split_patterns(split_on_cjk):
     """`(delimiters, kept delimiters)` regexes of keras-hub's WordPiece pre-splitting.
 
@@ -204,3 +232,9 @@ def check():
     )
     if llama_style_parts(keras_hub.models.Llama3CausalLM(backbone=llama)) is None:
         raise CompatError("keras-hub's Llama3CausalLM is no longer a LlamaCausalLM")
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    dense.enable_lora(1)
+    merge_lora(dense)
+    if len(dense.weights) != 2:
+        raise CompatError(f"merge_lora left {len(dense.weights)} weights on a Dense layer, not 2")

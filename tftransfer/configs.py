@@ -27,6 +27,7 @@ from official.modeling.hyperparams import base_config, oneof, params_dict
 
 # The data side owns its config; it is part of every experiment's.
 from tftransfer.data.data_config import DataConfig, InputConfig  # noqa: F401
+from tftransfer.transfer.transfer_config import TransferConfig
 
 
 @dataclasses.dataclass
@@ -177,6 +178,7 @@ class ExperimentConfig(base_config.Config):
 
     task: oneof.OneOfConfig = dataclasses.field(default_factory=lambda: task_config_class()())
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
@@ -298,11 +300,15 @@ def validate(params):
     Each task block checks itself (`TaskConfig.check`); enumerated keys
     list their allowed values.
     """
-    from tftransfer import tasks
+    from tftransfer import tasks, transfer
 
     check_choice("task.type", params.task.type, list(tasks.registered()))
     params.task.get().check(f"task.{params.task.type}")
     check_range("trainer.batch_size", params.trainer.batch_size, low=1)
+    check_choice("transfer.strategy", params.transfer.strategy, sorted(transfer.registered()))
+    check_range("transfer.lora_rank", params.transfer.lora_rank, low=1)
+    check_range("transfer.llrd_decay", params.transfer.llrd_decay, low=0.0, high=1.0)
+    check_range("transfer.unfreeze_every", params.transfer.unfreeze_every, low=0)
     check_range("trainer.eval_batch_size", params.trainer.eval_batch_size, low=1)
     check_choice(
         "runtime.distribution_strategy",

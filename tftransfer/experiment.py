@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tftransfer import backbones, configs, evaluation, report, tasks
+from tftransfer import backbones, configs, evaluation, report, tasks, transfer
 from tftransfer.data import pipeline, readers
 from tftransfer.training import distribute, history, optimization
 from tftransfer.training import trainer as trainer_lib
@@ -70,6 +70,8 @@ class Run:
         train_examples, validation: the data read (validation may be None).
         encoded: the encoded, cached training rows; `num_rows` of them.
         steps_per_epoch, total_steps: the schedule.
+        trained_variables: `step -> variables` when the transfer strategy
+            changes what trains during training, else None.
     """
 
     params: Any
@@ -85,6 +87,7 @@ class Run:
     num_rows: int
     steps_per_epoch: int
     total_steps: int
+    trained_variables: Optional[Any] = None
 
     def train_dataset(self, skip_steps=0):
         """The endless training stream, from step `skip_steps` on."""
@@ -150,7 +153,10 @@ def prepare_task(params, train_examples, validation=None):
     Returns:
         `(backbone, task)`: a `backbones.Backbone` and the prepared task.
     """
-    backbone, tokenizer = backbones.from_config(params.backbone)
+    backbone_cfg = params.backbone
+    if transfer.get(params.transfer).random_init:
+        backbone_cfg = backbone_cfg.replace(random_init=True)
+    backbone, tokenizer = backbones.from_config(backbone_cfg)
     task = build_task(params, tokenizer)
     task.prepare(train_examples)
     if validation is not None:
@@ -175,8 +181,13 @@ def build(params, train_examples=None, total_steps=None):
         steps_per_epoch = max(1, num_rows // cfg.batch_size)
         total_steps = total_steps or cfg.train_steps or cfg.epochs * steps_per_epoch
         model = task.build_model(backbone)
+        method = transfer.get(params.transfer)
+        method.prepare(model, backbone)
         train_model = _packed_model(params, task, model, backbone, strategy)
-        optimizer = optimization.create_optimizer(cfg, total_steps, model)
+        optimizer = optimization.create_optimizer(
+            cfg, total_steps, model, method.learning_rate_multipliers(model, backbone)
+        )
+        trained_variables = method.trained_variables(model, backbone, steps_per_epoch)
     return Run(
         params,
         strategy,
@@ -191,6 +202,7 @@ def build(params, train_examples=None, total_steps=None):
         num_rows,
         steps_per_epoch,
         total_steps,
+        trained_variables,
     )
 
 
@@ -233,6 +245,7 @@ def fit(run, model_dir):
         cfg,
         cfg.batch_size,
         run.train_model,
+        run.trained_variables,
     )
     print(
         f"Training {run.total_steps} steps ({run.steps_per_epoch} per epoch) on "
@@ -305,7 +318,12 @@ class Loaded:
         self.backbone, tokenizer = backbones.from_config(backbone_cfg)
         self.task = build_task(self.params, tokenizer)
         self.model = self.task.build_model(self.backbone)
+        # The checkpoint holds what the strategy trained (e.g. LoRA adapters);
+        # after restoring, the model becomes a plain one (adapters merged).
+        method = transfer.get(self.params.transfer)
+        method.prepare(self.model, self.backbone)
         self.checkpoint_path = restore(self.model, model_dir, checkpoint)
+        method.finalize(self.model)
 
     def serving_functions(self):
         """The task's serving functions on the restored model."""

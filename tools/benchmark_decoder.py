@@ -40,6 +40,7 @@ flags.DEFINE_integer("new_tokens", 128, "Generated tokens per prompt.")
 flags.DEFINE_list("batch_sizes", ["1", "8"], "Generation batch sizes.")
 flags.DEFINE_integer("rounds", 2, "Alternating rounds; medians are reported.")
 flags.DEFINE_list("parts", ["training", "generation"], "What to measure.")
+flags.DEFINE_bool("jit_compile", False, "Compile tftransfer's training step with XLA.")
 flags.DEFINE_string("side", "", "Internal: run one measurement in this process.")
 flags.DEFINE_string("export_path", "", "Internal: the SavedModel to time.")
 flags.DEFINE_string("output", "runs/benchmark_decoder.json", "Where to write the results.")
@@ -82,7 +83,12 @@ def tftransfer_training():
         {
             "data": {"validation": {"path": ""}},
             "task": {"causal_lm": {"max_seq_length": FLAGS.block}},
-            "trainer": {"batch_size": FLAGS.batch_size, "clipnorm": 0.0, "warmup_ratio": 0.0},
+            "trainer": {
+                "batch_size": FLAGS.batch_size,
+                "clipnorm": 0.0,
+                "warmup_ratio": 0.0,
+                "jit_compile": FLAGS.jit_compile,
+            },
         },
     )
     run = experiment.build(params, total_steps=FLAGS.steps + FLAGS.warmup_steps)
@@ -241,6 +247,7 @@ def _child(side, **extra):
             "warmup_steps",
             "new_tokens",
             "batch_sizes",
+            "jit_compile",
         )
     ]
     result = subprocess.run(args, capture_output=True, text=True)

@@ -65,8 +65,47 @@ class PreReducedAdamW(keras.optimizers.AdamW):
     optimizer must not sum again.
     """
 
+    _factors = None  # per-variable learning-rate factors, by optimizer index
+
+    def set_learning_rate_factors(self, factors):
+        """Scales each variable's rate: `{id(variable): factor}` (others 1).
+
+        Keras optimizers have one rate for all variables; layer-wise rates
+        (`transfer.strategy: llrd`) scale it per variable here, for the Adam
+        step and the decoupled weight decay alike (as PyTorch's parameter
+        groups do).
+        """
+        self._factors = [float(factors.get(id(v), 1.0)) for v in self._trainable_variables]
+
+    def _factor(self, variable, dtype):
+        if self._factors is None:
+            return None
+        return tf.constant(self._factors[self._get_variable_index(variable)], dtype)
+
     def _all_reduce_sum_gradients(self, grads_and_vars):  # see compat.KERAS_ALL_REDUCE
         return grads_and_vars
+
+    def _apply_weight_decay(self, variables):
+        if self._factors is None or self.weight_decay is None:
+            return super()._apply_weight_decay(variables)
+
+        # As Keras' TF optimizer does it: a merge call, then one update per
+        # variable, so that it works in a replica context under any strategy.
+        def decay(distribution, variables):
+            def apply(variable, factor):
+                rate = tf.cast(self.learning_rate, variable.dtype) * factor
+                variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * rate)
+
+            for variable in variables:
+                if self._use_weight_decay(variable):
+                    factor = self._factor(variable, variable.dtype)
+                    if isinstance(variable, keras.Variable):
+                        variable = variable.value
+                    distribution.extended.update(variable, apply, args=(factor,), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            decay, self._distribution_strategy, variables
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras' Adam arithmetic in TF's fused `ResourceApplyAdam` kernel.
@@ -78,8 +117,14 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         in one pass (25 ms). Weight decay stays Keras' own, applied before.
         """
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            factor = self._factor(variable, variable.dtype)
+            if factor is not None:
+                learning_rate = tf.cast(learning_rate, variable.dtype) * factor
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
+        factor = self._factor(variable, dtype)
+        if factor is not None:
+            learning_rate = tf.cast(learning_rate, dtype) * factor
         step = tf.cast(self.iterations + 1, dtype)
         momentum, velocity = compat.adam_slots(self, variable)
         tf.raw_ops.ResourceApplyAdam(
@@ -103,10 +148,17 @@ def _handle(variable):
     return variable.handle
 
 
-def create_optimizer(trainer_config, total_steps, model):
+def create_optimizer(trainer_config, total_steps, model, learning_rate_factors=None):
     """Builds the optimizer for `model`.
 
     Weight decay skips biases and LayerNorm scales/offsets, as in BERT.
+
+    Args:
+        trainer_config: a `TrainerConfig`.
+        total_steps: the schedule's length.
+        model: the model whose trainable variables it updates.
+        learning_rate_factors: `{id(variable): factor}` on the schedule's
+            rate (layer-wise decay); None = the same rate for all.
     """
     compat.check_all_reduce_hook()  # else the override below would be silently ignored
     warmup = int(round(trainer_config.warmup_ratio * total_steps))
@@ -126,4 +178,6 @@ def create_optimizer(trainer_config, total_steps, model):
     ]
     optimizer.exclude_from_weight_decay(var_list=norms, var_names=["bias"])
     optimizer.build(model.trainable_variables)
+    if learning_rate_factors is not None:
+        optimizer.set_learning_rate_factors(learning_rate_factors)
     return optimizer

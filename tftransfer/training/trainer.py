@@ -91,8 +91,10 @@ class Trainer:
         config,
         global_batch_size,
         train_model=None,
+        trained_variables=None,
     ):
         self.model = model
+        self.trained_variables = trained_variables
         self.train_model = train_model or model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -114,7 +116,7 @@ class Trainer:
         self.history_path = os.path.join(model_dir, "history.jsonl")
         self.best_path = os.path.join(model_dir, BEST, "best.json")
         self.stopped_path = os.path.join(model_dir, "early_stopped.json")
-        self._train_step = self._make_train_step()
+        self._train_steps = {}  # one step function per set of trained variables
 
     @property
     def step(self):
@@ -128,7 +130,18 @@ class Trainer:
             print(f"Resuming from {latest} (step {self.step}).", flush=True)
         return self.step
 
-    def _make_train_step(self):
+    def _train_step(self, features, labels):
+        """One optimizer step on the variables trained at this step."""
+        if self.trained_variables is None:
+            variables = self.train_model.trainable_variables
+        else:
+            variables = self.trained_variables(self.step)
+        key = tuple(id(v) for v in variables)
+        if key not in self._train_steps:
+            self._train_steps[key] = self._make_train_step(variables)
+        return self._train_steps[key](features, labels)
+
+    def _make_train_step(self, variables):
         # The model trained may be another view of the same weights (packed
         # rows); checkpoints and evaluation use `self.model`.
         model, loss_fn, optimizer = self.train_model, self.loss_fn, self.optimizer
@@ -142,7 +155,7 @@ class Trainer:
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            grads = tape.gradient(loss, model.trainable_variables)
+            grads = tape.gradient(loss, variables)
             return loss, grads
 
         if use_xla(self.config, self.strategy):
@@ -154,7 +167,7 @@ class Trainer:
             loss, grads = compute(features, labels)
             # Variables the head does not use (e.g. BERT's pooler under mean
             # pooling) have no gradient; collectives cannot carry None.
-            used = [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
+            used = [(g, v) for g, v in zip(grads, variables) if g is not None]
             # Embedding lookups give IndexedSlices with a row once per use.
             # Keras 3's Adam squares those slices before summing them
             # (sum g_i^2 instead of (sum g_i)^2 in its second moment) and

@@ -1,0 +1,164 @@
+"""Transfer strategies on the tiny BERT: what trains, how fast, and what is exported."""
+
+import os
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer import backbones, configs, experiment, export, transfer
+
+TEXTS = ["great movie", "i hate this film", "really fun story"]
+
+
+def _backbone_weights(model_dir, checkpoint="latest"):
+    """`{path: value}` of the backbone's weights in a run's checkpoint, unmerged."""
+    params = configs.from_model_dir(model_dir)
+    run = experiment.build(params)
+    experiment.restore(run.model, model_dir, checkpoint)
+    return {v.path: np.array(v) for v in run.backbone.model.weights}, run
+
+
+def _pretrained(preset):
+    model = keras_hub.models.Backbone.from_preset(preset)
+    return {v.path: np.array(v) for v in model.weights}
+
+
+def _train(tiny_params, tmp_path, **transfer_cfg):
+    tiny_params.override({"transfer": transfer_cfg, "trainer": {"epochs": 1}})
+    model_dir = str(tmp_path / transfer_cfg.get("strategy", "full"))
+    experiment.train(tiny_params, model_dir)
+    return model_dir
+
+
+def test_unknown_strategy_lists_the_choices():
+    with pytest.raises(configs.ConfigError, match="transfer.strategy must be one of: frozen, full"):
+        configs.load([], "transfer.strategy=partial")
+
+
+def test_frozen_leaves_every_backbone_weight_bit_identical(tiny_params, tiny_preset, tmp_path):
+    model_dir = _train(tiny_params, tmp_path, strategy="frozen")
+    after, run = _backbone_weights(model_dir)
+    before = _pretrained(tiny_preset)
+    assert set(after) == set(before)
+    for path, value in before.items():
+        np.testing.assert_array_equal(after[path], value, err_msg=path)
+    inside = {id(v) for v in run.backbone.model.weights}
+    trained = run.model.trainable_variables
+    assert trained and not [v.path for v in trained if id(v) in inside]
+
+
+def test_lora_trains_adapters_and_head_and_exports_the_merged_model(
+    tiny_params, tiny_preset, tmp_path
+):
+    model_dir = _train(tiny_params, tmp_path, strategy="lora", lora_rank=2, lora_alpha=4.0)
+    after, run = _backbone_weights(model_dir)
+    before = _pretrained(tiny_preset)
+    adapters = sorted(p for p in after if "lora_kernel" in p)
+    # query, key, value, attention_output and both feed-forward layers of 2 blocks
+    assert len(adapters) == 2 * 6 * 2
+    for path, value in before.items():
+        np.testing.assert_array_equal(after[path], value, err_msg=path)
+    assert any(np.abs(after[p]).max() > 0 for p in adapters if p.endswith("lora_kernel_b"))
+    inside = {id(v) for v in run.backbone.model.weights}
+    trained = [v.path for v in run.model.trainable_variables if id(v) in inside]
+    assert sorted(trained) == adapters
+
+    # The adapted model (kernel + A @ B computed at each call) against the export.
+    serve, _ = run.task.serving_functions(run.model, run.backbone)["serving_default"]
+    adapted = serve(tf.constant(TEXTS))["probabilities"].numpy()
+    path = export.export_run(model_dir, str(tmp_path / "serving"), checkpoint="latest")
+    saved = [
+        name for name, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+    ]
+    assert saved and not [name for name in saved if "lora" in name]
+    served = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(TEXTS))
+    np.testing.assert_allclose(served["probabilities"].numpy(), adapted, atol=1e-5)
+    plain = _pretrained(tiny_preset)
+    merged = experiment.Loaded(model_dir, "latest").backbone.model
+    assert len(merged.weights) == len(plain)
+
+
+def test_llrd_gives_each_layer_its_rate(tiny_params):
+    tiny_params.override(
+        {
+            "transfer": {"strategy": "llrd", "llrd_decay": 0.5},
+            "trainer": {"warmup_ratio": 0.0, "weight_decay": 0.0, "learning_rate": 1e-3},
+        }
+    )
+    run = experiment.build(tiny_params, total_steps=100)
+    depth = transfer.LayerDepths(run.model, run.backbone)
+    assert depth.num_layers == 2
+    before = [np.array(v) for v in run.model.trainable_variables]
+    features, labels = next(iter(run.train_dataset()))
+    grads_tape = tf.GradientTape()
+    with grads_tape:
+        loss = tf.reduce_mean(run.task.loss(labels, run.model(features, training=True)))
+    grads = grads_tape.gradient(loss, run.model.trainable_variables)
+    run.optimizer.apply(
+        [tf.convert_to_tensor(g) for g in grads if g is not None],
+        [v for g, v in zip(grads, run.model.trainable_variables) if g is not None],
+    )
+    seen = set()
+    for variable, old, grad in zip(run.model.trainable_variables, before, grads):
+        if grad is None:
+            continue
+        grad = np.array(tf.convert_to_tensor(grad))
+        # Adam's first step moves each weight by rate * |g| / (|g| + eps / sqrt(1 - beta_2)).
+        big = np.abs(grad) > 1e-6
+        if not big.any():
+            continue
+        step = np.abs(np.array(variable) - old)[big]
+        rate = 1e-3 * 0.5 ** (depth.top - depth(variable))
+        g = np.abs(grad[big])
+        expected = rate * g / (g + 1e-6 / np.sqrt(1 - 0.999))
+        # (float32 resolution of weights near 1 is about 1e-7.)
+        np.testing.assert_allclose(step, expected, rtol=1e-2, atol=3e-7, err_msg=variable.path)
+        seen.add(depth(variable))
+    assert seen == {0, 1, 2, 3}
+
+
+def test_gradual_unfreezing_follows_its_schedule(tiny_params, tiny_preset, tmp_path):
+    # 7 steps, one more layer every 2: the head alone, then block 2, block 1, embeddings.
+    tiny_params.override(
+        {
+            "transfer": {"strategy": "gradual_unfreezing", "unfreeze_every": 2},
+            "trainer": {"epochs": 1, "checkpoint_every": 2, "keep_checkpoints": 10},
+        }
+    )
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    run = experiment.build(tiny_params)
+    assert run.total_steps == 7
+    depth = transfer.LayerDepths(run.model, run.backbone)
+    previous = _pretrained(tiny_preset)
+    moved = []
+    for step in (2, 4, 6, 7):
+        path = os.path.join(model_dir, "checkpoints", f"ckpt-{step}")
+        tf.train.Checkpoint(model=run.model).read(path).expect_partial()
+        current = {v.path: np.array(v) for v in run.backbone.model.weights}
+        moved.append(
+            {
+                depth(v)
+                for v in run.backbone.model.weights
+                if not np.array_equal(current[v.path], previous[v.path])
+            }
+        )
+        previous = current
+    # (The pooler, at the top, gets no gradient under mean pooling.)
+    assert moved == [set(), {2}, {1, 2}, {0, 1, 2}]
+
+
+def test_scratch_starts_from_random_weights(tiny_params, tiny_preset):
+    tiny_params.override({"transfer": {"strategy": "scratch"}})
+    keras.utils.set_random_seed(1)
+    run = experiment.build(tiny_params, total_steps=1)
+    pretrained = _pretrained(tiny_preset)
+    built = {v.path: np.array(v) for v in run.backbone.model.weights}
+    kernels = [p for p in pretrained if p.endswith("kernel")]
+    assert kernels
+    for path in kernels:
+        assert not np.allclose(built[path], pretrained[path]), path
+    assert isinstance(run.backbone, backbones.Backbone)

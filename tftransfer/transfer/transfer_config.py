@@ -1,0 +1,53 @@
+"""The `transfer` block of an experiment config: how the pretrained weights are used.
+
+Example:
+
+>>> TransferConfig(strategy="lora").lora_rank
+8
+"""
+
+import dataclasses
+from typing import List
+
+from official.modeling.hyperparams import base_config
+
+#: what `lora` adapts by default: every attention and feed-forward
+#: projection of keras-hub's encoder and decoder layers (BERT, GPT-2, Llama).
+LORA_TARGETS = (
+    "query",
+    "key",
+    "value",
+    "attention_output",
+    "feedforward_intermediate_dense",
+    "feedforward_gate_dense",
+    "feedforward_output_dense",
+)
+
+
+@dataclasses.dataclass
+class TransferConfig(base_config.Config):
+    """How a run transfers the backbone's knowledge to the task.
+
+    Attributes:
+        strategy: `full` (fine-tune everything), `frozen` (train the head
+            on fixed backbone features), `lora` (low-rank adapters on the
+            backbone's projections, merged into the weights before export),
+            `llrd` (layer-wise learning-rate decay), `gradual_unfreezing`
+            (ULMFiT: the head first, then one more layer from the top at a
+            time) or `scratch` (the same architecture and tokenizer with random
+            weights: the baseline that measures what pretraining gave).
+        lora_rank: rank of the LoRA factors.
+        lora_alpha: LoRA scale numerator: the update is `alpha / rank * A @ B`.
+        lora_targets: names of the keras-hub layers that get adapters; names a
+            backbone does not have are skipped (at least one must match).
+        llrd_decay: each layer gets `llrd_decay` times the rate of the layer
+            above it; the head (and pooler) keeps `trainer.learning_rate`.
+        unfreeze_every: steps between two unfreezings (0 = each epoch).
+    """
+
+    strategy: str = "full"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: List[str] = dataclasses.field(default_factory=lambda: list(LORA_TARGETS))
+    llrd_decay: float = 0.8
+    unfreeze_every: int = 0
