@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -251,3 +252,26 @@ def test_xla_compiled_decoding_gives_the_same_tokens(llama_dir):
         return tf.function(lambda p: decoder(p, 6), autograph=False)(prompts).to_list()
 
     assert decode(True) == decode(False)
+
+
+def test_lora_continued_pretraining_saves_a_merged_decoder_preset(tmp_path, llama_dir):
+    data = tmp_path / "text.txt"
+    data.write_text("\n".join(tiny.LM_TEXT * 2))
+    params = _lm_params(llama_dir, str(data), save_backbone=True)
+    params.override(
+        {"transfer": {"strategy": "lora", "lora_rank": 2}, "trainer": {"learning_rate": 1e-2}}
+    )
+    run_dir = str(tmp_path / "run")
+    experiment.train(params, run_dir)
+    from tftransfer import backbones
+
+    preset, _ = backbones.load(os.path.join(run_dir, "backbone"))
+    assert not [w.path for w in preset.weights if "lora" in w.path]
+    # The preset computes what the adapted model computes (adapters merged).
+    loaded = experiment.Loaded(run_dir)
+    tokens = np.array([[5, 9, 17, 3, 8, 2]], np.int32)
+    inputs = {"token_ids": tokens, "padding_mask": np.ones_like(tokens)}
+    expected = loaded.backbone.model(inputs)
+    np.testing.assert_allclose(preset(inputs), expected, atol=1e-5)
+    base, _ = backbones.load(llama_dir)
+    assert not np.allclose(base(inputs), expected, atol=1e-5)

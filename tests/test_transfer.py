@@ -1,5 +1,6 @@
 """Transfer strategies on the tiny BERT: what trains, how fast, and what is exported."""
 
+import json
 import os
 
 import keras
@@ -48,6 +49,16 @@ def test_frozen_leaves_every_backbone_weight_bit_identical(tiny_params, tiny_pre
     inside = {id(v) for v in run.backbone.model.weights}
     trained = run.model.trainable_variables
     assert trained and not [v.path for v in trained if id(v) in inside]
+    # The run records what it trained: the 16 x 2 head and its 2 biases.
+    with open(os.path.join(model_dir, "run_summary.json")) as f:
+        summary = json.load(f)
+    assert summary["strategy"] == "frozen"
+    assert summary["trained_parameters"] == 16 * 2 + 2
+    assert summary["total_parameters"] > 1000
+    assert summary["steps_run"] == 7 and summary["median_step_seconds"] > 0
+    assert summary["peak_rss_mb"] > 0
+    with open(os.path.join(model_dir, "params.yaml")) as f:
+        assert f.readline().startswith("# transfer.strategy frozen: 34 of ")
 
 
 def test_lora_trains_adapters_and_head_and_exports_the_merged_model(

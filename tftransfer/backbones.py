@@ -27,9 +27,12 @@ Example:
 """
 
 import contextlib
+import inspect
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import keras
 import keras_hub
@@ -232,7 +235,15 @@ def load(
             exact_gelu = _hf_exact_gelu(preset)
         backbone_kwargs.update(_hf_backbone_kwargs(config))
         chat_template = _hf_config(preset, "tokenizer_config.json").get("chat_template")
-    tokenizer_kwargs = {}
+    elif kind == "local":
+        saved = _saved_options(preset)
+        if exact_gelu is None:
+            exact_gelu = saved.get("exact_gelu")
+        chat_template = saved.get("chat_template")
+        backbone_kwargs.update(saved.get("backbone_kwargs", {}))
+    tokenizer_kwargs = dict(saved.get("tokenizer_kwargs", {})) if kind == "local" else {}
+    if "misc_special_tokens" in tokenizer_kwargs:
+        tokenizer_kwargs["misc_special_tokens"] = set(tokenizer_kwargs["misc_special_tokens"])
     if strip_accents is not None:
         tokenizer_kwargs["strip_accents"] = strip_accents
     if dropout is not None:
@@ -243,6 +254,10 @@ def load(
     # keras-hub tokenizers have no chat template; tasks that render chats
     # (causal LM) read it from here.
     tokenizer.chat_template = chat_template if isinstance(chat_template, str) else None
+    # Not in keras-hub's config: `save_preset` records it beside the preset.
+    backbone.tftransfer_exact_gelu = bool(
+        exact_gelu and isinstance(backbone, keras_hub.models.BertBackbone)
+    )
     if exact_gelu and isinstance(backbone, keras_hub.models.BertBackbone):
         compat.set_exact_gelu(backbone)
     elif exact_gelu and forced_gelu:
@@ -251,6 +266,82 @@ def load(
             f"{type(backbone).__name__}; set it to null"
         )
     return backbone, tokenizer
+
+
+#: what a keras-hub preset cannot hold, written beside it by `save_preset`.
+OPTIONS_FILE = "tftransfer_backbone.json"
+
+
+def _saved_options(preset):
+    path = os.path.join(preset, OPTIONS_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _unsaved_backbone_kwargs(model):
+    # Constructor arguments a keras-hub backbone leaves out of its config
+    # (keras-hub 0.32's LlamaBackbone drops `tie_word_embeddings`, so a tied
+    # checkpoint would reload expecting a separate output matrix).
+    config = model.get_config()
+    out = {}
+    for name in inspect.signature(type(model).__init__).parameters:
+        if name in ("self", "kwargs", "dtype") or name in config:
+            continue
+        value = getattr(model, name, None)
+        if isinstance(value, (bool, int, float, str)):
+            out[name] = value
+    return out
+
+
+def _unsaved_tokenizer_kwargs(tokenizer):
+    # keras-hub 0.32's Llama3Tokenizer takes its start/end tokens as
+    # arguments but leaves them out of its config: a converted checkpoint with
+    # other ones (SmolLM2: <|im_start|>, <|im_end|>) would not reload.
+    if isinstance(tokenizer, keras_hub.models.Llama3Tokenizer):
+        ends = {tokenizer.start_token, tokenizer.end_token}
+        return {
+            "bos_token": tokenizer.start_token,
+            "eos_token": tokenizer.end_token,
+            "misc_special_tokens": sorted(set(tokenizer.special_tokens) - ends),
+        }
+    return {}
+
+
+def save_preset(backbone, tokenizer, path):
+    """Writes a (trained) backbone and its tokenizer as a keras-hub preset folder.
+
+    What keras-hub's preset does not record is kept in `OPTIONS_FILE` (exact
+    GELU, the chat template) and applied again by `load`, so
+    `backbone.spec: <path>` rebuilds the same function. Written to a
+    temporary folder and renamed, so a crash leaves no half preset.
+
+    Args:
+        backbone: a `Backbone` (or keras-hub backbone).
+        tokenizer: its keras-hub tokenizer.
+        path: the preset folder (must not exist).
+    """
+    model = Backbone.wrap(backbone).model
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        model.save_to_preset(tmp)
+        tokenizer.save_to_preset(tmp)
+        options = {
+            "exact_gelu": bool(getattr(model, "tftransfer_exact_gelu", False)),
+            "chat_template": getattr(tokenizer, "chat_template", None),
+            "tokenizer_kwargs": _unsaved_tokenizer_kwargs(tokenizer),
+            "backbone_kwargs": _unsaved_backbone_kwargs(model),
+        }
+        with open(os.path.join(tmp, OPTIONS_FILE), "w", encoding="utf-8") as f:
+            json.dump(options, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
 
 
 def from_config(backbone_config):

@@ -322,10 +322,11 @@ def validate(params):
             check_choice(f"data.{name}.{field}", getattr(split, field), CHOICES[field])
 
 
-def save(params, path):
-    """Writes the fully resolved config as YAML."""
+def save(params, path, comments=()):
+    """Writes the fully resolved config as YAML, after `# comment` lines."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"# {line}\n" for line in comments)
         yaml.safe_dump(params.as_dict(), f, sort_keys=False)
 
 

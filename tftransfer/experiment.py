@@ -26,9 +26,12 @@ Read 64 training examples and 32 validation examples.
 
 import dataclasses
 import os
+import resource
+import shutil
 from typing import Any, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -219,8 +222,52 @@ def train(params, model_dir):
     keras.utils.set_random_seed(params.trainer.seed)
     os.makedirs(model_dir, exist_ok=True)
     run = build(params)
-    configs.save(params, os.path.join(model_dir, "params.yaml"))
+    save_params(run, model_dir)
     return fit(run, model_dir)
+
+
+def parameter_counts(run):
+    """`(trained, total)`: weights the strategy trains at some step, and all weights."""
+    total = sum(int(np.prod(v.shape)) for v in run.model.weights if v.dtype != "string")
+    trained = {id(v): v for v in run.model.trainable_variables}
+    return sum(int(np.prod(v.shape)) for v in trained.values()), total
+
+
+def save_params(run, model_dir):
+    """Writes `params.yaml`, headed by the strategy and how much of the model it trains."""
+    trained, total = parameter_counts(run)
+    configs.save(
+        run.params,
+        os.path.join(model_dir, "params.yaml"),
+        [
+            f"transfer.strategy {run.params.transfer.strategy}: {trained:,} of {total:,} "
+            f"parameters trained ({100.0 * trained / max(total, 1):.2f}%)"
+        ],
+    )
+
+
+def _write_summary(run, model_dir, trainer, metrics):
+    """`run_summary.json`: strategy, trained parameters, step time, peak memory, result."""
+    trained, total = parameter_counts(run)
+    # The first step of each shape traces the graph; the median skips those.
+    times = sorted(trainer.step_seconds)
+    summary = {
+        "strategy": run.params.transfer.strategy,
+        "trained_parameters": trained,
+        "total_parameters": total,
+        "steps_run": len(times),
+        "median_step_seconds": times[len(times) // 2] if times else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+    }
+    report.write_json(summary, os.path.join(model_dir, "run_summary.json"))
+    print(
+        f"{summary['strategy']}: {trained:,} of {total:,} parameters trained; "
+        + (f"median step {summary['median_step_seconds']:.3f} s; " if times else "")
+        + f"peak memory {summary['peak_rss_mb']:.0f} MB.",
+        flush=True,
+    )
+    return summary
 
 
 def fit(run, model_dir):
@@ -265,15 +312,38 @@ def fit(run, model_dir):
         task.primary_metric.name,
     )
     if evaluate is None:
+        _write_summary(run, model_dir, trainer, {})
+        _save_backbone(run, model_dir)
         return {}
     if best is not None:
         restore(run.model, model_dir, "best")
     metrics = evaluate(os.path.join(model_dir, "predictions_validation"))
     if task.calibrate(metrics):
-        configs.save(run.params, os.path.join(model_dir, "params.yaml"))
+        save_params(run, model_dir)
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
     report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
+    _write_summary(run, model_dir, trainer, metrics)
+    _save_backbone(run, model_dir)
     return metrics
+
+
+BACKBONE = "backbone"
+
+
+def _save_backbone(run, model_dir):
+    """Continued pretraining: the trained backbone as a preset, `<model_dir>/backbone`.
+
+    The weights are the model's as `fit` leaves them (the best checkpoint
+    when there was validation data), adapters merged.
+    """
+    if not run.task.saves_backbone:
+        return
+    transfer.get(run.params.transfer).finalize(run.model)
+    path = os.path.join(model_dir, BACKBONE)
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    backbones.save_preset(run.backbone, run.task.tokenizer, path)
+    print(f"Backbone preset written to {path} (use it as backbone.spec).", flush=True)
 
 
 def restore(model, model_dir, which="best"):

@@ -206,6 +206,10 @@ def train_dataset(
     else:
         dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=True)
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
+    transform = getattr(task, "training_batch", None)
+    if transform is not None:
+        # Per-batch work that must differ each epoch (e.g. masked-LM masks).
+        dataset = dataset.map(transform, num_parallel_calls=2, deterministic=True)
     if skip_steps:
         dataset = dataset.skip(skip_steps)
     return dataset.prefetch(data_config.prefetch)

@@ -164,6 +164,12 @@ class Task(abc.ABC):
             examples (e.g. windows of long texts).
         """
 
+    # A task may define `training_batch(features, labels) -> (features,
+    # labels)`: applied to every training batch after batching (masked-LM
+    # masks drawn anew each epoch). A task with `saves_backbone = True` has
+    # its trained backbone written as a preset (`<model_dir>/backbone`).
+    saves_backbone = False
+
     def position_keys(self, row_keys):
         """Keys of an encoded row with one value per sequence position.
 

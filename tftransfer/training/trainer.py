@@ -37,6 +37,7 @@ Read 64 training examples.
 import json
 import math
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -117,6 +118,7 @@ class Trainer:
         self.best_path = os.path.join(model_dir, BEST, "best.json")
         self.stopped_path = os.path.join(model_dir, "early_stopped.json")
         self._train_steps = {}  # one step function per set of trained variables
+        self.step_seconds = []  # wall time of each step this process ran
 
     @property
     def step(self):
@@ -231,7 +233,9 @@ class Trainer:
     def _step(self, features, labels):
         """One optimizer step; returns the loss. Keeps the work on Ctrl-C."""
         try:
+            begin = time.perf_counter()
             loss = float(self._train_step(features, labels))
+            self.step_seconds.append(time.perf_counter() - begin)
         except KeyboardInterrupt:
             # The step function either ran whole or not at all, so the state
             # is consistent: keep the work done so far.
