@@ -91,3 +91,39 @@ def test_continued_pretraining_writes_a_preset_that_loads(tiny_preset, tmp_path)
     probabilities = out["probabilities"].numpy()
     assert np.all(np.diff(probabilities[0, 0]) <= 0) and probabilities[0, 0].sum() <= 1.0 + 1e-6
     assert not out["tokens"].numpy()[1].any() and not probabilities[1].any()
+
+
+def test_whole_word_masking_predicts_every_token_of_a_chosen_word(tiny_preset):
+    task, tokenizer = _task(tiny_preset, max_seq_length=64, whole_word_masking=True)
+    text = " ".join(["played walking sadly the bad movies"] * 6)  # words of 2 tokens and of 1
+    rows = tf.function(task.encode)({"text": tf.constant([text] * 64)})
+    token_ids = rows["token_ids"].numpy()
+    masked = task.mask({"token_ids": rows["token_ids"]})
+    positions, labels = masked["mask_positions"].numpy(), masked["mask_labels"].numpy()
+    vocab = tokenizer.get_vocabulary()
+    words = chosen_words = 0
+    for row, (pos, lab) in enumerate(zip(positions, labels)):
+        chosen = set(pos[lab >= 0].tolist())
+        assert not chosen & {0} and all(token_ids[row, p] not in (2, 3) for p in chosen)
+        starts = [
+            p
+            for p in range(1, 63)
+            if token_ids[row, p] > 4 and not vocab[token_ids[row, p]].startswith("##")
+        ]
+        for i, start in enumerate(starts):
+            end = (
+                starts[i + 1]
+                if i + 1 < len(starts)
+                else int(rows["padding_mask"][row].numpy().sum()) - 1
+            )
+            span = set(range(start, end))
+            words += 1
+            if span & chosen:
+                # A chosen word is chosen whole (unless cut by max_predictions).
+                assert span <= chosen or len(chosen) >= task.max_predictions - 1, (
+                    row,
+                    span,
+                    chosen,
+                )
+                chosen_words += 1
+    assert abs(chosen_words / words - 0.15) < 0.03

@@ -34,6 +34,7 @@ import math
 import keras_hub
 import numpy as np
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 from tftransfer import backbones, configs
 from tftransfer.data import lm_readers, pipeline
@@ -53,6 +54,9 @@ class MaskedLMConfig(base.TaskConfig):
             (the rest are left as they are).
         max_predictions: predicted tokens per row at most (0 = `mask_rate *
             max_seq_length`, rounded up).
+        whole_word_masking: choose words, not WordPiece tokens: every token
+            of a chosen word is predicted (BERT's whole-word-masking
+            models); `mask_rate` is then the fraction of words.
         top_k: tokens returned per mask by the export.
     """
 
@@ -61,6 +65,7 @@ class MaskedLMConfig(base.TaskConfig):
     mask_token_rate: float = 0.8
     random_token_rate: float = 0.1
     max_predictions: int = 0
+    whole_word_masking: bool = False
     top_k: int = 5
 
     def check(self, key):
@@ -118,6 +123,9 @@ class MaskedLM(base.Task):
             mask_token_rate=config.mask_token_rate,
             random_token_rate=config.random_token_rate,
         )
+        self._continuation = tf.constant(
+            [token.startswith("##") for token in tokenizer.get_vocabulary()]
+        )
 
     # -- data -------------------------------------------------------------
     @classmethod
@@ -171,9 +179,54 @@ class MaskedLM(base.Task):
         """Each document cut into rows of `max_seq_length - 2` tokens, `[CLS] ... [SEP]`."""
         return self._rows(self._ids(batch["text"]))
 
+    def _whole_word_mask(self, token_ids):
+        """keras-hub's generator output, choosing whole words.
+
+        keras-hub's generator selects single tokens; tf-text's
+        `mask_language_model` (which it wraps) selects whole items of a
+        `[batch, (words), (tokens)]` tensor, so tokens are grouped into words
+        here (a word starts at every token without the `##` prefix).
+        """
+        cfg = self.config
+        lengths = tf.reduce_sum(tf.cast(token_ids != self.pad_id, tf.int32), axis=1)
+        tokens = tf.RaggedTensor.from_tensor(token_ids, lengths=lengths)
+        starts = tf.logical_not(tf.gather(self._continuation, tokens.flat_values))
+        word_of_token = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+        words = tf.RaggedTensor.from_value_rowids(tokens.flat_values, word_of_token)
+        words_per_row = tf.math.segment_sum(tf.cast(starts, tf.int64), tokens.value_rowids())
+        words = tf.RaggedTensor.from_row_lengths(words, words_per_row)
+        masked, positions, ids = tf_text.mask_language_model(
+            words,
+            item_selector=tf_text.RandomItemSelector(
+                max_selections_per_batch=self.max_predictions,
+                selection_rate=cfg.mask_rate,
+                unselectable_ids=[self.pad_id, self.cls_id, self.sep_id],
+            ),
+            mask_values_chooser=tf_text.MaskValuesChooser(
+                self.tokenizer.vocabulary_size(),
+                self.mask_id,
+                mask_token_rate=cfg.mask_token_rate,
+                random_token_rate=cfg.random_token_rate,
+            ),
+        )
+        # A row's last chosen word may run past max_predictions tokens: its
+        # extra tokens stay masked in the input but are not scored.
+        shape = [None, self.max_predictions]
+        return {
+            "token_ids": masked.to_tensor(  # tf-text returns the words merged
+                self.pad_id, shape=tf.shape(token_ids, out_type=tf.int64)
+            ),
+            "mask_positions": positions.to_tensor(0, shape=shape),
+            "mask_ids": ids.to_tensor(0, shape=shape),
+            "mask_weights": tf.ones_like(positions, tf.float32).to_tensor(0.0, shape=shape),
+        }
+
     def mask(self, features):
         """Features with `mask_positions` and their `mask_labels` (-1: no prediction)."""
-        masked = self.masker(features["token_ids"])
+        if self.config.whole_word_masking:
+            masked = self._whole_word_mask(features["token_ids"])
+        else:
+            masked = self.masker(features["token_ids"])
         out = dict(features)
         out["token_ids"] = tf.cast(masked["token_ids"], tf.int32)
         out["mask_positions"] = tf.cast(masked["mask_positions"], tf.int32)
