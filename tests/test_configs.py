@@ -80,3 +80,10 @@ def test_task_blocks_come_from_the_registered_tasks():
         assert isinstance(params.task.__dict__[name], task_cls.config_class)
     with pytest.raises(configs.ConfigError, match=r"task.type must be one of: .*token_class"):
         configs.load([], "task.type=tagging")
+
+
+def test_numbers_without_a_dot_are_numbers_and_words_are_errors():
+    params = configs.load([], "trainer.learning_rate=1e-2")
+    assert params.trainer.learning_rate == 0.01
+    with pytest.raises(configs.ConfigError, match="`trainer.learning_rate` must be a number"):
+        configs.load([], "trainer.learning_rate=fast")

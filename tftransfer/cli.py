@@ -1,4 +1,4 @@
-"""The `tftransfer` command: train | evaluate | export | predict | generate.
+"""The `tftransfer` command: train | evaluate | export | predict | generate | compare.
 
 Each command defines only its own absl flags, so `tftransfer <command> --help`
 explains exactly the flags that command takes.
@@ -11,6 +11,8 @@ tftransfer evaluate --model_dir=runs/demo
 tftransfer export --model_dir=runs/demo --export_dir=runs/demo/export
 echo "what a lovely day" | tftransfer predict --model_dir=runs/demo
 echo "To be, or not" | tftransfer generate --model_dir=runs/shakespeare --max_new_tokens=32
+tftransfer compare --config_file=configs/trec_minilm.yaml --output_dir=runs/trec_compare \
+  --strategies=full,frozen,lora,llrd,scratch --train_sizes=100,1000,all --seeds=3
 ```
 """
 
@@ -25,6 +27,7 @@ COMMANDS = {
     "export": "write a TF Serving SavedModel that takes raw text",
     "predict": "predict for texts from a file or stdin; JSONL out",
     "generate": "continue prompts with a causal-LM run or export; JSONL out",
+    "compare": "train a grid of transfer strategies x data sizes x seeds; tables and plot",
 }
 FLAGS = flags.FLAGS
 
@@ -48,7 +51,7 @@ def _checkpoint_flag():
     )
 
 
-def define_train_flags():
+def _config_flags():
     flags.DEFINE_multi_string(
         "config_file",
         [],
@@ -62,7 +65,40 @@ def define_train_flags():
         "`trainer.epochs=1,data.train.path=/data/train.tsv`. Unknown keys are "
         "an error.",
     )
+
+
+def define_train_flags():
+    _config_flags()
     _model_dir_flag()
+    flags.DEFINE_multi_string(
+        "pretrain_config_file",
+        [],
+        "Continued pretraining first (a masked_lm, or causal_lm with save_backbone, "
+        "config): trained into <model_dir>/pretrain, whose backbone preset the "
+        "main run then starts from. Resumes like any run.",
+    )
+    flags.DEFINE_string("pretrain_params_override", "", "Overrides for the pretraining config.")
+
+
+def define_compare_flags():
+    _config_flags()
+    flags.DEFINE_string("output_dir", None, "Folder for the cells and reports.", required=True)
+    flags.DEFINE_list(
+        "strategies", ["full", "frozen", "lora", "llrd", "scratch"], "Transfer strategies."
+    )
+    flags.DEFINE_list(
+        "train_sizes", ["100", "1000", "all"], "Labelled training examples per cell (nested)."
+    )
+    flags.DEFINE_integer("seeds", 3, "Runs per strategy and size (seeds trainer.seed + 0, 1, ...).")
+    flags.DEFINE_enum(
+        "split", "validation", ["validation", "test"], "The split every cell is scored on."
+    )
+    flags.DEFINE_multi_string(
+        "strategy_override",
+        [],
+        "Overrides for one strategy, `<strategy>:a.b=1,c.d=2` (repeatable), e.g. "
+        "`scratch:trainer.learning_rate=5e-4`.",
+    )
 
 
 def define_evaluate_flags():
@@ -147,6 +183,7 @@ DEFINERS = {
     "export": define_export_flags,
     "predict": define_predict_flags,
     "generate": define_generate_flags,
+    "compare": define_compare_flags,
 }
 
 
@@ -155,6 +192,10 @@ def run_train(argv):
     from tftransfer import configs, experiment
 
     params = configs.load(FLAGS.config_file, FLAGS.params_override)
+    if FLAGS.pretrain_config_file:
+        pretrain = configs.load(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
+        preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
+        print(f"Fine-tuning from the pretrained backbone {preset}.", flush=True)
     metrics = experiment.train(params, FLAGS.model_dir)
     if metrics:
         print(_summary(metrics))
@@ -261,12 +302,33 @@ def run_generate(argv):
     write_jsonl(FLAGS.output, results)
 
 
+def run_compare(argv):
+    del argv
+    from tftransfer import compare, configs
+
+    params = configs.load(FLAGS.config_file, FLAGS.params_override)
+    comparison = compare.Comparison(
+        params,
+        FLAGS.output_dir,
+        FLAGS.strategies,
+        FLAGS.train_sizes,
+        FLAGS.seeds,
+        FLAGS.split,
+        compare.parse_strategy_overrides(FLAGS.strategy_override),
+    )
+    comparison.run()
+    with open(f"{FLAGS.output_dir}/compare.md", encoding="utf-8") as f:
+        print(f.read())
+    print(f"Reports written to {FLAGS.output_dir}: compare.md, compare.json, learning_curves.png")
+
+
 RUNNERS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "export": run_export,
     "predict": run_predict,
     "generate": run_generate,
+    "compare": run_compare,
 }
 
 

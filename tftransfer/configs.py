@@ -206,6 +206,13 @@ def _check_keys(config, overrides, source, prefix=""):
         current = config.__dict__[key]
         if isinstance(current, params_dict.ParamsDict) and value is not None:
             _check_keys(current, value, source, dotted + ".")
+        elif isinstance(current, float) and isinstance(value, str):
+            # YAML 1.1 reads `1e-2` (no dot) as a string; Model Garden would
+            # then store the string in a float field.
+            try:
+                overrides[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"{source}: `{dotted}` must be a number, got {value!r}") from None
 
 
 def override(params, overrides, source):

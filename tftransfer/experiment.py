@@ -209,21 +209,54 @@ def build(params, train_examples=None, total_steps=None):
     )
 
 
-def train(params, model_dir):
+def train(params, model_dir, train_examples=None):
     """Fine-tunes the configured backbone on the configured task.
 
     Writes `params.yaml` (the resolved config, with discovered labels),
     checkpoints, TensorBoard summaries, `history.jsonl`, `training_curves.png`
     and, with validation data, `eval_validation.json` and its confusion matrix.
 
+    Args:
+        params: an `ExperimentConfig`.
+        model_dir: the run folder (resumed if it holds a checkpoint).
+        train_examples: train on these instead of reading `data.train`
+            (e.g. a subset).
+
     Returns:
         The validation metrics of the best checkpoint (or {}).
     """
     keras.utils.set_random_seed(params.trainer.seed)
     os.makedirs(model_dir, exist_ok=True)
-    run = build(params)
+    run = build(params, train_examples)
     save_params(run, model_dir)
     return fit(run, model_dir)
+
+
+PRETRAIN = "pretrain"
+
+
+def pretrain_then(pretrain_params, params, model_dir):
+    """Continued pretraining into `<model_dir>/pretrain`; `params` then starts from it.
+
+    Domain-adaptive pretraining chained with fine-tuning: the pretraining
+    run (resumed, or skipped when finished) writes its backbone preset, and
+    `params.backbone.spec` is pointed at it.
+
+    Returns:
+        The backbone preset folder.
+    """
+    task_class = tasks.get(pretrain_params.task.type)
+    if not task_class.saves_backbone_for(pretrain_params.task.get()):
+        raise configs.ConfigError(
+            f"--pretrain_config_file: task {pretrain_params.task.type} does not save a "
+            "backbone; use masked_lm, or causal_lm with task.causal_lm.save_backbone=true"
+        )
+    folder = os.path.join(model_dir, PRETRAIN)
+    preset = os.path.join(folder, BACKBONE)
+    if not os.path.exists(preset):
+        train(pretrain_params, folder)
+    configs.override(params, {"backbone": {"spec": preset}}, "--pretrain_config_file")
+    return preset
 
 
 def parameter_counts(run):

@@ -170,6 +170,12 @@ class Task(abc.ABC):
     # its trained backbone written as a preset (`<model_dir>/backbone`).
     saves_backbone = False
 
+    @classmethod
+    def saves_backbone_for(cls, config):
+        """Whether a run with this task config writes its backbone as a preset."""
+        del config
+        return bool(cls.saves_backbone)
+
     def position_keys(self, row_keys):
         """Keys of an encoded row with one value per sequence position.
 

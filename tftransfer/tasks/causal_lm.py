@@ -130,6 +130,10 @@ class CausalLM(base.Task):
 
     primary_metric = base.Metric("perplexity", lower_is_better=True)
 
+    @classmethod
+    def saves_backbone_for(cls, config):
+        return config.save_backbone
+
     @property
     def saves_backbone(self):
         return self.config.save_backbone

@@ -1,0 +1,75 @@
+"""`tftransfer compare`: the grid, nested subsets, resuming, and the three reports."""
+
+import json
+import os
+
+from tftransfer import compare, experiment
+
+
+def test_compare_runs_every_cell_once_and_writes_the_reports(tiny_params, tmp_path, monkeypatch):
+    tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
+    out = str(tmp_path / "cmp")
+
+    def grid():
+        return compare.Comparison(
+            tiny_params,
+            out,
+            ["frozen", "scratch"],
+            ["16", "all"],
+            seeds=2,
+            strategy_overrides={"scratch": "trainer.learning_rate=1e-2"},
+        )
+
+    summary = grid().run()
+    assert summary["sizes"] == [16, 56]
+    assert len(summary["cells"]) == 2 * 2 * 2
+    for name in ("compare.json", "compare.md", "learning_curves.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    assert set(summary["gain_over_scratch"]) == {"frozen"}
+    table = open(os.path.join(out, "compare.md")).read()
+    assert "| frozen |" in table and "n = 16" in table and "±" in table
+
+    def cell(name):
+        with open(os.path.join(out, "cells", name, "train_subset.json")) as f:
+            return json.load(f)["train_indices"]
+
+    small, full = cell("frozen-n16-seed7"), cell("frozen-n56-seed7")
+    assert small == full[:16] and sorted(full) == list(range(56))
+    with open(os.path.join(out, "cells", "scratch-n16-seed8", "params.yaml")) as f:
+        text = f.read()
+    assert "strategy: scratch" in text and "learning_rate: 0.01" in text and "seed: 8" in text
+
+    # A rerun trains nothing; a cell whose result is missing (interrupted) is redone alone.
+    calls = []
+    real = experiment.train
+    monkeypatch.setattr(experiment, "train", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    grid().run()
+    assert calls == []
+    os.remove(os.path.join(out, "cells", "frozen-n56-seed8", "result.json"))
+    again = grid().run()
+    assert [os.path.basename(c) for c in calls] == ["frozen-n56-seed8"]
+    assert again["table"] == summary["table"]
+
+
+def test_pretraining_then_fine_tuning_from_one_command(tiny_params, tiny_preset, tmp_path):
+    from tftransfer import configs
+
+    text = tmp_path / "domain.txt"
+    text.write_text(" ".join(["the movie was great fun and i love it"] * 20))
+    pretrain = configs.load(
+        [],
+        {
+            "backbone": {"spec": tiny_preset},
+            "task": {"type": "masked_lm", "masked_lm": {"max_seq_length": 16}},
+            "data": {"train": {"path": str(text)}},
+            "trainer": {"batch_size": 4, "epochs": 1},
+        },
+    )
+    tiny_params.override({"trainer": {"epochs": 1}})
+    model_dir = str(tmp_path / "run")
+    preset = experiment.pretrain_then(pretrain, tiny_params, model_dir)
+    assert preset == os.path.join(model_dir, "pretrain", "backbone")
+    assert tiny_params.backbone.spec == preset
+    metrics = experiment.train(tiny_params, model_dir)
+    assert metrics["examples"] == 56
+    assert configs.from_model_dir(model_dir).backbone.spec == preset
