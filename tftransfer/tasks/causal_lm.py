@@ -40,7 +40,7 @@ import tensorflow as tf
 from tftransfer import backbones, configs
 from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import base
+from tftransfer.tasks import base, token_loss
 from tftransfer.tasks.cached_decoder import CachedDecoder
 
 PROMPT_TRUNCATION = ("error", "left")
@@ -285,25 +285,12 @@ class CausalLM(base.Task):
     def build_model(self, backbone):
         return backbones.Backbone.wrap(backbone).causal_lm()
 
-    def _token_nll(self, labels, logits):
-        """Per-position negative log-likelihood and target mask, float32."""
-        mask = labels >= 0
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.maximum(labels, 0), logits=tf.cast(logits, tf.float32)
-        )
-        mask = tf.cast(mask, tf.float32)
-        return nll * mask, mask
-
     def loss(self, labels, outputs):
-        # Scaled so that the trainer's mean over rows is the mean over the
-        # batch's target tokens (rows hold different numbers of targets).
-        nll, mask = self._token_nll(labels, outputs)
-        rows = tf.cast(tf.shape(labels)[0], tf.float32)
-        return tf.reduce_sum(nll, axis=1) * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
+        return token_loss.per_row_loss(labels, outputs)
 
     def forward(self, model, features):
         inputs = {k: features[k] for k in ("token_ids", "padding_mask")}
-        nll, mask = self._token_nll(features["labels"], model(inputs, training=False))
+        nll, mask = token_loss.token_nll(features["labels"], model(inputs, training=False))
         return {"nll": tf.reduce_sum(nll, axis=1), "tokens": tf.reduce_sum(mask, axis=1)}
 
     # -- evaluation ---------------------------------------------------------
@@ -380,7 +367,7 @@ class CausalLM(base.Task):
         (`token_count` says how many).
         """
         rows = self._blocks_of(texts)
-        nll, mask = self._token_nll(rows["labels"], model(rows["inputs"], training=False))
+        nll, mask = token_loss.token_nll(rows["labels"], model(rows["inputs"], training=False))
         count = tf.reduce_sum(mask, axis=1)
         return {
             "mean_log_likelihood": -tf.reduce_sum(nll, axis=1) / tf.maximum(count, 1.0),

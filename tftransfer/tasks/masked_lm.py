@@ -39,7 +39,7 @@ import tensorflow_text as tf_text
 from tftransfer import backbones, configs
 from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import base
+from tftransfer.tasks import base, token_loss
 
 
 @dataclasses.dataclass
@@ -256,18 +256,8 @@ class MaskedLM(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         return _masked_lm_class(backbone)(backbone=backbone.model, preprocessor=None)
 
-    def _token_nll(self, labels, logits):
-        mask = tf.cast(labels >= 0, tf.float32)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.maximum(labels, 0), logits=tf.cast(logits, tf.float32)
-        )
-        return nll * mask, mask
-
     def loss(self, labels, outputs):
-        # The mean over the batch's predicted tokens, as the trainer's mean over rows.
-        nll, mask = self._token_nll(labels, outputs)
-        rows = tf.cast(tf.shape(labels)[0], tf.float32)
-        return tf.reduce_sum(nll, axis=1) * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
+        return token_loss.per_row_loss(labels, outputs)
 
     def _inputs(self, features):
         names = ("token_ids", "segment_ids", "padding_mask", "mask_positions")
@@ -276,7 +266,7 @@ class MaskedLM(base.Task):
     def forward(self, model, features):
         labels = features["mask_labels"]
         logits = model(self._inputs(features), training=False)
-        nll, mask = self._token_nll(labels, logits)
+        nll, mask = token_loss.token_nll(labels, logits)
         hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
         return {
             "nll": tf.reduce_sum(nll, axis=1),
