@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tiny
 
-from tftransfer import backbones, configs, experiment
+from tftransfer import backbones, configs, experiment, export
 from tftransfer.tasks.masked_lm import MaskedLM, MaskedLMConfig
 
 
@@ -91,6 +91,13 @@ def test_continued_pretraining_writes_a_preset_that_loads(tiny_preset, tmp_path)
     probabilities = out["probabilities"].numpy()
     assert np.all(np.diff(probabilities[0, 0]) <= 0) and probabilities[0, 0].sum() <= 1.0 + 1e-6
     assert not out["tokens"].numpy()[1].any() and not probabilities[1].any()
+    # The export answers the same (raw text in, tokens out).
+    path = export.export_run(model_dir, str(tmp_path / "serving"))
+    served = tf.saved_model.load(path).signatures["serving_default"](
+        text=tf.constant(["the movie was [MASK] fun", "no mask here"])
+    )
+    assert served["tokens"].numpy().tolist() == out["tokens"].numpy().tolist()
+    np.testing.assert_allclose(served["probabilities"].numpy(), probabilities, atol=1e-5)
 
 
 def test_whole_word_masking_predicts_every_token_of_a_chosen_word(tiny_preset):
