@@ -235,7 +235,7 @@ def load(
         backbone_kwargs.update(_hf_backbone_kwargs(config))
         chat_template = _hf_config(preset, "tokenizer_config.json").get("chat_template")
     elif kind == "local":
-        saved = _saved_options(preset)
+        saved = _hf_config(preset, OPTIONS_FILE)  # a JSON file, {} if absent
         if exact_gelu is None:
             exact_gelu = saved.get("exact_gelu")
         chat_template = saved.get("chat_template")
@@ -269,14 +269,6 @@ def load(
 
 #: what a keras-hub preset cannot hold, written beside it by `save_preset`.
 OPTIONS_FILE = "tftransfer_backbone.json"
-
-
-def _saved_options(preset):
-    path = os.path.join(preset, OPTIONS_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _unsaved_backbone_kwargs(model):
