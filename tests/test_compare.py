@@ -51,6 +51,15 @@ def test_compare_runs_every_cell_once_and_writes_the_reports(tiny_params, tmp_pa
     assert again["table"] == summary["table"]
 
 
+def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tmp_path):
+    tiny_params.override({"trainer": {"epochs": 3, "batch_size": 8}})
+    grid = compare.Comparison(tiny_params, str(tmp_path), ["full"], ["16", "all"], min_steps=20)
+    small = grid.cell_params(compare.Cell("full", 16, 42)).trainer
+    large = grid.cell_params(compare.Cell("full", 56, 42)).trainer
+    assert small.train_steps == 20  # 3 epochs x 2 batches would be 6 updates
+    assert large.train_steps == 0 and large.epochs == 3  # 21 updates: left as configured
+
+
 def test_pretraining_then_fine_tuning_from_one_command(tiny_params, tiny_preset, tmp_path):
     from tftransfer import configs
 

@@ -99,6 +99,12 @@ def define_compare_flags():
         "Overrides for one strategy, `<strategy>:a.b=1,c.d=2` (repeatable), e.g. "
         "`scratch:trainer.learning_rate=5e-4`.",
     )
+    flags.DEFINE_integer(
+        "min_steps",
+        0,
+        "Cells whose trainer.epochs over their subset make fewer optimizer steps "
+        "train for this many (trainer.train_steps) instead; 0 = off.",
+    )
 
 
 def define_evaluate_flags():
@@ -315,6 +321,7 @@ def run_compare(argv):
         FLAGS.seeds,
         FLAGS.split,
         compare.parse_strategy_overrides(FLAGS.strategy_override),
+        FLAGS.min_steps,
     )
     comparison.run()
     with open(f"{FLAGS.output_dir}/compare.md", encoding="utf-8") as f:

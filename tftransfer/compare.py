@@ -105,6 +105,9 @@ class Comparison:
         split: `validation` or `test`: the split each cell is scored on.
         strategy_overrides: `{strategy: override string}` (e.g. a higher
             learning rate for `scratch` and `lora`).
+        min_steps: a cell whose epochs over its subset come to fewer optimizer
+            steps trains for this many instead (`trainer.train_steps`), so
+            the 100-example cells are not judged on a dozen updates. 0 = off.
     """
 
     def __init__(
@@ -116,12 +119,14 @@ class Comparison:
         seeds=3,
         split="validation",
         strategy_overrides=None,
+        min_steps=0,
     ):
         self.params = params
         self.output_dir = output_dir
         self.strategies = list(strategies)
         self.split = split
         self.strategy_overrides = strategy_overrides or {}
+        self.min_steps = min_steps
         for strategy in self.strategies + list(self.strategy_overrides):
             configs.check_choice("--strategies", strategy, self._known_strategies())
         if not experiment.has_split(params, split):
@@ -158,6 +163,10 @@ class Comparison:
         extra = self.strategy_overrides.get(cell.strategy)
         if extra:
             configs.override(params, configs.parse_override_string(extra), "--strategy_override")
+        cfg = params.trainer
+        epoch_steps = cfg.epochs * max(1, cell.size // cfg.batch_size)
+        if not cfg.train_steps and epoch_steps < self.min_steps:
+            cfg.train_steps = self.min_steps
         configs.validate(params)
         return params
 
@@ -176,6 +185,7 @@ class Comparison:
         result = {
             **dataclasses.asdict(cell),
             "split": self.split,
+            "train_steps": params.trainer.train_steps or None,
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
             "trained_parameters": summary["trained_parameters"],
             "median_step_seconds": summary["median_step_seconds"],
@@ -230,6 +240,7 @@ class Comparison:
             "metric": metric.name,
             "lower_is_better": metric.lower_is_better,
             "split": self.split,
+            "min_steps": self.min_steps,
             "sizes": self.sizes,
             "table": {s: {str(n): v for n, v in row.items()} for s, row in table.items()},
             "cells": results,
