@@ -60,6 +60,15 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
     assert large.train_steps == 0 and large.epochs == 3  # 21 updates: left as configured
 
 
+def test_every_cell_knows_every_label_of_the_full_training_set(tiny_params, tmp_path):
+    tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
+    grid = compare.Comparison(tiny_params, str(tmp_path), ["frozen"], ["1"], seeds=1)
+    labels = sorted(set(grid.train_examples.labels))
+    first = compare.subset(grid.train_examples, grid.order[:1]).labels
+    assert len(set(first)) < len(labels)  # the subset alone would miss a label
+    assert grid.cell_params(grid.cells[0]).task.get().labels == labels
+
+
 def test_pretraining_then_fine_tuning_from_one_command(tiny_params, tiny_preset, tmp_path):
     from tftransfer import configs
 

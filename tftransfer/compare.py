@@ -132,6 +132,11 @@ class Comparison:
         if not experiment.has_split(params, split):
             raise configs.ConfigError(f"compare scores on data.{split}, which has no path")
         self.train_examples = experiment.read_split(params, "train")
+        # What a task learns from its training data (the label set above all)
+        # comes from all of it, once: a 100-example subset of TREC can lack
+        # the rare ABBR class, and the test split would then hold a label the
+        # cell's model does not know. prepare_task writes it into the config.
+        experiment.prepare_task(params, self.train_examples)
         self.sizes = parse_sizes(sizes, len(self.train_examples))
         self.order = subset_indices(len(self.train_examples))
         self.cells = [
