@@ -57,6 +57,7 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
     small = grid.cell_params(compare.Cell("full", 16, 42)).trainer
     large = grid.cell_params(compare.Cell("full", 56, 42)).trainer
     assert small.train_steps == 20  # 3 epochs x 2 batches would be 6 updates
+    assert small.eval_every == 20  # not after every 2-step "epoch"
     assert large.train_steps == 0 and large.epochs == 3  # 21 updates: left as configured
 
 

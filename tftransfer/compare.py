@@ -106,8 +106,9 @@ class Comparison:
         strategy_overrides: `{strategy: override string}` (e.g. a higher
             learning rate for `scratch` and `lora`).
         min_steps: a cell whose epochs over its subset come to fewer optimizer
-            steps trains for this many instead (`trainer.train_steps`), so
-            the 100-example cells are not judged on a dozen updates. 0 = off.
+            steps trains for this many instead (`trainer.train_steps`; with
+            `eval_every` 0, evaluated once, at the end), so the 100-example
+            cells are not judged on a dozen updates. 0 = off.
     """
 
     def __init__(
@@ -172,6 +173,9 @@ class Comparison:
         epoch_steps = cfg.epochs * max(1, cell.size // cfg.batch_size)
         if not cfg.train_steps and epoch_steps < self.min_steps:
             cfg.train_steps = self.min_steps
+            # Epochs of a few steps each would mean an evaluation every few
+            # steps; one at the end scores the last checkpoint instead.
+            cfg.eval_every = cfg.eval_every or cfg.train_steps
         configs.validate(params)
         return params
 
