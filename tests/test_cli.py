@@ -9,7 +9,10 @@ CLI = [sys.executable, "-m", "tftransfer.cli"]
 
 
 def _run(args, **kwargs):
-    return subprocess.run(CLI + args, capture_output=True, text=True, **kwargs)
+    # As from a user's shell: importing tftransfer here set TensorFlow's log level.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -33,10 +36,21 @@ def test_unknown_command_prints_usage():
     assert "train" in result.stderr and "predict" in result.stderr
 
 
-def test_unknown_config_key_is_a_clear_error(tmp_path):
+def test_unknown_config_key_is_a_one_line_error_with_status_2(tmp_path):
     result = _run(["train", f"--model_dir={tmp_path}", "--params_override=trainer.epoch=3"])
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "unknown config key `trainer.epoch`" in result.stderr
+    assert "Traceback" not in result.stderr and "cuInit" not in result.stderr
+    assert os.listdir(tmp_path) == []  # nothing written for a config that fails
+
+
+def test_verbose_shows_the_traceback_of_an_input_error(tmp_path):
+    missing = str(tmp_path / "nope.yaml")
+    quiet = _run(["train", f"--model_dir={tmp_path}", f"--config_file={missing}"])
+    loud = _run(["train", f"--model_dir={tmp_path}", f"--config_file={missing}", "--verbose"])
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    assert f"config file not found: {missing}" in quiet.stderr
+    assert loud.returncode != 0 and "Traceback" in loud.stderr
 
 
 def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):

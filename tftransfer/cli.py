@@ -17,9 +17,12 @@ tftransfer compare --config_file=configs/trec_minilm.yaml --output_dir=runs/trec
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags, logging
+
+import tftransfer
 
 COMMANDS = {
     "train": "fine-tune a backbone on a task described by config files",
@@ -349,6 +352,30 @@ def _summary(metrics):
     )
 
 
+#: set to 1 for what --verbose shows (e.g. when the flags cannot be changed).
+VERBOSE_ENV = "TFTRANSFER_VERBOSE"
+
+
+def _user_errors():
+    """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
+    from tftransfer import backbones, configs, gguf_converter
+    from tftransfer.data import readers, tag_schemes
+
+    return (
+        configs.ConfigError,
+        readers.DataError,
+        tag_schemes.TagError,
+        backbones.BackboneError,
+        gguf_converter.ConversionError,
+        OSError,  # a missing file or SavedModel, a full disk: nothing to debug
+    )
+
+
+def _verbose(argv):
+    flag = any(a in ("--verbose", "--verbose=true", "--verbose=1") for a in argv)
+    return flag or os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false")
+
+
 def usage():
     lines = ["usage: tftransfer <command> [--flags]", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in COMMANDS.items()]
@@ -367,6 +394,18 @@ def main(argv=None):
         )
         sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
     command = argv[1]
+    verbose = _verbose(argv)
+    if tftransfer.USER_TF_LOG_LEVEL is None:
+        # TensorFlow's C++ start-up lines (CUDA probing on a machine without a
+        # GPU, oneDNN notes) are logged at ERROR level, so only level 3 hides
+        # them; it must be set before TensorFlow is imported. GPUs are still
+        # used when present; an explicit TF_CPP_MIN_LOG_LEVEL is respected.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    flags.DEFINE_boolean(
+        "verbose",
+        False,
+        f"Show the traceback of input errors and TensorFlow's start-up log (also {VERBOSE_ENV}=1).",
+    )
     DEFINERS[command]()
     if any(a in ("-h", "--help", "--helpshort", "-?") for a in argv[2:]):
         # absl's --help lists only flags of the `__main__` module, which for a
@@ -381,7 +420,16 @@ def main(argv=None):
         # readable unless the user asked for a verbosity.
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        runner(args)
+        try:
+            runner(args)
+        except Exception as e:
+            if verbose or not isinstance(e, _user_errors()):
+                raise
+            # The message names the file, line and key; a traceback would
+            # bury it under 30 lines of tftransfer's internals.
+            print(f"tftransfer {command}: error: {e}", file=sys.stderr)
+            print("(--verbose shows where it was raised)", file=sys.stderr)
+            sys.exit(2)
 
     app.run(run, argv=[f"{argv[0]} {command}"] + argv[2:])
 
