@@ -87,3 +87,29 @@ def test_numbers_without_a_dot_are_numbers_and_words_are_errors():
     assert params.trainer.learning_rate == 0.01
     with pytest.raises(configs.ConfigError, match="`trainer.learning_rate` must be a number"):
         configs.load([], "trainer.learning_rate=fast")
+
+
+@pytest.mark.parametrize(
+    "yaml_text,message",
+    [
+        ('trainer: {epochs: "abc"}', "`trainer.epochs` must be a whole number, got 'abc'"),
+        ("trainer: {epochs: 1.7}", "`trainer.epochs` must be a whole number, got 1.7"),
+        ("trainer: {eval_on_start: 2}", "`trainer.eval_on_start` must be true or false"),
+        ("trainer: {learning_rate: -0.1}", "trainer.learning_rate must be > 0"),
+        ("trainer: {train_steps: -5}", "trainer.train_steps must be >= 0"),
+        ("trainer: {batch_size: 0}", "trainer.batch_size must be >= 1"),
+        ("trainer: {warmup_ratio: 1.5}", "trainer.warmup_ratio must be >= 0.0 and <= 1.0"),
+    ],
+)
+def test_wrong_types_and_ranges_name_the_key_and_file(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text + "\n")
+    with pytest.raises(configs.ConfigError) as error:
+        configs.load([str(path)])
+    assert message in str(error.value)
+
+
+def test_whole_numbers_and_booleans_given_as_text_are_read():
+    params = configs.load([], "trainer.epochs=2.0,trainer.eval_on_start=true")
+    assert params.trainer.epochs == 2 and isinstance(params.trainer.epochs, int)
+    assert params.trainer.eval_on_start is True

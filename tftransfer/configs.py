@@ -206,13 +206,39 @@ def _check_keys(config, overrides, source, prefix=""):
         current = config.__dict__[key]
         if isinstance(current, params_dict.ParamsDict) and value is not None:
             _check_keys(current, value, source, dotted + ".")
-        elif isinstance(current, float) and isinstance(value, str):
-            # YAML 1.1 reads `1e-2` (no dot) as a string; Model Garden would
-            # then store the string in a float field.
-            try:
-                overrides[key] = float(value)
-            except ValueError:
-                raise ConfigError(f"{source}: `{dotted}` must be a number, got {value!r}") from None
+        elif value is not None:
+            overrides[key] = _typed(current, value, f"{source}: `{dotted}`")
+
+
+def _typed(current, value, where):
+    """`value` as the type of the field's default `current`, or a `ConfigError`.
+
+    Model Garden stores whatever it is given, so `epochs: "abc"` or
+    `epochs: 1.7` would only fail (or silently truncate) deep in training.
+    """
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if isinstance(current, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where} must be a whole number, got {value!r}")
+    if isinstance(current, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads `1e-2` (no dot) as a string.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    return value
 
 
 def override(params, overrides, source):
@@ -311,7 +337,19 @@ def validate(params):
 
     check_choice("task.type", params.task.type, list(tasks.registered()))
     params.task.get().check(f"task.{params.task.type}")
-    check_range("trainer.batch_size", params.trainer.batch_size, low=1)
+    trainer = params.trainer
+    check_range("trainer.batch_size", trainer.batch_size, low=1)
+    check_range("trainer.epochs", trainer.epochs, low=1)
+    check_range("trainer.train_steps", trainer.train_steps, low=0)
+    if not trainer.learning_rate > 0:
+        raise ConfigError(f"trainer.learning_rate must be > 0, got {trainer.learning_rate}")
+    check_range("trainer.warmup_ratio", trainer.warmup_ratio, low=0.0, high=1.0)
+    check_range("trainer.weight_decay", trainer.weight_decay, low=0.0)
+    check_range("trainer.clipnorm", trainer.clipnorm, low=0.0)
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every"):
+        check_range(f"trainer.{key}", getattr(trainer, key), low=1)
+    for key in ("eval_every", "early_stopping_patience"):
+        check_range(f"trainer.{key}", getattr(trainer, key), low=0)
     check_choice("transfer.strategy", params.transfer.strategy, sorted(transfer.registered()))
     check_range("transfer.lora_rank", params.transfer.lora_rank, low=1)
     check_range("transfer.llrd_decay", params.transfer.llrd_decay, low=0.0, high=1.0)
