@@ -36,6 +36,14 @@ def test_tsv_quoting_none_keeps_quotes(tmp_path):
     assert ex.labels == ["1", "0"]
 
 
+@pytest.mark.parametrize("quoting", ["minimal", "none"])
+def test_a_one_megabyte_field_is_read_whole(tmp_path, quoting):
+    document = "word " * 200_000  # 1 MB: eight times the csv module's default limit
+    path = _write(tmp_path / "long.csv", f"text,label\n{document},pos\nshort,neg\n")
+    ex = readers.read(InputSpec(path, text_column="text", label_column="label", quoting=quoting))
+    assert ex.texts == [document, "short"] and ex.labels == ["pos", "neg"]
+
+
 def test_headerless_with_column_names_and_max_examples(tmp_path):
     path = _write(tmp_path / "g.tsv", "first\t1,2\tid1\nsecond\t3\tid2\nthird\t4\tid3\n")
     spec = InputSpec(path, has_header=False, column_names=["text", "label", "id"], max_examples=2)

@@ -211,6 +211,10 @@ def _read_delimited(path, text, collector, fmt):
     spec = collector.spec
     delimiter = "\t" if fmt == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
+    # The csv module refuses fields over 128 KiB by default; a long document
+    # in one cell is legitimate data (JSONL has no such limit), and no field
+    # can be longer than the whole text.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
     )
