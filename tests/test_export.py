@@ -113,6 +113,27 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "serving") == []
 
 
+def test_a_killed_exports_leftover_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from tftransfer import report
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed = tmp_path / f".tmp-3-{gone.stdout.strip()}"  # as a kill -9 mid-export leaves it
+    running = tmp_path / f".tmp-4-{os.getpid()}"  # another export, still writing
+    for folder in (killed, running):
+        (folder / "variables").mkdir(parents=True)
+    with report.atomic_folder(str(tmp_path / "5")) as tmp:
+        open(os.path.join(tmp, "saved_model.pb"), "w").close()
+    assert sorted(os.listdir(tmp_path)) == sorted(["5", running.name])
+
+
 def test_sentence_pair_export(tmp_path, tiny_preset):
     data = tmp_path / "pairs.jsonl"
     rows = [

@@ -31,7 +31,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 
 import keras
 import keras_hub
@@ -314,10 +313,7 @@ def save_preset(backbone, tokenizer, path):
         path: the preset folder (must not exist).
     """
     model = Backbone.wrap(backbone).model
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    with report.atomic_folder(path, tmp):
+    with report.atomic_folder(path) as tmp:
         model.save_to_preset(tmp)
         tokenizer.save_to_preset(tmp)
         options = {

@@ -114,10 +114,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
-    os.makedirs(export_dir, exist_ok=True)
-    # TF Serving only loads all-digit folder names, so it ignores this one.
-    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
-    with report.atomic_folder(final, tmp):
+    with report.atomic_folder(final) as tmp:
         module = ServingModule(task, model, backbone)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         metadata = {

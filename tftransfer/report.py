@@ -34,19 +34,57 @@ def write_json(data, path):
 
 
 @contextlib.contextmanager
-def atomic_folder(final, tmp):
-    """Yields `tmp` to write a folder into; renames it to `final` if the block succeeds.
+def atomic_folder(final):
+    """Yields a temporary folder to write into; renames it to `final` if the block succeeds.
 
-    On any error (or Ctrl-C) `tmp` is removed, so a crash leaves no half
-    folder at `final` (exports, backbone presets).
+    The temporary folder, `.tmp-<name>-<pid>` beside `final`, is removed on
+    any error (or Ctrl-C), so a crash leaves no half folder at `final`
+    (exports, backbone presets). One left by a killed process (whose pid no
+    longer runs) is removed the next time a folder is written there.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> parent = tempfile.mkdtemp()
+    >>> with atomic_folder(os.path.join(parent, "1")) as tmp:
+    ...     open(os.path.join(tmp, "saved_model.pb"), "w").close()
+    >>> os.listdir(parent)
+    ['1']
     """
+    parent, name = os.path.split(os.path.abspath(final))
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(parent)
+    # TF Serving only loads all-digit folder names, so it ignores this one.
+    tmp = os.path.join(parent, f"{TMP_PREFIX}{name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
     try:
         yield tmp
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+TMP_PREFIX = ".tmp-"
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent):
+    """Removes `atomic_folder` leftovers in `parent` whose writer is gone."""
+    for entry in os.listdir(parent):
+        pid = entry.rpartition("-")[2]
+        if entry.startswith(TMP_PREFIX) and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def write_metrics(metrics, path):
