@@ -360,6 +360,7 @@ def _user_errors():
     """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
     from tftransfer import backbones, configs, gguf_converter
     from tftransfer.data import readers, tag_schemes
+    from tftransfer.training import run_lock
 
     return (
         configs.ConfigError,
@@ -367,6 +368,7 @@ def _user_errors():
         tag_schemes.TagError,
         backbones.BackboneError,
         gguf_converter.ConversionError,
+        run_lock.RunLockedError,
         OSError,  # a missing file or SavedModel, a full disk: nothing to debug
     )
 

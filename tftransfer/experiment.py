@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from tftransfer import backbones, configs, evaluation, report, tasks, transfer
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute, history, optimization
+from tftransfer.training import distribute, history, optimization, run_lock
 from tftransfer.training import trainer as trainer_lib
 
 
@@ -226,10 +226,10 @@ def train(params, model_dir, train_examples=None):
         The validation metrics of the best checkpoint (or {}).
     """
     keras.utils.set_random_seed(params.trainer.seed)
-    os.makedirs(model_dir, exist_ok=True)
-    run = build(params, train_examples)
-    save_params(run, model_dir)
-    return fit(run, model_dir)
+    with run_lock.run_lock(model_dir):
+        run = build(params, train_examples)
+        save_params(run, model_dir)
+        return fit(run, model_dir)
 
 
 PRETRAIN = "pretrain"

@@ -1,0 +1,47 @@
+"""One training process per model_dir: the second refuses, a dead owner's lock is taken over."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tftransfer import experiment
+from tftransfer.training import run_lock
+
+
+def _dead_pid():
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+def test_a_second_training_on_a_busy_model_dir_refuses_and_writes_nothing(tiny_params, tmp_path):
+    model_dir = str(tmp_path / "run")
+    with run_lock.run_lock(model_dir):  # the first training, still running
+        with pytest.raises(run_lock.RunLockedError, match=f"pid {os.getpid()} on "):
+            experiment.train(tiny_params, model_dir)
+        assert os.listdir(model_dir) == [run_lock.LOCK_NAME]  # no params, no history
+    assert os.listdir(model_dir) == []  # released when the first one ends
+
+
+def test_the_lock_of_a_killed_training_is_taken_over(tmp_path):
+    lock = tmp_path / run_lock.LOCK_NAME
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    with run_lock.run_lock(str(tmp_path)):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_a_lock_from_another_host_is_reported_not_broken(tmp_path):
+    lock = tmp_path / run_lock.LOCK_NAME
+    lock.write_text(json.dumps({"pid": 1, "host": "tpu-worker-7", "started": "yesterday"}))
+    with pytest.raises(run_lock.RunLockedError, match="pid 1 on tpu-worker-7"):
+        with run_lock.run_lock(str(tmp_path)):
+            pass
+    assert lock.exists()

@@ -1,0 +1,98 @@
+"""One training process per model_dir: an advisory lock file.
+
+Two `train` processes on one folder would interleave `history.jsonl` and
+overwrite each other's checkpoints, so the second refuses. The lock file
+(`<model_dir>/train.lock`) names its owner's pid, host and start time; a lock
+whose owner is gone (same host, pid no longer running) is stale and taken
+over with a warning. A lock from another host cannot be checked, so it is
+reported with the way out (remove the file).
+
+Example:
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> with run_lock(folder):
+...     pass  # train here
+"""
+
+import contextlib
+import json
+import os
+import socket
+import time
+
+from absl import logging
+
+LOCK_NAME = "train.lock"
+#: a lock file still empty after this long was left by a writer that died
+#: between creating and filling it.
+EMPTY_LOCK_GRACE_SECONDS = 10.0
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is training into the same model_dir."""
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _owner(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _stale(path, owner, host):
+    if owner is None or not isinstance(owner.get("pid"), int):
+        try:
+            age = time.time() - os.path.getmtime(path)
+        except FileNotFoundError:
+            return True
+        return age > EMPTY_LOCK_GRACE_SECONDS
+    return owner.get("host") == host and not _alive(owner["pid"])
+
+
+@contextlib.contextmanager
+def run_lock(model_dir):
+    """Holds `<model_dir>/train.lock` for the block; `RunLockedError` if a live process holds it."""
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, LOCK_NAME)
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _owner(path)
+            if _stale(path, owner, host):
+                logging.warning("%s: taking over the stale lock of %s", model_dir, owner)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                continue
+            who = "an unknown process"
+            if owner:
+                who = (
+                    f"pid {owner.get('pid')} on {owner.get('host')} (since {owner.get('started')})"
+                )
+            raise RunLockedError(
+                f"{model_dir} is being trained by {who}; wait for it to finish, use another "
+                f"--model_dir, or delete {path} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        if (_owner(path) or {}).get("pid") == me["pid"]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
