@@ -81,6 +81,12 @@ def define_train_flags():
         "main run then starts from. Resumes like any run.",
     )
     flags.DEFINE_string("pretrain_params_override", "", "Overrides for the pretraining config.")
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Delete what model_dir holds (checkpoints, metrics, a pretraining stage) and "
+        "start over; without it a rerun resumes, and only a compatible config may.",
+    )
 
 
 def define_compare_flags():
@@ -201,8 +207,12 @@ def run_train(argv):
     from tftransfer import configs, experiment
 
     params = configs.load(FLAGS.config_file, FLAGS.params_override)
+    pretrain = None
     if FLAGS.pretrain_config_file:
         pretrain = configs.load(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
+    if FLAGS.overwrite and os.path.isdir(FLAGS.model_dir):
+        experiment.clear_run(FLAGS.model_dir)
+    if pretrain is not None:
         preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
         print(f"Fine-tuning from the pretrained backbone {preset}.", flush=True)
     metrics = experiment.train(params, FLAGS.model_dir)

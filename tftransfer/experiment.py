@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from tftransfer import backbones, configs, evaluation, report, tasks, transfer
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute, history, optimization, run_lock
+from tftransfer.training import distribute, history, optimization, resume_check, run_lock
 from tftransfer.training import trainer as trainer_lib
 
 
@@ -228,8 +228,26 @@ def train(params, model_dir, train_examples=None):
     keras.utils.set_random_seed(params.trainer.seed)
     with run_lock.run_lock(model_dir):
         run = build(params, train_examples)
+        # After build: the labels a task discovers are part of what must match.
+        checkpoints = os.path.join(model_dir, trainer_lib.CHECKPOINTS)
+        has_checkpoint = bool(tf.train.latest_checkpoint(checkpoints))
+        for line in resume_check.check(model_dir, run.params, has_checkpoint):
+            print(f"Resuming with a changed setting: {line}", flush=True)
         save_params(run, model_dir)
         return fit(run, model_dir)
+
+
+def clear_run(model_dir):
+    """Empties `model_dir` for a fresh start (`train --overwrite`), unless a live run holds it."""
+    with run_lock.run_lock(model_dir):
+        for entry in os.listdir(model_dir):
+            if entry == run_lock.LOCK_NAME:
+                continue
+            path = os.path.join(model_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
 
 
 PRETRAIN = "pretrain"

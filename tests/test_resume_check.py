@@ -1,0 +1,50 @@
+"""Rerunning `train` on a model_dir: a compatible config resumes, another is refused."""
+
+import os
+
+import pytest
+
+from tftransfer import configs, experiment
+from tftransfer.training import resume_check
+
+
+@pytest.fixture
+def finished_run(tiny_params, tmp_path):
+    tiny_params.override({"trainer": {"epochs": 1}})
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    return tiny_params, model_dir
+
+
+def _snapshot(model_dir):
+    with open(os.path.join(model_dir, "params.yaml"), "rb") as f:
+        params = f.read()
+    return params, sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
+
+
+def test_another_task_config_is_refused_and_the_old_run_still_works(finished_run):
+    params, model_dir = finished_run
+    before = _snapshot(model_dir)
+    changed = configs.load([], params.as_dict())
+    changed.override({"task": {"text_classification": {"pooling": "cls"}}})
+    with pytest.raises(resume_check.IncompatibleRunError, match="text_classification.pooling"):
+        experiment.train(changed, model_dir)
+    assert _snapshot(model_dir) == before
+    assert "accuracy" in experiment.evaluate(model_dir, "validation")
+
+
+def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsys):
+    params, model_dir = finished_run
+    more = configs.load([], params.as_dict())
+    more.override({"trainer": {"epochs": 2, "learning_rate": 1e-3}})
+    experiment.train(more, model_dir)
+    out = capsys.readouterr().out
+    assert "Resuming with a changed setting: trainer.learning_rate: 0.003 -> 0.001" in out
+    assert "trainer.epochs: 1 -> 2" in out
+    assert configs.from_model_dir(model_dir).trainer.epochs == 2
+
+
+def test_overwrite_empties_the_model_dir(finished_run):
+    _, model_dir = finished_run
+    experiment.clear_run(model_dir)
+    assert os.listdir(model_dir) == []
