@@ -244,3 +244,26 @@ def test_early_stopping_patience_survives_a_resume(tiny_params, tmp_path, monkey
     # Evaluations at 3 (best), 6, 9, 12: the one at 6 still counts after the resume.
     with open(os.path.join(run, "early_stopped.json")) as f:
         assert json.load(f)["step"] == 12
+
+
+def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(
+    tiny_params, tmp_path, capsys
+):
+    tiny_params.override({"trainer": {"epochs": 2, "checkpoint_every": 5}})
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    folder = os.path.join(model_dir, "checkpoints")
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(folder)
+    data = [f for f in os.listdir(folder) if f.startswith(os.path.basename(latest) + ".data")]
+    with open(os.path.join(folder, data[0]), "r+b") as f:
+        f.truncate(100)  # a disk that filled up mid-write
+    capsys.readouterr()
+    tiny_params.override({"trainer": {"epochs": 3}})
+    experiment.train(tiny_params, model_dir)
+    out = capsys.readouterr().out
+    assert f"Checkpoint {latest} is unreadable" in out
+    assert "Resuming from" in out and "(step 10)" in out
+    steps = [json.loads(line)["step"] for line in open(os.path.join(model_dir, "history.jsonl"))]
+    assert max(steps) == 21  # 3 epochs of 7 batches, the lost steps redone

@@ -370,7 +370,7 @@ def _user_errors():
     """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
     from tftransfer import backbones, configs, gguf_converter
     from tftransfer.data import readers, tag_schemes
-    from tftransfer.training import run_lock
+    from tftransfer.training import run_lock, trainer
 
     return (
         configs.ConfigError,
@@ -379,6 +379,7 @@ def _user_errors():
         backbones.BackboneError,
         gguf_converter.ConversionError,
         run_lock.RunLockedError,
+        trainer.CheckpointError,
         OSError,  # a missing file or SavedModel, a full disk: nothing to debug
     )
 

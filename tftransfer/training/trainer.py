@@ -46,6 +46,12 @@ from tftransfer import report
 from tftransfer.training import history
 
 CHECKPOINTS = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """No checkpoint of a run can be read."""
+
+
 BEST = "best"
 
 
@@ -125,11 +131,27 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self):
-        """Restores the latest checkpoint, if any; returns the step reached."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            print(f"Resuming from {latest} (step {self.step}).", flush=True)
+        """Restores the newest intact checkpoint, if any; returns the step reached.
+
+        A checkpoint cut short (a full disk, a copy interrupted) is named and
+        skipped for the one before it, so a resume loses at most the steps
+        between them instead of the run.
+        """
+        for path in reversed(self.manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+                # A short data file surfaces as IndexError("Read less bytes ...").
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e)
+                print(f"Checkpoint {path} is unreadable ({reason}); trying the one before.")
+                continue
+            print(f"Resuming from {path} (step {self.step}).", flush=True)
+            return self.step
+        if self.manager.checkpoints:
+            raise CheckpointError(
+                f"no intact checkpoint in {self.manager.directory} "
+                f"({len(self.manager.checkpoints)} unreadable); start over with --overwrite"
+            )
         return self.step
 
     def _train_step(self, features, labels):
