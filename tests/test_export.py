@@ -176,3 +176,19 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
     with pytest.raises(ValueError, match="input 2: needs the field"):
         predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])
+
+
+def test_predict_streams_one_batch_at_a_time(run_dir):
+    read = []
+
+    def records():
+        for i in range(10):
+            read.append(i)
+            yield {"text": f"text number {i}"} if i != 9 else {"txt": "oops"}
+
+    results = predict.with_checkpoint(run_dir, records(), batch_size=4, stream=True)
+    first = next(results)
+    assert first["text"] == "text number 0" and len(read) == 4  # before the rest is read
+    assert [next(results)["text"] for _ in range(7)][-1] == "text number 7"
+    with pytest.raises(ValueError, match="input 10: needs the field"):
+        next(results)

@@ -163,7 +163,8 @@ def define_predict_flags():
         "(JSONL lines are recognised by a leading `{`).",
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
-    flags.DEFINE_integer("batch_size", 64, "Texts per batch with --saved_model.")
+    flags.DEFINE_integer("batch_size", 64, "Texts read and predicted per batch.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
     _checkpoint_flag()
 
 
@@ -189,6 +190,7 @@ def define_generate_flags():
         "chat", False, "Wrap each prompt as a user message with the model's chat template."
     )
     flags.DEFINE_integer("batch_size", 8, "Prompts decoded together.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
     _checkpoint_flag()
 
 
@@ -245,30 +247,36 @@ def run_export(argv):
     )
 
 
-def read_records(path):
-    """Reads texts to predict: plain lines or JSONL objects."""
+def read_records(path, encoding="utf-8"):
+    """Yields the texts to predict, line by line: plain lines or JSONL objects."""
     from tftransfer.data import readers
 
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    records = []
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     with stream:
-        for number, line in enumerate(stream, start=1):
-            line = line.rstrip("\n")
+        # Lines are decoded one by one, so a bad byte is reported with its line.
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode(encoding).rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise readers.DataError(
+                    f"{path}:{number}: not {encoding} text (byte {raw[e.start]:#04x} at "
+                    f"column {e.start + 1}); give the file's encoding, e.g. --encoding=latin-1"
+                ) from None
             if not line.strip():
                 continue
             if line.lstrip().startswith("{"):
-                records.append(readers.json_object(f"{path}:{number}", line))
+                yield readers.json_object(f"{path}:{number}", line)
             else:
-                records.append({"text": line})
-    return records
+                yield {"text": line}
 
 
 def write_jsonl(path, results):
-    """One JSON object per line to `path` (`-`: stdout)."""
+    """One JSON object per line to `path` (`-`: stdout), flushed as they come."""
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
     with out:
         for result in results:
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            out.flush()
 
 
 def run_predict(argv):
@@ -277,20 +285,24 @@ def run_predict(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise app.UsageError("give exactly one of --model_dir and --saved_model")
-    records = read_records(FLAGS.input)
+    records = read_records(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:
-        results = predict.with_saved_model(FLAGS.saved_model, records, FLAGS.batch_size)
+        results = predict.with_saved_model(
+            FLAGS.saved_model, records, FLAGS.batch_size, stream=True
+        )
     else:
-        results = predict.with_checkpoint(FLAGS.model_dir, records, FLAGS.checkpoint)
+        results = predict.with_checkpoint(
+            FLAGS.model_dir, records, FLAGS.checkpoint, FLAGS.batch_size, stream=True
+        )
     write_jsonl(FLAGS.output, results)
 
 
-def read_prompts(path):
+def read_prompts(path, encoding="utf-8"):
     """Prompts from plain lines or JSONL objects with `prompt`."""
     from tftransfer.data.readers import DataError
 
     prompts = []
-    for number, record in enumerate(read_records(path), start=1):
+    for number, record in enumerate(read_records(path, encoding), start=1):
         prompt = record.get("prompt", record.get("text"))
         if not isinstance(prompt, str):
             raise DataError(f"{path}: prompt {number} needs a text field `prompt`")
@@ -304,7 +316,7 @@ def run_generate(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise app.UsageError("give exactly one of --model_dir and --saved_model")
-    prompts = read_prompts(FLAGS.input)
+    prompts = read_prompts(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:
         generator = generation.Generator.from_saved_model(FLAGS.saved_model)
     else:

@@ -34,23 +34,27 @@ from tftransfer import experiment, export, tasks
 from tftransfer.data.readers import DataError
 
 
-def _route(records, signatures):
-    """Groups record indices by the signature that can answer them."""
+def _route(records, signatures, first=1):
+    """Groups record indices by the signature that can answer them.
+
+    `first` is the 1-based input number of `records[0]`, for messages.
+    """
     groups = {}
-    for i, record in enumerate(records, start=1):
+    for i, record in enumerate(records):
+        number = first + i
         for name, specs in signatures.items():
             if all(k in record for k in specs):
                 bad = [k for k, spec in specs.items() if not _fits(record[k], spec)]
                 if bad:
                     raise DataError(
-                        f"input {i}: field `{bad[0]}` must be "
+                        f"input {number}: field `{bad[0]}` must be "
                         + ("text" if spec_rank(specs[bad[0]]) == 1 else "a list of strings")
                     )
-                groups.setdefault(name, []).append(i - 1)
+                groups.setdefault(name, []).append(i)
                 break
         else:
             wanted = " or ".join("+".join(f"`{k}`" for k in s) for s in signatures.values())
-            raise DataError(f"input {i}: needs the field(s) {wanted}")
+            raise DataError(f"input {number}: needs the field(s) {wanted}")
     return groups
 
 
@@ -77,22 +81,48 @@ def _inputs(chunk, specs):
     return inputs
 
 
-def _run(task_cls, functions, specs, records, batch_size):
-    results = [None] * len(records)
-    for name, indices in _route(records, specs).items():
-        for start in range(0, len(indices), batch_size):
-            chunk_ids = indices[start : start + batch_size]
-            chunk = [records[i] for i in chunk_ids]
-            outputs = functions[name](**_inputs(chunk, specs[name]))
+def _chunks(records, size):
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _stream(task_cls, functions, specs, records, batch_size):
+    """Results in input order, one batch of `records` (any iterable) at a time.
+
+    Reading, predicting and yielding batch by batch keeps memory flat on
+    any number of inputs and shows the first results before the last input
+    is read (`predict` on a pipe).
+    """
+    first = 1
+    for chunk in _chunks(records, batch_size):
+        results = [None] * len(chunk)
+        for name, indices in _route(chunk, specs, first).items():
+            outputs = functions[name](**_inputs([chunk[i] for i in indices], specs[name]))
             outputs = {k: v.numpy() for k, v in outputs.items()}
-            for j, i in enumerate(chunk_ids):
+            for j, i in enumerate(indices):
                 one = {k: v[j] for k, v in outputs.items()}
-                results[i] = task_cls.format_result(records[i], one)
-    return results
+                results[i] = task_cls.format_result(chunk[i], one)
+        first += len(chunk)
+        yield from results
 
 
-def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64):
-    """Predicts with the serving functions built in-process on a checkpoint."""
+def _run(task_cls, functions, specs, records, batch_size, stream):
+    results = _stream(task_cls, functions, specs, records, batch_size)
+    return results if stream else list(results)
+
+
+def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64, stream=False):
+    """Predicts with the serving functions built in-process on a checkpoint.
+
+    Returns a list of results, or with `stream` an iterator that reads
+    `records` (any iterable) one batch at a time.
+    """
     loaded = experiment.Loaded(model_dir, checkpoint)
     functions, specs = {}, {}
     for name, (fn, input_specs) in loaded.serving_functions().items():
@@ -100,11 +130,11 @@ def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64):
         traced = tf.function(fn, input_signature=list(input_specs.values()), autograph=False)
         functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])
         specs[name] = input_specs
-    return _run(type(loaded.task), functions, specs, records, batch_size)
+    return _run(type(loaded.task), functions, specs, records, batch_size, stream)
 
 
-def with_saved_model(version_dir, records, batch_size=64):
-    """Predicts by calling an exported SavedModel's signatures."""
+def with_saved_model(version_dir, records, batch_size=64, stream=False):
+    """Predicts by calling an exported SavedModel's signatures (see `with_checkpoint`)."""
     import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
 
     loaded = tf.saved_model.load(version_dir)
@@ -113,4 +143,4 @@ def with_saved_model(version_dir, records, batch_size=64):
     # serving_default first, so plain text goes there.
     order = sorted(functions, key=lambda n: n != "serving_default")
     specs = {n: functions[n].structured_input_signature[1] for n in order}
-    return _run(task_cls, functions, specs, records, batch_size)
+    return _run(task_cls, functions, specs, records, batch_size, stream)
