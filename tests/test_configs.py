@@ -113,3 +113,21 @@ def test_whole_numbers_and_booleans_given_as_text_are_read():
     params = configs.load([], "trainer.epochs=2.0,trainer.eval_on_start=true")
     assert params.trainer.epochs == 2 and isinstance(params.trainer.epochs, int)
     assert params.trainer.eval_on_start is True
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    lines.append("trainer: {seed: *i}")  # 9^9 = 387 million strings once expanded
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(configs.ConfigError, match="bomb.yaml: expands to over 100,000 values"):
+        configs.load([str(path)])
+
+
+def test_errors_show_at_most_a_few_hundred_characters_of_a_value():
+    with pytest.raises(configs.ConfigError) as error:
+        configs.load([], {"trainer": {"epochs": "x" * 100_000}})
+    assert len(str(error.value)) < 400 and "100,002 characters" in str(error.value)

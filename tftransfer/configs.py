@@ -189,12 +189,50 @@ class ConfigError(ValueError):
     """A config file or override names a key that does not exist."""
 
 
+#: longest piece of a user's value an error message repeats.
+SHOWN_CHARS = 200
+#: most values a config may expand to (YAML aliases can nest exponentially).
+MAX_CONFIG_VALUES = 100_000
+
+
+def shown(value, repr_=True):
+    """`value` for an error message: its repr, cut to `SHOWN_CHARS`."""
+    text = repr(value) if repr_ else str(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
+def _check_expanded_size(value, source):
+    """Refuses a YAML alias bomb before anything walks its expansion.
+
+    PyYAML builds aliases as shared references, so loading is instant, but
+    every later copy or comparison walks the expansion (2^30 values for a
+    page of `&a [*b, *b]` lines). Counting stops at the limit, so the check
+    itself is fast.
+    """
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{source}: expands to over {MAX_CONFIG_VALUES:,} values "
+                "(nested YAML aliases?); a config is never that large"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
 def _check_keys(config, overrides, source, prefix=""):
     # Model Garden's strict override raises a bare KeyError without the
     # dotted path or the file it came from; users need both to fix a typo.
     if not isinstance(overrides, dict):
         raise ConfigError(
-            f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, got {overrides!r}"
+            f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, got {shown(overrides)}"
         )
     for key, value in overrides.items():
         dotted = prefix + str(key)
@@ -221,7 +259,7 @@ def _typed(current, value, where):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {shown(value)}")
     if isinstance(current, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -229,7 +267,7 @@ def _typed(current, value, where):
             return int(value)
         if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             return int(value)
-        raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        raise ConfigError(f"{where} must be a whole number, got {shown(value)}")
     if isinstance(current, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -237,7 +275,7 @@ def _typed(current, value, where):
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+            raise ConfigError(f"{where} must be a number, got {shown(value)}") from None
     return value
 
 
@@ -260,8 +298,9 @@ def parse_override_string(text):
     if "=" in text and not text.startswith("{"):
         text = params_dict.nested_csv_str_to_json_str(text)
     value = yaml.safe_load(text)
+    _check_expanded_size(value, "--params_override")
     if not isinstance(value, dict):
-        raise ConfigError(f"--params_override: expected key=value pairs, got {text!r}")
+        raise ConfigError(f"--params_override: expected key=value pairs, got {shown(text)}")
     return value
 
 
@@ -292,6 +331,7 @@ def load(
                 overrides = yaml.safe_load(f) or {}
             except yaml.YAMLError as e:
                 raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        _check_expanded_size(overrides, path)
         override(params, overrides, path)
     override(params, parse_override_string(params_override), "--params_override")
     validate(params)
@@ -310,7 +350,9 @@ CHOICES = {
 def check_choice(key, value, allowed):
     """Raises `ConfigError` unless `value` is one of `allowed`, naming `key`."""
     if value not in allowed:
-        raise ConfigError(f"{key} must be one of: {', '.join(map(str, allowed))}; got `{value}`")
+        raise ConfigError(
+            f"{key} must be one of: {', '.join(map(str, allowed))}; got `{shown(value, repr_=False)}`"
+        )
 
 
 def check_range(key, value, low=None, high=None):
