@@ -131,3 +131,12 @@ def test_errors_show_at_most_a_few_hundred_characters_of_a_value():
     with pytest.raises(configs.ConfigError) as error:
         configs.load([], {"trainer": {"epochs": "x" * 100_000}})
     assert len(str(error.value)) < 400 and "100,002 characters" in str(error.value)
+
+
+def test_column_names_with_a_header_says_which_to_change():
+    with pytest.raises(
+        configs.ConfigError, match="data.validation: column_names .* has_header: false"
+    ):
+        configs.load([], "data.validation.column_names=[a,b]")
+    params = configs.load([], "data.validation.column_names=[a,b],data.validation.has_header=false")
+    assert list(params.data.validation.column_names) == ["a", "b"]

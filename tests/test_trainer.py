@@ -81,6 +81,13 @@ def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
+def test_max_seq_length_beyond_the_backbones_positions_fails_before_training(tiny_params, tmp_path):
+    tiny_params.override({"task": {"text_classification": {"max_seq_length": 128}}})
+    with pytest.raises(configs.ConfigError, match=r"max_seq_length is 128, .* use at most 64"):
+        experiment.train(tiny_params, str(tmp_path / "run"))
+    assert os.listdir(tmp_path / "run") == []
+
+
 def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):
     # With a vanishing learning rate the metric cannot improve after the first evaluation.
     tiny_params.override(

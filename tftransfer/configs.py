@@ -407,6 +407,12 @@ def validate(params):
         split = getattr(params.data, name)
         for field in ("tag_scheme", "quoting"):
             check_choice(f"data.{name}.{field}", getattr(split, field), CHOICES[field])
+        if split.has_header and split.column_names:
+            raise ConfigError(
+                f"data.{name}: column_names is set but has_header is true; for files "
+                "without a header line set has_header: false, or drop column_names to "
+                "use the header's names"
+            )
 
 
 def save(params, path, comments=()):

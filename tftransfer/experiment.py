@@ -160,11 +160,23 @@ def prepare_task(params, train_examples, validation=None):
     if transfer.get(params.transfer).random_init:
         backbone_cfg = backbone_cfg.replace(random_init=True)
     backbone, tokenizer = backbones.from_config(backbone_cfg)
+    _check_positions(params, backbone)
     task = build_task(params, tokenizer)
     task.prepare(train_examples)
     if validation is not None:
         task.validate_examples(validation)
     return backbone, task
+
+
+def _check_positions(params, backbone):
+    """A `max_seq_length` beyond the backbone's position table fails now, not on step one."""
+    limit = getattr(backbones.Backbone.wrap(backbone).model, "max_sequence_length", None)
+    length = getattr(params.task.get(), "max_seq_length", None)
+    if limit and length and length > limit:
+        raise configs.ConfigError(
+            f"task.{params.task.type}.max_seq_length is {length}, but the backbone "
+            f"{params.backbone.spec} has {limit} positions: use at most {limit}"
+        )
 
 
 def build(params, train_examples=None, total_steps=None):
