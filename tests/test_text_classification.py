@@ -64,6 +64,23 @@ def test_pair_task_requires_pair_column(tokenizer):
         task.raw_dataset(_examples(["x"], ["a"]))
 
 
+def test_a_label_seen_once_among_many_is_reported_as_a_likely_typo(tokenizer, capsys):
+    labels = ["positive", "negative"] * 15 + ["positivP"]
+    _task(tokenizer).prepare(_examples(["text"] * len(labels), labels))
+    out = capsys.readouterr().out
+    assert "labels seen only once in 31 training examples: `positivP` (f.csv:32)" in out
+    _task(tokenizer).prepare(_examples(["text"] * 30, ["positive", "negative"] * 15))
+    assert "seen only once" not in capsys.readouterr().out
+
+
+def test_a_validation_split_without_the_pair_column_is_named(tokenizer):
+    task = _task(tokenizer, text_pair=None, labels=["a", "b"])
+    task.prepare(_examples(["x", "y"], ["a", "b"], pairs=["p", "q"]))
+    dev = readers.Examples(["x"], None, ["a"], ["dev.tsv:2"])
+    with pytest.raises(readers.DataError, match="dev.tsv: the model classifies sentence pairs"):
+        task.validate_examples(dev)
+
+
 @pytest.mark.parametrize("pooling", ["pooled", "cls", "mean"])
 def test_model_outputs_logits_per_label(tiny_preset, pooling):
     backbone, tokenizer = backbones.load(tiny_preset)

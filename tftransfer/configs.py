@@ -350,9 +350,8 @@ CHOICES = {
 def check_choice(key, value, allowed):
     """Raises `ConfigError` unless `value` is one of `allowed`, naming `key`."""
     if value not in allowed:
-        raise ConfigError(
-            f"{key} must be one of: {', '.join(map(str, allowed))}; got `{shown(value, repr_=False)}`"
-        )
+        choices = ", ".join(map(str, allowed))
+        raise ConfigError(f"{key} must be one of: {choices}; got `{shown(value, repr_=False)}`")
 
 
 def check_range(key, value, low=None, high=None):

@@ -17,6 +17,7 @@ Example:
 (['label_ids', 'labels', 'probabilities'], TensorShape([1, 2]))
 """
 
+import collections
 import dataclasses
 from typing import List, Optional
 
@@ -81,6 +82,26 @@ def _ones_like(tokens):
 
 
 @base.register("text_classification", TextClassificationConfig)
+def _warn_rare_labels(examples, most=5):
+    """Prints labels seen once among many examples: usually typos (`positivP`)."""
+    counts = collections.Counter(examples.labels)
+    if len(examples) < 20 or len(counts) < 2:
+        return
+    first = {}
+    for label, where in zip(examples.labels, examples.sources):
+        first.setdefault(label, where)
+    rare = sorted((label for label, n in counts.items() if n == 1), key=first.get)
+    if rare:
+        shown = ", ".join(f"`{label}` ({first[label]})" for label in rare[:most])
+        more = f" and {len(rare) - most} more" if len(rare) > most else ""
+        print(
+            f"Warning: labels seen only once in {len(examples)} training examples: "
+            f"{shown}{more}. A typo? Each becomes a class of its own; set "
+            "task.text_classification.labels to fix the label set.",
+            flush=True,
+        )
+
+
 class TextClassification(base.Task):
     """Classifies a text (or a pair of texts) into one of `config.labels`.
 
@@ -127,6 +148,7 @@ class TextClassification(base.Task):
                 f"training data {'has' if has_pairs else 'has no'} `text_pair_column`"
             )
         if not self.config.labels:
+            _warn_rare_labels(train_examples)
             found = sorted(set(train_examples.labels))
             if all(v.lstrip("-").isdigit() for v in found):
                 found = sorted(found, key=int)
@@ -160,6 +182,18 @@ class TextClassification(base.Task):
         return np.asarray(ids, dtype=np.int32)
 
     def validate_examples(self, examples):
+        has_pairs = examples.text_pairs is not None
+        if has_pairs != bool(self.text_pair) and len(examples):
+            where = examples.sources[0].rpartition(":")[0] or examples.sources[0]
+            raise DataError(
+                f"{where}: the model classifies "
+                + (
+                    "sentence pairs, but this split has no `text_pair_column`"
+                    if self.text_pair
+                    else "single texts, but this split sets `text_pair_column`"
+                )
+                + " (every split needs the training split's columns)"
+            )
         self.encode_labels(examples)
 
     def raw_dataset(self, examples, with_labels=True):
