@@ -184,6 +184,12 @@ def test_export_in_a_fresh_process(qa_run, tmp_path):
         )
     np.testing.assert_allclose(out["score"], [r["score"] for r in expected], atol=1e-4)
 
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    nothing = serve(question=tf.constant([], tf.string), context=tf.constant([], tf.string))
+    assert {k: v.shape[0] for k, v in nothing.items()} == dict.fromkeys(nothing, 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"one `context` per `question`"):
+        serve(question=tf.constant(["who ?", "what ?"]), context=tf.constant(["bob"]))
+
 
 def test_answer_offsets_with_unicode_and_extra_whitespace(tokenizer):
     context = "Zoë  met   Bob\tin  Zürich ,  東京"

@@ -297,7 +297,32 @@ class QuestionAnswering(base.Task):
         del backbone  # windows go through the model as they are
 
         def serve(question, context):
-            return self.postprocess(self.answer(model, question, context))
+            count = tf.shape(question)[0]
+            # Unequal sizes would otherwise fail as a broadcast deep in the graph.
+            same = tf.debugging.assert_equal(
+                count,
+                tf.shape(context)[0],
+                message="question_answering: one `context` per `question`; sizes (question, "
+                "context) differ",
+            )
+            with tf.control_dependencies([same]):
+                question = tf.identity(question)
+
+            def empty():
+                return {
+                    "answer_text": tf.zeros([0], tf.string),
+                    "answer_start": tf.zeros([0], tf.int32),
+                    "answer_end": tf.zeros([0], tf.int32),
+                    "score": tf.zeros([0], tf.float32),
+                    "no_answer_score": tf.zeros([0], tf.float32),
+                }
+
+            # An empty request gets empty answers, as from the other exports.
+            return tf.cond(
+                count > 0,
+                lambda: self.postprocess(self.answer(model, question, context)),
+                empty,
+            )
 
         return {"serving_default": (serve, self.serving_inputs())}
 
