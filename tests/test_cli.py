@@ -96,6 +96,7 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     assert [r["text"] for r in a] == ["great movie", "awful film"]
     assert a[1]["id"] == 7
     assert [r["labels"] for r in a] == [r["labels"] for r in b]
+    assert [list(r) for r in a] == [list(r) for r in b]  # same keys in the same order
     for x, y in zip(a, b):
         assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-5)
 

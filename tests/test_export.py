@@ -176,6 +176,8 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
     with pytest.raises(ValueError, match="input 2: needs the field"):
         predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])
+    with pytest.raises(ValueError, match="input 3: field `text` is empty"):
+        predict.with_checkpoint(run_dir, [{"text": "fine"}, {"text": "ok"}, {"text": " "}])
 
 
 def test_predict_streams_one_batch_at_a_time(run_dir):

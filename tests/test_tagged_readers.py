@@ -110,6 +110,11 @@ def test_jsonl_and_untagged(tmp_path):
         ),
         ("none.jsonl", '{"tokens": [], "tags": []}\n', r"none.jsonl:1: sentence with no tokens"),
         (
+            "gap.jsonl",
+            '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", ""], "tags": ["O", "O"]}\n',
+            r"gap.jsonl:2: field `tokens` holds an empty token at position 1",
+        ),
+        (
             "bad.jsonl",
             '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": \n',
             r"bad.jsonl:2: invalid JSON",

@@ -365,7 +365,8 @@ RUNNERS = {
 
 
 def _summary(metrics):
-    keys = ("examples", "sentences", "accuracy", "macro_f1", "precision", "recall", "f1")
+    keys = ("examples", "sentences", "questions", "accuracy", "macro_f1", "exact_match")
+    keys += ("precision", "recall", "f1")
     keys += ("tokens", "nll", "perplexity")
     keys = [k for k in keys if k in metrics]
     return "Evaluation: " + ", ".join(

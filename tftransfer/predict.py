@@ -44,12 +44,10 @@ def _route(records, signatures, first=1):
         number = first + i
         for name, specs in signatures.items():
             if all(k in record for k in specs):
-                bad = [k for k, spec in specs.items() if not _fits(record[k], spec)]
-                if bad:
-                    raise DataError(
-                        f"input {number}: field `{bad[0]}` must be "
-                        + ("text" if spec_rank(specs[bad[0]]) == 1 else "a list of strings")
-                    )
+                for key, spec in specs.items():
+                    problem = _problem(record[key], spec)
+                    if problem:
+                        raise DataError(f"input {number}: field `{key}` {problem}")
                 groups.setdefault(name, []).append(i)
                 break
         else:
@@ -62,10 +60,19 @@ def spec_rank(spec):
     return len(spec.shape)
 
 
-def _fits(value, spec):
+def _problem(value, spec):
+    """What is wrong with one input field, or None."""
     if spec_rank(spec) == 1:
-        return isinstance(value, str)
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        if not isinstance(value, str):
+            return "must be text"
+        # As in training data: an empty text is a mistake in the input file.
+        return None if value.strip() else "is empty"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "must be a list of strings"
+    empty = [i for i, v in enumerate(value) if not v.strip()]
+    if empty:
+        return f"holds an empty token at position {empty[0]} (tokens are words: drop it)"
+    return None
 
 
 def _inputs(chunk, specs):

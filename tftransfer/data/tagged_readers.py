@@ -114,8 +114,14 @@ def _conll_sentences(path, text, need_tags):
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
     for where, record in jsonl_records(path, text):
         tokens = record.get(tokens_key)
-        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
-            raise DataError(f"{where}: field `{tokens_key}` must be a list of non-empty strings")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{where}: field `{tokens_key}` must be a list of strings")
+        empty = [i for i, t in enumerate(tokens) if not t.strip()]
+        if empty:
+            raise DataError(
+                f"{where}: field `{tokens_key}` holds an empty token at position {empty[0]} "
+                "(tokens are words: drop it)"
+            )
         if not tokens:
             raise DataError(f"{where}: sentence with no tokens")
         tags = None

@@ -293,7 +293,9 @@ class Task(abc.ABC):
     def format_result(cls, record, outputs):
         """Merges one example's serving outputs (NumPy) into its input record."""
         result = dict(record)
-        result.update({k: _to_json(v) for k, v in outputs.items()})
+        # Sorted: a SavedModel signature returns its outputs sorted by name,
+        # an in-process function in its own order; the JSONL should not differ.
+        result.update({k: _to_json(outputs[k]) for k in sorted(outputs)})
         return result
 
 

@@ -81,7 +81,6 @@ def _ones_like(tokens):
     return tf.ones_like(tokens)
 
 
-@base.register("text_classification", TextClassificationConfig)
 def _warn_rare_labels(examples, most=5):
     """Prints labels seen once among many examples: usually typos (`positivP`)."""
     counts = collections.Counter(examples.labels)
@@ -102,6 +101,7 @@ def _warn_rare_labels(examples, most=5):
         )
 
 
+@base.register("text_classification", TextClassificationConfig)
 class TextClassification(base.Task):
     """Classifies a text (or a pair of texts) into one of `config.labels`.
 
