@@ -46,3 +46,13 @@ def test_unanswerable_questions_and_threshold():
     # Answering null above p=0.1 gets all three right.
     assert out["best_exact_match"] == pytest.approx(100.0)
     assert out["best_exact_match_threshold"] == pytest.approx(0.1)
+
+
+def test_v1_gold_answers_that_normalise_to_nothing_count_as_in_the_v1_script():
+    # dev-v1.1 has three such questions (e.g. 5725bad5271a42140099d0c1): a gold
+    # answer of only an article or punctuation. The v1.1 script keeps it, so an
+    # empty prediction matches it; the v2.0 script drops it.
+    golds = {"q": ["the", "The Broncos"]}
+    v1 = squad.score({"q": "a"}, golds)  # v1.1 data (every question answerable)
+    v2 = squad.score({"q": "a"}, golds, version="2.0")
+    assert v1["exact_match"] == 100.0 and v2["exact_match"] == 0.0

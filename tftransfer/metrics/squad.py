@@ -3,10 +3,12 @@
 Answers are normalised as the official scripts do (lowercase, drop
 punctuation and the articles a/an/the, collapse whitespace); a question scores
 the best match over its gold answers; a question without a prediction scores 0.
-Scoring is tf-models-official's copy of the official v2.0 script (its public
-`evaluate`), which leaves questions without a prediction out of the average;
-totals here are over every question instead, such questions scoring 0 (as in
-the official v1.1 script).
+Scoring is tf-models-official's copies of the official scripts, chosen by the
+version of the data: v1.1 data by the v1.1 script, which keeps gold answers
+that normalise to the empty string (three questions of dev-v1.1 have one), v2.0
+data by the v2.0 script, which drops them. The v2.0 script leaves questions
+without a prediction out of the average; totals here are over every question
+instead, such questions scoring 0 (as in the official v1.1 script).
 
 Example:
 
@@ -18,6 +20,7 @@ Example:
 
 import json
 
+from official.nlp.tools import squad_evaluate_v1_1 as official_v1
 from official.nlp.tools import squad_evaluate_v2_0 as official
 
 # Stands for a question without a prediction: the official v2.0 script skips
@@ -43,7 +46,7 @@ _BEST = {
 }
 
 
-def score(predictions, gold_answers, no_answer_probability=None):
+def score(predictions, gold_answers, no_answer_probability=None, version="auto"):
     """Exact match and F1 (percent) over all questions.
 
     Args:
@@ -52,6 +55,9 @@ def score(predictions, gold_answers, no_answer_probability=None):
         no_answer_probability: optional `{id: p}`; with it, the threshold on
             `p` that maximises F1 (and exact match) is searched, as the
             official v2.0 script does.
+        version: the data's SQuAD version, whose official script scores:
+            `"1.1"`, `"2.0"`, or `"auto"` (2.0 when a question is unanswerable
+            or `no_answer_probability` is given).
 
     Returns:
         A JSON-ready dict: `exact_match`, `f1`, `questions`, `missing`
@@ -70,6 +76,17 @@ def score(predictions, gold_answers, no_answer_probability=None):
         for i in ids
     ]
     filled = {i: predictions.get(i, MISSING) for i in ids}
+    if version == "auto":
+        unanswerable = any(not gold_answers[i] for i in ids)
+        version = "2.0" if unanswerable or no_answer_probability is not None else "1.1"
+    if version == "1.1":
+        if no_answer_probability is not None:
+            raise ValueError("no-answer thresholds are a SQuAD 2.0 notion")
+        result = official_v1.evaluate(dataset, filled)
+        # Model Garden's copy returns fractions where the official one prints percent.
+        out["exact_match"] = 100.0 * result["exact_match"]
+        out["f1"] = 100.0 * result["final_f1"]
+        return out
     probabilities = None
     if no_answer_probability is not None:
         probabilities = {i: no_answer_probability.get(i, 0.0) for i in ids}

@@ -261,7 +261,8 @@ class QuestionAnswering(base.Task):
     def evaluate(self, outputs, examples):
         gold = {i: [t for t, _ in a] for i, a in zip(examples.ids, examples.answers)}
         answered = {i: _text(o["answer_text"]) for i, o in zip(examples.ids, outputs)}
-        metrics = squad_metrics.score(answered, gold)
+        version = "2.0" if self.config.version_2_with_negative else "1.1"
+        metrics = squad_metrics.score(answered, gold, version=version)
         if self.config.version_2_with_negative:
             spans = {i: _text(o["span_text"]) for i, o in zip(examples.ids, outputs)}
             no_answer = {i: float(o["no_answer_score"]) for i, o in zip(examples.ids, outputs)}
