@@ -22,6 +22,25 @@ PINNED = {
     "Héllo wörld café naïve Zürich": [7592, 2088, 7668, 15743, 10204],
     "hello world cafe naive zurich": [7592, 2088, 7668, 15743, 10204],
     "Ångström 東京 don't": [17076, 15687, 1879, 1755, 2123, 1005, 1056],
+    # Unicode that keras-hub's own BertTokenizer (NFKC case folding, splits at
+    # control characters) gets wrong; HfBertTokenizer normalises as BERT did.
+    "Straße": [2358, 27807],
+    "ﬁne ﬂow": [1984, 2638, 1985, 5004],
+    "１２３ full-width": [100, 2440, 1011, 9381],
+    "x² and ½": [1060, 10701, 1998, 1092],
+    "Brand™ Ⅻ": [4435, 30108, 100],
+    "a\x00b zero\u200bwidth soft\u00adhyphen": [
+        11113,
+        5717,
+        9148,
+        11927,
+        2232,
+        3730,
+        10536,
+        8458,
+        2368,
+    ],
+    "\u3000ideo space Ｈｅｌｌｏ": [8909, 8780, 2686, 100],
 }
 
 

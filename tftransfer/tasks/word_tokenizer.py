@@ -91,7 +91,8 @@ class WordTokenizer:
         oov = getattr(tokenizer, "oov_token", None)
         self.unk_id = tokenizer.token_to_id(oov) if oov else self.special.pad
         self.split_on_cjk = getattr(tokenizer, "split_on_cjk", True)
-        self.lowercase = bool(getattr(tokenizer, "lowercase", False))
+        lowercase = getattr(tokenizer, "bert_lowercase", getattr(tokenizer, "lowercase", False))
+        self.lowercase = bool(lowercase)
         # keras-hub tokenizers return Python lists when called eagerly; in a
         # graph they return ragged tensors, which the windowing needs.
         self._tokenize = tf.function(

@@ -1,0 +1,88 @@
+"""keras-hub's BERT tokenizer with the text normalisation BERT checkpoints were trained with.
+
+Google's BERT tokenizer (and Hugging Face's `BertTokenizer`, a copy of it)
+cleans and lowercases text differently from keras-hub's `BertTokenizer`:
+
+- it deletes control and format characters (NUL, zero-width space U+200B,
+  soft hyphen U+00AD, ...), where keras-hub splits words at them;
+- it treats every space separator (e.g. the ideographic space U+3000) as a
+  space;
+- it lowercases with `str.lower`, where keras-hub case-folds with NFKC
+  (`tf_text.case_fold_utf8`), which also rewrites `ß` -> `ss`, ligatures
+  (`ﬁ` -> `fi`), full-width letters and digits, `²` -> `2`, `½` -> `1⁄2`,
+  `™` -> `tm` and Roman numeral characters.
+
+An uncased checkpoint's vocabulary and weights saw the first behaviour, so
+this subclass normalises text that way, in the graph (plain TF ops, so the
+export still runs on TF Serving), and then lets keras-hub split and look up
+word pieces without its case folding. The accents are stripped by keras-hub
+as before (NFD, then marks removed), which is what BERT does too. keras-hub
+has no switch for this (its `lowercase` always case-folds), hence a subclass.
+
+Example:
+
+>>> tokenizer = HfBertTokenizer(
+...     vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zero", "##width", "width"],
+...     lowercase=True,
+... )
+>>> [int(i) for i in tokenizer("Zero\\u200bwidth")]
+[5, 6]
+"""
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+# Google BERT's `_is_control`: every "C*" category except tab, newline and
+# carriage return (RE2 has no class subtraction, hence the ranges; it has no
+# \p{Cn} either, so unassigned code points pass through as in keras-hub).
+_DELETED = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]|\p{Cf}|\p{Co}|\p{Cs}|\x{FFFD}"
+# Google BERT's `_is_whitespace`: tab, newline, carriage return and category Zs.
+_SPACES = r"[\t\n\r\p{Zs}]"
+
+
+def normalize(texts, lowercase):
+    """BERT's text cleaning (and `str.lower` if `lowercase`), as TF string ops."""
+    texts = tf.strings.regex_replace(texts, _DELETED, "")
+    texts = tf.strings.regex_replace(texts, _SPACES, " ")
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    return texts
+
+
+@keras.saving.register_keras_serializable(package="tftransfer")
+class HfBertTokenizer(keras_hub.models.BertTokenizer):
+    """`keras_hub.models.BertTokenizer` that normalises text as BERT's own tokenizer.
+
+    Args:
+        lowercase: lowercase as `str.lower` does (keras-hub's flag of the
+            same name case-folds with NFKC instead; it is off underneath).
+        **kwargs: as for `keras_hub.models.BertTokenizer`.
+    """
+
+    def __init__(self, vocabulary=None, lowercase=False, **kwargs):
+        super().__init__(vocabulary=vocabulary, lowercase=False, **kwargs)
+        self.bert_lowercase = bool(lowercase)
+
+    @classmethod
+    def like(cls, tokenizer):
+        """The same vocabulary and options as a keras-hub `BertTokenizer`."""
+        config = tokenizer.get_config()
+        config["vocabulary"] = tokenizer.get_vocabulary()
+        return cls.from_config(config)
+
+    def tokenize(self, inputs):
+        if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
+            inputs = tf.convert_to_tensor(inputs, tf.string)
+        return super().tokenize(normalize(inputs, self.bert_lowercase))
+
+    def as_keras_hub(self):
+        """A plain keras-hub tokenizer with these settings, for presets any keras-hub loads."""
+        config = self.get_config()
+        config["vocabulary"] = self.get_vocabulary()
+        return keras_hub.models.BertTokenizer.from_config(config)
+
+    def get_config(self):
+        config = super().get_config()
+        config["lowercase"] = self.bert_lowercase
+        return config
