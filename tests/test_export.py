@@ -194,3 +194,14 @@ def test_predict_streams_one_batch_at_a_time(run_dir):
     assert [next(results)["text"] for _ in range(7)][-1] == "text number 7"
     with pytest.raises(ValueError, match="input 10: needs the field"):
         next(results)
+
+
+def test_an_empty_text_gets_probabilities_from_the_export(run_dir, tmp_path):
+    import tensorflow as tf
+
+    path = export.export_run(run_dir, str(tmp_path / "serving"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    out = serve(text=tf.constant(["", "fine"]))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
