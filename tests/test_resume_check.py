@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tftransfer import configs, experiment
+from tftransfer import configs, experiment, export
 from tftransfer.training import resume_check
 
 
@@ -31,6 +31,9 @@ def test_another_task_config_is_refused_and_the_old_run_still_works(finished_run
         experiment.train(changed, model_dir)
     assert _snapshot(model_dir) == before
     assert "accuracy" in experiment.evaluate(model_dir, "validation")
+    assert os.path.exists(
+        os.path.join(export.export_run(model_dir, model_dir + "-srv"), "saved_model.pb")
+    )
 
 
 def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsys):
