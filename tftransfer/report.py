@@ -69,7 +69,8 @@ def atomic_folder(final):
 TMP_PREFIX = ".tmp-"
 
 
-def _running(pid):
+def process_running(pid):
+    """Whether process `pid` exists on this host (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -83,7 +84,7 @@ def remove_stale_temporaries(parent):
     """Removes `atomic_folder` leftovers in `parent` whose writer is gone."""
     for entry in os.listdir(parent):
         pid = entry.rpartition("-")[2]
-        if entry.startswith(TMP_PREFIX) and pid.isdigit() and not _running(int(pid)):
+        if entry.startswith(TMP_PREFIX) and pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 

@@ -23,6 +23,8 @@ import time
 
 from absl import logging
 
+from tftransfer import report
+
 LOCK_NAME = "train.lock"
 #: a lock file still empty after this long was left by a writer that died
 #: between creating and filling it.
@@ -31,16 +33,6 @@ EMPTY_LOCK_GRACE_SECONDS = 10.0
 
 class RunLockedError(RuntimeError):
     """Another live process is training into the same model_dir."""
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _owner(path):
@@ -58,7 +50,7 @@ def _stale(path, owner, host):
         except FileNotFoundError:
             return True
         return age > EMPTY_LOCK_GRACE_SECONDS
-    return owner.get("host") == host and not _alive(owner["pid"])
+    return owner.get("host") == host and not report.process_running(owner["pid"])
 
 
 @contextlib.contextmanager
