@@ -55,7 +55,15 @@ def _stale(path, owner, host):
 
 @contextlib.contextmanager
 def run_lock(model_dir):
-    """Holds `<model_dir>/train.lock` for the block; `RunLockedError` if a live process holds it."""
+    """Holds `<model_dir>/train.lock` for the block; `RunLockedError` if a live process holds it.
+
+    A model_dir on an object store (`gs://...`) is not locked: it has no
+    atomic create-if-absent through `tf.io.gfile`, and pids mean nothing
+    across hosts there.
+    """
+    if "://" in model_dir:
+        yield
+        return
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, LOCK_NAME)
     host = socket.gethostname()
