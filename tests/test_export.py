@@ -205,3 +205,19 @@ def test_an_empty_text_gets_probabilities_from_the_export(run_dir, tmp_path):
     probabilities = out["probabilities"].numpy()
     assert probabilities.shape == (2, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_evaluating_again_and_again_keeps_no_model_alive(run_dir):
+    import gc
+
+    import keras
+
+    def live_models():
+        gc.collect()
+        return sum(isinstance(o, keras.Model) for o in gc.get_objects())
+
+    experiment.evaluate(run_dir)
+    before = live_models()
+    for _ in range(2):  # as `compare` does, once per cell
+        experiment.evaluate(run_dir)
+    assert live_models() == before

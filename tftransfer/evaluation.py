@@ -32,8 +32,12 @@ def _forward_fn(task, model):
         # flow, and twice a long CoNLL run died at its first evaluation with
         # "'dict' object has no attribute 'flat_values'" inside the converted
         # code (never in short runs); plain tracing removes that layer.
+        # The function holds the model weakly: a strong reference from the
+        # value would keep the WeakKeyDictionary's key, so every model ever
+        # evaluated (one per cell of `compare`) would stay in memory.
+        model_ref = weakref.ref(model)
         _FORWARD[model] = tf.function(
-            lambda features: task.forward(model, features),
+            lambda features: task.forward(model_ref(), features),
             reduce_retracing=True,
             autograph=False,
         )

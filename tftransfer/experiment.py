@@ -26,7 +26,6 @@ Read 64 training examples and 32 validation examples.
 
 import dataclasses
 import os
-import resource
 import shutil
 from typing import Any, Optional
 
@@ -37,7 +36,14 @@ from tqdm.auto import tqdm
 
 from tftransfer import backbones, configs, evaluation, report, tasks, transfer
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute, history, optimization, resume_check, run_lock
+from tftransfer.training import (
+    distribute,
+    history,
+    optimization,
+    peak_memory,
+    resume_check,
+    run_lock,
+)
 from tftransfer.training import trainer as trainer_lib
 
 
@@ -238,6 +244,7 @@ def train(params, model_dir, train_examples=None):
         The validation metrics of the best checkpoint (or {}).
     """
     keras.utils.set_random_seed(params.trainer.seed)
+    peak_memory.reset()  # the summary's peak is this run's, not an earlier one's in this process
     with run_lock.run_lock(model_dir):
         run = build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
@@ -320,7 +327,7 @@ def _write_summary(run, model_dir, trainer, metrics):
         "total_parameters": total,
         "steps_run": len(times),
         "median_step_seconds": times[len(times) // 2] if times else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_memory.current_peak_mb(),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
     }
     report.write_json(summary, os.path.join(model_dir, "run_summary.json"))
