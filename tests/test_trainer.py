@@ -81,11 +81,15 @@ def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
-def test_max_seq_length_beyond_the_backbones_positions_fails_before_training(tiny_params, tmp_path):
+def test_max_seq_length_beyond_the_backbones_positions_is_clamped_with_a_warning(
+    tiny_params, tmp_path, capsys
+):
     tiny_params.override({"task": {"text_classification": {"max_seq_length": 128}}})
-    with pytest.raises(configs.ConfigError, match=r"max_seq_length is 128, .* use at most 64"):
-        experiment.train(tiny_params, str(tmp_path / "run"))
-    assert os.listdir(tmp_path / "run") == []
+    tiny_params.override({"trainer": {"epochs": 1}})
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    assert "max_seq_length is 128, but the backbone" in capsys.readouterr().out
+    assert configs.from_model_dir(model_dir).task.text_classification.max_seq_length == 64
 
 
 def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):

@@ -175,14 +175,23 @@ def prepare_task(params, train_examples, validation=None):
 
 
 def _check_positions(params, backbone):
-    """A `max_seq_length` beyond the backbone's position table fails now, not on step one."""
+    """Clamps `max_seq_length` to the backbone's position table, saying so.
+
+    A longer length would fail on the first long batch (or at export); the
+    task's other lengths are checked again against the clamped one.
+    """
     limit = getattr(backbones.Backbone.wrap(backbone).model, "max_sequence_length", None)
-    length = getattr(params.task.get(), "max_seq_length", None)
+    task_config = params.task.get()
+    length = getattr(task_config, "max_seq_length", None)
     if limit and length and length > limit:
-        raise configs.ConfigError(
-            f"task.{params.task.type}.max_seq_length is {length}, but the backbone "
-            f"{params.backbone.spec} has {limit} positions: use at most {limit}"
+        key = f"task.{params.task.type}.max_seq_length"
+        print(
+            f"Warning: {key} is {length}, but the backbone {params.backbone.spec} has "
+            f"{limit} positions: using {limit}.",
+            flush=True,
         )
+        task_config.max_seq_length = limit
+        task_config.check(f"task.{params.task.type}")
 
 
 def build(params, train_examples=None, total_steps=None):
