@@ -176,8 +176,13 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
     with pytest.raises(ValueError, match="input 2: needs the field"):
         predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])
-    with pytest.raises(ValueError, match="input 3: field `text` is empty"):
-        predict.with_checkpoint(run_dir, [{"text": "fine"}, {"text": "ok"}, {"text": " "}])
+    from tftransfer import cli
+
+    path = os.path.join(run_dir, "inputs.jsonl")
+    with open(path, "w") as f:
+        f.write('{"text": "fine"}\n\n{"text": " "}\n')
+    with pytest.raises(ValueError, match=r"inputs.jsonl:3: field `text` is empty"):
+        list(cli.read_records(path))
 
 
 def test_predict_streams_one_batch_at_a_time(run_dir):

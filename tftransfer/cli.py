@@ -265,7 +265,13 @@ def read_records(path, encoding="utf-8"):
             if not line.strip():
                 continue
             if line.lstrip().startswith("{"):
-                yield readers.json_object(f"{path}:{number}", line)
+                record = readers.json_object(f"{path}:{number}", line)
+                for key in ("text", "text_pair", "prompt", "question", "context"):
+                    value = record.get(key)
+                    if isinstance(value, str) and not value.strip():
+                        # As in training data: an empty field is a mistake in the file.
+                        raise readers.DataError(f"{path}:{number}: field `{key}` is empty")
+                yield record
             else:
                 yield {"text": line}
 

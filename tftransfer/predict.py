@@ -63,10 +63,8 @@ def spec_rank(spec):
 def _problem(value, spec):
     """What is wrong with one input field, or None."""
     if spec_rank(spec) == 1:
-        if not isinstance(value, str):
-            return "must be text"
-        # As in training data: an empty text is a mistake in the input file.
-        return None if value.strip() else "is empty"
+        # An empty text is answered like any text, as by the export.
+        return None if isinstance(value, str) else "must be text"
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return "must be a list of strings"
     empty = [i for i, v in enumerate(value) if not v.strip()]
