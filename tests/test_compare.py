@@ -61,6 +61,20 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
     assert large.train_steps == 0 and large.epochs == 3  # 21 updates: left as configured
 
 
+def test_a_cell_another_worker_is_training_is_skipped(tiny_params, tmp_path):
+    from tftransfer.training import run_lock
+
+    tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
+    out = str(tmp_path / "cmp")
+    grid = compare.Comparison(tiny_params, out, ["frozen"], ["16"], seeds=2)
+    busy = os.path.join(out, "cells", "frozen-n16-seed7")
+    with run_lock.run_lock(busy):  # another worker's cell
+        assert grid.run() is None  # no reports while a cell is unfinished
+    done = [os.path.exists(grid._result_path(c)) for c in grid.cells]
+    assert done == [False, True]  # seed 7 left to its worker, seed 8 trained
+    assert not os.path.exists(os.path.join(out, "compare.json"))
+
+
 def test_every_cell_knows_every_label_of_the_full_training_set(tiny_params, tmp_path):
     tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
     grid = compare.Comparison(tiny_params, str(tmp_path), ["frozen"], ["1"], seeds=1)

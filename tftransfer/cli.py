@@ -354,7 +354,8 @@ def run_compare(argv):
         compare.parse_strategy_overrides(FLAGS.strategy_override),
         FLAGS.min_steps,
     )
-    comparison.run()
+    if comparison.run() is None:
+        return  # some cells are still being trained by another worker
     with open(f"{FLAGS.output_dir}/compare.md", encoding="utf-8") as f:
         print(f.read())
     print(f"Reports written to {FLAGS.output_dir}: compare.md, compare.json, learning_curves.png")

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from tftransfer import configs, experiment, report  # noqa: E402
+from tftransfer.training import run_lock  # noqa: E402
 
 #: examples shuffle for the nested subsets; independent of the runs' seeds.
 SUBSET_SEED = 1234
@@ -219,11 +220,29 @@ class Comparison:
             flush=True,
         )
         progress = tqdm(total=len(self.cells), initial=len(done), unit="cell", desc="compare")
+        elsewhere = []
         for cell in todo:
+            if os.path.exists(self._result_path(cell)):  # finished by another worker
+                progress.update(1)
+                continue
             progress.set_postfix_str(cell.name)
-            self.run_cell(cell)
+            try:
+                self.run_cell(cell)
+            except run_lock.RunLockedError:
+                # Another `compare` on the same output_dir trains this cell:
+                # several workers share a grid by skipping each other's cells.
+                elsewhere.append(cell.name)
+                continue
             progress.update(1)
         progress.close()
+        missing = [c.name for c in self.cells if not os.path.exists(self._result_path(c))]
+        if missing:
+            print(
+                f"{len(missing)} cells are being trained by another process ({', '.join(missing)});"
+                " rerun this command when they are done to write the reports.",
+                flush=True,
+            )
+            return None
         return self.write_reports()
 
     def results(self):
