@@ -31,6 +31,7 @@ Read 64 training examples.
 import tensorflow as tf
 
 from tftransfer import experiment, export, tasks
+from tftransfer.data import tagged_readers
 from tftransfer.data.readers import DataError
 
 
@@ -67,10 +68,7 @@ def _problem(value, spec):
         return None if isinstance(value, str) else "must be text"
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return "must be a list of strings"
-    empty = [i for i, v in enumerate(value) if not v.strip()]
-    if empty:
-        return f"holds an empty token at position {empty[0]} (tokens are words: drop it)"
-    return None
+    return tagged_readers.empty_token_problem(value)
 
 
 def _inputs(chunk, specs):

@@ -111,17 +111,22 @@ def _conll_sentences(path, text, need_tags):
         yield tokens, tags, lines, start, new_document
 
 
+def empty_token_problem(tokens):
+    """What is wrong with a list of tokens holding an empty one, or None."""
+    empty = [i for i, t in enumerate(tokens) if not t.strip()]
+    if empty:
+        return f"holds an empty token at position {empty[0]} (tokens are words: drop it)"
+    return None
+
+
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
     for where, record in jsonl_records(path, text):
         tokens = record.get(tokens_key)
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise DataError(f"{where}: field `{tokens_key}` must be a list of strings")
-        empty = [i for i, t in enumerate(tokens) if not t.strip()]
-        if empty:
-            raise DataError(
-                f"{where}: field `{tokens_key}` holds an empty token at position {empty[0]} "
-                "(tokens are words: drop it)"
-            )
+        problem = empty_token_problem(tokens)
+        if problem:
+            raise DataError(f"{where}: field `{tokens_key}` {problem}")
         if not tokens:
             raise DataError(f"{where}: sentence with no tokens")
         tags = None
