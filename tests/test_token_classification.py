@@ -358,3 +358,12 @@ def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_pat
     configs.save(params, os.path.join(edited, "params.yaml"))
     with pytest.raises(ValueError, match="does not hold every weight of the model"):
         experiment.Loaded(edited)
+
+
+def test_predict_names_an_empty_token(ner_run):
+    run, _ = ner_run
+    rows = [{"tokens": ["bob"]}, {"tokens": ["bob", " "]}]
+    with pytest.raises(
+        DataError, match="input 2: field `tokens` holds an empty token at position 1"
+    ):
+        predict.with_checkpoint(run, rows)
