@@ -44,6 +44,10 @@ def _model_dir_flag(required=True):
     )
 
 
+def _encoding_flag():
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
+
+
 def _checkpoint_flag():
     flags.DEFINE_enum(
         "checkpoint",
@@ -164,7 +168,7 @@ def define_predict_flags():
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
     flags.DEFINE_integer("batch_size", 64, "Texts read and predicted per batch.")
-    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
+    _encoding_flag()
     _checkpoint_flag()
 
 
@@ -190,7 +194,7 @@ def define_generate_flags():
         "chat", False, "Wrap each prompt as a user message with the model's chat template."
     )
     flags.DEFINE_integer("batch_size", 8, "Prompts decoded together.")
-    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
+    _encoding_flag()
     _checkpoint_flag()
 
 

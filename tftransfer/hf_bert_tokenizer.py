@@ -50,6 +50,13 @@ def normalize(texts, lowercase):
     return texts
 
 
+def _rebuilt(cls, tokenizer):
+    """A `cls` tokenizer with `tokenizer`'s vocabulary and options (its config)."""
+    config = tokenizer.get_config()
+    config["vocabulary"] = tokenizer.get_vocabulary()
+    return cls.from_config(config)
+
+
 @keras.saving.register_keras_serializable(package="tftransfer")
 class HfBertTokenizer(keras_hub.models.BertTokenizer):
     """`keras_hub.models.BertTokenizer` that normalises text as BERT's own tokenizer.
@@ -67,9 +74,7 @@ class HfBertTokenizer(keras_hub.models.BertTokenizer):
     @classmethod
     def like(cls, tokenizer):
         """The same vocabulary and options as a keras-hub `BertTokenizer`."""
-        config = tokenizer.get_config()
-        config["vocabulary"] = tokenizer.get_vocabulary()
-        return cls.from_config(config)
+        return _rebuilt(cls, tokenizer)
 
     def tokenize(self, inputs):
         if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
@@ -78,9 +83,7 @@ class HfBertTokenizer(keras_hub.models.BertTokenizer):
 
     def as_keras_hub(self):
         """A plain keras-hub tokenizer with these settings, for presets any keras-hub loads."""
-        config = self.get_config()
-        config["vocabulary"] = self.get_vocabulary()
-        return keras_hub.models.BertTokenizer.from_config(config)
+        return _rebuilt(keras_hub.models.BertTokenizer, self)
 
     def get_config(self):
         config = super().get_config()
