@@ -220,7 +220,6 @@ class Comparison:
             flush=True,
         )
         progress = tqdm(total=len(self.cells), initial=len(done), unit="cell", desc="compare")
-        elsewhere = []
         for cell in todo:
             if os.path.exists(self._result_path(cell)):  # finished by another worker
                 progress.update(1)
@@ -231,7 +230,6 @@ class Comparison:
             except run_lock.RunLockedError:
                 # Another `compare` on the same output_dir trains this cell:
                 # several workers share a grid by skipping each other's cells.
-                elsewhere.append(cell.name)
                 continue
             progress.update(1)
         progress.close()
