@@ -190,6 +190,34 @@ def llama_style_parts(causal_lm):
     )
 
 
+def llama_layer_parts(layer):
+    """A keras-hub Llama decoder layer's sublayers, for `LlamaStep`.
+
+    Returns a dict: `attention_norm`, `feedforward_norm` (LlamaLayerNorm),
+    `dense` (query, key, value, output, gate, up, down: Einsum/Dense
+    layers), `rotary` (the attention's rotary layer), `scale` (the
+    attention's 1/sqrt(head_dim)) and `activation` (the gate's).
+    """
+    attention = _require(layer, "_self_attention_layer", "keras-hub")
+    dense = {
+        "query": _require(attention, "_query_dense", "keras-hub"),
+        "key": _require(attention, "_key_dense", "keras-hub"),
+        "value": _require(attention, "_value_dense", "keras-hub"),
+        "output": _require(attention, "_output_dense", "keras-hub"),
+        "gate": _require(layer, "_feedforward_gate_dense", "keras-hub"),
+        "up": _require(layer, "_feedforward_intermediate_dense", "keras-hub"),
+        "down": _require(layer, "_feedforward_output_dense", "keras-hub"),
+    }
+    return {
+        "attention_norm": _require(layer, "_self_attention_layernorm", "keras-hub"),
+        "feedforward_norm": _require(layer, "_feedforward_layernorm", "keras-hub"),
+        "dense": dense,
+        "rotary": _require(attention, "rotary_embedding_layer", "keras-hub"),
+        "scale": _require(attention, "_inv_norm_factor", "keras-hub"),
+        "activation": _require(layer, "activation", "keras-hub"),
+    }
+
+
 def check():
     """Probes every internal above on small objects; raises `CompatError`."""
     tokenizer_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]
@@ -232,6 +260,7 @@ def check():
     )
     if llama_style_parts(keras_hub.models.Llama3CausalLM(backbone=llama)) is None:
         raise CompatError("keras-hub's Llama3CausalLM is no longer a LlamaCausalLM")
+    llama_layer_parts(llama.transformer_layers[0])
     dense = keras.layers.Dense(2)
     dense.build((None, 3))
     dense.enable_lora(1)

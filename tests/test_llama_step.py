@@ -1,0 +1,71 @@
+"""The lean Llama decoding step computes what keras-hub's Llama computes."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer.tasks.llama_step import LlamaStep
+
+ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
+    rope_max_wavelength=500000,
+    rope_frequency_adjustment_factor=8.0,
+    rope_low_freq_factor=1.0,
+    rope_high_freq_factor=4.0,
+    rope_pretraining_sequence_length=16,
+)
+
+
+def _llama(**rope):
+    keras.utils.set_random_seed(3)
+    backbone = keras_hub.models.Llama3Backbone(
+        vocabulary_size=50,
+        num_layers=2,
+        num_query_heads=6,
+        num_key_value_heads=2,
+        hidden_dim=24,
+        intermediate_dim=40,
+        **rope,
+    )
+    return keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)
+
+
+@pytest.mark.parametrize("rope", [{}, ROPE_31], ids=["rope", "rope_llama3.1"])
+def test_prompt_and_token_steps_match_the_full_forward_pass(rope):
+    lm = _llama(**rope)
+    ids = tf.constant([[3, 7, 9, 11, 13, 2, 5], [4, 4, 8, 1, 30, 31, 32]])
+    reference = np.asarray(lm({"token_ids": ids, "padding_mask": tf.ones_like(ids)}))
+    step = LlamaStep(lm)
+    cache = step.read_prompts(ids[:, :4], total=10)
+    prompt_logits, _ = step.step(ids[:, :4], tuple(tf.zeros_like(c) for c in cache), 0)
+    np.testing.assert_allclose(prompt_logits, reference[:, :4], atol=1e-6)
+    for i in range(4, 7):
+        logits, cache = step.step(ids[:, i : i + 1], cache, i)
+        np.testing.assert_allclose(logits[:, 0], reference[:, i], atol=1e-6)
+
+
+def test_lora_adapters_are_part_of_the_step():
+    lm = _llama()
+    lm.backbone.enable_lora(2)
+    for weight in lm.backbone.trainable_weights:  # non-zero adapters change the output
+        if "lora" in weight.path:
+            weight.assign(tf.random.normal(weight.shape, stddev=0.3))
+    ids = tf.constant([[3, 7, 9, 11]])
+    reference = np.asarray(lm({"token_ids": ids, "padding_mask": tf.ones_like(ids)}))
+    step = LlamaStep(lm)
+    logits, _ = step.step(ids, step.read_prompts(ids[:, :1], total=4), 0)
+    np.testing.assert_allclose(logits, reference, atol=1e-6)
+
+
+def test_other_families_keep_keras_hubs_layers():
+    mistral = keras_hub.models.MistralBackbone(
+        vocabulary_size=20,
+        num_layers=1,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=8,
+    )
+    assert not LlamaStep.supports(keras_hub.models.MistralCausalLM(backbone=mistral))
+    assert LlamaStep.supports(_llama())

@@ -1,0 +1,173 @@
+"""Llama's cached forward pass in few ops: the decoding step of `CachedDecoder`.
+
+keras-hub's Llama layers, called with a cache, recompute the causal mask and
+the rotary angles in every layer, copy and re-stack the key/value cache, and
+repeat the 3 key/value heads to the 9 query heads (SmolLM2) before
+attention: about 100 TensorFlow ops per layer and token. Decoding one token
+at a time is dominated by that per-op overhead on CPU (BENCHMARKS.md), so
+this step computes the same function on the same weights with what a token
+needs and nothing else:
+
+- the rotary angles and the attention mask once per step for all layers
+  (the rotary layer itself computes the angles, so every keras-hub rope
+  variant stays exact);
+- one key and one value cache per layer, laid out `[batch, kv_heads, length,
+  head_dim]`, updated in place at the step's position;
+- grouped-query attention without repeating keys and values: the query heads
+  that share a key/value head are stacked as rows of one matmul.
+
+keras-hub has no such step (its `call_with_cache` is the per-layer loop this
+replaces); a test checks the logits against keras-hub's own.
+
+Example:
+
+>>> import keras_hub, tensorflow as tf
+>>> from tftransfer.tasks.llama_step import LlamaStep
+>>> backbone = keras_hub.models.LlamaBackbone(vocabulary_size=11, num_layers=2,
+...     num_query_heads=4, num_key_value_heads=2, hidden_dim=8, intermediate_dim=16)
+>>> lm = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+>>> step = LlamaStep(lm)
+>>> cache = step.read_prompts(tf.constant([[1, 2, 3]]), total=6)
+>>> logits, cache = step.step(tf.constant([[4]]), cache, 3)
+>>> logits.shape.as_list(), cache[0].shape.as_list()
+([1, 1, 11], [1, 2, 6, 2])
+"""
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+from tftransfer import compat
+
+
+def _rms_norm(layer, x):
+    """keras-hub's LlamaLayerNorm: float32 statistics, scale, compute dtype out."""
+    x32 = tf.cast(x, tf.float32)
+    scale = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + layer.epsilon)
+    return tf.cast(x32 * scale * tf.cast(layer.scale, tf.float32), x.dtype)
+
+
+def _kernel(dense, rows):
+    """An EinsumDense kernel as a `[rows, columns]` matrix (the LoRA-merged one if enabled)."""
+    return tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1])
+
+
+class LlamaStep:
+    """Cached forward pass of a keras-hub `LlamaCausalLM` (Llama 2/3, SmolLM2).
+
+    Args:
+        causal_lm: a keras-hub `LlamaCausalLM` without biases or quantized
+            layers (`LlamaStep.supports` says whether).
+    """
+
+    def __init__(self, causal_lm):
+        self.causal_lm = causal_lm
+        backbone = causal_lm.backbone
+        self.token_embedding = backbone.token_embedding
+        self.norm = backbone.layer_norm
+        self.layers = [compat.llama_layer_parts(layer) for layer in backbone.transformer_layers]
+        self.heads = backbone.num_query_heads
+        self.kv_heads = backbone.num_key_value_heads
+        self.hidden = backbone.hidden_dim
+        self.head_dim = self.hidden // self.heads
+        self.groups = self.heads // self.kv_heads
+        self.dtype = causal_lm.compute_dtype
+
+    @staticmethod
+    def supports(causal_lm):
+        """Whether this step computes exactly what `causal_lm` does."""
+        if not isinstance(causal_lm, keras_hub.models.LlamaCausalLM):
+            return False
+        for layer in causal_lm.backbone.transformer_layers:
+            for dense in compat.llama_layer_parts(layer)["dense"].values():
+                if getattr(dense, "bias", None) is not None or dense.quantization_mode:
+                    return False
+        return True
+
+    # -- the `_Model` interface of `CachedDecoder` ---------------------------
+    def read_prompts(self, token_ids, total):
+        """Caches (`2 x layers` tensors) after reading `token_ids`, `total` long."""
+        shape = [tf.shape(token_ids)[0], self.kv_heads, total, self.head_dim]
+        empty = tuple(tf.zeros(shape, self.dtype) for _ in range(2 * len(self.layers)))
+        return self.step(token_ids, empty, 0, with_logits=False)[1]
+
+    def step(self, token_ids, cache, index, with_logits=True):
+        """`(logits, caches)` for `token_ids` `[batch, tokens]` from position `index`."""
+        x = self.token_embedding(token_ids)
+        tokens = tf.shape(token_ids)[1]
+        total = tf.shape(cache[0])[2]
+        cos, sin = self._rotary(tokens, index)
+        # Query i (at index + i) sees cache positions up to index + i.
+        visible = tf.range(total)[None, :] <= index + tf.range(tokens)[:, None]
+        bias = tf.where(visible, 0.0, -1e9)  # keras' Softmax mask value for float32
+        bias = tf.tile(bias, [self.groups, 1])  # rows: the query heads of a group
+        updated = []
+        for i, parts in enumerate(self.layers):
+            x, k, v = self._layer(parts, x, cache[2 * i], cache[2 * i + 1], index, cos, sin, bias)
+            updated += [k, v]
+        if not with_logits:
+            return None, tuple(updated)
+        return self.logits(self.norm(x)), tuple(updated)
+
+    def logits(self, x):
+        # Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
+        # table on every call: a 113 MB copy per token for SmolLM2. A matmul
+        # with transpose_b reads it in place.
+        emb = self.token_embedding
+        if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
+            return emb(x, reverse=True)
+        flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
+        return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+
+    # -- pieces ---------------------------------------------------------------
+    def _rotary(self, tokens, index):
+        """`(cos, sin)` `[1, tokens, 1, head_dim]` of the rotary layer at `index`.
+
+        The layer rotates x by cos(x) + rotate_half(x) sin; on all-ones input
+        its halves are cos - sin and cos + sin, which gives both back
+        whatever scaling variant the layer implements.
+        """
+        rotary = self.layers[0]["rotary"]
+        ones = tf.ones([1, tokens, 1, self.head_dim], self.dtype)
+        first, second = tf.split(rotary(ones, start_index=index), 2, axis=-1)
+        cos, sin = (first + second) / 2, (second - first) / 2
+        return tf.concat([cos, cos], axis=-1), tf.concat([sin, sin], axis=-1)
+
+    def _rotate(self, x, cos, sin):
+        first, second = tf.split(x, 2, axis=-1)
+        return x * cos + tf.concat([-second, first], axis=-1) * sin
+
+    def _layer(self, parts, x, k_cache, v_cache, index, cos, sin, bias):
+        dense = parts["dense"]
+        batch, tokens = tf.shape(x)[0], tf.shape(x)[1]
+        h = _rms_norm(parts["attention_norm"], x)
+        flat = tf.reshape(h, [-1, self.hidden])
+        kv_width = self.kv_heads * self.head_dim
+
+        def project(name, heads):
+            y = tf.matmul(flat, _kernel(dense[name], self.hidden))
+            return tf.reshape(y, [batch, tokens, heads, self.head_dim])
+
+        q = self._rotate(project("query", self.heads), cos, sin)
+        k = self._rotate(project("key", self.kv_heads), cos, sin)
+        v = project("value", self.kv_heads)
+        start = [0, 0, index, 0]
+        k_cache = keras.ops.slice_update(k_cache, start, tf.transpose(k, [0, 2, 1, 3]))
+        v_cache = keras.ops.slice_update(v_cache, start, tf.transpose(v, [0, 2, 1, 3]))
+        # [batch, tokens, kv, groups, head_dim] -> [batch, kv, groups * tokens, head_dim]
+        q = tf.reshape(q, [batch, tokens, self.kv_heads, self.groups, self.head_dim])
+        q = tf.reshape(tf.transpose(q, [0, 2, 3, 1, 4]), [batch, self.kv_heads, -1, self.head_dim])
+        scores = tf.matmul(q, k_cache, transpose_b=True) * parts["scale"]
+        weights = tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
+        out = tf.matmul(tf.cast(weights, self.dtype), v_cache)
+        out = tf.reshape(out, [batch, self.kv_heads, self.groups, tokens, self.head_dim])
+        out = tf.reshape(tf.transpose(out, [0, 3, 1, 2, 4]), [-1, kv_width * self.groups])
+        x = x + tf.reshape(tf.matmul(out, _kernel(dense["output"], self.hidden)), tf.shape(x))
+
+        h = tf.reshape(_rms_norm(parts["feedforward_norm"], x), [-1, self.hidden])
+        gate = tf.matmul(h, _kernel(dense["gate"], self.hidden))
+        gate = tf.cast(parts["activation"](tf.cast(gate, tf.float32)), self.dtype)
+        up = tf.matmul(h, _kernel(dense["up"], self.hidden))
+        down = tf.matmul(up * gate, _kernel(dense["down"], up.shape[-1]))
+        return x + tf.reshape(down, tf.shape(x)), k_cache, v_cache
