@@ -191,7 +191,7 @@ def llama_style_parts(causal_lm):
 
 
 def llama_layer_parts(layer):
-    """A keras-hub Llama decoder layer's sublayers, for `LlamaStep`.
+    """A keras-hub Llama decoder layer's sublayers, for `LeanLlama`.
 
     Returns a dict: `attention_norm`, `feedforward_norm` (LlamaLayerNorm),
     `dense` (query, key, value, output, gate, up, down: Einsum/Dense

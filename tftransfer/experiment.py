@@ -214,6 +214,7 @@ def build(params, train_examples=None, total_steps=None):
         method = transfer.get(params.transfer)
         method.prepare(model, backbone)
         train_model = _packed_model(params, task, model, backbone, strategy)
+        train_model = train_model or task.build_train_model(model)
         optimizer = optimization.create_optimizer(
             cfg, total_steps, model, method.learning_rate_multipliers(model, backbone)
         )

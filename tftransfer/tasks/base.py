@@ -207,6 +207,15 @@ class Task(abc.ABC):
         del model, backbone
         return None
 
+    def build_train_model(self, model):
+        """A faster model on `model`'s weights for the training step, or None.
+
+        It must compute what `model` computes in training (the trainer
+        checkpoints and evaluates `model` itself).
+        """
+        del model
+        return None
+
     @abc.abstractmethod
     def loss(self, labels, outputs):
         """Returns the per-example loss (shape [batch])."""

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tftransfer import compat
 from tftransfer.tasks import token_sampler
-from tftransfer.tasks.llama_step import LlamaStep
+from tftransfer.tasks.lean_llama import LeanLlama
 
 
 class CachedDecoder:
@@ -137,8 +137,8 @@ class _Model:
 
     @staticmethod
     def of(causal_lm):
-        if LlamaStep.supports(causal_lm):
-            return LlamaStep(causal_lm)
+        if LeanLlama.supports(causal_lm):
+            return LeanLlama(causal_lm)
         parts = compat.llama_style_parts(causal_lm)
         return _PerLayer(causal_lm, *parts) if parts else _Model(causal_lm)
 

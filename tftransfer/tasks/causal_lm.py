@@ -42,6 +42,7 @@ from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, token_loss
 from tftransfer.tasks.cached_decoder import CachedDecoder
+from tftransfer.tasks.lean_llama import LeanCausalLM, LeanLlama
 
 PROMPT_TRUNCATION = ("error", "left")
 #: end-of-text tokens of common vocabularies; generation stops at any of them.
@@ -285,12 +286,20 @@ class CausalLM(base.Task):
     def build_model(self, backbone):
         return backbones.Backbone.wrap(backbone).causal_lm()
 
+    def build_train_model(self, model):
+        # keras-hub's Llama layers cost ~15% more per step (BENCHMARKS.md).
+        return LeanCausalLM(model) if LeanLlama.supports(model, training=True) else None
+
     def loss(self, labels, outputs):
         return token_loss.per_row_loss(labels, outputs)
 
     def forward(self, model, features):
         inputs = {k: features[k] for k in ("token_ids", "padding_mask")}
-        nll, mask = token_loss.token_nll(features["labels"], model(inputs, training=False))
+        if LeanLlama.supports(model):
+            logits = LeanLlama(model).forward(inputs["token_ids"], inputs["padding_mask"])
+        else:
+            logits = model(inputs, training=False)
+        nll, mask = token_loss.token_nll(features["labels"], logits)
         return {"nll": tf.reduce_sum(nll, axis=1), "tokens": tf.reduce_sum(mask, axis=1)}
 
     # -- evaluation ---------------------------------------------------------

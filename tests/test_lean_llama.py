@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.tasks.llama_step import LlamaStep
+from tftransfer.tasks.lean_llama import LeanCausalLM, LeanLlama
 
 ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
     rope_max_wavelength=500000,
@@ -36,7 +36,7 @@ def test_prompt_and_token_steps_match_the_full_forward_pass(rope):
     lm = _llama(**rope)
     ids = tf.constant([[3, 7, 9, 11, 13, 2, 5], [4, 4, 8, 1, 30, 31, 32]])
     reference = np.asarray(lm({"token_ids": ids, "padding_mask": tf.ones_like(ids)}))
-    step = LlamaStep(lm)
+    step = LeanLlama(lm)
     cache = step.read_prompts(ids[:, :4], total=10)
     prompt_logits, _ = step.step(ids[:, :4], tuple(tf.zeros_like(c) for c in cache), 0)
     np.testing.assert_allclose(prompt_logits, reference[:, :4], atol=1e-6)
@@ -53,7 +53,7 @@ def test_lora_adapters_are_part_of_the_step():
             weight.assign(tf.random.normal(weight.shape, stddev=0.3))
     ids = tf.constant([[3, 7, 9, 11]])
     reference = np.asarray(lm({"token_ids": ids, "padding_mask": tf.ones_like(ids)}))
-    step = LlamaStep(lm)
+    step = LeanLlama(lm)
     logits, _ = step.step(ids, step.read_prompts(ids[:, :1], total=4), 0)
     np.testing.assert_allclose(logits, reference, atol=1e-6)
 
@@ -67,5 +67,36 @@ def test_other_families_keep_keras_hubs_layers():
         hidden_dim=8,
         intermediate_dim=8,
     )
-    assert not LlamaStep.supports(keras_hub.models.MistralCausalLM(backbone=mistral))
-    assert LlamaStep.supports(_llama())
+    assert not LeanLlama.supports(keras_hub.models.MistralCausalLM(backbone=mistral))
+    assert LeanLlama.supports(_llama())
+
+
+def test_training_view_gives_keras_hubs_loss_and_gradients():
+    lm = _llama()
+    view = LeanCausalLM(lm)
+    ids = tf.constant([[3, 7, 9, 11, 13, 0], [4, 4, 8, 1, 0, 0]])
+    inputs = {"token_ids": ids, "padding_mask": tf.cast(ids > 0, tf.int32)}
+    labels = tf.roll(ids, -1, axis=1)
+
+    def loss_and_grads(model):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            loss = tf.reduce_sum(nll * tf.cast(inputs["padding_mask"], tf.float32))
+        return loss, tape.gradient(loss, lm.trainable_variables)
+
+    assert [v.path for v in view.trainable_variables] == [v.path for v in lm.trainable_variables]
+    (loss, grads), (view_loss, view_grads) = loss_and_grads(lm), loss_and_grads(view)
+    np.testing.assert_allclose(view_loss, loss, rtol=1e-6)
+    for grad, view_grad in zip(grads, view_grads):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(view_grad), tf.convert_to_tensor(grad), atol=1e-6
+        )
+
+
+def test_dropout_keeps_keras_hubs_layers_in_training():
+    lm = _llama()
+    assert LeanLlama.supports(lm, training=True)
+    lm.backbone.dropout = 0.1
+    assert not LeanLlama.supports(lm, training=True)
+    assert LeanLlama.supports(lm)  # generation has no dropout
