@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tftransfer import compat
 from tftransfer.tasks import token_sampler
-from tftransfer.tasks.lean_llama import LeanLlama
+from tftransfer.tasks.lean_llama import LeanLlama, tied_logits
 
 
 class CachedDecoder:
@@ -186,12 +186,4 @@ class _PerLayer(_Model):
         return self.logits(self.norm(x)), tuple(updated)
 
     def logits(self, x):
-        # Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
-        # table on every call: a 113 MB copy per token for SmolLM2. A matmul
-        # with transpose_b reads it in place.
-        emb = self.token_embedding
-        if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
-            return emb(x, reverse=True)
-        flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
-        logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
-        return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+        return tied_logits(self.token_embedding, x)

@@ -51,6 +51,21 @@ def _rms_norm(layer, x):
     return tf.cast(x32 * scale * tf.cast(layer.scale, tf.float32), x.dtype)
 
 
+def tied_logits(token_embedding, x):
+    """Logits of a keras-hub `ReversibleEmbedding` (`token_embedding(x, reverse=True)`).
+
+    Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
+    table on every call: a 113 MB copy per token for SmolLM2. A matmul with
+    transpose_b reads it in place.
+    """
+    emb = token_embedding
+    if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
+        return emb(x, reverse=True)
+    flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
+    logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
+    return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+
+
 def _kernel(dense, rows):
     """An EinsumDense kernel as a `[rows, columns]` matrix (the LoRA-merged one if enabled)."""
     return tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1])
@@ -133,15 +148,7 @@ class LeanLlama:
         return self.logits(self.norm(x))
 
     def logits(self, x):
-        # Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
-        # table on every call: a 113 MB copy per token for SmolLM2. A matmul
-        # with transpose_b reads it in place.
-        emb = self.token_embedding
-        if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
-            return emb(x, reverse=True)
-        flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
-        logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
-        return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+        return tied_logits(self.token_embedding, x)
 
     # -- pieces ---------------------------------------------------------------
     def _rotary(self, tokens, index):
