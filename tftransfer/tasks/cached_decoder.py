@@ -89,7 +89,9 @@ class CachedDecoder:
         batch = tf.shape(token_ids)[0]
 
         def step(index, token_ids, generated, done, *cache):
-            logits, cache = forward(token_ids[:, index - 1 : index], cache, index - 1)
+            # gather keeps the token axis statically 1 (a slice would not)
+            previous = tf.gather(token_ids, [index - 1], axis=1)
+            logits, cache = forward(previous, cache, index - 1)
             chosen = token_sampler.next_tokens(
                 logits[:, -1, :], temperature, top_k, top_p, seed, index
             )
