@@ -40,9 +40,9 @@ class CachedDecoder:
         stop_ids: token ids that end a row (not part of the output).
         pad_id: the id written where nothing is generated.
         max_length: the longest sequence (prompt + new tokens) decoded.
-        jit_compile: compile the per-token step with XLA. Faster on CPU
-            (BENCHMARKS.md), but a graph TF Serving runs only with
-            `--xla_cpu_compilation_enabled`; the cache length is then
+        jit_compile: compile the per-token step with XLA (slower than the
+            lean Llama step without it on our CPUs, BENCHMARKS.md; a graph
+            TF Serving runs only with `--xla_cpu_compilation_enabled`); the cache length is then
             rounded up to a multiple of `JIT_LENGTH_STEP` so that few shapes
             are compiled.
     """

@@ -72,10 +72,11 @@ class CausalLMConfig(base.TaskConfig):
         save_backbone: continued pretraining: also write the trained decoder
             as a keras-hub preset, `<model_dir>/backbone`, for `backbone.spec`
             of a later run (off by default: a second copy of the weights).
-        jit_compile: compile each decoding step with XLA: about 1.5x faster
-            generation on CPU (BENCHMARKS.md), in Python and in the export;
-            TF Serving then needs `--xla_cpu_compilation_enabled=true`, so
-            it is off by default.
+        jit_compile: compile each decoding step with XLA, in Python and in
+            the export (TF Serving then needs
+            `--xla_cpu_compilation_enabled=true`). Off by default: with the
+            lean Llama step it was slower on our CPUs (BENCHMARKS.md); try
+            it on GPUs and TPUs.
     """
 
     max_seq_length: int = 256
