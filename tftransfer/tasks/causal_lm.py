@@ -288,7 +288,7 @@ class CausalLM(base.Task):
         return backbones.Backbone.wrap(backbone).causal_lm()
 
     def build_train_model(self, model):
-        # keras-hub's Llama layers cost ~15% more per step (BENCHMARKS.md).
+        # keras-hub's Llama layers take ~8% longer per step (BENCHMARKS.md).
         return LeanCausalLM(model) if LeanLlama.supports(model, training=True) else None
 
     def loss(self, labels, outputs):
