@@ -80,7 +80,6 @@ class LeanLlama:
     """
 
     def __init__(self, causal_lm):
-        self.causal_lm = causal_lm
         backbone = causal_lm.backbone
         self.token_embedding = backbone.token_embedding
         self.norm = backbone.layer_norm
@@ -120,8 +119,7 @@ class LeanLlama:
         cos, sin = self._rotary(tokens, index)
         # Query i (at index + i) sees cache positions up to index + i.
         visible = tf.range(total)[None, :] <= index + tf.range(tokens)[:, None]
-        bias = tf.where(visible, 0.0, -1e9)  # keras' Softmax mask value for float32
-        bias = tf.tile(bias, [self.groups, 1])  # rows: the query heads of a group
+        bias = self._bias(visible)
         updated = []
         for i, parts in enumerate(self.layers):
             x, kv = self._layer(parts, x, cos, sin, bias, cache[2 * i : 2 * i + 2], index)
@@ -141,8 +139,7 @@ class LeanLlama:
         cos, sin = self._rotary(tokens, 0)
         causal = tf.range(tokens)[None, :] <= tf.range(tokens)[:, None]
         visible = tf.logical_and(causal[None], tf.cast(padding_mask, tf.bool)[:, None, :])
-        bias = tf.where(visible, 0.0, -1e9)[:, None]  # [batch, 1, tokens, tokens]
-        bias = tf.tile(bias, [1, 1, self.groups, 1])
+        bias = self._bias(visible)[:, None]  # [batch, 1, groups * tokens, tokens]
         for parts in self.layers:
             x, _ = self._layer(parts, x, cos, sin, bias)
         return self.logits(self.norm(x))
@@ -151,6 +148,15 @@ class LeanLlama:
         return tied_logits(self.token_embedding, x)
 
     # -- pieces ---------------------------------------------------------------
+    def _bias(self, visible):
+        """Additive attention mask `[..., groups * queries, keys]` from `[..., queries, keys]`.
+
+        -1e9 is keras' Softmax mask value for float32; the rows repeat for
+        the query heads of a group, stacked as in `_layer`.
+        """
+        bias = tf.where(visible, 0.0, -1e9)
+        return tf.concat([bias] * self.groups, axis=-2)
+
     def _rotary(self, tokens, index):
         """`(cos, sin)` `[1, tokens, 1, head_dim]` of the rotary layer at `index`.
 
