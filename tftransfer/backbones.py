@@ -34,6 +34,7 @@ import sys
 
 import keras
 import keras_hub
+import tensorflow as tf
 
 from tftransfer import compat, report
 from tftransfer.hf_bert_tokenizer import HfBertTokenizer
@@ -330,7 +331,7 @@ def save_preset(backbone, tokenizer, path):
             "tokenizer_kwargs": _unsaved_tokenizer_kwargs(tokenizer),
             "backbone_kwargs": _unsaved_backbone_kwargs(model),
         }
-        with open(os.path.join(tmp, OPTIONS_FILE), "w", encoding="utf-8") as f:
+        with tf.io.gfile.GFile(os.path.join(tmp, OPTIONS_FILE), "w") as f:
             json.dump(options, f, indent=2)
     return path
 

@@ -216,7 +216,9 @@ def run_train(argv):
     pretrain = None
     if FLAGS.pretrain_config_file:
         pretrain = configs.load(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
-    if FLAGS.overwrite and os.path.isdir(FLAGS.model_dir):
+    import tensorflow as tf
+
+    if FLAGS.overwrite and tf.io.gfile.isdir(FLAGS.model_dir):
         experiment.clear_run(FLAGS.model_dir)
     if pretrain is not None:
         preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
@@ -394,7 +396,7 @@ def _user_errors():
     """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
     from tftransfer import backbones, configs, gguf_converter
     from tftransfer.data import readers, tag_schemes
-    from tftransfer.training import run_lock, trainer
+    from tftransfer.training import distribute, run_lock, trainer
 
     return (
         configs.ConfigError,
@@ -404,6 +406,8 @@ def _user_errors():
         gguf_converter.ConversionError,
         run_lock.RunLockedError,
         trainer.CheckpointError,
+        trainer.WorkerLostError,
+        distribute.DistributeError,
         OSError,  # a missing file or SavedModel, a full disk: nothing to debug
     )
 

@@ -22,6 +22,7 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
+import tensorflow as tf
 import yaml
 from official.modeling.hyperparams import base_config, oneof, params_dict
 
@@ -324,9 +325,9 @@ def load(
     """
     params = ExperimentConfig()
     for path in config_files:
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             raise ConfigError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
+        with tf.io.gfile.GFile(path) as f:
             try:
                 overrides = yaml.safe_load(f) or {}
             except yaml.YAMLError as e:
@@ -416,16 +417,16 @@ def validate(params):
 
 def save(params, path, comments=()):
     """Writes the fully resolved config as YAML, after `# comment` lines."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"# {line}\n" for line in comments)
-        yaml.safe_dump(params.as_dict(), f, sort_keys=False)
+    from tftransfer import report
+
+    text = "".join(f"# {line}\n" for line in comments)
+    report.write_text(text + yaml.safe_dump(params.as_dict(), sort_keys=False), path)
 
 
 def from_model_dir(model_dir) -> ExperimentConfig:
     """Reads back the `params.yaml` that training wrote into `model_dir`."""
     path = os.path.join(model_dir, "params.yaml")
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise ConfigError(
             f"{path} not found: is `{model_dir}` a tftransfer model dir "
             "(written by `tftransfer train`)?"

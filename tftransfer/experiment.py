@@ -24,9 +24,9 @@ Read 64 training examples and 32 validation examples.
 (32, 32)
 """
 
+import contextlib
 import dataclasses
 import os
-import shutil
 from typing import Any, Optional
 
 import keras
@@ -203,8 +203,9 @@ def build(params, train_examples=None, total_steps=None):
         total_steps: the schedule's length instead of the config's.
     """
     cfg = params.trainer
-    train_examples, validation = _read_data(params, train_examples)
     strategy = distribute.get_strategy(params.runtime)
+    distribute.per_replica_batch_size(cfg.batch_size, strategy)
+    train_examples, validation = _read_data(params, train_examples)
     with strategy.scope():
         backbone, task = prepare_task(params, train_examples, validation)
         encoded, num_rows = _encode_training_data(task, train_examples, params)
@@ -253,30 +254,38 @@ def train(params, model_dir, train_examples=None):
     Returns:
         The validation metrics of the best checkpoint (or {}).
     """
+    # First: MultiWorkerMirroredStrategy must exist before TF runs anything.
+    strategy = distribute.get_strategy(params.runtime)
     keras.utils.set_random_seed(params.trainer.seed)
     peak_memory.reset()  # the summary's peak is this run's, not an earlier one's in this process
-    with run_lock.run_lock(model_dir):
+    # The other workers of a multi-worker run share the chief's model_dir.
+    chief = distribute.is_chief(strategy)
+    with run_lock.run_lock(model_dir) if chief else contextlib.nullcontext():
         run = build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
         checkpoints = os.path.join(model_dir, trainer_lib.CHECKPOINTS)
-        has_checkpoint = bool(tf.train.latest_checkpoint(checkpoints))
+        has_checkpoint = bool(trainer_lib.latest_checkpoint(checkpoints))
         for line in resume_check.check(model_dir, run.params, has_checkpoint):
             print(f"Resuming with a changed setting: {line}", flush=True)
-        save_params(run, model_dir)
+        if chief:
+            save_params(run, model_dir)
         return fit(run, model_dir)
 
 
 def clear_run(model_dir):
     """Empties `model_dir` for a fresh start (`train --overwrite`), unless a live run holds it."""
     with run_lock.run_lock(model_dir):
-        for entry in os.listdir(model_dir):
+        for entry in tf.io.gfile.listdir(model_dir):
+            entry = entry.rstrip("/")  # gfile marks folders on object stores
             if entry == run_lock.LOCK_NAME:
                 continue
             path = os.path.join(model_dir, entry)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
+            if os.path.islink(path):
+                os.remove(path)  # the link, not what it points to
+            elif tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
             else:
-                os.remove(path)
+                tf.io.gfile.remove(path)
 
 
 PRETRAIN = "pretrain"
@@ -300,7 +309,7 @@ def pretrain_then(pretrain_params, params, model_dir):
         )
     folder = os.path.join(model_dir, PRETRAIN)
     preset = os.path.join(folder, BACKBONE)
-    if not os.path.exists(preset):
+    if not tf.io.gfile.exists(preset):
         train(pretrain_params, folder)
     configs.override(params, {"backbone": {"spec": preset}}, "--pretrain_config_file")
     return preset
@@ -373,10 +382,13 @@ def fit(run, model_dir):
         cfg.batch_size,
         run.train_model,
         run.trained_variables,
+        write_dir=distribute.write_dir(model_dir, run.strategy),
     )
+    replicas = run.strategy.num_replicas_in_sync
     print(
         f"Training {run.total_steps} steps ({run.steps_per_epoch} per epoch) on "
-        f"{run.strategy.num_replicas_in_sync} replica(s), batch {cfg.batch_size}.",
+        f"{replicas} replica(s): global batch {cfg.batch_size}, "
+        f"{distribute.per_replica_batch_size(cfg.batch_size, run.strategy)} per replica.",
         flush=True,
     )
     best = trainer.train(
@@ -386,6 +398,11 @@ def fit(run, model_dir):
         evaluate=evaluate,
         primary_metric=task.primary_metric,
     )
+    if not distribute.is_chief(run.strategy):
+        # The chief scores the best checkpoint and writes the reports; this
+        # worker's copies of the checkpoints and history are dropped.
+        distribute.remove_write_dir(model_dir, run.strategy)
+        return best or {}
     report.plot_history(
         history.read(model_dir),
         os.path.join(model_dir, "training_curves.png"),
@@ -420,8 +437,7 @@ def _save_backbone(run, model_dir):
         return
     transfer.get(run.params.transfer).finalize(run.model)
     path = os.path.join(model_dir, BACKBONE)
-    if os.path.exists(path):
-        shutil.rmtree(path)
+    report.remove_tree(path)
     backbones.save_preset(run.backbone, run.task.tokenizer, path)
     print(f"Backbone preset written to {path} (use it as backbone.spec).", flush=True)
 
@@ -434,9 +450,9 @@ def restore(model, model_dir, which="best"):
     """
     path = None
     if which == "best":
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, trainer_lib.BEST))
+        path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.BEST))
     if path is None:
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
+        path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
     status = tf.train.Checkpoint(model=model).read(path)

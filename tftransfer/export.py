@@ -71,16 +71,17 @@ class ServingModule(tf.Module):
 
 def next_version(export_dir):
     """One more than the largest integer version folder (1 if none)."""
-    if not os.path.isdir(export_dir):
+    if not tf.io.gfile.isdir(export_dir):
         return 1
-    versions = [int(n) for n in os.listdir(export_dir) if n.isdigit()]
+    names = (n.rstrip("/") for n in tf.io.gfile.listdir(export_dir))
+    versions = [int(n) for n in names if n.isdigit()]
     return max(versions, default=0) + 1
 
 
 def graph_ops(saved_model_dir):
     """The set of op types used by a SavedModel's graphs and functions."""
     proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
     ops = set()
     for meta_graph in proto.meta_graphs:
@@ -112,7 +113,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
     """
     version = version or next_version(export_dir)
     final = os.path.join(export_dir, str(version))
-    if os.path.exists(final):
+    if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
     with report.atomic_folder(final) as tmp:
         module = ServingModule(task, model, backbone)
@@ -124,8 +125,8 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
             **task.export_metadata(),
             **(extra_metadata or {}),
         }
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
+        tf.io.gfile.makedirs(os.path.join(tmp, "assets.extra"))
+        with tf.io.gfile.GFile(os.path.join(tmp, METADATA), "w") as f:
             json.dump(metadata, f, indent=2)
     return final
 
@@ -180,5 +181,4 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
 
 def read_metadata(version_dir):
     """Reads the export's metadata (inputs, outputs, labels, ops)."""
-    with open(os.path.join(version_dir, METADATA), encoding="utf-8") as f:
-        return json.load(f)
+    return report.read_json(os.path.join(version_dir, METADATA))

@@ -12,25 +12,53 @@ Example:
 """
 
 import contextlib
+import io
 import json
 import os
-import shutil
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Everything here writes through `tf.io.gfile`, so a model_dir may be a
+# `gs://` bucket (TPUs read and write only there) or any TF filesystem.
+
+
+def write_text(text, path):
+    """Writes `text` through a temporary file so a crash leaves no half file."""
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def read_json(path):
+    """Reads a JSON file from any TF filesystem."""
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def write_json(data, path):
     """Writes JSON through a temporary file so a crash leaves no half file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", path)
+
+
+def save_figure(fig, path):
+    """Saves a matplotlib figure as PNG to any TF filesystem and closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def _local(path):
+    return "://" not in path
 
 
 @contextlib.contextmanager
@@ -51,19 +79,55 @@ def atomic_folder(final):
     >>> os.listdir(parent)
     ['1']
     """
-    parent, name = os.path.split(os.path.abspath(final))
-    os.makedirs(parent, exist_ok=True)
+    parent, name = os.path.split(os.path.abspath(final) if _local(final) else final)
+    tf.io.gfile.makedirs(parent)
     remove_stale_temporaries(parent)
     # TF Serving only loads all-digit folder names, so it ignores this one.
     tmp = os.path.join(parent, f"{TMP_PREFIX}{name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    remove_tree(tmp)
+    tf.io.gfile.makedirs(tmp)
     try:
         yield tmp
-        os.rename(tmp, final)
+        if _local(final):
+            os.rename(tmp, final)
+        else:
+            _move_files(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         raise
+
+
+def _move_files(source, target):
+    """Moves a folder's files one by one, for filesystems without folders.
+
+    Object stores (gs://) and TF's ram:// have no folders to rename, only
+    objects named by path (ram:// renames the one name and orphans the
+    files under it). Not atomic there, which the export tolerates: TF
+    Serving polls for all-digit folders, and `saved_model.pb` is moved last.
+    """
+    found = {
+        os.path.join(folder, name)[len(source) :].lstrip("/")
+        for folder, _, names in tf.io.gfile.walk(source)
+        for name in names
+    }
+    # ram:// lists by name prefix, so walking `assets` also yields
+    # `assets.extra`'s files as `assets/.extra/...`: keep only real files.
+    files = [f for f in found if not tf.io.gfile.isdir(os.path.join(source, f))]
+    files = [f for f in files if tf.io.gfile.exists(os.path.join(source, f))]
+    files.sort(key=lambda f: (f == "saved_model.pb", f))
+    for relative in files:
+        tf.io.gfile.makedirs(os.path.dirname(os.path.join(target, relative)))
+        tf.io.gfile.rename(os.path.join(source, relative), os.path.join(target, relative))
+    remove_tree(source)
+
+
+def remove_tree(path):
+    """Removes a folder (any TF filesystem) if it exists."""
+    if tf.io.gfile.exists(path):
+        try:
+            tf.io.gfile.rmtree(path)
+        except tf.errors.NotFoundError:
+            pass  # ram:// lists names it no longer holds; what is left is gone
 
 
 TMP_PREFIX = ".tmp-"
@@ -81,11 +145,17 @@ def process_running(pid):
 
 
 def remove_stale_temporaries(parent):
-    """Removes `atomic_folder` leftovers in `parent` whose writer is gone."""
-    for entry in os.listdir(parent):
+    """Removes `atomic_folder` leftovers in `parent` whose writer is gone.
+
+    Only on a local disk: on a shared filesystem the pid may be another host's.
+    """
+    if not _local(parent):
+        return
+    for entry in tf.io.gfile.listdir(parent):
+        entry = entry.rstrip("/")
         pid = entry.rpartition("-")[2]
         if entry.startswith(TMP_PREFIX) and pid.isdigit() and not process_running(int(pid)):
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+            remove_tree(os.path.join(parent, entry))
 
 
 def write_metrics(metrics, path):
@@ -121,8 +191,7 @@ def plot_confusion_matrix(matrix, names, path):
         )
     ax.set_title("confusion matrix")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_history(history, path, metric):
@@ -153,5 +222,4 @@ def plot_history(history, path, metric):
     ax.legend(loc="upper left")
     ax.set_title("training curves")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -11,6 +11,7 @@ Example:
 1.0
 """
 
+import tensorflow as tf
 from seqeval import metrics as seqeval_metrics
 from seqeval.scheme import IOB2
 
@@ -62,7 +63,7 @@ def write_conll(path, tokens, gold, predicted):
 
     The file is what the Perl conlleval script reads (`conlleval < path`).
     """
-    with open(path, "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(path, "w") as f:
         for words, gold_tags, predicted_tags in zip(tokens, gold, predicted):
             for word, g, p in zip(words, gold_tags, predicted_tags):
                 f.write(f"{word} {g} {p}\n")

@@ -20,6 +20,7 @@ Example:
 
 import json
 
+import tensorflow as tf
 from official.nlp.tools import squad_evaluate_v1_1 as official_v1
 from official.nlp.tools import squad_evaluate_v2_0 as official
 
@@ -104,6 +105,6 @@ def score(predictions, gold_answers, no_answer_probability=None, version="auto")
 
 def write_predictions(path, predictions):
     """Writes `{id: answer}` JSON, the official scripts' prediction format."""
-    with open(path, "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(path, "w") as f:
         json.dump(predictions, f, ensure_ascii=False, indent=1)
     return path

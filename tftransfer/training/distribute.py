@@ -1,4 +1,4 @@
-"""The tf.distribute strategy named by the runtime config.
+"""The tf.distribute strategy named by the runtime config, and who writes what under it.
 
 Model Garden's `distribute_utils` builds every strategy it knows; on CPU it
 gives `mirrored` one device only, so here `mirrored` without GPUs spans all
@@ -11,6 +11,13 @@ the collective instance 100"): training two models in one process (a
 notebook, a sweep, our test suite) failed that way. A TPU system must also be
 initialised only once.
 
+Under `multi_worker_mirrored` every worker runs the same program on the same
+model_dir (a shared filesystem such as `gs://`). Only the chief writes there;
+the others write into `write_dir`'s temporary folder, which is removed when
+they finish (the pattern of Model Garden and Keras' BackupAndRestore). All
+workers still save their checkpoints, because a save may read variables
+through collectives that every worker must join.
+
 Example:
 
 >>> from tftransfer import configs
@@ -20,12 +27,22 @@ Example:
 1
 >>> distribute.get_strategy(configs.RuntimeConfig()) is strategy  # one per configuration
 True
+>>> distribute.is_chief(strategy), distribute.write_dir("runs/a", strategy)
+(True, 'runs/a')
+>>> distribute.per_replica_batch_size(32, strategy)
+32
 """
+
+import os
 
 import tensorflow as tf
 from official.common import distribute_utils
 
 _STRATEGIES = {}
+
+
+class DistributeError(ValueError):
+    """A strategy cannot run as configured (no TPU, a batch that does not split)."""
 
 
 def get_strategy(runtime_config):
@@ -46,9 +63,70 @@ def _make_strategy(runtime_config):
     if name == "mirrored" and runtime_config.num_gpus == 0:
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    return distribute_utils.get_distribution_strategy(
-        distribution_strategy=name,
-        num_gpus=runtime_config.num_gpus,
-        all_reduce_alg=runtime_config.all_reduce_alg or None,
-        tpu_address=runtime_config.tpu,
-    )
+    try:
+        return distribute_utils.get_distribution_strategy(
+            distribution_strategy=name,
+            num_gpus=runtime_config.num_gpus,
+            all_reduce_alg=runtime_config.all_reduce_alg or None,
+            tpu_address=runtime_config.tpu,
+        )
+    except (tf.errors.OpError, ValueError) as e:
+        if name != "tpu":
+            raise
+        # TF's own error is a kernel-registration dump ("No OpKernel was
+        # registered to support Op 'ConfigureDistributedTPU'").
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise DistributeError(
+            f"runtime.tpu={runtime_config.tpu or 'local'!r}: no TPU could be initialised "
+            f"({reason}). On a Cloud TPU VM use --tpu=local; on Colab choose a TPU "
+            "runtime (Runtime > Change runtime type); for a TPU node give its name or "
+            "grpc:// address. Without a TPU use --distribution_strategy=one_device or mirrored."
+        ) from None
+
+
+def _task(strategy):
+    """`(task_type, task_id, cluster_spec dict)`, or `(None, None, {})` outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec:
+        return None, None, {}
+    return resolver.task_type, resolver.task_id, spec
+
+
+def is_chief(strategy):
+    """Whether this process writes the run: the `chief` task, else `worker` 0."""
+    task_type, task_id, spec = _task(strategy)
+    if task_type is None or task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in spec
+
+
+def write_dir(model_dir, strategy):
+    """Where this process writes: `model_dir` on the chief, a temporary folder elsewhere."""
+    if is_chief(strategy):
+        return model_dir
+    task_type, task_id, _ = _task(strategy)
+    return os.path.join(model_dir, f"{TEMP_PREFIX}{task_type}_{task_id}")
+
+
+#: the name of a non-chief worker's temporary folder in model_dir.
+TEMP_PREFIX = "workertemp_"
+
+
+def remove_write_dir(model_dir, strategy):
+    """Removes a non-chief worker's temporary folder (no-op on the chief)."""
+    path = write_dir(model_dir, strategy)
+    if path != model_dir and tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
+
+
+def per_replica_batch_size(global_batch_size, strategy, key="trainer.batch_size"):
+    """The batch each replica gets; a `DistributeError` unless the global batch splits evenly."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise DistributeError(
+            f"{key} is the global batch size, {global_batch_size}; it must divide by the "
+            f"{replicas} replicas of this {type(strategy).__name__} (e.g. "
+            f"{max(replicas, global_batch_size // replicas * replicas)})"
+        )
+    return global_batch_size // replicas

@@ -20,15 +20,16 @@ import tensorflow as tf
 def read(model_dir):
     """Returns the records of `history.jsonl` (training and evaluation)."""
     path = os.path.join(model_dir, "history.jsonl")
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return []
-    with open(path, encoding="utf-8") as f:
+    with tf.io.gfile.GFile(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def append(path, record):
     """Appends one record to a `history.jsonl`."""
-    with open(path, "a", encoding="utf-8") as f:
+    # gfile: the model_dir may be on gs:// (there an append rewrites the object).
+    with tf.io.gfile.GFile(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 

@@ -20,6 +20,8 @@ Example:
 
 import os
 
+import tensorflow as tf
+
 from tftransfer import configs
 
 #: blocks whose change makes the checkpoint mean something else.
@@ -65,7 +67,7 @@ def check(model_dir, params, has_checkpoint):
     Returns:
         The loop-only changes (`key: old -> new`), to report; `[]` for a new run.
     """
-    if not has_checkpoint or not os.path.exists(os.path.join(model_dir, "params.yaml")):
+    if not has_checkpoint or not tf.io.gfile.exists(os.path.join(model_dir, "params.yaml")):
         return []
     old = configs.from_model_dir(model_dir)
     incompatible, changed = differences(old, params)

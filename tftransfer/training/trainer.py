@@ -34,7 +34,6 @@ Read 64 training examples.
 ({'step': 4, 'accuracy': 0.5}, 4)
 """
 
-import json
 import math
 import os
 import time
@@ -52,10 +51,25 @@ class CheckpointError(ValueError):
     """No checkpoint of a run can be read."""
 
 
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker run went away mid-step."""
+
+
+# What a collective raises when a peer process dies or stops answering.
+_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.InternalError,
+)
+
+
 BEST = "best"
 
 
-def _latest_or_none(directory):
+def latest_checkpoint(directory):
+    """The newest checkpoint in `directory` (any TF filesystem), or None."""
     return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
 
 
@@ -72,6 +86,27 @@ def use_xla(config, strategy):
     return any("GPU" in d for d in devices)
 
 
+def _multi_worker(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return False
+    return sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) > 1
+
+
+def _shard_by_data(dataset):
+    """Sets the DATA auto-shard policy: each worker keeps its slice of every global batch.
+
+    FILE sharding does not apply: examples are read on the host into memory
+    and tokenized in tf.data, so the pipeline has no files to split, and a
+    worker reading only some files would count other steps per epoch than
+    the others (a deadlock at the first all-reduce one of them skips). With
+    DATA, each global batch is the one a single process would train on.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 class Trainer:
     """Runs the optimisation loop for one model under one strategy.
 
@@ -81,11 +116,16 @@ class Trainer:
         optimizer: built under `strategy.scope()`; its step counter is the
             global step.
         strategy: a `tf.distribute.Strategy`.
-        model_dir: where checkpoints, summaries and history go.
+        model_dir: the run folder: checkpoints are resumed, history and the
+            best record are read from here.
         config: a `configs.TrainerConfig`.
         global_batch_size: examples per step over all replicas.
         train_model: the model the training step calls, if not `model`: one
             sharing its weights, e.g. a `PackedTextClassifier`.
+        trained_variables: `step -> variables` when what trains changes.
+        write_dir: where this process writes checkpoints, summaries and
+            history; `model_dir` (the default) on the chief, a temporary
+            folder on the other workers of a multi-worker run.
     """
 
     def __init__(
@@ -99,8 +139,10 @@ class Trainer:
         global_batch_size,
         train_model=None,
         trained_variables=None,
+        write_dir=None,
     ):
         self.model = model
+        self.write_dir = write_dir or model_dir
         self.trained_variables = trained_variables
         self.train_model = train_model or model
         self.loss_fn = loss_fn
@@ -112,15 +154,20 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            os.path.join(model_dir, CHECKPOINTS),
+            os.path.join(self.write_dir, CHECKPOINTS),
             max_to_keep=config.keep_checkpoints,
+        )
+        # Every worker resumes from the chief's checkpoints; creating a
+        # manager writes nothing.
+        self.resume_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, CHECKPOINTS), max_to_keep=None
         )
         self.best_manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model),
-            os.path.join(model_dir, BEST),
+            os.path.join(self.write_dir, BEST),
             max_to_keep=1,
         )
-        self.history_path = os.path.join(model_dir, "history.jsonl")
+        self.history_path = os.path.join(self.write_dir, "history.jsonl")
         self.best_path = os.path.join(model_dir, BEST, "best.json")
         self.stopped_path = os.path.join(model_dir, "early_stopped.json")
         self._train_steps = {}  # one step function per set of trained variables
@@ -137,7 +184,7 @@ class Trainer:
         skipped for the one before it, so a resume loses at most the steps
         between them instead of the run.
         """
-        for path in reversed(self.manager.checkpoints):
+        for path in reversed(self.resume_manager.checkpoints):
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
@@ -147,10 +194,10 @@ class Trainer:
                 continue
             print(f"Resuming from {path} (step {self.step}).", flush=True)
             return self.step
-        if self.manager.checkpoints:
+        if self.resume_manager.checkpoints:
             raise CheckpointError(
-                f"no intact checkpoint in {self.manager.directory} "
-                f"({len(self.manager.checkpoints)} unreadable); start over with --overwrite"
+                f"no intact checkpoint in {self.resume_manager.directory} "
+                f"({len(self.resume_manager.checkpoints)} unreadable); start over with --overwrite"
             )
         return self.step
 
@@ -220,9 +267,8 @@ class Trainer:
         history.append(self.history_path, record)
 
     def _load_best(self):
-        if os.path.exists(self.best_path):
-            with open(self.best_path, encoding="utf-8") as f:
-                return json.load(f)
+        if tf.io.gfile.exists(self.best_path):
+            return report.read_json(self.best_path)
         return None
 
     def _stale_evaluations(self, best, step, metric):
@@ -244,7 +290,7 @@ class Trainer:
         if start >= total_steps:
             print(f"Already trained to step {start} of {total_steps}.", flush=True)
             return True
-        if os.path.exists(self.stopped_path):
+        if tf.io.gfile.exists(self.stopped_path):
             print(
                 f"Training stopped early at step {start}; delete {self.stopped_path} to train on.",
                 flush=True,
@@ -258,6 +304,19 @@ class Trainer:
             begin = time.perf_counter()
             loss = float(self._train_step(features, labels))
             self.step_seconds.append(time.perf_counter() - begin)
+        except _PEER_ERRORS as e:
+            if not _multi_worker(self.strategy):
+                raise
+            # Not checkpointed: the step may have run on some workers only.
+            # As with Keras' BackupAndRestore, the cluster restarts every
+            # worker and all of them resume from the chief's last checkpoint.
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            latest = latest_checkpoint(os.path.join(self.model_dir, CHECKPOINTS))
+            raise WorkerLostError(
+                f"a worker of this run was lost at step {self.step + 1} ({reason}). Restart "
+                "every worker with the same command and TF_CONFIG: training resumes from "
+                f"{latest or 'the start (no checkpoint yet)'}."
+            ) from None
         except KeyboardInterrupt:
             # The step function either ran whole or not at all, so the state
             # is consistent: keep the work done so far.
@@ -308,7 +367,7 @@ class Trainer:
         Returns:
             The best evaluation record (or None without evaluation).
         """
-        os.makedirs(self.model_dir, exist_ok=True)
+        tf.io.gfile.makedirs(self.write_dir)
         start = self.restore()
         best = self._load_best()
         if self._check_finished(start, total_steps):
@@ -317,18 +376,20 @@ class Trainer:
         eval_every = self.config.eval_every or steps_per_epoch
         log = history.LossLog(
             self.history_path,
-            os.path.join(self.model_dir, "train"),
+            os.path.join(self.write_dir, "train"),
             self.config.log_every,
             self.global_batch_size,
         )
-        eval_writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
+        eval_writer = tf.summary.create_file_writer(os.path.join(self.write_dir, "validation"))
         progbar = keras.utils.Progbar(
             total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
         )
         progbar.update(start)
         if evaluate is not None and self.config.eval_on_start and start == 0:
             self._evaluate(evaluate, 0, eval_writer)
-        iterator = iter(self.strategy.experimental_distribute_dataset(make_dataset(start)))
+        iterator = iter(
+            self.strategy.experimental_distribute_dataset(_shard_by_data(make_dataset(start)))
+        )
         step = start
         while step < total_steps:
             loss = self._step(*next(iterator))
@@ -343,7 +404,7 @@ class Trainer:
                 ):
                     best, stale = record, 0
                     self.best_manager.save(checkpoint_number=step)
-                    report.write_json(best, self.best_path)
+                    report.write_json(best, os.path.join(self.write_dir, BEST, "best.json"))
                 else:
                     stale += 1
                 if 0 < self.config.early_stopping_patience <= stale:
@@ -364,4 +425,4 @@ class Trainer:
             flush=True,
         )
         self.manager.save(checkpoint_number=step)
-        report.write_json({"step": step}, self.stopped_path)
+        report.write_json({"step": step}, os.path.join(self.write_dir, "early_stopped.json"))
