@@ -148,12 +148,19 @@ class RuntimeConfig(base_config.Config):
             CPU devices).
         tpu: TPU address (`local` for a TPU VM, a name or grpc:// address).
         all_reduce_alg: `nccl`, `hierarchical_copy` or `ring`; empty = auto.
+        mixed_precision: empty (float32), `bfloat16` or `float16` (also
+            spelled `mixed_bfloat16`/`mixed_float16`): layers compute in
+            that type, variables, logits and the loss stay float32; float16
+            scales the loss dynamically. bfloat16 is for TPUs, GPUs from
+            Ampere on and CPUs with AVX512_BF16 or AMX (elsewhere it is
+            emulated and slower); float16 is for GPUs.
     """
 
     distribution_strategy: str = "one_device"
     num_gpus: int = 0
     tpu: str = ""
     all_reduce_alg: str = ""
+    mixed_precision: str = ""
 
 
 @dataclasses.dataclass
@@ -403,6 +410,11 @@ def validate(params):
         CHOICES["runtime.distribution_strategy"],
     )
     check_choice("export.checkpoint", params.export.checkpoint, CHOICES["export.checkpoint"])
+    check_choice(
+        "runtime.mixed_precision",
+        params.runtime.mixed_precision,
+        ("", "float32", "bfloat16", "mixed_bfloat16", "float16", "mixed_float16"),
+    )
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)
         for field in ("tag_scheme", "quoting"):

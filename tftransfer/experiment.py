@@ -41,6 +41,7 @@ from tftransfer.training import (
     history,
     optimization,
     peak_memory,
+    precision,
     resume_check,
     run_lock,
 )
@@ -97,6 +98,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     trained_variables: Optional[Any] = None
+    loss_scale: Optional[Any] = None
 
     def train_dataset(self, skip_steps=0):
         """The endless training stream, from step `skip_steps` on."""
@@ -206,7 +208,8 @@ def build(params, train_examples=None, total_steps=None):
     strategy = distribute.get_strategy(params.runtime)
     distribute.per_replica_batch_size(cfg.batch_size, strategy)
     train_examples, validation = _read_data(params, train_examples)
-    with strategy.scope():
+    policy = precision.policy_name(params.runtime.mixed_precision)
+    with strategy.scope(), precision.dtype_policy(policy):
         backbone, task = prepare_task(params, train_examples, validation)
         encoded, num_rows = _encode_training_data(task, train_examples, params)
         steps_per_epoch = max(1, num_rows // cfg.batch_size)
@@ -220,6 +223,7 @@ def build(params, train_examples=None, total_steps=None):
             cfg, total_steps, model, method.learning_rate_multipliers(model, backbone)
         )
         trained_variables = method.trained_variables(model, backbone, steps_per_epoch)
+        loss_scale = precision.DynamicLossScale() if policy == "mixed_float16" else None
     return Run(
         params,
         strategy,
@@ -235,6 +239,7 @@ def build(params, train_examples=None, total_steps=None):
         steps_per_epoch,
         total_steps,
         trained_variables,
+        loss_scale,
     )
 
 
@@ -383,6 +388,7 @@ def fit(run, model_dir):
         run.train_model,
         run.trained_variables,
         write_dir=distribute.write_dir(model_dir, run.strategy),
+        loss_scale=run.loss_scale,
     )
     replicas = run.strategy.num_replicas_in_sync
     print(

@@ -23,4 +23,7 @@ def dense_head(x, units, dropout, name="logits"):
         units,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         name=name,
+        # float32 under a mixed-precision policy too: softmax and the loss
+        # need its range (Keras' advice for the last layer).
+        dtype="float32",
     )(x)

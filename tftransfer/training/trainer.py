@@ -42,7 +42,7 @@ import keras
 import tensorflow as tf
 
 from tftransfer import report
-from tftransfer.training import history
+from tftransfer.training import history, precision
 
 CHECKPOINTS = "checkpoints"
 
@@ -126,6 +126,7 @@ class Trainer:
         write_dir: where this process writes checkpoints, summaries and
             history; `model_dir` (the default) on the chief, a temporary
             folder on the other workers of a multi-worker run.
+        loss_scale: a `precision.DynamicLossScale` (float16), or None.
     """
 
     def __init__(
@@ -140,8 +141,10 @@ class Trainer:
         train_model=None,
         trained_variables=None,
         write_dir=None,
+        loss_scale=None,
     ):
         self.model = model
+        self.loss_scale = loss_scale
         self.write_dir = write_dir or model_dir
         self.trained_variables = trained_variables
         self.train_model = train_model or model
@@ -151,7 +154,9 @@ class Trainer:
         self.model_dir = model_dir
         self.config = config
         self.global_batch_size = global_batch_size
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        # The loss scale is only in float16 runs' checkpoints.
+        scale = {"loss_scale": loss_scale} if loss_scale is not None else {}
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **scale)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
             os.path.join(self.write_dir, CHECKPOINTS),
@@ -218,15 +223,21 @@ class Trainer:
         model, loss_fn, optimizer = self.train_model, self.loss_fn, self.optimizer
         clipnorm = self.config.clipnorm
         global_batch = self.global_batch_size
+        loss_scale = self.loss_scale
 
         def compute(features, labels):
             with tf.GradientTape() as tape:
-                outputs = model(features, training=True)
+                # Under a mixed policy the logits and the loss stay float32.
+                outputs = precision.float32_outputs(model(features, training=True))
                 per_example = loss_fn(labels, outputs)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            grads = tape.gradient(loss, variables)
+                scaled = loss * loss_scale.scale if loss_scale is not None else loss
+            grads = tape.gradient(scaled, variables)
+            if loss_scale is not None:
+                grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
+                grads = [None if g is None else g / loss_scale.scale for g in grads]
             return loss, grads
 
         if use_xla(self.config, self.strategy):
@@ -234,11 +245,14 @@ class Trainer:
             # optimizer update stay outside, where every strategy supports them.
             compute = tf.function(compute, jit_compile=True)
 
-        def replica_step(features, labels):
+        used_variables = []  # those with a gradient, known once traced
+
+        def replica_gradients(features, labels):
             loss, grads = compute(features, labels)
             # Variables the head does not use (e.g. BERT's pooler under mean
             # pooling) have no gradient; collectives cannot carry None.
             used = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            used_variables[:] = [v for _, v in used]
             # Embedding lookups give IndexedSlices with a row once per use.
             # Keras 3's Adam squares those slices before summing them
             # (sum g_i^2 instead of (sum g_i)^2 in its second moment) and
@@ -246,11 +260,20 @@ class Trainer:
             # here costs nothing extra and makes the update the dense one.
             grads = [tf.convert_to_tensor(g) for g, _ in used]
             context = tf.distribute.get_replica_context()
-            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            return loss, context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+
+        def apply(grads):
             if clipnorm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-            optimizer.apply(grads, [v for _, v in used])
+            optimizer.apply(grads, used_variables)
+
+        def replica_step(features, labels):
+            loss, grads = replica_gradients(features, labels)
+            apply(grads)
             return loss
+
+        def replica_finite(grads):
+            return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
 
         strategy = self.strategy
 
@@ -258,8 +281,26 @@ class Trainer:
         # with static shapes (what XLA needs, and what lets grappler plan).
         @tf.function(reduce_retracing=False)
         def train_step(features, labels):
-            per_replica = strategy.run(replica_step, args=(features, labels))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            if loss_scale is None:
+                per_replica = strategy.run(replica_step, args=(features, labels))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            loss, grads = strategy.run(replica_gradients, args=(features, labels))
+            # The same on every replica and worker: the gradients are summed.
+            finite = strategy.experimental_local_results(
+                strategy.run(replica_finite, args=(grads,))
+            )[0]
+
+            # An overflowed step is skipped whole: no update, no step counted.
+            # The branch is taken in cross-replica context because the
+            # optimizer's update synchronises, which a cond inside a replica
+            # function cannot hold.
+            def update():
+                strategy.run(apply, args=(grads,))
+                return tf.constant(True)
+
+            tf.cond(finite, update, lambda: tf.constant(False))
+            with tf.control_dependencies([loss_scale.update(finite)]):
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
         return train_step
 
@@ -393,6 +434,8 @@ class Trainer:
         step = start
         while step < total_steps:
             loss = self._step(*next(iterator))
+            if self.step == step:
+                continue  # a float16 step skipped for overflow: nothing was applied
             step = self.step
             lr = float(self.optimizer.learning_rate)
             progbar.update(step, [("loss", loss), ("lr", lr)])

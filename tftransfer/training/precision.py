@@ -1,0 +1,97 @@
+"""Mixed precision: Keras dtype policies, float32 logits and loss, float16 loss scaling.
+
+`runtime.mixed_precision` picks a Keras policy while the model is built:
+variables stay float32 and layers compute in bfloat16 or float16. The
+trainer casts the model's outputs to float32 before the loss, so logits,
+softmax and the loss are float32 whatever the policy (the head's logits
+layer is float32 too). bfloat16 has float32's exponent range and needs no
+loss scaling: it is the TPU's native type and runs on CPUs with
+AVX512_BF16/AMX and on Ampere or newer GPUs. float16 (GPUs) underflows
+small gradients, so its loss is scaled by `DynamicLossScale`.
+
+Example:
+
+>>> import keras
+>>> from tftransfer.training import precision
+>>> precision.policy_name("bfloat16")
+'mixed_bfloat16'
+>>> with precision.dtype_policy("mixed_bfloat16"):
+...     layer = keras.layers.Dense(2)
+>>> layer.compute_dtype, layer.variable_dtype, keras.config.dtype_policy().name
+('bfloat16', 'float32', 'float32')
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+#: accepted `runtime.mixed_precision` values and the Keras policy each means.
+POLICIES = {
+    "": None,
+    "float32": None,
+    "bfloat16": "mixed_bfloat16",
+    "mixed_bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+    "mixed_float16": "mixed_float16",
+}
+
+
+def policy_name(value):
+    """The Keras policy for a `runtime.mixed_precision` value (None = float32)."""
+    return POLICIES[value]
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Builds layers under Keras policy `name` (None: as they are), then restores the global one."""
+    if name is None:
+        yield
+        return
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def float32_outputs(outputs):
+    """The model's floating outputs as float32 (the loss is computed in float32)."""
+    return tf.nest.map_structure(
+        lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating and t.dtype != tf.float32 else t,
+        outputs,
+    )
+
+
+class DynamicLossScale(tf.Module):
+    """float16 loss scaling: scale up, halve on overflow and skip the step, double when stable.
+
+    Keras' `LossScaleOptimizer` cannot be used here: it unscales inside
+    `apply`, after this loop's cross-replica sum and global-norm clipping
+    (clipping scaled gradients would clip nearly everything), and its
+    optimizer wrapper changes the checkpoint layout of every run. The
+    schedule is Keras' and TF's: start at 2**15, double after 2000 finite
+    steps, halve on a non-finite gradient.
+
+    Args:
+        initial_scale: the starting scale.
+        growth_steps: finite steps before the scale doubles.
+    """
+
+    def __init__(self, initial_scale=2.0**15, growth_steps=2000):
+        super().__init__(name="loss_scale")
+        self.growth_steps = growth_steps
+        # Updated identically on every replica from all-reduced gradients.
+        aggregation = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.scale = tf.Variable(initial_scale, trainable=False, aggregation=aggregation)
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, aggregation=aggregation)
+
+    def update(self, finite):
+        """Adjusts the scale after a step whose reduced gradients were `finite` or not."""
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_steps)
+        new_scale = tf.where(
+            finite, tf.where(grow, self.scale * 2.0, self.scale), tf.maximum(self.scale / 2.0, 1.0)
+        )
+        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1, 0)
+        return tf.group(self.scale.assign(new_scale), self.good_steps.assign(new_good))
