@@ -149,7 +149,7 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeyp
     real = trainer_lib.Trainer._make_train_step
 
     def interrupt_third_step(self, variables):
-        step_fn = real(self, variables)
+        step_fn, steps_fn = real(self, variables)
         calls = {"n": 0}
 
         def wrapped(features, labels):
@@ -158,7 +158,7 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeyp
                 raise KeyboardInterrupt()
             return step_fn(features, labels)
 
-        return wrapped
+        return wrapped, steps_fn
 
     tiny_params.override({"trainer": {"epochs": 1, "checkpoint_every": 100}})
     run = str(tmp_path / "run")
@@ -194,7 +194,7 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
         lambda self, variables: steps.append(make(self, variables)) or steps[-1],
     )
     experiment.train(tiny_params, str(tmp_path / "run"))
-    (step,) = steps
+    ((step, _),) = steps
     examples = experiment.read_split(tiny_params, "train")
     _, task = experiment.prepare_task(tiny_params, examples)
     total = tiny_params.trainer.epochs * (len(examples) // tiny_params.trainer.batch_size)
@@ -278,3 +278,29 @@ def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(
     assert "Resuming from" in out and "(step 10)" in out
     steps = [json.loads(line)["step"] for line in open(os.path.join(model_dir, "history.jsonl"))]
     assert max(steps) == 21  # 3 epochs of 7 batches, the lost steps redone
+
+
+def test_steps_per_execution_trains_the_same_steps_in_fewer_calls(tiny_params, tmp_path):
+    tiny_params.override(
+        {"trainer": {"epochs": 3, "eval_every": 7, "checkpoint_every": 10, "log_every": 4}}
+    )
+    one = str(tmp_path / "one")
+    experiment.train(tiny_params, one)
+    tiny_params.override({"trainer": {"steps_per_execution": 6}})
+    many = str(tmp_path / "many")
+    metrics = experiment.train(tiny_params, many)
+
+    def records(d, key):
+        return [r for r in map(json.loads, open(os.path.join(d, "history.jsonl"))) if key in r]
+
+    # Calls stop at every evaluation and checkpoint, so those keep their steps.
+    assert [r["step"] for r in records(many, "accuracy")] == [7, 14, 21]
+    assert sorted(os.listdir(os.path.join(many, "checkpoints"))) == sorted(
+        os.listdir(os.path.join(one, "checkpoints"))
+    )
+    assert metrics["checkpoint_step"] in (7, 14, 21)
+    for a, b in zip(_weights(one), _weights(many)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # Calls end at 6, 7, 10, 14, 20, 21: a loss record where one passed a
+    # multiple of log_every (4), and at the end.
+    assert [r["step"] for r in records(many, "loss")] == [6, 10, 14, 20, 21]

@@ -114,6 +114,11 @@ class TrainerConfig(base_config.Config):
         jit_compile: compile the forward and backward pass with XLA. None =
             per device: on for GPUs, off for CPUs (slower there, measured in
             BENCHMARKS.md); TPUs compile the whole step regardless.
+        steps_per_execution: optimizer steps per call of the compiled loop
+            (a `tf.range` loop in one `tf.function`, as Keras'
+            `steps_per_execution` and Orbit's `steps_per_loop`): fewer host
+            round trips, which TPUs need (try 100s there). A call never runs
+            past an evaluation or a checkpoint. 1 on CPUs and GPUs.
     """
 
     batch_size: int = 32
@@ -135,6 +140,7 @@ class TrainerConfig(base_config.Config):
     log_every: int = 10
     seed: int = 42
     jit_compile: Optional[bool] = None
+    steps_per_execution: int = 1
 
 
 @dataclasses.dataclass
@@ -395,7 +401,7 @@ def validate(params):
     check_range("trainer.warmup_ratio", trainer.warmup_ratio, low=0.0, high=1.0)
     check_range("trainer.weight_decay", trainer.weight_decay, low=0.0)
     check_range("trainer.clipnorm", trainer.clipnorm, low=0.0)
-    for key in ("checkpoint_every", "keep_checkpoints", "log_every"):
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_execution"):
         check_range(f"trainer.{key}", getattr(trainer, key), low=1)
     for key in ("eval_every", "early_stopping_patience"):
         check_range(f"trainer.{key}", getattr(trainer, key), low=0)

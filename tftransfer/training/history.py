@@ -50,10 +50,12 @@ class LossLog:
         self.writer = tf.summary.create_file_writer(summary_dir)
         self.total, self.steps, self.started = 0.0, 0, time.time()
 
-    def add(self, step, loss, learning_rate, last=False):
-        self.total += loss
-        self.steps += 1
-        if not (step % self.every == 0 or last):
+    def add(self, step, loss, learning_rate, last=False, steps=1):
+        """Adds the mean `loss` of the `steps` steps that ended at `step`."""
+        self.total += loss * steps
+        self.steps += steps
+        # Several steps per call (steps_per_execution) may pass a multiple.
+        if not (step // self.every > (step - steps) // self.every or last):
             return
         elapsed = time.time() - self.started
         record = {

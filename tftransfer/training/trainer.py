@@ -206,8 +206,8 @@ class Trainer:
             )
         return self.step
 
-    def _train_step(self, features, labels):
-        """One optimizer step on the variables trained at this step."""
+    def _step_functions(self):
+        """`(one step, several steps)` on the variables trained at this step."""
         if self.trained_variables is None:
             variables = self.train_model.trainable_variables
         else:
@@ -215,7 +215,11 @@ class Trainer:
         key = tuple(id(v) for v in variables)
         if key not in self._train_steps:
             self._train_steps[key] = self._make_train_step(variables)
-        return self._train_steps[key](features, labels)
+        return self._train_steps[key]
+
+    def _train_step(self, features, labels):
+        """One optimizer step on the variables trained at this step."""
+        return self._step_functions()[0](features, labels)
 
     def _make_train_step(self, variables):
         # The model trained may be another view of the same weights (packed
@@ -277,9 +281,6 @@ class Trainer:
 
         strategy = self.strategy
 
-        # Length buckets bound the batch shapes: one trace per bucket, each
-        # with static shapes (what XLA needs, and what lets grappler plan).
-        @tf.function(reduce_retracing=False)
         def train_step(features, labels):
             if loss_scale is None:
                 per_replica = strategy.run(replica_step, args=(features, labels))
@@ -302,7 +303,19 @@ class Trainer:
             with tf.control_dependencies([loss_scale.update(finite)]):
                 return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
-        return train_step
+        # `trainer.steps_per_execution`: a tf.range loop over the distributed
+        # iterator in one call, so the host (a TPU's, above all) is not
+        # waited on after every step. Batch shapes are the iterator's spec.
+        @tf.function
+        def train_steps(iterator, count):
+            total = tf.constant(0.0)
+            for _ in tf.range(count):
+                total += train_step(*next(iterator))
+            return total / tf.cast(count, tf.float32)
+
+        # Length buckets bound the batch shapes: one trace per bucket, each
+        # with static shapes (what XLA needs, and what lets grappler plan).
+        return tf.function(train_step, reduce_retracing=False), train_steps
 
     def _log(self, record):
         history.append(self.history_path, record)
@@ -339,12 +352,15 @@ class Trainer:
             return True
         return False
 
-    def _step(self, features, labels):
-        """One optimizer step; returns the loss. Keeps the work on Ctrl-C."""
+    def _step(self, iterator, count=1):
+        """`count` optimizer steps; returns their mean loss. Keeps the work on Ctrl-C."""
         try:
             begin = time.perf_counter()
-            loss = float(self._train_step(features, labels))
-            self.step_seconds.append(time.perf_counter() - begin)
+            if count == 1:
+                loss = float(self._train_step(*next(iterator)))
+            else:
+                loss = float(self._step_functions()[1](iterator, tf.constant(count)))
+            self.step_seconds.append((time.perf_counter() - begin) / count)
         except _PEER_ERRORS as e:
             if not _multi_worker(self.strategy):
                 raise
@@ -433,13 +449,14 @@ class Trainer:
         )
         step = start
         while step < total_steps:
-            loss = self._step(*next(iterator))
+            count = self._steps_to_run(step, total_steps, eval_every if evaluate else 0)
+            loss = self._step(iterator, count)
             if self.step == step:
-                continue  # a float16 step skipped for overflow: nothing was applied
-            step = self.step
+                continue  # float16 steps skipped for overflow: nothing was applied
+            count, step = self.step - step, self.step
             lr = float(self.optimizer.learning_rate)
             progbar.update(step, [("loss", loss), ("lr", lr)])
-            log.add(step, loss, lr, last=step == total_steps)
+            log.add(step, loss, lr, last=step == total_steps, steps=count)
             if evaluate is not None and (step % eval_every == 0 or step == total_steps):
                 record = self._evaluate(evaluate, step, eval_writer)
                 if primary_metric.improves(
@@ -460,6 +477,14 @@ class Trainer:
         log.writer.flush()
         eval_writer.flush()
         return best
+
+    def _steps_to_run(self, step, total_steps, eval_every):
+        """Steps in the next call: up to `steps_per_execution`, never past an evaluation or save."""
+        count = min(self.config.steps_per_execution, total_steps - step)
+        for every in (eval_every, self.config.checkpoint_every):
+            if every:
+                count = min(count, every - step % every)
+        return max(count, 1)
 
     def _stop_early(self, step, metric, stale):
         print(
