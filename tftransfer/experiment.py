@@ -111,6 +111,7 @@ class Run:
             skip_steps,
             self.encoded,
             static_shapes=trainer_lib.use_xla(self.params.trainer, self.strategy),
+            fixed_shapes=distribute.needs_fixed_shapes(self.strategy),
         )
 
 

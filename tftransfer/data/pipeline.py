@@ -155,17 +155,28 @@ def bucket(dataset, batch_size, lengths, keys, drop_remainder):
         return batches.map(lambda *element: cut(key_value, *element))
 
     if len(lengths) == 1:
-        batches = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        return batches.map(lambda *element: cut(tf.constant(0, tf.int64), *element))
+        # A Python width keeps the batch shape static: the whole shape is
+        # known when drop_remainder is set (what TPUs need).
+        width = int(lengths[0])
+
+        def cut_to_width(*element):
+            rows = dict(element[0])
+            for k in keys:
+                rows[k] = rows[k][:, :width]
+            return (rows,) + tuple(element[1:]) if paired else rows
+
+        return dataset.batch(batch_size, drop_remainder=drop_remainder).map(cut_to_width)
     return dataset.group_by_window(key, reduce, window_size=batch_size)
 
 
-def _bucket_rows(task, dataset, batch_size, data_config, drop_remainder):
-    """`bucket` with the task's length and the configured boundaries."""
+def _bucket_rows(task, dataset, batch_size, data_config, drop_remainder, fixed_shapes=False):
+    """`bucket` with the task's length and the configured boundaries (one, if `fixed_shapes`)."""
     row_spec = dataset.element_spec
     if isinstance(row_spec, tuple):  # (row, index)
         row_spec = row_spec[0]
     lengths = boundaries(data_config, task.config.max_seq_length)
+    if fixed_shapes:
+        lengths = lengths[-1:]
     keys = task.position_keys(list(row_spec))
     return bucket(dataset, batch_size, lengths, keys, drop_remainder)
 
@@ -177,7 +188,15 @@ def _split_labels(rows):
 
 
 def train_dataset(
-    task, examples, batch_size, data_config, seed, skip_steps=0, encoded=None, static_shapes=True
+    task,
+    examples,
+    batch_size,
+    data_config,
+    seed,
+    skip_steps=0,
+    encoded=None,
+    static_shapes=True,
+    fixed_shapes=False,
 ):
     """An endless, shuffled stream of `(features, labels)` training batches.
 
@@ -190,7 +209,12 @@ def train_dataset(
             given), e.g. after counting its rows.
         static_shapes: under `data.packing`, round packed row counts so a
             compiled step sees few shapes (see `packing.pack_batch`).
+        fixed_shapes: every batch `[batch_size, max_seq_length]`, with the
+            whole shape in the element spec (TPUs compile one program per
+            shape and need them static): no length buckets, no packing.
     """
+    if fixed_shapes and data_config.packing:
+        raise ValueError("data.packing gives batches of varying rows; set data.packing=false")
     dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
     dataset = dataset.shuffle(max(1, data_config.shuffle_buffer_size), seed=seed)
     dataset = dataset.repeat()
@@ -204,12 +228,21 @@ def train_dataset(
             deterministic=True,
         )
     else:
-        dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=True)
+        dataset = _bucket_rows(
+            task, dataset, batch_size, data_config, drop_remainder=True, fixed_shapes=fixed_shapes
+        )
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
     transform = getattr(task, "training_batch", None)
     if transform is not None:
         # Per-batch work that must differ each epoch (e.g. masked-LM masks).
         dataset = dataset.map(transform, num_parallel_calls=2, deterministic=True)
+    if fixed_shapes:
+        # Per-batch transforms (masked-LM masks) may lose the batch size.
+        dataset = dataset.map(
+            lambda *batch: tf.nest.map_structure(
+                lambda t: tf.ensure_shape(t, [batch_size] + t.shape[1:]), batch
+            )
+        )
     if skip_steps:
         dataset = dataset.skip(skip_steps)
     return dataset.prefetch(data_config.prefetch)

@@ -120,6 +120,11 @@ def remove_write_dir(model_dir, strategy):
         tf.io.gfile.rmtree(path)
 
 
+def needs_fixed_shapes(strategy):
+    """Whether input batches must have one fully static shape (TPUs)."""
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
 def per_replica_batch_size(global_batch_size, strategy, key="trainer.batch_size"):
     """The batch each replica gets; a `DistributeError` unless the global batch splits evenly."""
     replicas = strategy.num_replicas_in_sync
