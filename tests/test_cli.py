@@ -19,6 +19,8 @@ def _run(args, **kwargs):
     "command,flag",
     [
         ("train", "--params_override"),
+        ("train", "--mixed_precision"),
+        ("train", "--distribution_strategy"),
         ("evaluate", "--split"),
         ("export", "--export_dir"),
         ("predict", "--saved_model"),
@@ -68,14 +70,20 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
         [
             "train",
             f"--config_file={config}",
-            "--params_override=trainer.epochs=2",
+            "--params_override=trainer.epochs=2,runtime.mixed_precision=float16",
             f"--model_dir={run}",
+            # Flags win over the config and --params_override.
+            "--distribution_strategy=mirrored",
+            "--mixed_precision=bfloat16",
+            "--steps_per_execution=3",
         ]
     )
     assert result.returncode == 0, result.stderr
     assert "accuracy=" in result.stdout
     with open(os.path.join(run, "params.yaml")) as f:
-        assert "epochs: 2" in f.read()
+        saved = f.read()
+    assert "epochs: 2" in saved and "steps_per_execution: 3" in saved
+    assert "mixed_precision: bfloat16" in saved and "distribution_strategy: mirrored" in saved
 
     result = _run(["evaluate", f"--model_dir={run}"])
     assert result.returncode == 0, result.stderr

@@ -77,3 +77,17 @@ def test_float16_overflowing_steps_are_skipped_until_the_scale_fits(tiny_params,
     assert int(run.optimizer.iterations) == 6  # skipped steps are not counted
     assert float(run.loss_scale.scale) < 2.0**40
     assert all(np.all(np.isfinite(w.numpy())) for w in run.model.weights if w.dtype != "string")
+
+
+def test_a_float32_run_resumes_in_float16_and_back(tiny_params, tmp_path):
+    tiny_params.override(
+        {"trainer": {"train_steps": 4, "checkpoint_every": 2}, "data": {"validation": {"path": ""}}}
+    )
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    for policy, steps in (("float16", 6), ("bfloat16", 8)):
+        tiny_params.override(
+            {"runtime": {"mixed_precision": policy}, "trainer": {"train_steps": steps}}
+        )
+        experiment.train(tiny_params, model_dir)
+        assert max(r["step"] for r in history.read(model_dir) if "loss" in r) == steps

@@ -74,9 +74,75 @@ def _config_flags():
     )
 
 
+#: flags for where and how training runs: `flag -> config key`. Given flags
+#: win over the config files and --params_override (Model Garden's order).
+RUNTIME_FLAGS = {
+    "distribution_strategy": "runtime.distribution_strategy",
+    "tpu": "runtime.tpu",
+    "num_gpus": "runtime.num_gpus",
+    "all_reduce_alg": "runtime.all_reduce_alg",
+    "mixed_precision": "runtime.mixed_precision",
+    "jit_compile": "trainer.jit_compile",
+    "steps_per_execution": "trainer.steps_per_execution",
+}
+
+
+def _runtime_flags():
+    flags.DEFINE_enum(
+        "distribution_strategy",
+        None,
+        ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+        "tf.distribute strategy (runtime.distribution_strategy). multi_worker_mirrored reads "
+        "the cluster from TF_CONFIG; batch sizes are global.",
+    )
+    flags.DEFINE_string(
+        "tpu", None, "TPU to use: `local` on a TPU VM or Colab, else its name or grpc:// address."
+    )
+    flags.DEFINE_integer("num_gpus", None, "GPUs for one_device/mirrored (0 = CPU).")
+    flags.DEFINE_string(
+        "all_reduce_alg", None, "All-reduce: nccl or hierarchical_copy (mirrored), ring or nccl."
+    )
+    flags.DEFINE_enum(
+        "mixed_precision",
+        None,
+        ["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
+        "Compute type of the layers; variables, logits and loss stay float32 (bfloat16: TPUs, "
+        "recent GPUs, CPUs with AVX512_BF16/AMX; float16: GPUs, with loss scaling).",
+    )
+    flags.DEFINE_boolean(
+        "jit_compile",
+        None,
+        "Compile forward and backward with XLA (default: on for GPUs, off for CPUs; TPUs always).",
+    )
+    flags.DEFINE_integer(
+        "steps_per_execution", None, "Optimizer steps per compiled call (100s on TPUs)."
+    )
+
+
+def runtime_overrides():
+    """The config overrides of the runtime flags given on the command line."""
+    out = {}
+    for flag, key in RUNTIME_FLAGS.items():
+        value = FLAGS[flag].value
+        if value is not None:
+            section, name = key.split(".")
+            out.setdefault(section, {})[name] = value
+    return out
+
+
+def _load_params(config_files, params_override):
+    from tftransfer import configs
+
+    params = configs.load(config_files, params_override)
+    configs.override(params, runtime_overrides(), "command-line flags")
+    configs.validate(params)
+    return params
+
+
 def define_train_flags():
     _config_flags()
     _model_dir_flag()
+    _runtime_flags()
     flags.DEFINE_multi_string(
         "pretrain_config_file",
         [],
@@ -95,6 +161,7 @@ def define_train_flags():
 
 def define_compare_flags():
     _config_flags()
+    _runtime_flags()
     flags.DEFINE_string("output_dir", None, "Folder for the cells and reports.", required=True)
     flags.DEFINE_list(
         "strategies", ["full", "frozen", "lora", "llrd", "scratch"], "Transfer strategies."
@@ -210,14 +277,14 @@ DEFINERS = {
 
 def run_train(argv):
     del argv
-    from tftransfer import configs, experiment
-
-    params = configs.load(FLAGS.config_file, FLAGS.params_override)
-    pretrain = None
-    if FLAGS.pretrain_config_file:
-        pretrain = configs.load(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
     import tensorflow as tf
 
+    from tftransfer import experiment
+
+    params = _load_params(FLAGS.config_file, FLAGS.params_override)
+    pretrain = None
+    if FLAGS.pretrain_config_file:
+        pretrain = _load_params(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
     if FLAGS.overwrite and tf.io.gfile.isdir(FLAGS.model_dir):
         experiment.clear_run(FLAGS.model_dir)
     if pretrain is not None:
@@ -347,9 +414,9 @@ def run_generate(argv):
 
 def run_compare(argv):
     del argv
-    from tftransfer import compare, configs
+    from tftransfer import compare
 
-    params = configs.load(FLAGS.config_file, FLAGS.params_override)
+    params = _load_params(FLAGS.config_file, FLAGS.params_override)
     comparison = compare.Comparison(
         params,
         FLAGS.output_dir,

@@ -191,7 +191,12 @@ class Trainer:
         """
         for path in reversed(self.resume_manager.checkpoints):
             try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
+                state = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+                state.restore(path).assert_existing_objects_matched()
+                if self.loss_scale is not None:
+                    # Absent when the run was not float16 until now: the
+                    # scale then starts afresh.
+                    tf.train.Checkpoint(loss_scale=self.loss_scale).restore(path).expect_partial()
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 # A short data file surfaces as IndexError("Read less bytes ...").
                 reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e)
