@@ -26,7 +26,18 @@ def _walk(root):
 def test_train_evaluate_resume_and_export_on_ram_filesystem(tiny_params, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written locally by mistake would land here
     model_dir = "ram://tftransfer_test/run"
-    tiny_params.override({"trainer": {"epochs": 1, "checkpoint_every": 2, "eval_every": 3}})
+    data = "ram://tftransfer_test/data/train.tsv"  # data may live beside it (gs:// on TPUs)
+    tf.io.gfile.makedirs(os.path.dirname(data))
+    tf.io.gfile.copy(tiny_params.data.train.path, data, overwrite=True)
+    tiny_params.override(
+        {
+            "trainer": {"epochs": 1, "checkpoint_every": 2, "eval_every": 3},
+            "data": {
+                "train": {"path": data},
+                "validation": {"path": "ram://tftransfer_test/data/*.tsv"},
+            },
+        }
+    )
     metrics = experiment.train(tiny_params, model_dir)
 
     files = _walk(model_dir)

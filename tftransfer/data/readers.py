@@ -55,7 +55,13 @@ def expand_paths(path):
         part = part.strip()
         if not part:
             continue
-        matched = sorted(glob.glob(part))
+        if "://" in part:
+            # gs:// and other TF filesystems (data beside a TPU's model_dir).
+            import tensorflow as tf
+
+            matched = sorted(tf.io.gfile.glob(part))
+        else:
+            matched = sorted(glob.glob(part))
         if not matched:
             raise DataError(f"{part}: no such file")
         files.extend(matched)
@@ -123,8 +129,14 @@ EXTENSIONS = (
 
 
 def decode_file(path, encoding):
-    with open(path, "rb") as f:
-        raw = f.read()
+    if "://" in path:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
     if encoding.lower().replace("-", "") == "utf8" and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a BOM would otherwise become part of the first column name
     try:
