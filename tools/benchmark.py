@@ -152,7 +152,7 @@ def training_flops(backbone, lengths, widths):
 
 
 # -- (a) training ------------------------------------------------------------
-def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
+def tftransfer_training(spec, examples, buckets, jit_compile, packing=False, precision=""):
     """Examples/s of tftransfer's training step over `examples`, after a warm-up pass."""
     import keras
 
@@ -178,6 +178,7 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False):
                 "warmup_ratio": 0.0,
                 "seed": 0,
             },
+            "runtime": {"mixed_precision": precision},
         },
     )
     keras.utils.set_random_seed(0)
@@ -476,6 +477,10 @@ def main(argv):
         "tftransfer buckets + XLA": lambda: tftransfer_training(spec, examples, buckets, True),
         "tftransfer packed": lambda: tftransfer_training(spec, examples, [], False, True),
         "tftransfer packed + XLA": lambda: tftransfer_training(spec, examples, [], True, True),
+        # Fast only where the CPU has AVX512_BF16 or AMX (emulated elsewhere).
+        "tftransfer buckets bf16": lambda: tftransfer_training(
+            spec, examples, buckets, False, precision="bfloat16"
+        ),
     }
     if not FLAGS.skip_hf:
         contenders["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)
