@@ -1,5 +1,6 @@
 """`runtime.mixed_precision`: bfloat16 and float16 training next to float32."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -44,7 +45,7 @@ def test_mixed_precision_trains_close_to_float32(fp32_run, tmp_path, policy, str
     np.testing.assert_allclose(mixed, fp32, rtol=0.05, atol=0.02)
     assert mixed[-3:].mean() < mixed[:3].mean()
     # A float32 model built afterwards is float32 again (the policy was scoped).
-    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
 
 
 def test_float16_scale_halves_and_skips_an_overflowing_step():

@@ -118,7 +118,8 @@ class TrainerConfig(base_config.Config):
             (a `tf.range` loop in one `tf.function`, as Keras'
             `steps_per_execution` and Orbit's `steps_per_loop`): fewer host
             round trips, which TPUs need (try 100s there). A call never runs
-            past an evaluation or a checkpoint. 1 on CPUs and GPUs.
+            past an evaluation or a checkpoint; gradual unfreezing runs one
+            step per call. 1 on CPUs and GPUs.
     """
 
     batch_size: int = 32

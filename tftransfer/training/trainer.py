@@ -485,6 +485,8 @@ class Trainer:
 
     def _steps_to_run(self, step, total_steps, eval_every):
         """Steps in the next call: up to `steps_per_execution`, never past an evaluation or save."""
+        if self.trained_variables is not None:
+            return 1  # what trains may change at any step (gradual unfreezing)
         count = min(self.config.steps_per_execution, total_steps - step)
         for every in (eval_every, self.config.checkpoint_every):
             if every:
