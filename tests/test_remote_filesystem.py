@@ -74,3 +74,28 @@ def test_train_evaluate_resume_and_export_on_ram_filesystem(tiny_params, tmp_pat
         np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-5)
 
     assert os.listdir(tmp_path) == []  # nothing went to the local disk
+
+
+def test_continued_pretraining_then_fine_tuning_on_ram_filesystem(
+    tiny_params, tiny_preset, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    text = tmp_path.parent / f"{tmp_path.name}_domain.txt"
+    text.write_text(" ".join(["the movie was great fun and i love it"] * 20))
+    pretrain = configs.load(
+        [],
+        {
+            "backbone": {"spec": tiny_preset},
+            "task": {"type": "masked_lm", "masked_lm": {"max_seq_length": 16}},
+            "data": {"train": {"path": str(text)}},
+            "trainer": {"batch_size": 4, "train_steps": 4},
+        },
+    )
+    model_dir = "ram://tftransfer_test/chained"
+    tiny_params.override({"trainer": {"train_steps": 4}, "data": {"validation": {"path": ""}}})
+    preset = experiment.pretrain_then(pretrain, tiny_params, model_dir)
+    assert preset == f"{model_dir}/pretrain/backbone"
+    assert tf.io.gfile.exists(f"{preset}/config.json")  # keras-hub's own preset files
+    experiment.train(tiny_params, model_dir)
+    assert configs.from_model_dir(model_dir).backbone.spec == preset
+    assert os.listdir(tmp_path) == []

@@ -31,6 +31,7 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 
 import keras
 import keras_hub
@@ -121,16 +122,18 @@ def resolve(spec):
         return default_path(), "hf"
     if spec == DECODER_SPEC:
         return decoder_path(), "hf"
-    if os.path.isdir(spec):
-        if os.path.exists(os.path.join(spec, "metadata.json")):
+    # gfile: a preset may be on gs:// (a TPU run's continued pretraining);
+    # keras-hub's from_preset reads those itself.
+    if tf.io.gfile.isdir(spec):
+        if tf.io.gfile.exists(os.path.join(spec, "metadata.json")):
             return spec, "local"
-        if os.path.exists(os.path.join(spec, "config.json")):
+        if tf.io.gfile.exists(os.path.join(spec, "config.json")):
             return spec, "hf"
         raise BackboneError(
             f"backbone folder `{spec}` has neither metadata.json (keras-hub "
             "preset) nor config.json (Hugging Face format)"
         )
-    if os.sep in spec or spec.startswith("."):
+    if os.sep in spec or spec.startswith(".") or "://" in spec:
         raise BackboneError(f"backbone folder `{spec}` does not exist")
     return spec, "hub"
 
@@ -138,17 +141,12 @@ def resolve(spec):
 def _hf_tokenizer_options(path):
     """Reads how a Hugging Face checkpoint's tokenizer normalised text."""
     lowercase, strip_accents = None, None
-    tokenizer_json = os.path.join(path, "tokenizer.json")
-    if os.path.exists(tokenizer_json):
-        with open(tokenizer_json, encoding="utf-8") as f:
-            normalizer = json.load(f).get("normalizer") or {}
-        if normalizer.get("type") == "BertNormalizer":
-            lowercase = normalizer.get("lowercase")
-            strip_accents = normalizer.get("strip_accents")
-    config_json = os.path.join(path, "tokenizer_config.json")
-    if os.path.exists(config_json):
-        with open(config_json, encoding="utf-8") as f:
-            cfg = json.load(f)
+    normalizer = _hf_config(path, "tokenizer.json").get("normalizer") or {}
+    if normalizer.get("type") == "BertNormalizer":
+        lowercase = normalizer.get("lowercase")
+        strip_accents = normalizer.get("strip_accents")
+    cfg = _hf_config(path, "tokenizer_config.json")
+    if cfg:
         lowercase = cfg.get("do_lower_case", lowercase)
         strip_accents = cfg.get("strip_accents", strip_accents)
     # HF's BertTokenizer strips accents whenever it lower-cases unless told
@@ -161,10 +159,9 @@ def _hf_tokenizer_options(path):
 
 def _hf_config(path, name="config.json"):
     file = os.path.join(path, name)
-    if not os.path.exists(file):
+    if not tf.io.gfile.exists(file):
         return {}
-    with open(file, encoding="utf-8") as f:
-        return json.load(f)
+    return report.read_json(file)
 
 
 def _hf_exact_gelu(path):
@@ -318,6 +315,13 @@ def save_preset(backbone, tokenizer, path):
         tokenizer: its keras-hub tokenizer.
         path: the preset folder (must not exist).
     """
+    if "://" in path:
+        # keras-hub writes presets with `open`: save locally, then copy.
+        with tempfile.TemporaryDirectory() as local:
+            save_preset(backbone, tokenizer, os.path.join(local, "preset"))
+            with report.atomic_folder(path) as tmp:
+                report.copy_files(os.path.join(local, "preset"), tmp)
+        return path
     model = Backbone.wrap(backbone).model
     with report.atomic_folder(path) as tmp:
         model.save_to_preset(tmp)

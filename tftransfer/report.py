@@ -121,6 +121,16 @@ def _move_files(source, target):
     remove_tree(source)
 
 
+def copy_files(source, target):
+    """Copies a local folder's files into `target` on any TF filesystem."""
+    for folder, _, names in os.walk(source):
+        relative = os.path.relpath(folder, source)
+        destination = target if relative == "." else os.path.join(target, relative)
+        tf.io.gfile.makedirs(destination)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(folder, name), os.path.join(destination, name), True)
+
+
 def remove_tree(path):
     """Removes a folder (any TF filesystem) if it exists."""
     if tf.io.gfile.exists(path):
