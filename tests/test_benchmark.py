@@ -42,6 +42,7 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
         "tftransfer buckets + XLA",
         "tftransfer packed",
         "tftransfer packed + XLA",
+        "tftransfer buckets bf16",
         "HF Trainer (torch)",
     }
     assert all(m["examples_per_second"] > 0 for m in training.values())
