@@ -93,6 +93,12 @@ def _task(strategy):
     return resolver.task_type, resolver.task_id, spec
 
 
+def is_multi_worker(strategy):
+    """Whether the strategy spans several processes (a `TF_CONFIG` cluster)."""
+    _, _, spec = _task(strategy)
+    return sum(len(tasks) for tasks in spec.values()) > 1
+
+
 def is_chief(strategy):
     """Whether this process writes the run: the `chief` task, else `worker` 0."""
     task_type, task_id, spec = _task(strategy)

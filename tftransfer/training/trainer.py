@@ -42,7 +42,7 @@ import keras
 import tensorflow as tf
 
 from tftransfer import report
-from tftransfer.training import history, precision
+from tftransfer.training import distribute, history, precision
 
 CHECKPOINTS = "checkpoints"
 
@@ -68,6 +68,12 @@ _PEER_ERRORS = (
 BEST = "best"
 
 
+def _first_line(error):
+    """An exception's first line, for a one-line message (TF's can be pages long)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 def latest_checkpoint(directory):
     """The newest checkpoint in `directory` (any TF filesystem), or None."""
     return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
@@ -84,13 +90,6 @@ def use_xla(config, strategy):
         return config.jit_compile
     devices = [d.upper() for d in strategy.extended.worker_devices]
     return any("GPU" in d for d in devices)
-
-
-def _multi_worker(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
-        return False
-    return sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) > 1
 
 
 def _shard_by_data(dataset):
@@ -199,7 +198,7 @@ class Trainer:
                     tf.train.Checkpoint(loss_scale=self.loss_scale).restore(path).expect_partial()
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 # A short data file surfaces as IndexError("Read less bytes ...").
-                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e)
+                reason = _first_line(e)
                 print(f"Checkpoint {path} is unreadable ({reason}); trying the one before.")
                 continue
             print(f"Resuming from {path} (step {self.step}).", flush=True)
@@ -367,12 +366,12 @@ class Trainer:
                 loss = float(self._step_functions()[1](iterator, tf.constant(count)))
             self.step_seconds.append((time.perf_counter() - begin) / count)
         except _PEER_ERRORS as e:
-            if not _multi_worker(self.strategy):
+            if not distribute.is_multi_worker(self.strategy):
                 raise
             # Not checkpointed: the step may have run on some workers only.
             # As with Keras' BackupAndRestore, the cluster restarts every
             # worker and all of them resume from the chief's last checkpoint.
-            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            reason = _first_line(e)
             latest = latest_checkpoint(os.path.join(self.model_dir, CHECKPOINTS))
             raise WorkerLostError(
                 f"a worker of this run was lost at step {self.step + 1} ({reason}). Restart "
