@@ -390,6 +390,7 @@ def validate(params):
     list their allowed values.
     """
     from tftransfer import tasks, transfer
+    from tftransfer.training import precision
 
     check_choice("task.type", params.task.type, list(tasks.registered()))
     params.task.get().check(f"task.{params.task.type}")
@@ -418,9 +419,7 @@ def validate(params):
     )
     check_choice("export.checkpoint", params.export.checkpoint, CHOICES["export.checkpoint"])
     check_choice(
-        "runtime.mixed_precision",
-        params.runtime.mixed_precision,
-        ("", "float32", "bfloat16", "mixed_bfloat16", "float16", "mixed_float16"),
+        "runtime.mixed_precision", params.runtime.mixed_precision, tuple(precision.POLICIES)
     )
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)

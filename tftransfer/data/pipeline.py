@@ -143,8 +143,7 @@ def bucket(dataset, batch_size, lengths, keys, drop_remainder):
         length = tf.reduce_sum(tf.cast(element[0]["padding_mask"], tf.int64))
         return tf.searchsorted(cuts, tf.reshape(length, [1]), side="left", out_type=tf.int64)[0]
 
-    def cut(key_value, *element):
-        width = cuts[key_value]
+    def cut(width, *element):
         rows = dict(element[0])
         for k in keys:
             rows[k] = rows[k][:, :width]
@@ -152,20 +151,13 @@ def bucket(dataset, batch_size, lengths, keys, drop_remainder):
 
     def reduce(key_value, window):
         batches = window.batch(batch_size, drop_remainder=drop_remainder)
-        return batches.map(lambda *element: cut(key_value, *element))
+        return batches.map(lambda *element: cut(cuts[key_value], *element))
 
     if len(lengths) == 1:
         # A Python width keeps the batch shape static: the whole shape is
         # known when drop_remainder is set (what TPUs need).
-        width = int(lengths[0])
-
-        def cut_to_width(*element):
-            rows = dict(element[0])
-            for k in keys:
-                rows[k] = rows[k][:, :width]
-            return (rows,) + tuple(element[1:]) if paired else rows
-
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).map(cut_to_width)
+        batches = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(lambda *element: cut(int(lengths[0]), *element))
     return dataset.group_by_window(key, reduce, window_size=batch_size)
 
 
