@@ -169,7 +169,7 @@ def remove_stale_temporaries(parent):
 
 
 def write_metrics(metrics, path):
-    """Writes metrics JSON, and the confusion matrix PNG next to it if any."""
+    """Writes metrics JSON, and next to it the confusion matrix or per-label F1 PNG."""
     write_json(metrics, path)
     if "confusion_matrix" in metrics:
         plot_confusion_matrix(
@@ -177,6 +177,25 @@ def write_metrics(metrics, path):
             metrics["labels"],
             os.path.splitext(path)[0] + "_confusion_matrix.png",
         )
+    if "per_label" in metrics:
+        plot_per_label(metrics["per_label"], os.path.splitext(path)[0] + "_per_label.png")
+
+
+def plot_per_label(per_label, path):
+    """Saves precision, recall and F1 of each label (multi-label tasks), best F1 first."""
+    names = sorted(per_label, key=lambda n: -per_label[n]["f1"])
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.3 * len(names) + 1)))
+    y = np.arange(len(names))
+    for offset, key in ((-0.25, "precision"), (0.0, "recall"), (0.25, "f1")):
+        ax.barh(y + offset, [per_label[n][key] for n in names], height=0.25, label=key)
+    ax.set_yticks(y, [f"{n} ({per_label[n]['support']})" for n in names])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("score (support in brackets)")
+    ax.legend(loc="lower right")
+    ax.set_title("per-label precision, recall and F1")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix, names, path):

@@ -31,7 +31,14 @@ class InputConfig(base_config.Config):
         tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
         text_column: column (or JSON key / TFDS feature) with the text.
         text_pair_column: column with the second text of a pair task, if any.
-        label_column: column with the label (a name or an integer id).
+        label_column: column with the label (a name or an integer id); for
+            multi-label tasks a JSON list of them or a string of them joined
+            by `label_delimiter`; for regression a number.
+        label_delimiter: what separates the labels of a multi-label CSV/TSV
+            column (e.g. `,`); empty = one label per field.
+        label_columns: one column per label instead of `label_column`:
+            0/1 values (multi-label; the column names are the labels) or one
+            number per target (regression).
         tokens_column, tags_column: JSONL keys of the token and tag lists
             (token classification).
         tag_scheme: `auto`, `iob1`, `iob2` or `bioes`; tags are converted
@@ -51,6 +58,8 @@ class InputConfig(base_config.Config):
     text_column: str = "text"
     text_pair_column: str = ""
     label_column: str = "label"
+    label_delimiter: str = ""
+    label_columns: List[str] = dataclasses.field(default_factory=list)
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     tag_scheme: str = "auto"

@@ -19,6 +19,7 @@ import functools
 import glob
 import io
 import json
+import math
 import os
 from typing import List, Optional
 
@@ -36,14 +37,19 @@ class Examples:
     Attributes:
         texts: the first (or only) text of each example.
         text_pairs: the second text, for pair tasks; None otherwise.
-        labels: raw labels as strings; None when the data has none.
+        labels: raw labels; None when the data has none. Per example a
+            string (`labels="single"`), a list of label strings, possibly
+            empty (`"multi"`), or a list of floats (`"float"`).
         sources: `file:line` of each example, for error messages.
+        label_names: the label set the data itself declares (the columns
+            of `label_columns`), in order; None when it declares none.
     """
 
     texts: List[str]
     text_pairs: Optional[List[str]]
-    labels: Optional[List[str]]
+    labels: Optional[List]
     sources: List[str]
+    label_names: Optional[List[str]] = None
 
     def __len__(self):
         return len(self.texts)
@@ -150,15 +156,39 @@ def decode_file(path, encoding):
         ) from e
 
 
+#: what `read(labels=...)` makes of each example's label fields.
+LABEL_KINDS = ("single", "multi", "float")
+_TRUE = {"1", "1.0", "true", "yes"}
+_FALSE = {"0", "0.0", "false", "no", ""}
+
+
 class _Collector:
     """Checks the fields of one example and appends it."""
 
-    def __init__(self, spec, need_labels):
+    def __init__(self, spec, need_labels, labels="single"):
+        if labels not in LABEL_KINDS:
+            raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
+        if labels == "single" and spec.label_columns:
+            raise DataError(
+                "`label_columns` (one column per label) is for multi-label classification "
+                "and regression; this task reads one `label_column`"
+            )
         self.spec = spec
         self.need_labels = need_labels
+        self.kind = labels
         self.out = Examples(
-            [], [] if spec.text_pair_column else None, [] if need_labels else None, []
+            [],
+            [] if spec.text_pair_column else None,
+            [] if need_labels else None,
+            [],
+            label_names=list(spec.label_columns) or None,
         )
+
+    def label_fields(self):
+        """The columns this collector reads labels from."""
+        if not self.need_labels:
+            return []
+        return list(self.spec.label_columns) or [self.spec.label_column]
 
     def __len__(self):
         return len(self.out)
@@ -173,16 +203,36 @@ class _Collector:
         if spec.text_pair_column:
             self.out.text_pairs.append(self._text(get, spec.text_pair_column, where))
         if self.need_labels:
-            label = get(spec.label_column)
-            if label is None or str(label).strip() == "":
-                raise DataError(f"{where}: field `{spec.label_column}` (label) is empty")
-            if isinstance(label, bool) or not isinstance(label, (str, int)):
-                raise DataError(
-                    f"{where}: field `{spec.label_column}` must be a label name "
-                    f"or an integer id, got {label!r}"
-                )
-            self.out.labels.append(str(label).strip())
+            read_label = {"single": self._single, "multi": self._multi, "float": self._floats}
+            self.out.labels.append(read_label[self.kind](get, where))
         self.out.sources.append(where)
+
+    def _single(self, get, where):
+        column = self.spec.label_column
+        label = get(column)
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{where}: field `{column}` (label) is empty")
+        return _label_name(label, column, where)
+
+    def _multi(self, get, where):
+        """A list of label names: a JSON list, a delimited string or 0/1 columns."""
+        spec = self.spec
+        if spec.label_columns:
+            return [c for c in spec.label_columns if _flag(get(c), c, where)]
+        value = get(spec.label_column)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            items = [_label_name(v, spec.label_column, where) for v in value]
+        elif isinstance(value, str) and spec.label_delimiter:
+            items = value.split(spec.label_delimiter)
+        else:
+            items = [_label_name(value, spec.label_column, where)] if str(value).strip() else []
+        # Duplicates say nothing more; a trailing delimiter is not a label.
+        return list(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+    def _floats(self, get, where):
+        return [_number(get(c), c, where) for c in self.label_fields()]
 
     @staticmethod
     def _text(get, column, where):
@@ -192,6 +242,37 @@ class _Collector:
         if not value.strip():
             raise DataError(f"{where}: field `{column}` is empty")
         return value
+
+
+def _label_name(value, column, where):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(
+            f"{where}: field `{column}` must be a label name or an integer id, got {value!r}"
+        )
+    return str(value).strip()
+
+
+def _flag(value, column, where):
+    """A 0/1 label column's value as a bool."""
+    text = str(value).strip().lower() if not isinstance(value, bool) else str(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise DataError(f"{where}: field `{column}` must be 0 or 1 (label absent/present), got {value!r}")
+
+
+def _number(value, column, where):
+    """A regression target: a finite float."""
+    try:
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            raise ValueError
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except ValueError:
+        raise DataError(f"{where}: field `{column}` must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise DataError(f"{where}: field `{column}` must be a finite number, got {value!r}")
+    return number
 
 
 def _column_index(path, reader, spec, wanted):
@@ -230,8 +311,8 @@ def _read_delimited(path, text, collector, fmt):
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
     )
-    labels = spec.label_column if collector.need_labels else ""
-    wanted = [c for c in (spec.text_column, spec.text_pair_column, labels) if c]
+    wanted = [c for c in (spec.text_column, spec.text_pair_column) if c]
+    wanted += collector.label_fields()
     hint = " (quotes in the text? try `quoting: none`)" if spec.quoting != "none" else ""
     try:
         names, index = _column_index(path, reader, spec, wanted)
@@ -333,12 +414,17 @@ def _read_tfds(spec, collector):
             return
 
 
-def read(spec, need_labels: bool = True) -> Examples:
+def read(spec, need_labels: bool = True, labels: str = "single") -> Examples:
     """Reads all examples of one split.
 
     Args:
         spec: what to read, a `configs.InputConfig`.
         need_labels: whether every example must have a label.
+        labels: what a label is (`LABEL_KINDS`): `single`, one name or id
+            from `label_column`; `multi`, a list of names: a JSON list, a
+            string split at `label_delimiter`, or the `label_columns` whose
+            value is 1; `float`, a list of numbers from `label_columns` (or
+            `label_column`).
 
     Returns:
         `Examples`, in file order.
@@ -346,7 +432,7 @@ def read(spec, need_labels: bool = True) -> Examples:
     Raises:
         DataError: the message names the file, the line and the field.
     """
-    collector = _Collector(spec, need_labels)
+    collector = _Collector(spec, need_labels, labels)
     if spec.path.startswith("tfds:") or spec.format == "tfds":
         _read_tfds(spec, collector)
         return collector.out

@@ -3,6 +3,7 @@
 from tftransfer.tasks import (
     causal_lm,  # noqa: F401  (registers)
     masked_lm,  # noqa: F401  (registers)
+    multi_label_classification,  # noqa: F401  (registers)
     question_answering,  # noqa: F401  (registers)
     text_classification,  # noqa: F401  (registers)
     token_classification,  # noqa: F401  (registers)

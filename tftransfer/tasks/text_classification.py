@@ -138,15 +138,24 @@ class TextClassification(base.Task):
         return list(self.config.labels)
 
     # -- data -------------------------------------------------------------
-    def prepare(self, train_examples):
+    @property
+    def num_outputs(self):
+        """Units of the head: one logit per label."""
+        return len(self.labels)
+
+    def prepare_text_pair(self, train_examples):
+        """Sets `config.text_pair` from the training data, or checks it against them."""
         has_pairs = train_examples.text_pairs is not None
         if self.config.text_pair is None:
             self.config.text_pair = has_pairs
         elif self.config.text_pair != has_pairs:
             raise DataError(
-                f"task.text_classification.text_pair is {self.config.text_pair} but the "
+                f"task.{self.name}.text_pair is {self.config.text_pair} but the "
                 f"training data {'has' if has_pairs else 'has no'} `text_pair_column`"
             )
+
+    def prepare(self, train_examples):
+        self.prepare_text_pair(train_examples)
         if not self.config.labels:
             _warn_rare_labels(train_examples)
             found = sorted(set(train_examples.labels))
@@ -260,7 +269,7 @@ class TextClassification(base.Task):
             pooled = keras.ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0, :]
         else:
             pooled = sequence[:, 0, :]
-        logits = heads.dense_head(pooled, len(self.labels), self.config.dropout)
+        logits = heads.dense_head(pooled, self.num_outputs, self.config.dropout)
         return keras.Model(inputs, logits, name="text_classifier")
 
     def pooling(self, backbone):
