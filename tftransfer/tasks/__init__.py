@@ -6,6 +6,7 @@ from tftransfer.tasks import (
     multi_label_classification,  # noqa: F401  (registers)
     question_answering,  # noqa: F401  (registers)
     text_classification,  # noqa: F401  (registers)
+    text_regression,  # noqa: F401  (registers)
     token_classification,  # noqa: F401  (registers)
 )
 from tftransfer.tasks.base import Metric, Task, TaskConfig, get, register, registered  # noqa: F401
