@@ -30,11 +30,12 @@ from tftransfer import backbones, configs
 from tftransfer.data import packing, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
-from tftransfer.tasks import base, heads
+from tftransfer.tasks import base, heads, text_windows, windowed_classifier
 from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.word_tokenizer import SpecialIds
 
 POOLING = ("auto", "pooled", "cls", "mean", "last")
+LONG_TEXTS = ("truncate", "windows")
 
 
 @dataclasses.dataclass
@@ -57,6 +58,17 @@ class TextClassificationConfig(base.TaskConfig):
             the training data instead of giving `class_weights`.
         text_pair: examples are sentence pairs; None = as the training data
             (a `text_pair_column` makes it a pair task), saved with the model.
+        long_texts: what happens to texts longer than max_seq_length:
+            `truncate` (keep `truncation`'s part) or `windows` (classify
+            overlapping windows and aggregate them per text, in training,
+            evaluation and the export).
+        truncation: the part a truncated text keeps: `head`, `tail` or
+            `head_tail` (a quarter from the head, the rest from the tail).
+        window_stride: tokens between window starts; 0 = half a window.
+        max_windows: windows per text at most (memory: a batch holds
+            batch_size x max_windows rows); tokens after them are dropped.
+        window_aggregation: how window logits become the text's: `mean`,
+            `max`, or `attention` (a learned softmax weight per window).
     """
 
     labels: List[str] = dataclasses.field(default_factory=list)
@@ -66,11 +78,26 @@ class TextClassificationConfig(base.TaskConfig):
     class_weights: List[float] = dataclasses.field(default_factory=list)
     balanced_class_weights: bool = False
     text_pair: Optional[bool] = None
+    long_texts: str = "truncate"
+    truncation: str = "head"
+    window_stride: int = 0
+    max_windows: int = 8
+    window_aggregation: str = "mean"
 
     def check(self, key):
         super().check(key)
         configs.check_choice(f"{key}.pooling", self.pooling, POOLING)
         configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
+        configs.check_choice(f"{key}.long_texts", self.long_texts, LONG_TEXTS)
+        configs.check_choice(f"{key}.truncation", self.truncation, text_windows.TRUNCATION)
+        configs.check_choice(
+            f"{key}.window_aggregation", self.window_aggregation, windowed_classifier.AGGREGATION
+        )
+        configs.check_range(f"{key}.max_windows", self.max_windows, low=1)
+        # A pair's second text takes at most half the sequence, so a window
+        # of the first text is at least this wide.
+        narrowest = self.max_seq_length - 3 - (self.max_seq_length - 3) // 2
+        configs.check_range(f"{key}.window_stride", self.window_stride, low=0, high=narrowest)
 
 
 def _ones_like(tokens):
@@ -215,12 +242,48 @@ class TextClassification(base.Task):
             columns["label"] = self.encode_labels(examples)
         return tf.data.Dataset.from_tensor_slices(columns)
 
+    @property
+    def windowed(self):
+        """Whether long texts become windows (features `[texts, max_windows, length]`)."""
+        return self.config.long_texts == "windows"
+
     def tokenize(self, inputs):
-        """Raw strings -> padded backbone inputs (graph ops, tf.data and export)."""
-        segments = [self.tokenizer(inputs["text"])]
-        if self.text_pair:
-            segments.append(self.tokenizer(inputs["text_pair"]))
-        token_ids, segment_ids = self.packer(tuple(segments))
+        """Raw strings -> padded backbone inputs (graph ops, tf.data and export).
+
+        `[texts, max_seq_length]` features, or with `long_texts: windows`
+        `[texts, max_windows, max_seq_length]`, windows past a text's last
+        all padding.
+        """
+        text = self.tokenizer(inputs["text"])
+        if isinstance(text, list):  # eager keras-hub tokenizers return lists
+            text = tf.ragged.constant(text, dtype=tf.int32)
+        pair = self.tokenizer(inputs["text_pair"]) if self.text_pair else None
+        length = self.config.max_seq_length
+        # What the first text may use: the sequence less [CLS] and [SEP],
+        # less the second text ([SEP] included) up to half the sequence.
+        budget = length - 2
+        if pair is not None:
+            if isinstance(pair, list):
+                pair = tf.ragged.constant(pair, dtype=tf.int32)
+            pair = pair[:, : (length - 3) // 2] if self.windowed else pair
+            budget = length - 3 - tf.minimum(pair.row_lengths(), (length - 3) // 2)
+        if not self.windowed:
+            if self.config.truncation != "head":
+                text = text_windows.truncate(text, budget, self.config.truncation)
+            return self._pack(text, pair)
+        stride = self.config.window_stride or tf.maximum(budget // 2, 1)
+        windows, document = text_windows.split(text, budget, stride, self.config.max_windows)
+        rows = self._pack(windows, None if pair is None else tf.gather(pair, document))
+        texts = text.nrows()
+        shape = [texts, self.config.max_windows, length]
+        return {
+            k: tf.RaggedTensor.from_value_rowids(v, document, nrows=texts).to_tensor(shape=shape)
+            for k, v in rows.items()
+        }
+
+    def _pack(self, text, pair):
+        segments = (text,) if pair is None else (text, pair)
+        token_ids, segment_ids = self.packer(segments)
         padding_mask, _ = self.mask_packer(tuple(_ones_like(s) for s in segments))
         # int32, not bool: MirroredStrategy's AddN cannot sum booleans.
         padding_mask = tf.cast(padding_mask, tf.int32)
@@ -229,6 +292,11 @@ class TextClassification(base.Task):
             "segment_ids": segment_ids,
             "padding_mask": padding_mask,
         }
+
+    def position_keys(self, row_keys):
+        # Windowed rows are [windows, length]: length buckets would cut the
+        # windows axis. The model trims each batch's windows to their longest.
+        return [] if self.windowed else super().position_keys(row_keys)
 
     def encode(self, batch):
         rows = dict(self.tokenize(batch))
@@ -270,7 +338,15 @@ class TextClassification(base.Task):
         else:
             pooled = sequence[:, 0, :]
         logits = heads.dense_head(pooled, self.num_outputs, self.config.dropout)
-        return keras.Model(inputs, logits, name="text_classifier")
+        if not self.windowed:
+            return keras.Model(inputs, logits, name="text_classifier")
+        outputs = {"logits": logits}
+        if self.config.window_aggregation == "attention":
+            outputs["score"] = keras.layers.Dense(1, name="window_score", dtype="float32")(pooled)
+        window_model = keras.Model(inputs, outputs, name="window_classifier")
+        return windowed_classifier.WindowedClassifier(
+            window_model, self.config.window_aggregation, name="document_classifier"
+        )
 
     def pooling(self, backbone):
         """The configured pooling, `auto` resolved for `backbone`."""
@@ -281,6 +357,8 @@ class TextClassification(base.Task):
         return "pooled" if backbone.has_pooler else "cls"
 
     def build_packed_model(self, model, backbone):
+        if self.windowed:
+            return None  # a document's windows must stay together
         backbone = backbones.Backbone.wrap(backbone)
         return PackedTextClassifier(backbone, model, self.pooling(backbone))
 
@@ -292,6 +370,8 @@ class TextClassification(base.Task):
         single call instead of one per bucket (BENCHMARKS.md). A request of
         one text needs no packing and skips it.
         """
+        if self.windowed:
+            return lambda features: model(features, training=False)
         backbone = backbones.Backbone.wrap(backbone)
         if not backbone.supports_packing:
             return super().serving_call(model, backbone)
