@@ -448,6 +448,7 @@ def _summary(metrics):
     keys = ("examples", "sentences", "questions", "accuracy", "macro_f1", "exact_match")
     keys += ("precision", "recall", "f1")
     keys += ("tokens", "nll", "perplexity")
+    keys += ("micro_f1", "tuned_macro_f1", "pearson", "spearman", "mse", "mae")
     keys = [k for k in keys if k in metrics]
     return "Evaluation: " + ", ".join(
         f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
