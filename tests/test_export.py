@@ -21,7 +21,9 @@ path, names, rows = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]
 serve = tf.saved_model.load(path).signatures["serving_default"]
 inputs = {n: tf.constant([r[n] for r in rows]) for n in names}
 def text(x):
-    return [text(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x
+    if isinstance(x, list):
+        return [text(y) for y in x]
+    return x.decode() if isinstance(x, bytes) else x
 out = {k: text(v.numpy().tolist()) for k, v in serve(**inputs).items()}
 loaded = sorted(m for m in set(sys.modules) - before
                 if m.split(".")[0] in ("keras", "keras_hub", "tftransfer"))

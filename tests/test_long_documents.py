@@ -105,8 +105,10 @@ def run_dir(request, tmp_path_factory, tiny_preset):
                     "window_aggregation": request.param,
                 }
             },
-            "data": {"train": {"path": str(data / "train.tsv")},
-                     "validation": {"path": str(data / "dev.tsv")}},
+            "data": {
+                "train": {"path": str(data / "train.tsv")},
+                "validation": {"path": str(data / "dev.tsv")},
+            },
             "trainer": {"batch_size": 8, "learning_rate": 1e-3, "epochs": 10},
         },
     )
@@ -159,3 +161,36 @@ def _write_unlabelled(tmp_path, texts):
     path = tmp_path / "texts.tsv"
     path.write_text("text\n" + "".join(t + "\n" for t in texts))
     return str(path)
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "max", "attention"])
+def test_multi_label_and_regression_answer_once_per_long_text(tiny_preset, aggregation):
+    from tftransfer.tasks.multi_label_classification import (
+        MultiLabelClassification,
+        MultiLabelClassificationConfig,
+    )
+    from tftransfer.tasks.text_regression import TextRegression, TextRegressionConfig
+
+    backbone, tokenizer = backbones.load(tiny_preset)
+    texts = tf.constant([t for t, _ in _documents(3)] + ["great"])
+    windows = dict(long_texts="windows", max_seq_length=LENGTH, window_aggregation=aggregation)
+    for task, key, width in (
+        (
+            MultiLabelClassification(
+                MultiLabelClassificationConfig(labels=["a", "b", "c"], **windows), tokenizer
+            ),
+            "probabilities",
+            3,
+        ),
+        (
+            TextRegression(TextRegressionConfig(targets=["x", "y"], **windows), tokenizer),
+            "scores",
+            2,
+        ),
+    ):
+        model = task.build_model(backbone)
+        answers = task.postprocess(model(task.tokenize({"text": texts})))
+        assert answers[key].shape == (4, width)
+        # A text's answer does not depend on the other texts of the request.
+        alone = task.postprocess(model(task.tokenize({"text": texts[:1]})))
+        np.testing.assert_allclose(alone[key][0], answers[key][0], atol=1e-5)

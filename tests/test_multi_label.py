@@ -39,7 +39,9 @@ def _write_encodings(tmp_path, rows):
     tsv.write_text("text\ttags\n" + "".join(f"{t}\t{'|'.join(ls)}\n" for t, ls in rows))
     csv = tmp_path / "d.csv"
     csv.write_text(
-        "text," + ",".join(LABELS) + "\n"
+        "text,"
+        + ",".join(LABELS)
+        + "\n"
         + "".join(t + "," + ",".join(str(int(n in ls)) for n in LABELS) + "\n" for t, ls in rows)
     )
     return {
@@ -117,9 +119,11 @@ def test_tuned_thresholds_improve_dev_macro_f1():
     assert at_tuned["macro_f1"] > at_half["macro_f1"] + 0.4
     one = multi_label_metrics.tune_thresholds(gold, probabilities, mode="global")
     assert len(set(one.tolist())) == 1
-    assert at_half["macro_f1"] < multi_label_metrics.report(gold, probabilities, one, ["a", "b"])[
-        "macro_f1"
-    ] <= at_tuned["macro_f1"]
+    assert (
+        at_half["macro_f1"]
+        < multi_label_metrics.report(gold, probabilities, one, ["a", "b"])["macro_f1"]
+        <= at_tuned["macro_f1"]
+    )
 
 
 @pytest.fixture(scope="module")

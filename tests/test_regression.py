@@ -49,8 +49,12 @@ def test_report_correlations_and_errors():
 def run_dir(tmp_path_factory, tiny_preset):
     data = tmp_path_factory.mktemp("regression")
     path = _write(data / "pairs.tsv", _pairs())
-    split = {"path": path, "text_column": "a", "text_pair_column": "b",
-             "label_columns": ["score", "double"]}
+    split = {
+        "path": path,
+        "text_column": "a",
+        "text_pair_column": "b",
+        "label_columns": ["score", "double"],
+    }
     params = configs.load(
         [],
         {

@@ -259,7 +259,9 @@ def _flag(value, column, where):
         return True
     if text in _FALSE:
         return False
-    raise DataError(f"{where}: field `{column}` must be 0 or 1 (label absent/present), got {value!r}")
+    raise DataError(
+        f"{where}: field `{column}` must be 0 or 1 (label absent/present), got {value!r}"
+    )
 
 
 def _number(value, column, where):

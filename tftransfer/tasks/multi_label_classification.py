@@ -18,7 +18,8 @@ Example:
 ...     MultiLabelClassificationConfig,
 ... )
 >>> backbone, tokenizer = backbones.load("default")
->>> cfg = MultiLabelClassificationConfig(labels=["joy", "anger", "fear"], thresholds=[0.0, 0.0, 1.0])
+>>> cfg = MultiLabelClassificationConfig(labels=["joy", "anger", "fear"])
+>>> cfg.thresholds = [0.0, 0.0, 1.0]  # always, always, never
 >>> task = MultiLabelClassification(cfg, tokenizer)
 >>> model = task.build_model(backbone)
 >>> answers = task.postprocess(model(task.tokenize({"text": tf.constant(["what a day"])})))
