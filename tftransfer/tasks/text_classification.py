@@ -245,7 +245,8 @@ class TextClassification(base.Task):
     @property
     def windowed(self):
         """Whether long texts become windows (features `[texts, max_windows, length]`)."""
-        return self.config.long_texts == "windows"
+        # Subclasses' own configs written before long texts existed lack the key.
+        return getattr(self.config, "long_texts", "truncate") == "windows"
 
     def tokenize(self, inputs):
         """Raw strings -> padded backbone inputs (graph ops, tf.data and export).
@@ -268,8 +269,9 @@ class TextClassification(base.Task):
             pair = pair[:, : (length - 3) // 2] if self.windowed else pair
             budget = length - 3 - tf.minimum(pair.row_lengths(), (length - 3) // 2)
         if not self.windowed:
-            if self.config.truncation != "head":
-                text = text_windows.truncate(text, budget, self.config.truncation)
+            truncation = getattr(self.config, "truncation", "head")
+            if truncation != "head":
+                text = text_windows.truncate(text, budget, truncation)
             return self._pack(text, pair)
         stride = self.config.window_stride or tf.maximum(budget // 2, 1)
         windows, document = text_windows.split(text, budget, stride, self.config.max_windows)
