@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from tftransfer import configs, experiment, export, generation
+from tftransfer import configs, experiment, export, generation, serving_warmup
 from tftransfer.data import lm_readers
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.cached_decoder import CachedDecoder
@@ -233,6 +233,8 @@ print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated
     )
     fresh = json.loads(result.stdout.strip().splitlines()[-1])
     assert fresh["text"] == [r["generated_text"] for r in in_process]
+    # A short and a long prompt that still leaves room for max_new_tokens.
+    assert serving_warmup.replay(tf.saved_model.load(path), path) == 2
     # Chinese text goes through the byte-level BPE and back unchanged.
     tokenizer = experiment.Loaded(run_dir).task.tokenizer
     round_trip = tf.function(lambda t: tokenizer.detokenize(tokenizer(t)), autograph=False)

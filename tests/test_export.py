@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from tftransfer import configs, experiment, export, predict
+from tftransfer import configs, experiment, export, predict, serving_warmup
 
 TEXTS = ["great movie", "i hate this film", "Café naïve Zürich!", "  spaces   everywhere "]
 
@@ -93,6 +93,73 @@ def test_layout_versions_and_metadata(run_dir, tmp_path):
     assert "FastWordpieceTokenizeWithOffsets" in meta["custom_ops"]
     assert meta["min_tf_serving_version"] == "2.20"
     assert meta["labels"] == ["negative", "positive"]
+
+
+# What TF Serving does at load: parse each record as a PredictionLog and call
+# the request's signature with its tensors; here in a process without tftransfer.
+WARMUP_REPLAY = r"""
+import json, os, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+from tensorflow_serving.apis import prediction_log_pb2
+path = sys.argv[1]
+loaded = tf.saved_model.load(path)
+records = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+replies = []
+for raw in tf.data.TFRecordDataset(records).as_numpy_iterator():
+    request = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    out = loaded.signatures[request.model_spec.signature_name](**inputs)
+    replies.append({"signature": request.model_spec.signature_name,
+                    "batch": [len(v) for v in inputs.values()],
+                    "rows": {k: int(v.shape[0]) for k, v in out.items()}})
+print(json.dumps(replies))
+"""
+
+
+def test_export_carries_warmup_requests_that_replay(run_dir, tmp_path):
+    path = export.export_run(run_dir, str(tmp_path / "serving"))
+    result = subprocess.run(
+        [sys.executable, "-c", WARMUP_REPLAY, path], capture_output=True, text=True, check=True
+    )
+    replies = json.loads(result.stdout.strip().splitlines()[-1])
+    # One short text, one as long as the window, a batch of 16 mixed lengths.
+    assert [r["batch"] for r in replies] == [[1], [1], [16]]
+    assert all(r["signature"] == "serving_default" for r in replies)
+    for reply in replies:
+        assert set(reply["rows"]) == {"labels", "label_ids", "probabilities"}
+        assert set(reply["rows"].values()) == set(reply["batch"])
+    assert export.read_metadata(path)["warmup_requests"] == 3
+    texts = [inputs["text"] for _, inputs in serving_warmup.read(path)]
+    lengths = [len(t.split()) for t in texts[2]]
+    assert min(lengths) < 8 and max(lengths) == 32  # the task's max_seq_length
+
+
+def test_warmup_requests_can_be_turned_off(run_dir, tmp_path):
+    loaded = experiment.Loaded(run_dir)
+    path = export.save(loaded.task, loaded.model, loaded.backbone, str(tmp_path), warmup=False)
+    assert serving_warmup.read(path) == []
+    assert "warmup_requests" not in export.read_metadata(path)
+
+
+def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, tmp_path):
+    import tensorflow as tf
+
+    base = str(tmp_path / "serving")
+    fp32 = export.export_run(run_dir, base)
+    bf16 = export.export_run(run_dir, base, mixed_precision="bfloat16")
+    assert export.read_metadata(bf16)["compute_dtype"] == "mixed_bfloat16"
+    assert export.read_metadata(fp32)["compute_dtype"] == "float32"
+    assert export.read_metadata(bf16)["outputs"]["probabilities"]["dtype"] == "float32"
+    texts = tf.constant(TEXTS)
+    served = [
+        tf.saved_model.load(p).signatures["serving_default"](text=texts) for p in (fp32, bf16)
+    ]
+    # bfloat16 keeps 8 bits of mantissa: probabilities agree to about 1e-2.
+    np.testing.assert_allclose(served[1]["probabilities"], served[0]["probabilities"], atol=2e-2)
+    assert served[1]["probabilities"].dtype == tf.float32
+    with pytest.raises(configs.ConfigError, match="mixed_precision"):
+        export.export_run(run_dir, base, mixed_precision="int8")
 
 
 def test_weights_are_written_once(run_dir, tmp_path):

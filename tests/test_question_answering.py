@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from tftransfer import backbones, configs, experiment, export, predict
+from tftransfer import backbones, configs, experiment, export, predict, serving_warmup
 from tftransfer.tasks.question_answering import QuestionAnswering, QuestionAnsweringConfig
 
 
@@ -116,6 +116,26 @@ def test_best_span_across_windows_and_max_answer_length(tokenizer):
     assert out["score"][0] == pytest.approx(6.0)
 
 
+def test_windows_run_by_length_bucket_as_one_padded_batch_would(tokenizer, tiny_preset):
+    task = _task(tokenizer, max_seq_length=64, max_query_length=8, doc_stride=16)
+    model = task.build_model(backbones.load(tiny_preset)[0])
+    questions = tf.constant(["who ?", "where did bob go ?", "what ?"])
+    long = " ".join(["the movie was great and bob met carol in paris"] * 12)
+    contexts = tf.constant(["bob met carol", long, "carol went to paris with bob"])
+    by_bucket = task.answer(model, questions, contexts)
+    one_bucket = QuestionAnswering(task.config, tokenizer)
+    one_bucket.serving_cuts = lambda: []  # every window padded to the longest
+    padded = one_bucket.answer(model, questions, contexts)
+    for key in ("answer_start", "answer_end"):
+        np.testing.assert_array_equal(by_bucket[key], padded[key])
+    np.testing.assert_allclose(by_bucket["score"], padded["score"], atol=1e-4)
+    # Evaluation tokenizes once (`pretokenize`, then cached) and gives the same.
+    tokenized = task.pretokenize({"question": questions, "context": contexts})
+    again = task.forward(model, tokenized)
+    np.testing.assert_array_equal(again["answer_start"], padded["answer_start"])
+    np.testing.assert_allclose(again["score"], padded["score"], atol=1e-4)
+
+
 def test_null_answers_for_v2(tokenizer):
     context = "the movie was great and bob met carol"
     pointer = _Pointer(tokenizer, {"bob": 1.0}, {"bob": 1.0}, null=5.0)
@@ -183,6 +203,10 @@ def test_export_in_a_fresh_process(qa_run, tmp_path):
             row["context"][out["answer_start"][i] : out["answer_end"][i]] == record["answer_text"]
         )
     np.testing.assert_allclose(out["score"], [r["score"] for r in expected], atol=1e-4)
+    # The warmup requests call the signature as TF Serving would at load.
+    requests = serving_warmup.read(path)
+    assert [len(inputs["context"]) for _, inputs in requests] == [1, 1, 16]
+    assert serving_warmup.replay(tf.saved_model.load(path), path) == 3
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
     nothing = serve(question=tf.constant([], tf.string), context=tf.constant([], tf.string))

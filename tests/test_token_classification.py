@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from tftransfer import backbones, configs, evaluation, experiment, export, predict
-from tftransfer.data import tagged_readers, word_casing
+from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
+from tftransfer.data import tagged_readers, word_casing, word_windows
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.token_classification import (
     IGNORE,
@@ -163,6 +163,26 @@ def test_long_sentence_becomes_windows_and_every_word_is_predicted_once(tokenize
     np.testing.assert_allclose(tf.reduce_sum(probabilities.flat_values, -1), 1.0, rtol=1e-5)
 
 
+def test_windows_run_by_length_bucket_as_one_padded_batch_would(tokenizer, tiny_preset):
+    task = _task(tokenizer, max_seq_length=64)  # windows of 62: buckets 16 and 32 below
+    backbone, _ = backbones.load(tiny_preset)
+    model = task.build_model(backbone)
+    words = tf.ragged.constant(
+        [["alice", "visited", "paris"], ["bob", "met", "carol"] * 30, ["acme"] * 20]
+    )
+    windows = task.tagging.split(words)
+    padded = model(task.tagging.features(windows, words), training=False)
+    expected = word_windows.merge(tf.nn.softmax(padded)[:, 1:], windows, words.row_splits)
+    by_bucket = task.word_probabilities(model, words)
+    np.testing.assert_allclose(by_bucket.flat_values, expected.flat_values, atol=1e-5)
+    # Evaluation tokenizes once (`pretokenize`, then cached) and gives the same.
+    pretokenized = task.pretokenize({"words": words})
+    assert pretokenized["pieces"].shape.rank == 3
+    np.testing.assert_allclose(
+        task.forward(model, pretokenized).flat_values, expected.flat_values, atol=1e-5
+    )
+
+
 def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
     run, metrics = ner_run
     assert metrics["f1"] >= 0.7, metrics
@@ -260,6 +280,9 @@ def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
 
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
     ents = served["entities"]
+    requests = serving_warmup.read(path)
+    assert [len(inputs["text"]) for _, inputs in requests] == [1, 1, 16]
+    assert serving_warmup.replay(tf.saved_model.load(path), path) == 3
     assert sum(ents["num_entities"]) > 0  # the model found something to check
     for i, (text, record) in enumerate(zip(texts, expected)):
         n = ents["num_entities"][i]

@@ -215,6 +215,14 @@ def define_export_flags():
     flags.DEFINE_integer(
         "version", 0, "Version folder number; 0 = one more than the largest existing."
     )
+    flags.DEFINE_enum(
+        "mixed_precision",
+        None,
+        ["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
+        "Type the served model computes in (default: export.mixed_precision of the run's "
+        "config, else float32); outputs stay float32. bfloat16 pays only on CPUs with "
+        "AVX512_BF16 or AMX (BENCHMARKS.md).",
+    )
     _checkpoint_flag()
 
 
@@ -309,7 +317,9 @@ def run_export(argv):
     del argv
     from tftransfer import export
 
-    path = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version, FLAGS.checkpoint)
+    path = export.export_run(
+        FLAGS.model_dir, FLAGS.export_dir, FLAGS.version, FLAGS.checkpoint, FLAGS.mixed_precision
+    )
     meta = export.read_metadata(path)
     print(f"SavedModel written to {path}")
     print(f"  signature serving_default: inputs {meta['inputs']}")

@@ -180,11 +180,19 @@ class ExportConfig(base_config.Config):
         version: integer version folder; 0 = one more than the largest
             existing version.
         checkpoint: `best` (falls back to latest) or `latest`.
+        warmup_requests: write TF Serving warmup records
+            (`assets.extra/tf_serving_warmup_requests`) so that the first
+            request after a load is not the slow one.
+        mixed_precision: the type the exported model computes in, as
+            `runtime.mixed_precision` (`bfloat16` on CPUs with AVX512_BF16
+            or AMX); outputs stay float32. Empty = float32.
     """
 
     export_dir: str = ""
     version: int = 0
     checkpoint: str = "best"
+    warmup_requests: bool = True
+    mixed_precision: str = ""
 
 
 @dataclasses.dataclass
@@ -421,6 +429,7 @@ def validate(params):
     check_choice(
         "runtime.mixed_precision", params.runtime.mixed_precision, tuple(precision.POLICIES)
     )
+    check_choice("export.mixed_precision", params.export.mixed_precision, tuple(precision.POLICIES))
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)
         for field in ("tag_scheme", "quoting"):

@@ -482,15 +482,22 @@ def restore(model, model_dir, which="best"):
 class Loaded:
     """A trained run loaded for inference: config, backbone, task and restored model."""
 
-    def __init__(self, model_dir, checkpoint="best"):
+    def __init__(self, model_dir, checkpoint="best", mixed_precision=""):
+        """Restores `checkpoint` of the run in `model_dir`.
+
+        `mixed_precision` (a `runtime.mixed_precision` value, e.g.
+        `bfloat16`) builds the model to compute in that type: variables and
+        outputs stay float32, so any precision restores any checkpoint.
+        """
         self.model_dir = model_dir
         self.params = configs.from_model_dir(model_dir)
         keras.utils.set_random_seed(self.params.trainer.seed)
         # The weights come from the checkpoint.
         backbone_cfg = self.params.backbone.replace(random_init=True)
-        self.backbone, tokenizer = backbones.from_config(backbone_cfg)
-        self.task = build_task(self.params, tokenizer)
-        self.model = self.task.build_model(self.backbone)
+        with precision.dtype_policy(precision.policy_name(mixed_precision)):
+            self.backbone, tokenizer = backbones.from_config(backbone_cfg)
+            self.task = build_task(self.params, tokenizer)
+            self.model = self.task.build_model(self.backbone)
         # The checkpoint holds what the strategy trained (e.g. LoRA adapters);
         # after restoring, the model becomes a plain one (adapters merged).
         method = transfer.get(self.params.transfer)

@@ -8,7 +8,9 @@ TF Serving watches, through a temporary folder renamed into place so that a
 server never sees a half-written version.
 
 The graph uses TF Text ops; `assets.extra/tftransfer_export.json` lists them
-with the minimum TF Serving version that links them.
+with the minimum TF Serving version that links them. `assets.extra/
+tf_serving_warmup_requests` holds requests of typical shapes that TF Serving
+replays at load (`serving_warmup`).
 
 Example:
 
@@ -39,7 +41,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import tftransfer
-from tftransfer import experiment, report
+from tftransfer import configs, experiment, report, serving_warmup
+from tftransfer.training import precision
 
 # TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
 MIN_TF_SERVING = {"TFText>RoundRobinTrim": "2.20"}
@@ -62,9 +65,17 @@ class ServingModule(tf.Module):
         self._functions = task.serving_functions(model, backbone)
 
     def signatures(self):
-        """`{name: concrete function}` for `tf.saved_model.save`."""
+        """`{name: concrete function}` for `tf.saved_model.save`.
+
+        Floating outputs are float32 whatever the model computes in, so a
+        bfloat16 export answers clients exactly like a float32 one.
+        """
+
+        def float32(fn):
+            return lambda *args: precision.float32_outputs(fn(*args))
+
         return {
-            name: tf.function(fn, autograph=False).get_concrete_function(*specs.values())
+            name: tf.function(float32(fn), autograph=False).get_concrete_function(*specs.values())
             for name, (fn, specs) in self._functions.items()
         }
 
@@ -97,7 +108,7 @@ def non_core_ops(ops):
     return sorted(op for op in ops if op not in core)
 
 
-def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
+def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warmup=True):
     """Writes the SavedModel to `<export_dir>/<version>/` atomically.
 
     Args:
@@ -107,6 +118,8 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
         export_dir: TF Serving's model base folder.
         version: the version folder; 0 = one more than the largest.
         extra_metadata: more keys for `assets.extra/tftransfer_export.json`.
+        warmup: write TF Serving warmup records of the task's typical
+            requests (`serving_warmup`).
 
     Returns:
         The final version folder.
@@ -126,6 +139,10 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None):
             **(extra_metadata or {}),
         }
         tf.io.gfile.makedirs(os.path.join(tmp, "assets.extra"))
+        requests = task.warmup_requests() if warmup else []
+        if requests:
+            serving_warmup.write(tmp, requests)
+            metadata["warmup_requests"] = len(requests)
         with tf.io.gfile.GFile(os.path.join(tmp, METADATA), "w") as f:
             json.dump(metadata, f, indent=2)
     return final
@@ -164,9 +181,18 @@ def _describe(saved_model_dir):
     }
 
 
-def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
-    """Exports the best (or latest) checkpoint of a trained run."""
-    loaded = experiment.Loaded(model_dir, checkpoint)
+def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_precision=None):
+    """Exports the best (or latest) checkpoint of a trained run.
+
+    `mixed_precision` (default: `export.mixed_precision` of the run's
+    config) makes the served model compute in e.g. bfloat16; its outputs
+    stay float32.
+    """
+    params = configs.from_model_dir(model_dir)
+    if mixed_precision is None:
+        mixed_precision = params.export.mixed_precision
+    configs.check_choice("mixed_precision", mixed_precision, tuple(precision.POLICIES))
+    loaded = experiment.Loaded(model_dir, checkpoint, mixed_precision)
     cfg = loaded.params.export
     export_dir = export_dir or cfg.export_dir or os.path.join(model_dir, "export")
     return save(
@@ -175,7 +201,11 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best"):
         loaded.backbone,
         export_dir,
         version or cfg.version,
-        {"checkpoint": loaded.checkpoint_path},
+        {
+            "checkpoint": loaded.checkpoint_path,
+            "compute_dtype": precision.policy_name(mixed_precision) or "float32",
+        },
+        warmup=cfg.warmup_requests,
     )
 
 

@@ -59,6 +59,9 @@ def bucketed_call(model, features, boundaries):
     For serving: a request's rows are split by length (`tf.dynamic_partition`,
     in the graph) so that one long text does not pad all the short ones, and
     the outputs are put back in request order. Empty buckets are skipped.
+    Per-position outputs (`[batch, length, ...]`: tagging, span logits) come
+    back padded with zeros to the features' width, where the model's output
+    for padding would have been.
 
     Args:
         model: a model with a single `[batch, ...]` output.
@@ -72,14 +75,26 @@ def bucketed_call(model, features, boundaries):
     num_buckets = len(boundaries) + 1
     positions = tf.range(tf.shape(lengths)[0])
     index_parts = tf.dynamic_partition(positions, bucket_ids, num_buckets)
+    per_position = len(model.output.shape) >= 3
+    width = tf.shape(features["padding_mask"])[1]
     empty_shape = [0] + list(model.output.shape[1:])
+    if per_position:
+        empty_shape = tf.concat([[0, width], list(model.output.shape[2:])], axis=0)
+
+    def call(part):
+        out = tf.cast(model(part, training=False), model.output.dtype)
+        if per_position:
+            pad = [[0, 0], [0, width - tf.shape(out)[1]]] + [[0, 0]] * (len(out.shape) - 2)
+            out = tf.pad(out, pad)
+        return out
+
     outputs = []
     for index in index_parts:
         part = trim_to_longest({k: tf.gather(v, index) for k, v in features.items()})
         outputs.append(
             tf.cond(
                 tf.size(index) > 0,
-                lambda part=part: tf.cast(model(part, training=False), model.output.dtype),
+                lambda part=part: call(part),
                 lambda: tf.zeros(empty_shape, model.output.dtype),
             )
         )
@@ -258,11 +273,17 @@ def raw_eval_dataset(task, examples, batch_size, data_config):
 
     Token classification and question answering window each example inside
     `forward` (one example, several rows), so their evaluation batches hold
-    whole raw examples; these are not length-bucketed.
+    whole examples, plus what the task's `pretokenize` adds (subword ids,
+    computed once per run with `data.cache`); `forward` runs the windows by
+    length bucket (`bucketed_call`).
     """
     dataset = task.raw_dataset(examples, with_labels=False)
     dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.range(len(examples)))
     dataset = batch(dataset, batch_size)
+    pretokenize = getattr(task, "pretokenize", None)
+    if pretokenize is not None:
+        # Tokenized here, so with `data.cache` once per run, not at every evaluation.
+        dataset = dataset.map(lambda features, index: (pretokenize(features), index))
     if data_config.cache:
         dataset = dataset.cache()
     return dataset.prefetch(data_config.prefetch)

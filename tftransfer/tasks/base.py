@@ -30,6 +30,8 @@ from outside the package.
 import abc
 import dataclasses
 
+import numpy as np
+import tensorflow as tf
 from official.modeling.hyperparams import base_config
 
 from tftransfer import configs
@@ -291,12 +293,33 @@ class Task(abc.ABC):
         (`pipeline.SERVING_BUCKETS`), each bucket trimmed to its longest row.
         """
         del backbone
-        cuts = [b for b in pipeline.SERVING_BUCKETS if b < self.config.max_seq_length]
-        return lambda features: pipeline.bucketed_call(model, features, cuts)
+        return lambda features: pipeline.bucketed_call(model, features, self.serving_cuts())
+
+    def serving_cuts(self):
+        """The length buckets a request's rows run in (`pipeline.SERVING_BUCKETS`)."""
+        return [b for b in pipeline.SERVING_BUCKETS if b < self.config.max_seq_length]
 
     def export_metadata(self):
         """Task settings clients of the export need, for its metadata file."""
         return {}
+
+    def warmup_requests(self):
+        """Requests of typical shapes for the export's TF Serving warmup records.
+
+        Returns `[{input name: array}]` for `serving_default`. By default every
+        input must be a batch of texts (`[None]` strings); each gets the same
+        texts: one short, one about `max_seq_length` words, 16 of mixed
+        lengths. Tasks with other inputs override this.
+        """
+        from tftransfer import serving_warmup
+
+        specs = self.serving_inputs()
+        if any(s.dtype != tf.string or s.shape.as_list() != [None] for s in specs.values()):
+            return []
+        return [
+            {name: np.array(texts, dtype=object) for name in specs}
+            for texts in serving_warmup.typical_texts(self.config.max_seq_length)
+        ]
 
     @classmethod
     def format_result(cls, record, outputs):

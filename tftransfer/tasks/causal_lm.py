@@ -399,6 +399,21 @@ class CausalLM(base.Task):
             "labels": targets.to_tensor(-1),
         }
 
+    def warmup_requests(self):
+        """A short prompt and a long one, each alone.
+
+        The long one leaves room for `max_new_tokens` (at ~2 tokens a word);
+        a batch of 16 would make the server generate for long at every load.
+        """
+        from tftransfer import serving_warmup
+
+        cfg = self.config
+        long_words = max(1, min(cfg.max_seq_length, (cfg.max_length - cfg.max_new_tokens) // 2))
+        return [
+            {"prompt": np.array([serving_warmup.sample_text(n)], object)}
+            for n in sorted({min(8, long_words), long_words})
+        ]
+
     def export_metadata(self):
         return {
             "stop_strings": list(self.config.stop_strings),

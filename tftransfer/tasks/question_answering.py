@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import backbones, configs
-from tftransfer.data import squad_readers, word_splitter
+from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
 from tftransfer.tasks import base, heads, span_answers
@@ -147,15 +147,33 @@ class QuestionAnswering(base.Task):
             columns["answer_end"] = np.asarray(ends, np.int64)
         return tf.data.Dataset.from_tensor_slices(columns)
 
-    def _split(self, question, context):
-        """Questions and contexts -> question ids, context words, windows."""
-        q = self.words.ids(question)[:, : self.config.max_query_length]
-        words, starts, ends = word_splitter.split(context, self.words.split_on_cjk)
+    def pretokenize(self, batch):
+        """Questions' ids, contexts' words, offsets and subword ids (evaluation: once a run)."""
+        words, starts, ends = word_splitter.split(batch["context"], self.words.split_on_cjk)
+        return {
+            **batch,
+            "question_ids": self.words.ids(batch["question"])[:, : self.config.max_query_length],
+            "context_pieces": self.words.word_pieces(words),
+            "word_starts": starts,
+            "word_ends": ends,
+        }
+
+    def _split(self, question, context, tokenized=None):
+        """Questions and contexts -> question ids, context words, windows.
+
+        `tokenized`: their `pretokenize` output, when computed already.
+        """
+        tokenized = tokenized or self.pretokenize({"question": question, "context": context})
+        q = tokenized["question_ids"]
         room = self.config.max_seq_length - 3 - q.row_lengths()
         windows = self.words.windows(
-            words, room, self.config.doc_stride, max_window=self.config.max_seq_length - 3
+            None,
+            room,
+            self.config.doc_stride,
+            max_window=self.config.max_seq_length - 3,
+            pieces=tokenized["context_pieces"],
         )
-        return q, (starts, ends), windows
+        return q, (tokenized["word_starts"], tokenized["word_ends"]), windows
 
     def _pack(self, q, windows, length=None):
         """[CLS] question [SEP] context [SEP] -> dense features; context offsets."""
@@ -219,11 +237,14 @@ class QuestionAnswering(base.Task):
         return (start + end) / 2.0
 
     # -- answers ----------------------------------------------------------
-    def answer(self, model, question, context):
-        """Raw questions and contexts -> the best answer of each (graph ops)."""
-        q, offsets, windows = self._split(question, context)
+    def answer(self, model, question, context, tokenized=None):
+        """Raw questions and contexts -> the best answer of each (graph ops).
+
+        The windows run through the model by length bucket; `tokenized`: see `_split`.
+        """
+        q, offsets, windows = self._split(question, context, tokenized)
         features, offset = self._pack(q, windows)
-        logits = tf.cast(model(features, training=False), tf.float32)
+        logits = tf.cast(pipeline.bucketed_call(model, features, self.serving_cuts()), tf.float32)
         best, start_sub, end_sub, shape = span_answers.window_spans(
             logits, offset, windows, self.config.max_answer_length
         )
@@ -253,7 +274,8 @@ class QuestionAnswering(base.Task):
         }
 
     def forward(self, model, features):
-        return self.answer(model, features["question"], features["context"])
+        tokenized = features if "question_ids" in features else None
+        return self.answer(model, features["question"], features["context"], tokenized)
 
     def postprocess(self, outputs):
         return {k: outputs[k] for k in SERVING_OUTPUTS}
@@ -326,6 +348,20 @@ class QuestionAnswering(base.Task):
             )
 
         return {"serving_default": (serve, self.serving_inputs())}
+
+    def warmup_requests(self):
+        """One short context, one longer than a window, a batch of mixed lengths."""
+        from tftransfer import serving_warmup
+
+        requests = []
+        for contexts in serving_warmup.typical_texts(2 * self.config.max_seq_length):
+            questions = [
+                serving_warmup.sample_text(6, offset=i) + "?" for i in range(len(contexts))
+            ]
+            requests.append(
+                {"question": np.array(questions, object), "context": np.array(contexts, object)}
+            )
+        return requests
 
 
 def _text(value):

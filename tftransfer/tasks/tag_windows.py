@@ -58,9 +58,9 @@ class TagWindows:
         self.stride = stride
         self.casing = casing
 
-    def split(self, words):
-        """Ragged `[batch, (words)]` strings -> `word_windows.Windows`."""
-        return self.words.windows(words, self.window, self.stride)
+    def split(self, words, pieces=None):
+        """Ragged `[batch, (words)]` strings (or their `pieces`) -> `word_windows.Windows`."""
+        return self.words.windows(words, self.window, self.stride, pieces=pieces)
 
     @staticmethod
     def global_words(windows):

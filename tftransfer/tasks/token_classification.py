@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs
 from tftransfer.data import (
+    pipeline,
     tag_schemes,
     tagged_readers,
     word_casing,
@@ -249,16 +250,25 @@ class TokenClassification(base.Task):
         rows = tf.cast(tf.shape(labels)[0], tf.float32)
         return per_window * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-    def word_probabilities(self, model, words):
-        """Ragged [batch, (words)] strings -> ragged [batch, (words), tags]."""
-        windows = self.tagging.split(words)
-        logits = model(self.tagging.features(windows, words), training=False)
+    def word_probabilities(self, model, words, pieces=None):
+        """Ragged [batch, (words)] strings -> ragged [batch, (words), tags].
+
+        `pieces`: the words' subword ids, when tokenized already
+        (`pretokenize`). The windows run through the model by length bucket.
+        """
+        windows = self.tagging.split(words, pieces)
+        features = self.tagging.features(windows, words)
+        logits = pipeline.bucketed_call(model, features, self.serving_cuts())
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         # Position 0 is [CLS]; the windows' subwords start at 1.
         return word_windows.merge(probabilities[:, 1:], windows, words.row_splits)
 
+    def pretokenize(self, batch):
+        """A raw evaluation batch plus its words' subword ids, computed once per run."""
+        return {**batch, "pieces": self.tagging.words.word_pieces(batch["words"])}
+
     def forward(self, model, features):
-        return self.word_probabilities(model, features["words"])
+        return self.word_probabilities(model, features["words"], features.get("pieces"))
 
     # -- answers ----------------------------------------------------------
     def postprocess(self, probabilities):

@@ -112,10 +112,18 @@ class WordTokenizer:
         """Like `ids`, but a word with no subword gets the unknown token."""
         return word_windows.fill_empty(self.ids(words), self.unk_id)
 
-    def windows(self, words, window, stride, max_window=None):
-        """Ragged `[batch, (words)]` strings -> subword windows (`word_windows.split`)."""
-        pieces = self.pieces(words.flat_values)
-        pieces = tf.RaggedTensor.from_row_splits(pieces, words.row_splits)
+    def word_pieces(self, words):
+        """Ragged `[batch, (words)]` strings -> ragged `[batch, (words), (subwords)]` ids."""
+        return tf.RaggedTensor.from_row_splits(self.pieces(words.flat_values), words.row_splits)
+
+    def windows(self, words, window, stride, max_window=None, pieces=None):
+        """Ragged `[batch, (words)]` strings -> subword windows (`word_windows.split`).
+
+        `pieces`: the words' `word_pieces` when already computed (evaluation
+        tokenizes once per run).
+        """
+        if pieces is None:
+            pieces = self.word_pieces(words)
         return word_windows.split(pieces, window, stride, max_window=max_window)
 
     def frame_features(self, segments, length=None):
