@@ -51,6 +51,15 @@ def _signature(export_path):
     return tf.saved_model.load(export_path)
 
 
+def _warm_signature(export_path):
+    """`serving_default` of the export after its warmup requests, as a server has it."""
+    from tftransfer import serving_warmup
+
+    loaded = _signature(export_path)
+    serving_warmup.replay(loaded, export_path)
+    return loaded.signatures["serving_default"]
+
+
 def _request(texts, size, index):
     start = (index * size) % len(texts)
     return [texts[(start + i) % len(texts)] for i in range(size)]
@@ -126,11 +135,7 @@ def concurrency(spec):
     """Every (request size, clients) cell of the spec in this process's thread setting."""
     import tensorflow as tf
 
-    from tftransfer import serving_warmup
-
-    loaded = _signature(spec["export"])
-    serving_warmup.replay(loaded, spec["export"])
-    serve = loaded.signatures["serving_default"]
+    serve = _warm_signature(spec["export"])
     call = lambda batch: serve(text=tf.constant(batch))  # noqa: E731
     out = {}
     for size in spec["sizes"]:
@@ -146,11 +151,7 @@ def batching(spec):
     """One-text requests from many clients, merged by TF's batch scheduler."""
     import tensorflow as tf
 
-    from tftransfer import serving_warmup
-
-    loaded = _signature(spec["export"])
-    serving_warmup.replay(loaded, spec["export"])
-    serve = loaded.signatures["serving_default"]
+    serve = _warm_signature(spec["export"])
     names = sorted(serve.structured_outputs)
     out = {}
     for threads, size, timeout in spec["grid"]:
