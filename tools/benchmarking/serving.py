@@ -51,13 +51,17 @@ def _signature(export_path):
     return tf.saved_model.load(export_path)
 
 
-def _warm_signature(export_path):
-    """`serving_default` of the export after its warmup requests, as a server has it."""
+def _warm_load(export_path):
+    """The loaded export after its warmup requests, as a server has it.
+
+    Keep the returned object alive while calling its signatures: they do
+    not hold its variables.
+    """
     from tftransfer import serving_warmup
 
     loaded = _signature(export_path)
     serving_warmup.replay(loaded, export_path)
-    return loaded.signatures["serving_default"]
+    return loaded
 
 
 def _request(texts, size, index):
@@ -135,7 +139,8 @@ def concurrency(spec):
     """Every (request size, clients) cell of the spec in this process's thread setting."""
     import tensorflow as tf
 
-    serve = _warm_signature(spec["export"])
+    loaded = _warm_load(spec["export"])
+    serve = loaded.signatures["serving_default"]
     call = lambda batch: serve(text=tf.constant(batch))  # noqa: E731
     out = {}
     for size in spec["sizes"]:
@@ -151,7 +156,8 @@ def batching(spec):
     """One-text requests from many clients, merged by TF's batch scheduler."""
     import tensorflow as tf
 
-    serve = _warm_signature(spec["export"])
+    loaded = _warm_load(spec["export"])
+    serve = loaded.signatures["serving_default"]
     names = sorted(serve.structured_outputs)
     out = {}
     for threads, size, timeout in spec["grid"]:
