@@ -7,7 +7,7 @@ Serving replays `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
 loads a version, so those costs are paid before the version takes requests.
 Every export writes a few requests of the shapes traffic has (one short text,
 one full-length text, a batch of mixed lengths); `replay` does what the
-server does, for Python clients (`tftransfer predict --saved_model`).
+server does, for a server written in Python.
 
 Example:
 
