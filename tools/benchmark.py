@@ -148,7 +148,7 @@ def matmul_peak():
 
 # -- (a) training ------------------------------------------------------------
 def tftransfer_training(spec, examples, buckets, jit_compile, packing=False, precision=""):
-    """Examples/s of tftransfer's training step over `examples`, after a warm-up pass."""
+    """Examples/s of tftransfer's training step over `examples` (one warm-up step per shape)."""
     from tftransfer import configs
 
     params = configs.load(
