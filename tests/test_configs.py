@@ -43,16 +43,22 @@ def test_saved_params_round_trip(tmp_path):
     assert again.as_dict() == params.as_dict()
 
 
+def test_directory_given_as_config_file_is_named(tmp_path):
+    with pytest.raises(configs.ConfigError, match=f"{tmp_path} is a directory"):
+        configs.load([str(tmp_path)])
+
+
 def test_model_dir_without_params(tmp_path):
     with pytest.raises(configs.ConfigError, match="params.yaml not found"):
         configs.from_model_dir(str(tmp_path))
 
 
-@pytest.mark.parametrize(
-    "name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs")))
-)
+_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(_CONFIGS) if n.endswith(".yaml")))
 def test_shipped_configs_load(name):
-    here = os.path.join(os.path.dirname(__file__), "..", "configs", name)
+    here = os.path.join(_CONFIGS, name)
     params = configs.load([here])
     assert params.task.type in tasks.registered()
     assert params.data.train.path  # every shipped config names its training data

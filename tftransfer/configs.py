@@ -349,6 +349,8 @@ def load(
     for path in config_files:
         if not tf.io.gfile.exists(path):
             raise ConfigError(f"config file not found: {path}")
+        if tf.io.gfile.isdir(path):
+            raise ConfigError(f"{path} is a directory; --config_file takes a YAML file")
         with tf.io.gfile.GFile(path) as f:
             try:
                 overrides = yaml.safe_load(f) or {}
