@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs, experiment
 from tftransfer.data import packing, pipeline, readers
+from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 TEXTS = [
@@ -133,6 +134,26 @@ def test_training_with_packing_trains_the_same_model(tiny_params, tmp_path):
     for plain, packed in zip(runs[False][1], runs[True][1]):
         np.testing.assert_allclose(packed, plain, atol=1e-5)
     assert runs[True][0]["accuracy"] == runs[False][0]["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "override,packs",
+    [
+        ({}, True),
+        ({"runtime": {"distribution_strategy": "mirrored"}}, False),
+        ({"task": {"text_classification": {"long_texts": "windows"}}}, False),
+        ({"data": {"packing": False}}, False),
+    ],
+    ids=["one-replica", "two-replicas", "windows", "off"],
+)
+def test_unset_packing_packs_where_it_can_and_records_it(tiny_params, override, packs):
+    # Users of the shipped configs get the fast path without asking, and a
+    # setting that cannot pack trains unpacked instead of failing.
+    tiny_params.override(override)
+    assert tiny_params.data.packing is None or override
+    run = experiment.build(tiny_params)
+    assert isinstance(run.train_model, PackedTextClassifier) == packs
+    assert run.params.data.packing is packs  # what params.yaml will say
 
 
 def test_packing_refuses_more_than_one_replica(tiny_params, tmp_path):

@@ -10,7 +10,7 @@ Example:
 """
 
 import dataclasses
-from typing import List
+from typing import List, Optional
 
 from official.modeling.hyperparams import base_config
 
@@ -83,9 +83,11 @@ class DataConfig(base_config.Config):
             compiled steps to one shape per bucket (XLA, TPUs). Empty = no
             bucketing: every batch padded to max_seq_length.
         packing: training batches pack their examples into shared rows of
-            max_seq_length (text classification with a BERT-style backbone,
-            one replica): less padding for short texts. Batches keep
-            `batch_size` examples; evaluation is not packed.
+            max_seq_length: less padding for short texts, same accuracy.
+            Batches keep `batch_size` examples; evaluation is not packed.
+            Unset (default) = packed wherever it can run: text
+            classification without windows, a BERT-style backbone, one
+            replica, not a TPU. `true` = packed or an error; `false` = off.
         cache: keep tokenized examples in memory (tokenize once).
         prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
             seen to stall for many seconds at epoch starts on 2-core machines.
@@ -99,7 +101,7 @@ class DataConfig(base_config.Config):
     bucket_boundaries: List[int] = dataclasses.field(
         default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
     )
-    packing: bool = False
+    packing: Optional[bool] = None
     cache: bool = True
     prefetch: int = 2
     num_parallel_calls: int = 2
