@@ -47,7 +47,7 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
         "tftransfer buckets + XLA",
         "tftransfer packed",
         "tftransfer packed + XLA",
-        "tftransfer buckets bf16",
+        "tftransfer packed bf16",
         "HF Trainer (torch)",
         "HF Trainer (torch) bf16",
     }

@@ -346,8 +346,8 @@ def _contenders(spec, examples, hf_path, texts, export_path, root):
         "tftransfer packed": lambda: tftransfer_training(spec, examples, [], False, True),
         "tftransfer packed + XLA": lambda: tftransfer_training(spec, examples, [], True, True),
         # Fast only where the CPU has AVX512_BF16 or AMX (emulated elsewhere).
-        "tftransfer buckets bf16": lambda: tftransfer_training(
-            spec, examples, buckets, False, precision="bfloat16"
+        "tftransfer packed bf16": lambda: tftransfer_training(
+            spec, examples, [], False, True, precision="bfloat16"
         ),
     }
     if not FLAGS.skip_hf:
