@@ -11,6 +11,7 @@ import tiny
 from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
 from tftransfer.data import tagged_readers, word_casing, word_windows
 from tftransfer.data.readers import DataError
+from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
 from tftransfer.tasks.token_classification import (
     IGNORE,
     TokenClassification,
@@ -390,3 +391,30 @@ def test_predict_names_an_empty_token(ner_run):
         DataError, match="input 2: field `tokens` holds an empty token at position 1"
     ):
         predict.with_checkpoint(run, rows)
+
+
+def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_path):
+    # Fixed-length batches hold the same windows per step as packed ones and
+    # nothing is dropped out, so both runs must end in the same weights: the
+    # packed tagger's unpacked logits meet the labels where the plain ones do.
+    weights = {}
+    for packing_on in (False, True):
+        params = _params(tiny_preset, conll_train, max_seq_length=16)
+        params.override(
+            {"data": {"bucket_boundaries": [], "packing": packing_on}, "trainer": {"epochs": 2}}
+        )
+        run = str(tmp_path / f"packing_{packing_on}")
+        experiment.train(params, run)
+        weights[packing_on] = experiment.Loaded(run, "latest").model.get_weights()
+    for plain_weight, packed_weight in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(packed_weight, plain_weight, atol=1e-5)
+
+
+@pytest.mark.parametrize("casing,packs", [(False, True), (True, False)])
+def test_unset_packing_packs_a_tagger_unless_it_has_casing_inputs(
+    tiny_preset, conll_train, casing, packs
+):
+    params = _params(tiny_preset, conll_train, casing_features=casing)
+    run = experiment.build(params)
+    assert isinstance(run.train_model, PackedTokenClassifier) == packs
+    assert run.params.data.packing is packs

@@ -86,8 +86,9 @@ class DataConfig(base_config.Config):
             max_seq_length: less padding for short texts, same accuracy.
             Batches keep `batch_size` examples; evaluation is not packed.
             Unset (default) = packed wherever it can run: text
-            classification without windows, a BERT-style backbone, one
-            replica, not a TPU. `true` = packed or an error; `false` = off.
+            classification without windows or token classification without
+            casing features, a BERT-style backbone, one replica, not a TPU.
+            `true` = packed or an error; `false` = off.
         cache: keep tokenized examples in memory (tokenize once).
         prefetch: batches to prefetch. A fixed small number: AUTOTUNE was
             seen to stall for many seconds at epoch starts on 2-core machines.

@@ -1,15 +1,15 @@
 """Sequence packing: the examples of a batch share rows.
 
-Used for training batches (`data.packing`) and, in exported text
-classifiers, for every serving request. A batch of `batch_size` encoded
-rows (each `[CLS] ... [SEP]` then padding, `length` wide) is packed
-first-fit-decreasing into as few rows of `length` as hold them; for
-training the row count is rounded up to a multiple of
+Used for training batches (`data.packing`: text and token classification)
+and, in exported text classifiers, for every serving request. A batch of
+`batch_size` encoded rows (each `[CLS] ... [SEP]` then padding, `length`
+wide) is packed first-fit-decreasing into as few rows of `length` as hold
+them; for training the row count is rounded up to a multiple of
 `row_multiple(batch_size)` so compiled steps see at most `MAX_SHAPES`
 shapes. Examples keep their batch order: a packed model returns one output
-per example, in that order, so the task's loss and the batch's size in
-examples are unchanged (an optimizer step sees the same examples as without
-packing).
+per example, in that order (per-token outputs go back to the unpacked layout
+with `unpack`), so the task's loss and the batch's size in examples are
+unchanged (an optimizer step sees the same examples as without packing).
 
 Packed features, all int32:
     token_ids, segment_ids, padding_mask: `[rows, length]`.
@@ -158,6 +158,32 @@ def pack_batch(features, labels, static_shapes=True):
         out[key] = tf.ensure_shape(out[key], [None, length])
     out["example_starts"] = tf.ensure_shape(out["example_starts"], [batch])
     return out, labels
+
+
+def unpack(values, features):
+    """Per-token outputs of packed rows back in the unpacked layout.
+
+    Args:
+        values: `[rows, length, ...]`, computed on `pack`ed features.
+        features: those packed features.
+
+    Returns:
+        `[batch, length, ...]`: example i's tokens in row i from column 0,
+        in their order, and zeros where the unpacked batch had padding.
+    """
+    length = tf.shape(values)[1]
+    flat = tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], 0))
+    starts = features["example_starts"]
+    num_examples = tf.shape(starts)[0]
+    ids = tf.reshape(features["example_ids"], [-1])
+    ids = tf.where(ids < 0, num_examples, ids)  # padding to a dropped segment
+    lengths = tf.math.unsorted_segment_sum(tf.ones_like(ids), ids, num_examples + 1)[:-1]
+    column = tf.range(length)[tf.newaxis, :]
+    valid = column < lengths[:, tf.newaxis]
+    index = tf.where(valid, starts[:, tf.newaxis] + column, 0)
+    out = tf.gather(flat, index)
+    valid = tf.reshape(valid, tf.concat([tf.shape(valid), tf.ones_like(tf.shape(values)[2:])], 0))
+    return tf.where(valid, out, tf.zeros_like(out))
 
 
 def example_lengths(features):

@@ -50,6 +50,7 @@ from tftransfer.data import (
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
 from tftransfer.tasks import base, entity_spans, heads, iob2_decoder, tag_windows
+from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
 from tftransfer.tasks.tag_windows import IGNORE
 from tftransfer.tasks.word_tokenizer import WordTokenizer
 
@@ -233,6 +234,11 @@ class TokenClassification(base.Task):
             sequence = keras.layers.Concatenate(name="with_casing")([sequence, casing])
         logits = heads.dense_head(sequence, len(self.labels), self.config.dropout)
         return keras.Model(inputs, logits, name="token_classifier")
+
+    def build_packed_model(self, model, backbone):
+        if self.casing:
+            return None  # casing ids are one more input, which `packing.pack` does not place
+        return PackedTokenClassifier(backbone, model)
 
     def loss(self, labels, outputs):
         """Mean over this replica's labelled subwords, as a per-window loss.
