@@ -9,7 +9,7 @@ import tensorflow as tf
 import tiny
 
 from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
-from tftransfer.data import tagged_readers, word_casing, word_windows
+from tftransfer.data import packing, tagged_readers, word_casing, word_windows
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
 from tftransfer.tasks.token_classification import (
@@ -391,6 +391,33 @@ def test_predict_names_an_empty_token(ner_run):
         DataError, match="input 2: field `tokens` holds an empty token at position 1"
     ):
         predict.with_checkpoint(run, rows)
+
+
+def test_serving_packs_a_request_and_tags_as_the_plain_model(tokenizer, tiny_preset, monkeypatch):
+    task = _task(tokenizer, max_seq_length=64)
+    backbone, _ = backbones.load(tiny_preset)
+    model = task.build_model(backbone)
+    words = tf.ragged.constant(
+        [["alice", "visited", "paris"], ["bob", "met", "carol"] * 30, ["acme"] * 20, ["x"]]
+    )
+    expected = task.word_probabilities(model, words)  # by length bucket
+    packed_rows = []
+    pack = packing.pack
+
+    def recording_pack(features, multiple=1):
+        packed_rows.append(pack(features, multiple)["token_ids"].shape[0])
+        return pack(features, multiple)
+
+    monkeypatch.setattr(packing, "pack", recording_pack)
+    call = task.packed_call(model, backbone)
+    served = task.word_probabilities(model, words, window_call=call)
+    np.testing.assert_allclose(served.flat_values, expected.flat_values, atol=1e-5)
+    windows = int(task.tagging.split(words).sentence.shape[0])
+    assert packed_rows and packed_rows[0] < windows  # short windows shared rows
+    one = task.word_probabilities(model, words[:1], window_call=call)  # skips packing
+    np.testing.assert_allclose(one.flat_values, expected[:1].flat_values, atol=1e-5)
+    casing = _task(tokenizer, max_seq_length=64, casing_features=True)
+    assert casing.packed_call(casing.build_model(backbone), backbone) is None
 
 
 def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_path):

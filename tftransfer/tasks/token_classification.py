@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs
 from tftransfer.data import (
+    packing,
     pipeline,
     tag_schemes,
     tagged_readers,
@@ -256,15 +257,19 @@ class TokenClassification(base.Task):
         rows = tf.cast(tf.shape(labels)[0], tf.float32)
         return per_window * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-    def word_probabilities(self, model, words, pieces=None):
+    def word_probabilities(self, model, words, pieces=None, window_call=None):
         """Ragged [batch, (words)] strings -> ragged [batch, (words), tags].
 
         `pieces`: the words' subword ids, when tokenized already
-        (`pretokenize`). The windows run through the model by length bucket.
+        (`pretokenize`). The windows run through `window_call` (see
+        `packed_call`), else through the model by length bucket.
         """
         windows = self.tagging.split(words, pieces)
         features = self.tagging.features(windows, words)
-        logits = pipeline.bucketed_call(model, features, self.serving_cuts())
+        if window_call is None:
+            logits = pipeline.bucketed_call(model, features, self.serving_cuts())
+        else:
+            logits = window_call(features)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         # Position 0 is [CLS]; the windows' subwords start at 1.
         return word_windows.merge(probabilities[:, 1:], windows, words.row_splits)
@@ -319,12 +324,35 @@ class TokenClassification(base.Task):
     def serving_inputs(self):
         return {"text": tf.TensorSpec([None], tf.string, name="text")}
 
+    def packed_call(self, model, backbone):
+        """A request's windows packed into shared rows, or None where packing cannot run.
+
+        As the text classifier serves: one model call over rows of the longest
+        window with the short ones sharing rows pads less than length buckets
+        and makes one call instead of one per bucket (BENCHMARKS.md). A
+        request of one window skips packing.
+        """
+        backbone = backbones.Backbone.wrap(backbone)
+        if self.casing or not backbone.supports_packing:
+            return None
+        packed_model = PackedTokenClassifier(backbone, model)
+
+        def call(features):
+            features = pipeline.trim_to_longest(features)
+            return tf.cond(
+                tf.shape(features["token_ids"])[0] > 1,
+                lambda: packed_model(packing.pack(features), training=False),
+                lambda: model(features, training=False),
+            )
+
+        return call
+
     def serving_functions(self, model, backbone):
-        del backbone  # windows go through the model as they are
+        window_call = self.packed_call(model, backbone)
 
         def entities(text):
             words, starts, ends = self.split_words(text)
-            answers = self.postprocess(self.word_probabilities(model, words))
+            answers = self.postprocess(self.word_probabilities(model, words, None, window_call))
             spans = entity_spans.decode(
                 answers["tag_ids"], answers["scores"], self.labels, self.config.strict
             )
@@ -334,7 +362,7 @@ class TokenClassification(base.Task):
             # Dense [batch, max tokens] with "" after the last token: serving
             # signatures cannot take ragged tensors.
             words = tf.RaggedTensor.from_tensor(tokens, padding="")
-            answers = self.postprocess(self.word_probabilities(model, words))
+            answers = self.postprocess(self.word_probabilities(model, words, None, window_call))
             return {
                 "tags": answers["tags"].to_tensor(""),
                 "tag_ids": answers["tag_ids"].to_tensor(-1),
