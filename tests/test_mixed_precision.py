@@ -15,8 +15,12 @@ def _losses(model_dir):
 
 @pytest.fixture
 def fp32_run(tiny_params, tmp_path):
+    # Not packed: the mirrored run cannot pack, and its curve is compared with this one.
     tiny_params.override(
-        {"trainer": {"epochs": 2, "log_every": 1}, "data": {"validation": {"path": ""}}}
+        {
+            "trainer": {"epochs": 2, "log_every": 1},
+            "data": {"validation": {"path": ""}, "packing": False},
+        }
     )
     model_dir = str(tmp_path / "fp32")
     experiment.train(tiny_params, model_dir)

@@ -1,5 +1,7 @@
 """Sequence packing: placement, equality with the unpacked model, training."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -153,7 +155,20 @@ def test_unset_packing_packs_where_it_can_and_records_it(tiny_params, override, 
     assert tiny_params.data.packing is None or override
     run = experiment.build(tiny_params)
     assert isinstance(run.train_model, PackedTextClassifier) == packs
-    assert run.params.data.packing is packs  # what params.yaml will say
+    assert run.packing is packs
+    features, _ = next(iter(run.train_dataset()))
+    assert ("example_ids" in features) == packs
+    # The config keeps what was set: the same one falls back on two replicas.
+    assert run.params.data.packing == tiny_params.data.packing
+
+
+def test_the_run_records_whether_it_packed(tiny_params, tmp_path):
+    experiment.train(tiny_params, str(tmp_path / "run"))
+    header = (tmp_path / "run" / "params.yaml").read_text()
+    assert "# data.packing: on (data.packing unset" in header
+    summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    assert summary["packed"] is True
+    assert configs.load([str(tmp_path / "run" / "params.yaml")]).data.packing is None
 
 
 def test_packing_refuses_more_than_one_replica(tiny_params, tmp_path):

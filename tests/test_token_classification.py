@@ -444,4 +444,4 @@ def test_unset_packing_packs_a_tagger_unless_it_has_casing_inputs(
     params = _params(tiny_preset, conll_train, casing_features=casing)
     run = experiment.build(params)
     assert isinstance(run.train_model, PackedTokenClassifier) == packs
-    assert run.params.data.packing is packs
+    assert run.packing is packs

@@ -106,7 +106,8 @@ def test_llrd_gives_each_layer_its_rate(tiny_params):
     features, labels = next(iter(run.train_dataset()))
     grads_tape = tf.GradientTape()
     with grads_tape:
-        loss = tf.reduce_mean(run.task.loss(labels, run.model(features, training=True)))
+        step_model = run.train_model or run.model  # what the trainer calls (packed rows)
+        loss = tf.reduce_mean(run.task.loss(labels, step_model(features, training=True)))
     grads = grads_tape.gradient(loss, run.model.trainable_variables)
     run.optimizer.apply(
         [tf.convert_to_tensor(g) for g in grads if g is not None],

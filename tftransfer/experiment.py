@@ -82,6 +82,8 @@ class Run:
         steps_per_epoch, total_steps: the schedule.
         trained_variables: `step -> variables` when the transfer strategy
             changes what trains during training, else None.
+        packing: whether training batches are packed (`data.packing`
+            resolved); `packing_note` says why, for the run's records.
     """
 
     params: Any
@@ -99,6 +101,8 @@ class Run:
     total_steps: int
     trained_variables: Optional[Any] = None
     loss_scale: Optional[Any] = None
+    packing: bool = False
+    packing_note: str = ""
 
     def train_dataset(self, skip_steps=0):
         """The endless training stream, from step `skip_steps` on."""
@@ -106,7 +110,7 @@ class Run:
             self.task,
             self.train_examples,
             self.params.trainer.batch_size,
-            self.params.data,
+            self.params.data.replace(packing=self.packing),
             self.params.trainer.seed,
             skip_steps,
             self.encoded,
@@ -140,25 +144,29 @@ def _encode_training_data(task, examples, params):
 
 
 def _packed_model(params, task, model, backbone, strategy):
-    """The model that trains on packed rows, or None; resolves `data.packing`.
+    """`(model that trains on packed rows or None, why)`; resolves `data.packing`.
 
     Unset (`None`, the default) packs wherever packing can run, because it
     trained SST-2 to the same accuracy as length buckets over 3 seeds with
     18% shorter steps (BENCHMARKS.md, "Speed, round 2"). `true` makes a
-    setting that cannot pack an error. The resolved value is written back so
-    that `params.yaml` says what ran and a resumed run does the same.
+    setting that cannot pack an error. The config keeps what the user set
+    (so that the same config packs on one device and falls back on two);
+    the choice goes to the run, `params.yaml`'s header and `run_summary.json`.
     """
     wanted = params.data.packing
-    reason = None if wanted is False else _why_not_packed(backbone, strategy)
+    if wanted is False:
+        return None, "off (data.packing: false)"
+    reason = _why_not_packed(backbone, strategy)
     packed = None
-    if wanted is not False and reason is None:
+    if reason is None:
         packed = task.build_packed_model(model, backbone)
         if packed is None:
             reason = f"the {task.name} task cannot train on packed rows"
     if wanted and reason:
         raise ValueError(f"data.packing: {reason} (set data.packing=false)")
-    params.data.packing = packed is not None
-    return packed
+    if packed is None:
+        return None, f"off: {reason}"
+    return packed, "on" if wanted else "on (data.packing unset: packed where it can run)"
 
 
 def _why_not_packed(backbone, strategy):
@@ -237,8 +245,8 @@ def build(params, train_examples=None, total_steps=None):
         model = task.build_model(backbone)
         method = transfer.get(params.transfer)
         method.prepare(model, backbone)
-        train_model = _packed_model(params, task, model, backbone, strategy)
-        train_model = train_model or task.build_train_model(model)
+        packed, packing = _packed_model(params, task, model, backbone, strategy)
+        train_model = packed or task.build_train_model(model)
         optimizer = optimization.create_optimizer(
             cfg, total_steps, model, method.learning_rate_multipliers(model, backbone)
         )
@@ -260,6 +268,8 @@ def build(params, train_examples=None, total_steps=None):
         total_steps,
         trained_variables,
         loss_scale,
+        packed is not None,
+        packing,
     )
 
 
@@ -355,7 +365,8 @@ def save_params(run, model_dir):
         os.path.join(model_dir, "params.yaml"),
         [
             f"transfer.strategy {run.params.transfer.strategy}: {trained:,} of {total:,} "
-            f"parameters trained ({100.0 * trained / max(total, 1):.2f}%)"
+            f"parameters trained ({100.0 * trained / max(total, 1):.2f}%)",
+            f"data.packing: {run.packing_note or 'off'}",
         ],
     )
 
@@ -369,6 +380,7 @@ def _write_summary(run, model_dir, trainer, metrics):
         "strategy": run.params.transfer.strategy,
         "trained_parameters": trained,
         "total_parameters": total,
+        "packed": run.packing,
         "steps_run": len(times),
         "median_step_seconds": times[len(times) // 2] if times else None,
         "peak_rss_mb": peak_memory.current_peak_mb(),

@@ -23,7 +23,8 @@ Example:
 >>> run = experiment.build(params, total_steps=4)
 Read 64 training examples.
 >>> trainer = Trainer(run.model, run.task.loss, run.optimizer, run.strategy,
-...                   tempfile.mkdtemp(), params.trainer, global_batch_size=16)
+...                   tempfile.mkdtemp(), params.trainer, global_batch_size=16,
+...                   train_model=run.train_model)  # packed rows, by default
 >>> with contextlib.redirect_stdout(io.StringIO()) as printed:  # a progress bar, then:
 ...     best = trainer.train(run.train_dataset, total_steps=4, steps_per_epoch=2,
 ...                          evaluate=lambda: {"accuracy": 0.5},
