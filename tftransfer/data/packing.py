@@ -1,7 +1,7 @@
 """Sequence packing: the examples of a batch share rows.
 
 Used for training batches (`data.packing`: text and token classification)
-and, in exported text classifiers, for every serving request. A batch of
+and, in exported text and token classifiers, for every serving request. A batch of
 `batch_size` encoded rows (each `[CLS] ... [SEP]` then padding, `length`
 wide) is packed first-fit-decreasing into as few rows of `length` as hold
 them; for training the row count is rounded up to a multiple of
