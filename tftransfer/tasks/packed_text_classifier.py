@@ -30,13 +30,12 @@ Example:
 True
 """
 
-import keras
 import tensorflow as tf
 
-from tftransfer.backbones import Backbone
+from tftransfer.tasks.packed_head_model import PackedHeadModel
 
 
-class PackedTextClassifier(keras.Model):
+class PackedTextClassifier(PackedHeadModel):
     """Shares `backbone` and the head of `classifier`; takes packed features.
 
     Args:
@@ -48,15 +47,7 @@ class PackedTextClassifier(keras.Model):
     """
 
     def __init__(self, backbone, classifier, pooling, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = Backbone.wrap(backbone)
-        if not self.backbone.supports_packing:
-            name = type(self.backbone.model).__name__
-            raise ValueError(f"data.packing needs a BERT-style backbone; got {name}")
-        # The wrapper is a plain object; Keras tracks the weights through this.
-        self.encoder = self.backbone.model
-        self.head_dropout = classifier.get_layer("head_dropout")
-        self.classifier_logits = classifier.get_layer("logits")
+        super().__init__(backbone, classifier, **kwargs)
         self.pooling = pooling
 
     def call(self, features, training=False):
@@ -76,4 +67,4 @@ class PackedTextClassifier(keras.Model):
             pooled = tf.gather(flat, starts)
             if self.pooling == "pooled":
                 pooled = self.backbone.pool(pooled)
-        return self.classifier_logits(self.head_dropout(pooled, training=training))
+        return self.head_logits(self.head_dropout(pooled, training=training))

@@ -34,18 +34,16 @@ Example:
 True
 """
 
-import keras
-
-from tftransfer.backbones import Backbone
 from tftransfer.data import packing
+from tftransfer.tasks.packed_head_model import PackedHeadModel
 
 
-class PackedTokenClassifier(keras.Model):
-    """Shares `backbone` and the head of `tagger`; takes packed features.
+class PackedTokenClassifier(PackedHeadModel):
+    """Shares `backbone` and the head of `model`; takes packed features.
 
     Args:
         backbone: a `backbones.Backbone` that `supports_packing`.
-        tagger: the unpacked token classifier built on `backbone`, with
+        model: the unpacked token classifier built on `backbone`, with
             layers `head_dropout` and `logits` and no inputs besides the
             backbone's.
 
@@ -53,18 +51,7 @@ class PackedTokenClassifier(keras.Model):
         `[batch, length, tags]` logits in the unpacked layout.
     """
 
-    def __init__(self, backbone, tagger, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = Backbone.wrap(backbone)
-        if not self.backbone.supports_packing:
-            name = type(self.backbone.model).__name__
-            raise ValueError(f"data.packing needs a BERT-style backbone; got {name}")
-        # The wrapper is a plain object; Keras tracks the weights through this.
-        self.encoder = self.backbone.model
-        self.head_dropout = tagger.get_layer("head_dropout")
-        self.tagger_logits = tagger.get_layer("logits")
-
     def call(self, features, training=False):
         x = self.backbone.packed_sequence_output(features, training=training)
-        logits = self.tagger_logits(self.head_dropout(x, training=training))
+        logits = self.head_logits(self.head_dropout(x, training=training))
         return packing.unpack(logits, features)
