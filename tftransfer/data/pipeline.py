@@ -53,6 +53,26 @@ def trim_to_longest(features):
     return {k: v[:, :length] for k, v in features.items()}
 
 
+def packed_request_call(model, packed_model):
+    """`features -> outputs` that packs a request's rows into shared rows.
+
+    For serving: one call of `packed_model` (which takes `packing.pack`ed
+    features and answers in request order) over rows as wide as the
+    request's longest; a one-row request runs through `model` as it is.
+    """
+    dtype = model.output.dtype
+
+    def call(features):
+        features = trim_to_longest(features)
+        return tf.cond(
+            tf.shape(features["token_ids"])[0] > 1,
+            lambda: tf.cast(packed_model(packing.pack(features), training=False), dtype),
+            lambda: tf.cast(model(features, training=False), dtype),
+        )
+
+    return call
+
+
 def bucketed_call(model, features, boundaries):
     """`model(features)` run per length bucket, each bucket trimmed to its longest row.
 

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import backbones, configs
-from tftransfer.data import packing, pipeline
+from tftransfer.data import pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
 from tftransfer.tasks import base, heads, text_windows, windowed_classifier
@@ -377,18 +377,7 @@ class TextClassification(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         if not backbone.supports_packing:
             return super().serving_call(model, backbone)
-        packed_model = self.build_packed_model(model, backbone)
-        dtype = model.output.dtype
-
-        def call(features):
-            features = pipeline.trim_to_longest(features)
-            return tf.cond(
-                tf.shape(features["token_ids"])[0] > 1,
-                lambda: tf.cast(packed_model(packing.pack(features), training=False), dtype),
-                lambda: tf.cast(model(features, training=False), dtype),
-            )
-
-        return call
+        return pipeline.packed_request_call(model, self.build_packed_model(model, backbone))
 
     def loss(self, labels, outputs):
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(

@@ -40,7 +40,6 @@ import tensorflow as tf
 
 from tftransfer import backbones, configs
 from tftransfer.data import (
-    packing,
     pipeline,
     tag_schemes,
     tagged_readers,
@@ -335,17 +334,7 @@ class TokenClassification(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         if self.casing or not backbone.supports_packing:
             return None
-        packed_model = PackedTokenClassifier(backbone, model)
-
-        def call(features):
-            features = pipeline.trim_to_longest(features)
-            return tf.cond(
-                tf.shape(features["token_ids"])[0] > 1,
-                lambda: packed_model(packing.pack(features), training=False),
-                lambda: model(features, training=False),
-            )
-
-        return call
+        return pipeline.packed_request_call(model, PackedTokenClassifier(backbone, model))
 
     def serving_functions(self, model, backbone):
         window_call = self.packed_call(model, backbone)
