@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import backbones, configs, experiment
+from tftransfer import backbones, configs, evaluation, experiment
 from tftransfer.data import packing, pipeline, readers
 from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
@@ -203,3 +203,29 @@ def test_serving_packs_a_request_and_keeps_request_order(tiny_preset, monkeypatc
     assert rows < len(TEXTS)
     one = {k: v[3:4] for k, v in features.items()}
     np.testing.assert_allclose(serve(one), direct[3:4], atol=2e-5)
+
+
+def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(
+    tiny_params, tmp_path, monkeypatch
+):
+    # Evaluation during training and `tftransfer evaluate` pack in runs that
+    # pack: faster, with the plain model's outputs (and so its metrics).
+    model_dir = str(tmp_path / "run")
+    experiment.train(tiny_params, model_dir)
+    loaded = experiment.Loaded(model_dir)
+    examples = experiment.read_split(loaded.params, "validation")
+    task, model = loaded.task, loaded.model
+    outputs = {}
+    for packs in (False, True):
+        data = task.eval_dataset(examples, 8, loaded.params.data.replace(packing=packs))
+        forward = evaluation.packed_forward(task, model, loaded.backbone) if packs else None
+        outputs[packs] = evaluation.predict_outputs(task, model, data, forward=forward)
+    np.testing.assert_allclose(np.stack(outputs[True]), np.stack(outputs[False]), atol=2e-5)
+    built = []
+    packed_forward = evaluation.packed_forward
+    monkeypatch.setattr(
+        evaluation, "packed_forward", lambda *args: built.append(packed_forward(*args)) or built[-1]
+    )
+    metrics = experiment.evaluate(model_dir)
+    assert built and built[-1] is not None, "evaluate did not pack"
+    assert metrics["accuracy"] == task.evaluate(outputs[False], examples)["accuracy"]

@@ -424,17 +424,20 @@ def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_pa
     # Fixed-length batches hold the same windows per step as packed ones and
     # nothing is dropped out, so both runs must end in the same weights: the
     # packed tagger's unpacked logits meet the labels where the plain ones do.
-    weights = {}
+    # The packed run also evaluates packed, and must score the same.
+    weights, metrics = {}, {}
     for packing_on in (False, True):
         params = _params(tiny_preset, conll_train, max_seq_length=16)
         params.override(
             {"data": {"bucket_boundaries": [], "packing": packing_on}, "trainer": {"epochs": 2}}
         )
         run = str(tmp_path / f"packing_{packing_on}")
-        experiment.train(params, run)
+        metrics[packing_on] = experiment.train(params, run)
         weights[packing_on] = experiment.Loaded(run, "latest").model.get_weights()
     for plain_weight, packed_weight in zip(weights[False], weights[True]):
         np.testing.assert_allclose(packed_weight, plain_weight, atol=1e-5)
+    for name in ("f1", "precision", "recall"):
+        assert metrics[True][name] == pytest.approx(metrics[False][name]), name
 
 
 @pytest.mark.parametrize("casing,packs", [(False, True), (True, False)])

@@ -55,13 +55,27 @@ def _per_example(outputs):
     return list(outputs.numpy())
 
 
-def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
+def packed_forward(task, model, backbone):
+    """`task.packed_forward` as one tf.function, or None where the task cannot pack.
+
+    Build it once per run and pass it to every evaluation, so its traces are
+    reused; the caller's reference is its lifetime (no cache here: the
+    packed model refers to `model` strongly).
+    """
+    call = task.packed_forward(model, backbone)
+    if call is None:
+        return None
+    return tf.function(call, reduce_retracing=True, autograph=False)
+
+
+def predict_outputs(task, model, dataset, num_examples=None, batch_size=None, forward=None):
     """Runs `task.forward` over a `task.eval_dataset`; returns one output per example.
 
     Batches may come in any order (bucketing): each carries the input
     positions of its examples, and outputs are returned in input order.
+    `forward` replaces `task.forward` on `model` (e.g. `packed_forward`).
     """
-    forward = _forward_fn(task, model)
+    forward = forward or _forward_fn(task, model)
     total = -(-num_examples // batch_size) if num_examples and batch_size else None
     outputs, positions = [], []
     for features, index in tqdm(
@@ -77,14 +91,16 @@ def predict_outputs(task, model, dataset, num_examples=None, batch_size=None):
     return ordered
 
 
-def evaluate_dataset(task, model, dataset, examples, batch_size, predictions_path=None):
+def evaluate_dataset(
+    task, model, dataset, examples, batch_size, predictions_path=None, forward=None
+):
     """The task's real metrics on a labelled evaluation dataset.
 
     With `predictions_path` (a path without extension), also writes the
     predictions in the task's file format (e.g. CoNLL `token gold predicted`
-    lines for NER), if it has one.
+    lines for NER), if it has one. `forward`: as in `predict_outputs`.
     """
-    outputs = predict_outputs(task, model, dataset, len(examples), batch_size)
+    outputs = predict_outputs(task, model, dataset, len(examples), batch_size, forward)
     metrics = task.evaluate(outputs, examples)
     if predictions_path:
         written = task.write_predictions(outputs, examples, predictions_path)

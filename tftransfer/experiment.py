@@ -169,6 +169,12 @@ def _packed_model(params, task, model, backbone, strategy):
     return packed, "on" if wanted else "on (data.packing unset: packed where it can run)"
 
 
+def _eval_setup(params, task, model, backbone, packing):
+    """`(data config, forward or None)` for evaluation: packed in runs that pack."""
+    forward = evaluation.packed_forward(task, model, backbone) if packing else None
+    return params.data.replace(packing=forward is not None), forward
+
+
 def _why_not_packed(backbone, strategy):
     """Why training cannot pack here, or None (before building anything)."""
     backbone = backbones.Backbone.wrap(backbone)
@@ -401,12 +407,20 @@ def fit(run, model_dir):
     cfg, task = run.params.trainer, run.task
     evaluate = None
     if run.validation is not None:
-        # Built once, so `data.cache` keeps its tokenization across evaluations.
-        data = task.eval_dataset(run.validation, cfg.eval_batch_size, run.params.data)
+        # Built once, so `data.cache` keeps its tokenization across evaluations
+        # and the forward function its traces.
+        data_config, forward = _eval_setup(run.params, task, run.model, run.backbone, run.packing)
+        data = task.eval_dataset(run.validation, cfg.eval_batch_size, data_config)
 
         def evaluate(predictions_path=None):
             return evaluation.evaluate_dataset(
-                task, run.model, data, run.validation, cfg.eval_batch_size, predictions_path
+                task,
+                run.model,
+                data,
+                run.validation,
+                cfg.eval_batch_size,
+                predictions_path,
+                forward,
             )
 
     trainer = trainer_lib.Trainer(
@@ -536,6 +550,12 @@ class Loaded:
         self.checkpoint_path = restore(self.model, model_dir, checkpoint)
         method.finalize(self.model)
 
+    def packing(self):
+        """Whether evaluation may pack (`data.packing` not false, a backbone that can)."""
+        if self.params.data.packing is False:
+            return False
+        return _why_not_packed(self.backbone, tf.distribute.get_strategy()) is None
+
     def serving_functions(self):
         """The task's serving functions on the restored model."""
         return self.task.serving_functions(self.model, self.backbone)
@@ -556,7 +576,10 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
     loaded.task.validate_examples(examples)
     name = os.path.splitext(os.path.basename(path))[0] if path else split
     batch_size = loaded.params.trainer.eval_batch_size
-    dataset = loaded.task.eval_dataset(examples, batch_size, loaded.params.data)
+    data_config, forward = _eval_setup(
+        loaded.params, loaded.task, loaded.model, loaded.backbone, loaded.packing()
+    )
+    dataset = loaded.task.eval_dataset(examples, batch_size, data_config)
     metrics = evaluation.evaluate_dataset(
         loaded.task,
         loaded.model,
@@ -564,6 +587,7 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
         examples,
         batch_size,
         os.path.join(model_dir, f"predictions_{name}"),
+        forward,
     )
     metrics["checkpoint"] = loaded.checkpoint_path
     report.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))

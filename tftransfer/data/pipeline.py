@@ -280,11 +280,17 @@ def encoded_eval_dataset(task, examples, batch_size, data_config):
 
     For tasks whose `encode` makes one row per example: every example is
     tokenized once (and cached), and batches group rows of similar length,
-    so they are not in input order: put results back with `index`.
+    so they are not in input order: put results back with `index`. With
+    `data_config.packing`, batches come in input order at full width, for
+    a `task.packed_forward` that trims and packs them (mixed lengths share
+    rows best).
     """
     rows = encoded_dataset(task, examples, data_config, with_labels=False)
     dataset = tf.data.Dataset.zip(rows, tf.data.Dataset.range(len(examples)))
-    dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=False)
+    if data_config.packing:
+        dataset = batch(dataset, batch_size)
+    else:
+        dataset = _bucket_rows(task, dataset, batch_size, data_config, drop_remainder=False)
     return dataset.prefetch(data_config.prefetch)
 
 

@@ -226,6 +226,16 @@ class Task(abc.ABC):
         """Evaluation/prediction outputs for one `eval_dataset` batch."""
         return model(features, training=False)
 
+    def packed_forward(self, model, backbone):
+        """`features -> forward outputs` that packs a batch's rows, or None.
+
+        Evaluation uses it in runs that pack (`data.packing`): the same
+        outputs as `forward`, computed on rows that several examples share.
+        None (the default) where the task cannot evaluate packed.
+        """
+        del model, backbone
+        return None
+
     # -- evaluation ---------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, outputs, examples):

@@ -307,7 +307,8 @@ class TextClassification(base.Task):
         return rows
 
     def eval_dataset(self, examples, batch_size, data_config):
-        # One row per example: tokenized once and length-bucketed.
+        # One row per example, tokenized once; length-bucketed, or in input
+        # order for `packed_forward` (`data.packing`).
         return pipeline.encoded_eval_dataset(self, examples, batch_size, data_config)
 
     # -- model ------------------------------------------------------------
@@ -364,6 +365,11 @@ class TextClassification(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         return PackedTextClassifier(backbone, model, self.pooling(backbone))
 
+    def packed_forward(self, model, backbone):
+        if self.windowed or not backbones.Backbone.wrap(backbone).supports_packing:
+            return None
+        return pipeline.packed_request_call(model, self.build_packed_model(model, backbone))
+
     def serving_call(self, model, backbone):
         """Packs each request's texts into shared rows (backbones that can pack).
 
@@ -374,10 +380,7 @@ class TextClassification(base.Task):
         """
         if self.windowed:
             return lambda features: model(features, training=False)
-        backbone = backbones.Backbone.wrap(backbone)
-        if not backbone.supports_packing:
-            return super().serving_call(model, backbone)
-        return pipeline.packed_request_call(model, self.build_packed_model(model, backbone))
+        return self.packed_forward(model, backbone) or super().serving_call(model, backbone)
 
     def loss(self, labels, outputs):
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(

@@ -280,6 +280,14 @@ class TokenClassification(base.Task):
     def forward(self, model, features):
         return self.word_probabilities(model, features["words"], features.get("pieces"))
 
+    def packed_forward(self, model, backbone):
+        window_call = self.packed_call(model, backbone)
+        if window_call is None:
+            return None
+        return lambda features: self.word_probabilities(
+            model, features["words"], features.get("pieces"), window_call
+        )
+
     # -- answers ----------------------------------------------------------
     def postprocess(self, probabilities):
         """Per-word probabilities (ragged) -> tag ids, tags and scores.
