@@ -1,10 +1,13 @@
 import socket
+from math import erf as _erf
 
 import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones
+from tftransfer import backbones, compat
+
+erf = np.vectorize(_erf)
 
 
 def test_local_preset_folder(tiny_preset):
@@ -25,13 +28,25 @@ def test_exact_gelu_switch(tiny_preset):
     approx, _ = backbones.load(tiny_preset, exact_gelu=False)
     exact, _ = backbones.load(tiny_preset, exact_gelu=True)
     dense = exact.transformer_layers[0]._feedforward_intermediate_dense
-    assert dense.activation is keras.activations.gelu
     x = np.linspace(-3, 3, 7).astype("float32")
     y_exact = keras.ops.convert_to_numpy(dense.activation(x))
+    np.testing.assert_allclose(y_exact, x * (1 + erf(x / np.sqrt(2))) / 2, atol=1e-6)
     y_approx = keras.ops.convert_to_numpy(
         approx.transformer_layers[0]._feedforward_intermediate_dense.activation(x)
     )
     assert not np.allclose(y_exact, y_approx, atol=1e-5)
+
+
+def test_exact_gelu_keeps_16_bit_types_and_float32_accuracy():
+    # Under mixed precision the activation must return the layer's compute
+    # type, with the accuracy of the float32 function before the last cast.
+    x = np.linspace(-4, 4, 33).astype("float32")
+    for dtype in ("bfloat16", "float16"):
+        y = compat.exact_gelu(keras.ops.cast(x, dtype))
+        assert keras.backend.standardize_dtype(y.dtype) == dtype
+        rounded = keras.ops.cast(keras.ops.cast(x, dtype), "float32")
+        expected = keras.ops.cast(keras.activations.gelu(rounded), dtype)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(y), expected)
 
 
 def test_missing_and_invalid_folders(tmp_path):

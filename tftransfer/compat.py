@@ -80,6 +80,20 @@ def bert_layers(backbone):
     return {name: _require(backbone, name, "keras-hub") for name in BERT_LAYERS}
 
 
+@keras.saving.register_keras_serializable(package="tftransfer")
+def exact_gelu(x):
+    """Exact (erf) GELU, computed in float32 for 16-bit inputs.
+
+    TensorFlow's CPU kernel for erfc in bfloat16 runs 5x slower than in
+    float32 (BENCHMARKS.md, bfloat16 on a CPU with AVX512_BF16): under
+    `mixed_precision: bfloat16` it took more time than all the matmuls it
+    made faster. The cast each way costs far less.
+    """
+    if keras.backend.standardize_dtype(x.dtype) in ("bfloat16", "float16"):
+        return keras.ops.cast(keras.activations.gelu(keras.ops.cast(x, "float32")), x.dtype)
+    return keras.activations.gelu(x)
+
+
 def set_exact_gelu(backbone):
     """Makes keras-hub BERT's feed-forward layers use exact (erf) GELU.
 
@@ -88,7 +102,7 @@ def set_exact_gelu(backbone):
     """
     for layer in _require(backbone, "transformer_layers", "keras-hub"):
         dense = _require(layer, "_feedforward_intermediate_dense", "keras-hub")
-        dense.activation = keras.activations.gelu
+        dense.activation = exact_gelu
 
 
 def adam_slots(optimizer, variable):
