@@ -1,6 +1,7 @@
-"""Shared fixtures: tiny random backbones, small data files, 2 logical CPUs."""
+"""Shared fixtures: tiny random backbones, small data files, 2 logical CPUs, tiers."""
 
 import os
+import re
 import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -15,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import tiny  # noqa: E402
+from helpers import tiny  # noqa: E402
 
 from tftransfer import configs  # noqa: E402
 
@@ -87,3 +88,31 @@ def train_with_crash(monkeypatch):
 def llama_dir(tmp_path_factory):
     """A tiny random Llama as a Hugging Face folder, converted from a tiny GGUF."""
     return tiny.llama_folder(str(tmp_path_factory.mktemp("llama") / "hf"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def decoder_cache(tmp_path_factory):
+    """A converter cache of this test run's own: SmolLM2's GGUF is converted once per run.
+
+    Every test and doctest that asks for the default decoder shares that one
+    conversion, and it is made by the code under test, never taken from an
+    earlier run's `~/.cache`.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        path = str(tmp_path_factory.mktemp("tftransfer-cache"))
+        patch.setenv("TFTRANSFER_CACHE", path)
+        yield path
+
+
+# A docstring example that shows a real checkpoint (MiniLM as `default`, the
+# SmolLM2 decoder) or trains says so in its code: it belongs to the `slow` tier.
+_REAL_WEIGHTS = re.compile(r'"default"|default_path\(|decoder_path\(|experiment\.train\(|demo_')
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and any(
+            _REAL_WEIGHTS.search(example.source) for example in item.dtest.examples
+        ):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.integration)

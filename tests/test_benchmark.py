@@ -3,10 +3,10 @@
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
+from helpers import fresh_process
 
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
@@ -16,7 +16,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 def test_benchmark_smoke_runs_end_to_end(tmp_path):
     out = tmp_path / "bench.json"
-    subprocess.run(
+    fresh_process.run(
         [
             sys.executable,
             os.path.join(ROOT, "tools", "benchmark.py"),
@@ -33,8 +33,6 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
             f"--output={out}",
         ],
         check=True,
-        capture_output=True,
-        text=True,
         # The checkout under test, whatever is installed.
         env={**os.environ, "PYTHONPATH": os.path.abspath(ROOT)},
     )

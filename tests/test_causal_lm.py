@@ -3,13 +3,11 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tiny
+from helpers import fresh_process, tiny
 
 from tftransfer import configs, experiment, export, generation, serving_warmup
 from tftransfer.data import lm_readers
@@ -228,10 +226,7 @@ print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated
                   "score": float(score["mean_log_likelihood"][0]),
                   "count": int(score["token_count"][0])}}))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600
-    )
-    fresh = json.loads(result.stdout.strip().splitlines()[-1])
+    fresh = fresh_process.python(script)
     assert fresh["text"] == [r["generated_text"] for r in in_process]
     # A short and a long prompt that still leaves room for max_new_tokens.
     assert serving_warmup.replay(tf.saved_model.load(path), path) == 2

@@ -1,9 +1,9 @@
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from helpers import fresh_process
 
 CLI = [sys.executable, "-m", "tftransfer.cli"]
 
@@ -12,7 +12,7 @@ def _run(args, **kwargs):
     # As from a user's shell: importing tftransfer here set TensorFlow's log level.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env.update(kwargs.pop("env", {}))
-    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, **kwargs)
+    return fresh_process.run(CLI + args, env=env, **kwargs)
 
 
 @pytest.mark.parametrize(

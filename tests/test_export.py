@@ -1,44 +1,13 @@
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import fresh_process
 
 from tftransfer import configs, experiment, export, predict, serving_warmup
 
 TEXTS = ["great movie", "i hate this film", "Café naïve Zürich!", "  spaces   everywhere "]
-
-# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text,
-# as TF Serving's process would: nothing of tftransfer or keras may be needed.
-LOADER = r"""
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401
-before = set(sys.modules)
-path, names, rows = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-serve = tf.saved_model.load(path).signatures["serving_default"]
-inputs = {n: tf.constant([r[n] for r in rows]) for n in names}
-def text(x):
-    if isinstance(x, list):
-        return [text(y) for y in x]
-    return x.decode() if isinstance(x, bytes) else x
-out = {k: text(v.numpy().tolist()) for k, v in serve(**inputs).items()}
-loaded = sorted(m for m in set(sys.modules) - before
-                if m.split(".")[0] in ("keras", "keras_hub", "tftransfer"))
-print(json.dumps({"outputs": out, "modules": loaded}))
-"""
-
-
-def _fresh_process(path, names, rows):
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, path, json.dumps(names), json.dumps(rows)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _train(params, model_dir):
@@ -68,7 +37,7 @@ def test_fresh_process_matches_predict(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
     assert path == str(tmp_path / "serving" / "1")
     rows = [{"text": t} for t in TEXTS]
-    served = _fresh_process(path, ["text"], rows)
+    served = fresh_process.serve(path, ["text"], rows)
     assert served["modules"] == []
     expected = predict.with_checkpoint(run_dir, rows)
     np.testing.assert_allclose(
@@ -119,10 +88,7 @@ print(json.dumps(replies))
 
 def test_export_carries_warmup_requests_that_replay(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
-    result = subprocess.run(
-        [sys.executable, "-c", WARMUP_REPLAY, path], capture_output=True, text=True, check=True
-    )
-    replies = json.loads(result.stdout.strip().splitlines()[-1])
+    replies = fresh_process.python(WARMUP_REPLAY, path)
     # One short text, one as long as the window, a batch of 16 mixed lengths.
     assert [r["batch"] for r in replies] == [[1], [1], [16]]
     assert all(r["signature"] == "serving_default" for r in replies)
@@ -184,18 +150,9 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
 
 
 def test_a_killed_exports_leftover_is_removed_by_the_next(tmp_path):
-    import subprocess
-    import sys
-
     from tftransfer import report
 
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    killed = tmp_path / f".tmp-3-{gone.stdout.strip()}"  # as a kill -9 mid-export leaves it
+    killed = tmp_path / f".tmp-3-{fresh_process.dead_pid()}"  # as a kill -9 mid-export leaves it
     running = tmp_path / f".tmp-4-{os.getpid()}"  # another export, still writing
     for folder in (killed, running):
         (folder / "variables").mkdir(parents=True)
@@ -231,7 +188,7 @@ def test_sentence_pair_export(tmp_path, tiny_preset):
     path = export.export_run(run, str(tmp_path / "serving"))
     assert set(export.read_metadata(path)["inputs"]) == {"text", "text_pair"}
     query = [{"text": "great movie", "text_pair": "awful plot"}]
-    served = _fresh_process(path, ["text", "text_pair"], query)
+    served = fresh_process.serve(path, ["text", "text_pair"], query)
     expected = predict.with_checkpoint(run, query, checkpoint="latest")
     np.testing.assert_allclose(
         served["outputs"]["probabilities"], [expected[0]["probabilities"]], atol=1e-5

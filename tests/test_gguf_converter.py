@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-import tiny
+from helpers import tiny
 from safetensors.numpy import load_file
 
 from tftransfer import backbones, gguf_converter

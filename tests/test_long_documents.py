@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_export import _fresh_process
+from helpers import fresh_process
 
 from tftransfer import backbones, configs, experiment, export, predict
 from tftransfer.data import pipeline
@@ -153,7 +153,7 @@ def test_training_evaluation_and_export_aggregate_alike(run_dir, tmp_path):
     evaluated = np.array([r["probabilities"] for r in predict.with_checkpoint(model_dir, rows)])
     np.testing.assert_allclose(evaluated, trained, atol=1e-5)
     path = export.export_run(model_dir, str(tmp_path / "serving"))
-    served = _fresh_process(path, ["text"], rows)["outputs"]["probabilities"]
+    served = fresh_process.serve(path, ["text"], rows)["outputs"]["probabilities"]
     np.testing.assert_allclose(served, trained, atol=1e-5)
 
 

@@ -3,7 +3,7 @@
 import keras_hub
 import numpy as np
 import tensorflow as tf
-import tiny
+from helpers import tiny
 
 from tftransfer import backbones, configs, experiment, export
 from tftransfer.tasks.masked_lm import MaskedLM, MaskedLMConfig

@@ -1,13 +1,11 @@
 """Integration tests on the real all-MiniLM-L6-v2 weights (offline package)."""
 
-import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from helpers import fresh_process
 
 from tftransfer import backbones, compat, configs, experiment, export, predict
 
@@ -90,9 +88,7 @@ def test_fine_tune_export_reload(tmp_path):
     assert metrics["examples"] == 32
     path = export.export_run(run, str(tmp_path / "serving"))
     texts = ["Thank you so much, this made my day!", "That was really rude of you."]
-    from test_export import _fresh_process
-
-    served = _fresh_process(path, ["text"], [{"text": t} for t in texts])
+    served = fresh_process.serve(path, ["text"], [{"text": t} for t in texts])
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
     np.testing.assert_allclose(
         served["outputs"]["probabilities"], [r["probabilities"] for r in expected], atol=1e-5
@@ -212,15 +208,7 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
         "I   love my new iPhone , thanks Apple !",
         "Café in München with Zoë",
     ]
-    from test_token_classification import LOADER
-
-    served = subprocess.run(
-        [sys.executable, "-c", LOADER, path, json.dumps(texts), json.dumps([["Toronto"]])],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    served = json.loads(served.stdout.strip().splitlines()[-1])["entities"]
+    served = fresh_process.tag(path, texts, [["Toronto"]])["entities"]
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
     assert sum(served["num_entities"]) > 0
     for i, (text, record) in enumerate(zip(texts, expected)):
@@ -263,9 +251,7 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
         },
         {"question": "Wer spielt?", "context": "Zoë spielt in München Fußball."},
     ]
-    from test_export import _fresh_process
-
-    served = _fresh_process(path, ["question", "context"], rows)
+    served = fresh_process.serve(path, ["question", "context"], rows)
     expected = predict.with_checkpoint(run, rows)
     out = served["outputs"]
     for i, (row, record) in enumerate(zip(rows, expected)):

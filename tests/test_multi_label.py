@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_export import _fresh_process
+from helpers import fresh_process
 
 from tftransfer import configs, experiment, export, predict
 from tftransfer.data import readers
@@ -162,7 +162,7 @@ def test_export_in_a_fresh_process_matches_predict(run_dir, tmp_path):
     model_dir, _ = run_dir
     path = export.export_run(model_dir, str(tmp_path / "serving"))
     rows = [{"text": t} for t, _ in ROWS]
-    served = _fresh_process(path, ["text"], rows)["outputs"]
+    served = fresh_process.serve(path, ["text"], rows)["outputs"]
     expected = predict.with_checkpoint(model_dir, rows)
     np.testing.assert_allclose(
         served["probabilities"], [r["probabilities"] for r in expected], atol=1e-5

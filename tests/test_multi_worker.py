@@ -56,15 +56,30 @@ def _wait(process, log_path):
     return code, open(log_path, encoding="utf-8", errors="replace").read()
 
 
-def _cluster(commands, tmp_path, name):
-    """Starts one process per command as workers 0..n-1; returns (process, log path)s."""
-    ports = _free_ports(len(commands))
+@pytest.fixture
+def cluster(tmp_path):
+    """`start(commands, name)`: one process per command as workers 0..n-1.
+
+    Returns (process, log path)s; whatever is still running when the test ends
+    (a failed assertion mid-run) is killed, so no worker outlives its test.
+    """
     started = []
-    for index, command in enumerate(commands):
-        log_path = tmp_path / f"{name}-worker{index}.log"
-        with open(log_path, "w") as log:
-            started.append((_start(command, ports, index, log), log_path))
-    return started
+
+    def start(commands, name):
+        ports = _free_ports(len(commands))
+        group = []
+        for index, command in enumerate(commands):
+            log_path = tmp_path / f"{name}-worker{index}.log"
+            with open(log_path, "w") as log:
+                group.append((_start(command, ports, index, log), log_path))
+        started.extend(process for process, _ in group)
+        return group
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture
@@ -83,17 +98,16 @@ def _losses(model_dir):
     return [r["loss"] for r in history.read(model_dir) if "loss" in r]
 
 
-def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, tmp_path):
+def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, tmp_path, cluster):
     config = str(tmp_path / "multi_worker.yaml")
     configs.save(worker_params, config)
     model_dir = str(tmp_path / "shared_run")
-    driver = os.path.join(HERE, "multi_worker_driver.py")
-    workers = _cluster(
+    driver = os.path.join(HERE, "helpers", "multi_worker_driver.py")
+    workers = cluster(
         [
             [sys.executable, driver, config, model_dir, str(tmp_path / f"weights{i}.npz")]
             for i in range(2)
         ],
-        tmp_path,
         "train",
     )
     for process, log_path in workers:
@@ -124,7 +138,9 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, 
     assert [r["step"] for r in history.read(model_dir) if "loss" in r] == list(range(1, 8))
 
 
-def test_a_killed_worker_restarts_and_training_resumes_from_the_checkpoint(worker_params, tmp_path):
+def test_a_killed_worker_restarts_and_training_resumes_from_the_checkpoint(
+    worker_params, tmp_path, cluster
+):
     worker_params.override({"trainer": {"train_steps": 300, "checkpoint_every": 20}})
     config = str(tmp_path / "multi_worker.yaml")
     configs.save(worker_params, config)
@@ -137,7 +153,7 @@ def test_a_killed_worker_restarts_and_training_resumes_from_the_checkpoint(worke
         f"--config_file={config}",
         f"--model_dir={model_dir}",
     ]
-    (chief, chief_log), (worker, worker_log) = _cluster([command] * 2, tmp_path, "first")
+    (chief, chief_log), (worker, worker_log) = cluster([command] * 2, "first")
     checkpoint = os.path.join(model_dir, "checkpoints", "ckpt-40.index")
     deadline = time.monotonic() + TIMEOUT
     # Poll for the chief's second checkpoint: the kill must land mid-run.
@@ -154,7 +170,7 @@ def test_a_killed_worker_restarts_and_training_resumes_from_the_checkpoint(worke
     assert killed_at < 300
 
     # The cluster manager restarts both (same command, same TF_CONFIG roles).
-    for process, log_path in _cluster([command] * 2, tmp_path, "restart"):
+    for process, log_path in cluster([command] * 2, "restart"):
         code, log = _wait(process, log_path)
         assert code == 0, log[-3000:]
         assert "Resuming from" in log

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tiny
+from helpers import fresh_process, tiny
 
 from tftransfer import backbones, configs, experiment, export, predict, serving_warmup
 from tftransfer.tasks.question_answering import QuestionAnswering, QuestionAnsweringConfig
@@ -191,9 +191,7 @@ def test_export_in_a_fresh_process(qa_run, tmp_path):
         {"question": "who is there ?", "context": "we love  this film and carol was great"},
         {"question": "who ?", "context": " ".join(["the movie was great"] * 8) + " bob"},
     ]
-    from test_export import _fresh_process
-
-    served = _fresh_process(path, ["question", "context"], rows)
+    served = fresh_process.serve(path, ["question", "context"], rows)
     assert served["modules"] == []
     expected = predict.with_checkpoint(run, rows)
     out = served["outputs"]

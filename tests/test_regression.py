@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-import tiny
-from test_export import _fresh_process
+from helpers import fresh_process, tiny
 
 from tftransfer import configs, experiment, export, predict
 from tftransfer.data.readers import DataError
@@ -85,7 +84,7 @@ def test_export_answers_on_the_original_scale(run_dir, tmp_path):
     model_dir, _ = run_dir
     path = export.export_run(model_dir, str(tmp_path / "serving"))
     rows = [{"text": a, "text_pair": b} for a, b in _pairs()[:6]]
-    served = np.array(_fresh_process(path, ["text", "text_pair"], rows)["outputs"]["scores"])
+    served = np.array(fresh_process.serve(path, ["text", "text_pair"], rows)["outputs"]["scores"])
     expected = np.array([r["scores"] for r in predict.with_checkpoint(model_dir, rows)])
     np.testing.assert_allclose(served, expected, rtol=1e-5)
     assert 180 < served[:, 0].mean() < 280  # de-normalised (the model's own outputs are near 0)

@@ -3,23 +3,12 @@
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
+from helpers import fresh_process
 
 from tftransfer import experiment
 from tftransfer.training import run_lock
-
-
-def _dead_pid():
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(done.stdout)
 
 
 def test_a_second_training_on_a_busy_model_dir_refuses_and_writes_nothing(tiny_params, tmp_path):
@@ -33,7 +22,7 @@ def test_a_second_training_on_a_busy_model_dir_refuses_and_writes_nothing(tiny_p
 
 def test_the_lock_of_a_killed_training_is_taken_over(tmp_path):
     lock = tmp_path / run_lock.LOCK_NAME
-    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    lock.write_text(json.dumps({"pid": fresh_process.dead_pid(), "host": socket.gethostname()}))
     with run_lock.run_lock(str(tmp_path)):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
 

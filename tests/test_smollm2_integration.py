@@ -2,11 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import fresh_process
 
 from tftransfer import backbones, configs, experiment, export, generation
 
@@ -58,8 +57,5 @@ import json, tensorflow as tf, tensorflow_text  # the TF Serving condition
 out = tf.saved_model.load({path!r}).signatures["generate"](prompt=tf.constant({prompts!r}))
 print(json.dumps([t.decode("utf-8") for t in out["generated_text"].numpy()]))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=900
-    )
-    fresh = json.loads(result.stdout.strip().splitlines()[-1])
+    fresh = fresh_process.python(script)
     assert fresh == [r["generated_text"] for r in in_process]

@@ -97,7 +97,7 @@ class ScoreRegression(TextClassification):
 
 @pytest.fixture(scope="module")
 def scores_tsv(tmp_path_factory):
-    import tiny
+    from helpers import tiny
 
     path = tmp_path_factory.mktemp("scores") / "scores.tsv"
     lines = ["sentence\tscore"]

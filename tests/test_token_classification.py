@@ -1,12 +1,11 @@
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tiny
+from helpers import fresh_process, tiny
 
 from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
 from tftransfer.data import packing, tagged_readers, word_casing, word_windows
@@ -19,27 +18,6 @@ from tftransfer.tasks.token_classification import (
 )
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
-
-# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
-LOADER = r"""
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401
-before = set(sys.modules)
-path, texts, tokens = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-model = tf.saved_model.load(path)
-ents = model.signatures["serving_default"](text=tf.constant(texts))
-width = max(len(t) for t in tokens)
-padded = tf.constant([t + [""] * (width - len(t)) for t in tokens])
-tags = model.signatures["tag_tokens"](tokens=padded)
-def plain(d):
-    return {k: [[x.decode() if isinstance(x, bytes) else x for x in row]
-                if isinstance(row, list) else row for row in v.numpy().tolist()]
-            for k, v in d.items()}
-loaded = sorted(m for m in set(sys.modules) - before
-                if m.split(".")[0] in ("keras", "keras_hub", "tftransfer"))
-print(json.dumps({"entities": plain(ents), "tags": plain(tags), "modules": loaded}))
-"""
 
 
 def _params(preset, train, **task):
@@ -270,13 +248,7 @@ def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
     assert meta["labels"][0] == "O"
     texts = ["Alice  visited Paris.", "Zoë met  Bob in London — and  Berlin", "", "nothing"]
     tokens = [["bob", "met", "carol", "smith"], ["acme"]]
-    served = subprocess.run(
-        [sys.executable, "-c", LOADER, path, json.dumps(texts), json.dumps(tokens)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    served = json.loads(served.stdout.strip().splitlines()[-1])
+    served = fresh_process.tag(path, texts, tokens)
     assert served["modules"] == []
 
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
@@ -320,10 +292,8 @@ def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
     path = export.export_run(run, str(tmp_path / "serving"))
     outputs = []
     for source in (f"--model_dir={run}", f"--saved_model={path}"):
-        result = subprocess.run(
-            [sys.executable, "-m", "tftransfer.cli", "predict", source, f"--input={texts}"],
-            capture_output=True,
-            text=True,
+        result = fresh_process.run(
+            [sys.executable, "-m", "tftransfer.cli", "predict", source, f"--input={texts}"]
         )
         assert result.returncode == 0, result.stderr
         outputs.append([json.loads(line) for line in result.stdout.splitlines()])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import tensorflow as tf
-import tiny
+from helpers import tiny
 
 from tftransfer import configs, experiment
 from tftransfer.data import pipeline
