@@ -3,8 +3,12 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from helpers import dense
 
 from tftransfer import configs, experiment
+from tftransfer.training import history
+from tftransfer.training import trainer as trainer_lib
 
 
 def _weights(model_dir, which="latest"):
@@ -93,47 +97,30 @@ def test_max_seq_length_beyond_the_backbones_positions_is_clamped_with_a_warning
     assert configs.from_model_dir(model_dir).task.text_classification.max_seq_length == 64
 
 
-def test_early_stopping_stops_and_stays_stopped(tiny_params, tmp_path):
+def test_early_stopping_stops_and_stays_stopped(tmp_path):
     # With a vanishing learning rate the metric cannot improve after the first evaluation.
-    tiny_params.override(
-        {
-            "trainer": {
-                "epochs": 4,
-                "eval_every": 3,
-                "learning_rate": 1e-12,
-                "early_stopping_patience": 2,
-            }
-        }
-    )
     run = str(tmp_path / "run")
-    experiment.train(tiny_params, run)
+    settings = {"epochs": 4, "eval_every": 3, "learning_rate": 1e-12, "early_stopping_patience": 2}
+    dense.train(run, **settings)
     with open(os.path.join(run, "early_stopped.json")) as f:
         assert json.load(f)["step"] == 9  # evaluations at 3 (best), 6, 9
-    experiment.train(tiny_params, run)  # a rerun does not train on
-    evals = [
-        r for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "accuracy" in r
-    ]
-    assert [r["step"] for r in evals] == [3, 6, 9]
-    assert experiment.restore(experiment.Loaded(run).model, run, "latest").endswith("ckpt-9")
+    trainer, _ = dense.train(run, **settings)  # a rerun does not train on
+    assert [r["step"] for r in history.read(run) if "accuracy" in r] == [3, 6, 9]
+    assert trainer.step == 9
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-9")
 
 
-def test_eval_on_start_scores_the_pretrained_model_without_taking_part(tiny_params, tmp_path):
-    tiny_params.override(
-        {
-            "trainer": {
-                "epochs": 4,
-                "eval_every": 3,
-                "eval_on_start": True,
-                "learning_rate": 1e-12,
-                "early_stopping_patience": 2,
-            }
-        }
-    )
+def test_eval_on_start_scores_the_pretrained_model_without_taking_part(tmp_path):
     run = str(tmp_path / "run")
-    experiment.train(tiny_params, run)
-    evals = [
-        r for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "accuracy" in r
-    ]
+    dense.train(
+        run,
+        epochs=4,
+        eval_every=3,
+        eval_on_start=True,
+        learning_rate=1e-12,
+        early_stopping_patience=2,
+    )
+    evals = [r for r in history.read(run) if "accuracy" in r]
     # Step 0 is the untouched model: the same score as step 3 at this learning rate,
     # yet neither the best checkpoint nor a stale evaluation for early stopping.
     assert [r["step"] for r in evals] == [0, 3, 6, 9]
@@ -144,9 +131,7 @@ def test_eval_on_start_scores_the_pretrained_model_without_taking_part(tiny_para
         assert json.load(f)["step"] == 9
 
 
-def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeypatch):
-    from tftransfer.training import trainer as trainer_lib
-
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch):
     real = trainer_lib.Trainer._make_train_step
 
     def interrupt_third_step(self, variables):
@@ -161,21 +146,15 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tiny_params, tmp_path, monkeyp
 
         return wrapped, steps_fn
 
-    tiny_params.override({"trainer": {"epochs": 1, "checkpoint_every": 100}})
     run = str(tmp_path / "run")
     monkeypatch.setattr(trainer_lib.Trainer, "_make_train_step", interrupt_third_step)
     with pytest.raises(KeyboardInterrupt):
-        experiment.train(tiny_params, run)
-    assert (
-        os.path.basename(trainer_lib.tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
-        == "ckpt-2"
-    )
+        dense.train(run, epochs=1, checkpoint_every=100)
+    latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+    assert os.path.basename(latest) == "ckpt-2"
     monkeypatch.setattr(trainer_lib.Trainer, "_make_train_step", real)
-    experiment.train(tiny_params, run)
-    steps = [
-        r["step"] for r in map(json.loads, open(os.path.join(run, "history.jsonl"))) if "loss" in r
-    ]
-    assert steps[-1] == 7
+    dense.train(run, epochs=1, checkpoint_every=100)
+    assert [r["step"] for r in history.read(run) if "loss" in r][-1] == 7
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -228,82 +207,62 @@ def test_xla_default_follows_the_device():
     assert trainer_lib.use_xla(configs.TrainerConfig(), gpu)
 
 
-def test_early_stopping_patience_survives_a_resume(tiny_params, tmp_path, monkeypatch):
-    from tftransfer import evaluation
-
-    tiny_params.override(
-        {
-            "trainer": {
-                "epochs": 4,
-                "eval_every": 3,
-                "checkpoint_every": 3,
-                "learning_rate": 1e-12,
-                "early_stopping_patience": 3,
-            }
-        }
-    )
+def test_early_stopping_patience_survives_a_resume(tmp_path):
+    settings = {
+        "epochs": 4,
+        "eval_every": 3,
+        "checkpoint_every": 3,
+        "learning_rate": 1e-12,
+        "early_stopping_patience": 3,
+    }
     run = str(tmp_path / "run")
-    real, calls = evaluation.evaluate_dataset, {"n": 0}
+    calls = {"n": 0}
 
-    def crash_at_third_evaluation(*args, **kwargs):
+    def die_at_third_evaluation():
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt()  # the process dies during step 9's evaluation
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "evaluate_dataset", crash_at_third_evaluation)
     with pytest.raises(KeyboardInterrupt):
-        experiment.train(tiny_params, run)
-    monkeypatch.setattr(evaluation, "evaluate_dataset", real)
-    experiment.train(tiny_params, run)
+        dense.train(run, on_evaluate=die_at_third_evaluation, **settings)
+    dense.train(run, **settings)
     # Evaluations at 3 (best), 6, 9, 12: the one at 6 still counts after the resume.
     with open(os.path.join(run, "early_stopped.json")) as f:
         assert json.load(f)["step"] == 12
 
 
-def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(
-    tiny_params, tmp_path, capsys
-):
-    tiny_params.override({"trainer": {"epochs": 2, "checkpoint_every": 5}})
+def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(tmp_path, capsys):
     model_dir = str(tmp_path / "run")
-    experiment.train(tiny_params, model_dir)
+    dense.train(model_dir, epochs=2, checkpoint_every=5)
     folder = os.path.join(model_dir, "checkpoints")
-    import tensorflow as tf
-
     latest = tf.train.latest_checkpoint(folder)
     data = [f for f in os.listdir(folder) if f.startswith(os.path.basename(latest) + ".data")]
     with open(os.path.join(folder, data[0]), "r+b") as f:
         f.truncate(100)  # a disk that filled up mid-write
     capsys.readouterr()
-    tiny_params.override({"trainer": {"epochs": 3}})
-    experiment.train(tiny_params, model_dir)
+    dense.train(model_dir, epochs=3, checkpoint_every=5)
     out = capsys.readouterr().out
     assert f"Checkpoint {latest} is unreadable" in out
     assert "Resuming from" in out and "(step 10)" in out
-    steps = [json.loads(line)["step"] for line in open(os.path.join(model_dir, "history.jsonl"))]
-    assert max(steps) == 21  # 3 epochs of 7 batches, the lost steps redone
+    assert max(r["step"] for r in history.read(model_dir)) == 21  # the lost steps redone
 
 
-def test_steps_per_execution_trains_the_same_steps_in_fewer_calls(tiny_params, tmp_path):
-    tiny_params.override(
-        {"trainer": {"epochs": 3, "eval_every": 7, "checkpoint_every": 10, "log_every": 4}}
-    )
-    one = str(tmp_path / "one")
-    experiment.train(tiny_params, one)
-    tiny_params.override({"trainer": {"steps_per_execution": 6}})
-    many = str(tmp_path / "many")
-    metrics = experiment.train(tiny_params, many)
+def test_steps_per_execution_trains_the_same_steps_in_fewer_calls(tmp_path):
+    settings = {"epochs": 3, "eval_every": 7, "checkpoint_every": 10, "log_every": 4}
+    one, many = str(tmp_path / "one"), str(tmp_path / "many")
+    dense.train(one, **settings)
+    _, best = dense.train(many, steps_per_execution=6, **settings)
 
     def records(d, key):
-        return [r for r in map(json.loads, open(os.path.join(d, "history.jsonl"))) if key in r]
+        return [r for r in history.read(d) if key in r]
 
     # Calls stop at every evaluation and checkpoint, so those keep their steps.
     assert [r["step"] for r in records(many, "accuracy")] == [7, 14, 21]
     assert sorted(os.listdir(os.path.join(many, "checkpoints"))) == sorted(
         os.listdir(os.path.join(one, "checkpoints"))
     )
-    assert metrics["checkpoint_step"] in (7, 14, 21)
-    for a, b in zip(_weights(one), _weights(many)):
+    assert best["step"] in (7, 14, 21)
+    for a, b in zip(dense.weights(one), dense.weights(many), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     # Calls end at 6, 7, 10, 14, 20, 21: a loss record where one passed a
     # multiple of log_every (4), and at the end.
