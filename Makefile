@@ -14,7 +14,7 @@ TORCH ?= torch==2.13.0
 DATA ?= ../shared/data
 BENCH_DIR ?= runs/bench
 
-.PHONY: install install-bench demo test bench lint clean
+.PHONY: install install-bench demo test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ demo: install
 	$(BIN)/tftransfer export --model_dir=$(DEMO_DIR) --export_dir=$(DEMO_DIR)/export
 	$(BIN)/tftransfer predict --saved_model=$(DEMO_DIR)/export/1 --input=data/demo_sentences.txt
 
+# Every test; --durations shows where the time goes in each run (CI's too).
 test: install-bench
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: everything not marked `slow` (no real weights, no worker
+# processes, no benchmark), a few minutes on 2 cores.
+test-fast: install-bench
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 # The whole side-by-side comparison of BENCHMARKS.md: text classification,
 # NER, QA, peak memory and serving (about 1.5 hours on 2 cores).
