@@ -43,14 +43,19 @@ demo: install
 	$(BIN)/tftransfer export --model_dir=$(DEMO_DIR) --export_dir=$(DEMO_DIR)/export
 	$(BIN)/tftransfer predict --saved_model=$(DEMO_DIR)/export/1 --input=data/demo_sentences.txt
 
+# Worker processes for the suite (pytest-xdist); each module runs whole on
+# one worker, so module fixtures train once. TEST_JOBS=0 runs in-process.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder)
+
 # Every test; --durations shows where the time goes in each run (CI's too).
 test: install-bench
-	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: everything not marked `slow` (no real weights, no worker
 # processes, no benchmark), a few minutes on 2 cores.
 test-fast: install-bench
-	$(BIN)/python -m pytest -q -m "not slow" --durations=10 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 # The whole side-by-side comparison of BENCHMARKS.md: text classification,
 # NER, QA, peak memory and serving (about 1.5 hours on 2 cores).

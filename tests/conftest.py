@@ -116,3 +116,14 @@ def pytest_collection_modifyitems(items):
         ):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.integration)
+    # Longest first: modules with real-weight tests, then those with slow
+    # tests, each module kept whole and in order. Under `make test`'s
+    # `pytest-xdist --dist loadscope` a worker then never starts a long module
+    # while the other is idle at the end of the run.
+    cost = {}
+    for item in items:
+        rank = 2 if item.get_closest_marker("integration") else 0
+        rank = rank or int(item.get_closest_marker("slow") is not None)
+        module = item.nodeid.split("::")[0]
+        cost[module] = max(cost.get(module, 0), rank)
+    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])

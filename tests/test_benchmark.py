@@ -14,6 +14,8 @@ pytest.importorskip("torch")
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_benchmark_smoke_runs_end_to_end(tmp_path):
     out = tmp_path / "bench.json"
     fresh_process.run(

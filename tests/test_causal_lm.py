@@ -43,6 +43,7 @@ def test_blocks_keep_every_token_with_ends_between_documents(gpt2):
     assert rows["token_ids"].shape == (math.ceil((len(expected) - 1) / 8), 8)
 
 
+@pytest.mark.slow
 def test_prompt_completion_loss_covers_only_the_completion(gpt2):
     _, tokenizer = gpt2
     task = CausalLM(CausalLMConfig(max_seq_length=32), tokenizer)
@@ -75,6 +76,7 @@ def test_loss_is_the_mean_over_target_tokens(gpt2):
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_chats_train_on_assistant_turns_and_need_a_template(tmp_path, gpt2):
     _, tokenizer = gpt2
     path = tmp_path / "chats.jsonl"
@@ -104,6 +106,7 @@ def test_chats_train_on_assistant_turns_and_need_a_template(tmp_path, gpt2):
         CausalLM(CausalLMConfig(), bare).prepare(examples)
 
 
+@pytest.mark.slow
 def test_too_long_pairs_are_an_error_naming_the_line(tmp_path, gpt2):
     _, tokenizer = gpt2
     path = tmp_path / "pairs.jsonl"
@@ -153,6 +156,7 @@ def test_cached_greedy_decoding_equals_recomputing_the_prefix(family, gpt2, llam
     assert out == [_full_recompute_greedy(lm, p, 6) for p in prompts]
 
 
+@pytest.mark.slow
 def test_decoding_stops_and_samples_reproducibly(gpt2):
     backbone, _ = gpt2
     lm = backbone.causal_lm()
@@ -172,6 +176,7 @@ def test_decoding_stops_and_samples_reproducibly(gpt2):
     assert sample(5, top_p=1e-6) == CachedDecoder(lm, [], 0, 32)(prompts, 8).to_list()
 
 
+@pytest.mark.slow
 def test_long_prompts_fail_or_lose_their_start(gpt2):
     backbone, tokenizer = gpt2
     lm = backbone.causal_lm()
@@ -203,6 +208,7 @@ def _lm_params(llama_dir, data, **task):
     )
 
 
+@pytest.mark.slow
 def test_train_evaluate_export_and_generate_in_a_fresh_process(tmp_path, llama_dir):
     data = tmp_path / "text.txt"
     data.write_text("\n".join(tiny.LM_TEXT * 2))
@@ -251,6 +257,7 @@ def test_xla_compiled_decoding_gives_the_same_tokens(llama_dir):
     assert decode(True) == decode(False)
 
 
+@pytest.mark.slow
 def test_lora_continued_pretraining_saves_a_merged_decoder_preset(tmp_path, llama_dir):
     data = tmp_path / "text.txt"
     data.write_text("\n".join(tiny.LM_TEXT * 2))

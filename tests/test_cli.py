@@ -38,6 +38,7 @@ def test_unknown_command_prints_usage():
     assert "train" in result.stderr and "predict" in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_config_key_is_a_one_line_error_with_status_2(tmp_path):
     result = _run(["train", f"--model_dir={tmp_path}", "--params_override=trainer.epoch=3"])
     assert result.returncode == 2
@@ -46,6 +47,7 @@ def test_unknown_config_key_is_a_one_line_error_with_status_2(tmp_path):
     assert os.listdir(tmp_path) == []  # nothing written for a config that fails
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_traceback_of_an_input_error(tmp_path):
     missing = str(tmp_path / "nope.yaml")
     quiet = _run(["train", f"--model_dir={tmp_path}", f"--config_file={missing}"])
@@ -55,6 +57,7 @@ def test_verbose_shows_the_traceback_of_an_input_error(tmp_path):
     assert loud.returncode != 0 and "Traceback" in loud.stderr
 
 
+@pytest.mark.slow
 def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     config = tmp_path / "exp.yaml"
     config.write_text(

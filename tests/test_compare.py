@@ -3,9 +3,13 @@
 import json
 import os
 
+import pytest
+
 from tftransfer import compare, experiment
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_compare_runs_every_cell_once_and_writes_the_reports(tiny_params, tmp_path, monkeypatch):
     tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
     out = str(tmp_path / "cmp")
@@ -61,6 +65,7 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
     assert large.train_steps == 0 and large.epochs == 3  # 21 updates: left as configured
 
 
+@pytest.mark.slow
 def test_a_cell_another_worker_is_training_is_skipped(tiny_params, tmp_path):
     from tftransfer.training import run_lock
 
@@ -84,6 +89,7 @@ def test_every_cell_knows_every_label_of_the_full_training_set(tiny_params, tmp_
     assert grid.cell_params(grid.cells[0]).task.get().labels == labels
 
 
+@pytest.mark.slow
 def test_pretraining_then_fine_tuning_from_one_command(tiny_params, tiny_preset, tmp_path):
     from tftransfer import configs
 

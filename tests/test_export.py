@@ -33,6 +33,7 @@ def run_dir(tmp_path_factory, tiny_preset, sentiment_tsv):
     return _train(params, str(tmp_path_factory.mktemp("run") / "run"))
 
 
+@pytest.mark.slow
 def test_fresh_process_matches_predict(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
     assert path == str(tmp_path / "serving" / "1")
@@ -47,6 +48,7 @@ def test_fresh_process_matches_predict(run_dir, tmp_path):
     assert served["outputs"]["label_ids"] == [r["label_ids"] for r in expected]
 
 
+@pytest.mark.slow
 def test_layout_versions_and_metadata(run_dir, tmp_path):
     base = str(tmp_path / "serving")
     first = export.export_run(run_dir, base)
@@ -86,6 +88,7 @@ print(json.dumps(replies))
 """
 
 
+@pytest.mark.slow
 def test_export_carries_warmup_requests_that_replay(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
     replies = fresh_process.python(WARMUP_REPLAY, path)
@@ -101,6 +104,7 @@ def test_export_carries_warmup_requests_that_replay(run_dir, tmp_path):
     assert min(lengths) < 8 and max(lengths) == 32  # the task's max_seq_length
 
 
+@pytest.mark.slow
 def test_warmup_requests_can_be_turned_off(run_dir, tmp_path):
     loaded = experiment.Loaded(run_dir)
     path = export.save(loaded.task, loaded.model, loaded.backbone, str(tmp_path), warmup=False)
@@ -108,6 +112,7 @@ def test_warmup_requests_can_be_turned_off(run_dir, tmp_path):
     assert "warmup_requests" not in export.read_metadata(path)
 
 
+@pytest.mark.slow
 def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, tmp_path):
     import tensorflow as tf
 
@@ -128,6 +133,7 @@ def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, tmp_pa
         export.export_run(run_dir, base, mixed_precision="int8")
 
 
+@pytest.mark.slow
 def test_weights_are_written_once(run_dir, tmp_path):
     path = export.export_run(run_dir, str(tmp_path / "serving"))
     loaded = experiment.Loaded(run_dir)
@@ -139,6 +145,7 @@ def test_weights_are_written_once(run_dir, tmp_path):
     assert weight_bytes <= data < 1.5 * weight_bytes
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -161,6 +168,7 @@ def test_a_killed_exports_leftover_is_removed_by_the_next(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["5", running.name])
 
 
+@pytest.mark.slow
 def test_sentence_pair_export(tmp_path, tiny_preset):
     data = tmp_path / "pairs.jsonl"
     rows = [
@@ -197,6 +205,7 @@ def test_sentence_pair_export(tmp_path, tiny_preset):
     assert via_saved_model[0]["labels"] == expected[0]["labels"]
 
 
+@pytest.mark.slow
 def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     metrics = experiment.evaluate(run_dir, path=sentiment_tsv)
     assert metrics["examples"] == 56
@@ -212,6 +221,7 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
         list(cli.read_records(path))
 
 
+@pytest.mark.slow
 def test_predict_streams_one_batch_at_a_time(run_dir):
     read = []
 
@@ -228,6 +238,7 @@ def test_predict_streams_one_batch_at_a_time(run_dir):
         next(results)
 
 
+@pytest.mark.slow
 def test_an_empty_text_gets_probabilities_from_the_export(run_dir, tmp_path):
     import tensorflow as tf
 
@@ -239,6 +250,7 @@ def test_an_empty_text_gets_probabilities_from_the_export(run_dir, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluating_again_and_again_keeps_no_model_alive(run_dir):
     import gc
 

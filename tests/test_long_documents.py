@@ -116,6 +116,7 @@ def run_dir(request, tmp_path_factory, tiny_preset):
     return model_dir, experiment.train(params, model_dir)
 
 
+@pytest.mark.slow
 def test_windows_learn_a_label_that_only_the_last_window_shows(run_dir, tokenizer):
     _, metrics = run_dir
     assert metrics["accuracy"] > 0.75  # chance is 0.5: head truncation sees nothing
@@ -125,6 +126,7 @@ def test_windows_learn_a_label_that_only_the_last_window_shows(run_dir, tokenize
     assert not last & set(head["token_ids"].numpy().ravel().tolist())
 
 
+@pytest.mark.slow
 def test_training_evaluation_and_export_aggregate_alike(run_dir, tmp_path):
     model_dir, _ = run_dir
     loaded = experiment.Loaded(model_dir)

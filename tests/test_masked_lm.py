@@ -2,6 +2,7 @@
 
 import keras_hub
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import tiny
 
@@ -14,6 +15,7 @@ def _task(tiny_preset, **config):
     return MaskedLM(MaskedLMConfig(**config), tokenizer), tokenizer
 
 
+@pytest.mark.slow
 def test_documents_become_rows_without_losing_a_token(tiny_preset):
     task, tokenizer = _task(tiny_preset, max_seq_length=6)
     texts = ["the movie was great fun and i love it", "bad", ""]
@@ -57,6 +59,7 @@ def test_masks_follow_the_configured_rates(tiny_preset):
     assert abs(1 - as_mask - unchanged - 0.1) < 0.03
 
 
+@pytest.mark.slow
 def test_continued_pretraining_writes_a_preset_that_loads(tiny_preset, tmp_path):
     text = tmp_path / "domain.txt"
     text.write_text(" ".join(["the movie was great fun and i love it"] * 40))

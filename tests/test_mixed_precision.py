@@ -27,6 +27,7 @@ def fp32_run(tiny_params, tmp_path):
     return tiny_params, _losses(model_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "policy,strategy",
     [("bfloat16", "one_device"), ("float16", "one_device"), ("float16", "mirrored")],
@@ -66,6 +67,7 @@ def test_unknown_precision_is_a_config_error():
         configs.load([], "runtime.mixed_precision=int8")
 
 
+@pytest.mark.slow
 def test_float16_overflowing_steps_are_skipped_until_the_scale_fits(tiny_params, tmp_path):
     tiny_params.override(
         {
@@ -84,6 +86,7 @@ def test_float16_overflowing_steps_are_skipped_until_the_scale_fits(tiny_params,
     assert all(np.all(np.isfinite(w.numpy())) for w in run.model.weights if w.dtype != "string")
 
 
+@pytest.mark.slow
 def test_a_float32_run_resumes_in_float16_and_back(tiny_params, tmp_path):
     tiny_params.override(
         {"trainer": {"train_steps": 4, "checkpoint_every": 2}, "data": {"validation": {"path": ""}}}

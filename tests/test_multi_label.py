@@ -147,6 +147,7 @@ def run_dir(tmp_path_factory, tiny_preset):
     return model_dir, metrics
 
 
+@pytest.mark.slow
 def test_training_tunes_thresholds_and_saves_them(run_dir):
     model_dir, metrics = run_dir
     assert {"micro_f1", "macro_f1", "weighted_f1", "exact_match", "per_label"} <= set(metrics)
@@ -158,6 +159,7 @@ def test_training_tunes_thresholds_and_saves_them(run_dir):
     assert os.path.exists(f"{model_dir}/eval_validation_per_label.png")
 
 
+@pytest.mark.slow
 def test_export_in_a_fresh_process_matches_predict(run_dir, tmp_path):
     model_dir, _ = run_dir
     path = export.export_run(model_dir, str(tmp_path / "serving"))

@@ -98,6 +98,7 @@ def _losses(model_dir):
     return [r["loss"] for r in history.read(model_dir) if "loss" in r]
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, tmp_path, cluster):
     config = str(tmp_path / "multi_worker.yaml")
     configs.save(worker_params, config)
@@ -138,6 +139,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, 
     assert [r["step"] for r in history.read(model_dir) if "loss" in r] == list(range(1, 8))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarts_and_training_resumes_from_the_checkpoint(
     worker_params, tmp_path, cluster
 ):

@@ -120,6 +120,7 @@ def _train_weights(params, model_dir, **data):
     return metrics, experiment.Loaded(model_dir, "latest").model.get_weights()
 
 
+@pytest.mark.slow
 def test_training_with_packing_trains_the_same_model(tiny_params, tmp_path):
     # Fixed length batches the same examples per step as packing does (in
     # shuffle order) and nothing is dropped out, so both runs must end in
@@ -138,6 +139,7 @@ def test_training_with_packing_trains_the_same_model(tiny_params, tmp_path):
     assert runs[True][0]["accuracy"] == runs[False][0]["accuracy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override,packs",
     [
@@ -162,6 +164,7 @@ def test_unset_packing_packs_where_it_can_and_records_it(tiny_params, override, 
     assert run.params.data.packing == tiny_params.data.packing
 
 
+@pytest.mark.slow
 def test_the_run_records_whether_it_packed(tiny_params, tmp_path):
     experiment.train(tiny_params, str(tmp_path / "run"))
     header = (tmp_path / "run" / "params.yaml").read_text()
@@ -205,6 +208,7 @@ def test_serving_packs_a_request_and_keeps_request_order(tiny_preset, monkeypatc
     np.testing.assert_allclose(serve(one), direct[3:4], atol=2e-5)
 
 
+@pytest.mark.slow
 def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(
     tiny_params, tmp_path, monkeypatch
 ):

@@ -31,6 +31,7 @@ def _data(buckets):
     return configs.DataConfig(bucket_boundaries=list(buckets))
 
 
+@pytest.mark.slow
 def test_eval_batches_hold_every_example_once_in_its_bucket(loaded):
     task, _ = loaded
     examples = _examples()
@@ -51,6 +52,7 @@ def test_eval_batches_hold_every_example_once_in_its_bucket(loaded):
         np.testing.assert_array_equal(features["token_ids"], expected)
 
 
+@pytest.mark.slow
 def test_predictions_come_back_in_input_order_and_metrics_are_unchanged(loaded):
     task, model = loaded
     examples = _examples()
@@ -67,6 +69,7 @@ def test_predictions_come_back_in_input_order_and_metrics_are_unchanged(loaded):
     np.testing.assert_allclose(bucketed[0], direct, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_batches_are_bucketed_and_resume_at_the_same_batch(loaded):
     task, _ = loaded
     examples = _examples(40)

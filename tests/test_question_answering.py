@@ -176,6 +176,7 @@ def qa_run(tmp_path_factory, tiny_preset):
     return run, experiment.train(params, run)
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_official_predictions(qa_run):
     run, metrics = qa_run
     assert metrics["exact_match"] >= 60.0, metrics
@@ -184,6 +185,7 @@ def test_training_learns_and_writes_official_predictions(qa_run):
     assert len(predictions) == metrics["questions"] == 40
 
 
+@pytest.mark.slow
 def test_export_in_a_fresh_process(qa_run, tmp_path):
     run, _ = qa_run
     path = export.export_run(run, str(tmp_path / "serving"))
@@ -221,6 +223,7 @@ def test_answer_offsets_with_unicode_and_extra_whitespace(tokenizer):
     assert context[start:end] == out["answer_text"][0].decode("utf-8") == "Bob\tin  Zürich"
 
 
+@pytest.mark.slow
 def test_predictions_file_agrees_with_the_official_script(qa_run, tmp_path):
     from official.nlp.tools import squad_evaluate_v1_1
 

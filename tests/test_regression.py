@@ -70,6 +70,7 @@ def run_dir(tmp_path_factory, tiny_preset):
     return model_dir, experiment.train(params, model_dir)
 
 
+@pytest.mark.slow
 def test_targets_are_normalised_and_learned(run_dir):
     model_dir, metrics = run_dir
     saved = configs.load([f"{model_dir}/params.yaml"], {}).task.text_regression
@@ -80,6 +81,7 @@ def test_targets_are_normalised_and_learned(run_dir):
     assert metrics["pearson"] > 0.6 and set(metrics["per_target"]) == {"score", "double"}
 
 
+@pytest.mark.slow
 def test_export_answers_on_the_original_scale(run_dir, tmp_path):
     model_dir, _ = run_dir
     path = export.export_run(model_dir, str(tmp_path / "serving"))

@@ -9,6 +9,7 @@ either fail on `ram://` or create a local folder named `ram:`.
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tftransfer import configs, experiment, export, predict
@@ -23,6 +24,7 @@ def _walk(root):
     }
 
 
+@pytest.mark.slow
 def test_train_evaluate_resume_and_export_on_ram_filesystem(tiny_params, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written locally by mistake would land here
     model_dir = "ram://tftransfer_test/run"
@@ -76,6 +78,7 @@ def test_train_evaluate_resume_and_export_on_ram_filesystem(tiny_params, tmp_pat
     assert os.listdir(tmp_path) == []  # nothing went to the local disk
 
 
+@pytest.mark.slow
 def test_continued_pretraining_then_fine_tuning_on_ram_filesystem(
     tiny_params, tiny_preset, tmp_path, monkeypatch
 ):

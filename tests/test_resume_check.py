@@ -22,6 +22,7 @@ def _snapshot(model_dir):
     return params, sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
 
 
+@pytest.mark.slow
 def test_another_task_config_is_refused_and_the_old_run_still_works(finished_run):
     params, model_dir = finished_run
     before = _snapshot(model_dir)
@@ -36,6 +37,7 @@ def test_another_task_config_is_refused_and_the_old_run_still_works(finished_run
     )
 
 
+@pytest.mark.slow
 def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsys):
     params, model_dir = finished_run
     more = configs.load([], params.as_dict())
@@ -47,6 +49,7 @@ def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsy
     assert configs.from_model_dir(model_dir).trainer.epochs == 2
 
 
+@pytest.mark.slow
 def test_overwrite_empties_the_model_dir(finished_run):
     _, model_dir = finished_run
     experiment.clear_run(model_dir)

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.integration
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_convert_generate_fine_tune_export_and_reload(tmp_path, monkeypatch):
     # A fresh cache: the GGUF is converted here, not taken from an earlier run.
     monkeypatch.setenv("TFTRANSFER_CACHE", str(tmp_path / "cache"))

@@ -107,6 +107,7 @@ def scores_tsv(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_tsv, tmp_path):
     config = tmp_path / "score.yaml"
     config.write_text(

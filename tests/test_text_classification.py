@@ -141,6 +141,7 @@ def test_decoder_backbone_pools_its_last_real_token_with_any_padding(llama_dir):
         _task(tokenizer, labels=["a", "b"], pooling="pooled").build_model(backbone)
 
 
+@pytest.mark.slow
 def test_decoder_classifier_trains_and_exports_from_config(tmp_path, llama_dir, sentiment_tsv):
     from tftransfer import configs, experiment, export, predict
 

@@ -4,6 +4,7 @@ from tftransfer import configs, experiment
 from tftransfer.data import readers, tfds_dataset
 
 
+@pytest.mark.slow
 def test_local_files_become_a_tfds_dataset(tmp_path, sentiment_tsv, tiny_preset):
     data_dir = str(tmp_path / "tfds")
     spec = configs.InputConfig(path=sentiment_tsv, text_column="sentence")

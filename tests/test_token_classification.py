@@ -162,6 +162,7 @@ def test_windows_run_by_length_bucket_as_one_padded_batch_would(tokenizer, tiny_
     )
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
     run, metrics = ner_run
     assert metrics["f1"] >= 0.7, metrics
@@ -178,6 +179,7 @@ def test_training_learns_and_writes_conll_predictions(ner_run, conll_train):
     assert all(r[2] in LABELS for r in rows)
 
 
+@pytest.mark.slow
 def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, tmp_path):
     path = tmp_path / "docs.conll"
     path.write_text(
@@ -215,6 +217,7 @@ def test_document_context_lets_the_previous_sentence_change_a_tag(tiny_preset, t
     assert np.abs(in_context[1] - in_context[3]).max() > 1e-5
 
 
+@pytest.mark.slow
 def test_document_context_trains_and_evaluates_per_sentence(tiny_preset, conll_train, tmp_path):
     params = _params(tiny_preset, conll_train, document_context=True)
     metrics = experiment.train(params, str(tmp_path / "run"))
@@ -226,6 +229,7 @@ def test_document_context_trains_and_evaluates_per_sentence(tiny_preset, conll_t
     assert [len(b.splitlines()) for b in blocks] == [len(t) for t in gold.tokens]
 
 
+@pytest.mark.slow
 def test_unknown_tag_at_evaluation_names_file_and_line(ner_run, tmp_path):
     run, _ = ner_run
     bad = tmp_path / "dev.conll"
@@ -240,6 +244,7 @@ def test_rejects_tabular_formats(tmp_path):
         TokenClassification.read(spec)
 
 
+@pytest.mark.slow
 def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
     run, _ = ner_run
     path = export.export_run(run, str(tmp_path / "serving"))
@@ -285,6 +290,7 @@ def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
         assert served["tags"]["tags"][i][n:] == [""] * (len(served["tags"]["tags"][i]) - n)
 
 
+@pytest.mark.slow
 def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
     run, _ = ner_run
     texts = tmp_path / "texts.txt"
@@ -308,6 +314,7 @@ def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
     assert by_export[1]["tags"] == second["tags"]
 
 
+@pytest.mark.slow
 def test_resume_after_crash_matches_uninterrupted_run(
     tiny_preset, conll_train, tmp_path, train_with_crash
 ):
@@ -340,6 +347,7 @@ def test_reads_jsonl_with_configured_keys_and_bioes(tmp_path):
     assert examples.where(1, 0) == f"{path}:2"
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_path):
     import shutil
 
@@ -354,6 +362,7 @@ def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_pat
         experiment.Loaded(edited)
 
 
+@pytest.mark.slow
 def test_predict_names_an_empty_token(ner_run):
     run, _ = ner_run
     rows = [{"tokens": ["bob"]}, {"tokens": ["bob", " "]}]
@@ -390,6 +399,7 @@ def test_serving_packs_a_request_and_tags_as_the_plain_model(tokenizer, tiny_pre
     assert casing.packed_call(casing.build_model(backbone), backbone) is None
 
 
+@pytest.mark.slow
 def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_path):
     # Fixed-length batches hold the same windows per step as packed ones and
     # nothing is dropped out, so both runs must end in the same weights: the

@@ -37,6 +37,7 @@ def _task_params(kind, tmp_path, tiny_preset, sentiment_tsv, llama_dir):
     return configs.load([], {"backbone": {"spec": spec}, "task": task, "data": {"train": data}})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind",
     ["text_classification", "token_classification", "question_answering", "masked_lm", "causal_lm"],

@@ -16,6 +16,7 @@ def _weights(model_dir, which="latest"):
     return [np.array(w) for w in loaded.model.get_weights()]
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_the_run(tiny_params, tmp_path):
     tiny_params.override({"trainer": {"epochs": 6, "eval_every": 14}})
     model_dir = str(tmp_path / "run")
@@ -44,6 +45,7 @@ def test_training_learns_and_writes_the_run(tiny_params, tmp_path):
     assert metrics["checkpoint_step"] == best["step"]
 
 
+@pytest.mark.slow
 def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, train_with_crash):
     tiny_params.override({"trainer": {"epochs": 3, "checkpoint_every": 7, "eval_every": 7}})
     whole = str(tmp_path / "whole")
@@ -55,6 +57,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_params, tmp_path, tra
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_two_replicas_match_one_device(tiny_params, tmp_path):
     # Unset, packing would pack on one device and fall back on two: other batches.
     tiny_params.override({"trainer": {"epochs": 1}, "data": {"packing": False}})
@@ -86,6 +89,7 @@ def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
+@pytest.mark.slow
 def test_max_seq_length_beyond_the_backbones_positions_is_clamped_with_a_warning(
     tiny_params, tmp_path, capsys
 ):
@@ -157,6 +161,7 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch):
     assert [r["step"] for r in history.read(run) if "loss" in r][-1] == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_compile):
     from tftransfer.data import pipeline

@@ -39,6 +39,7 @@ def test_unknown_strategy_lists_the_choices():
         configs.load([], "transfer.strategy=partial")
 
 
+@pytest.mark.slow
 def test_frozen_leaves_every_backbone_weight_bit_identical(tiny_params, tiny_preset, tmp_path):
     model_dir = _train(tiny_params, tmp_path, strategy="frozen")
     after, run = _backbone_weights(model_dir)
@@ -61,6 +62,7 @@ def test_frozen_leaves_every_backbone_weight_bit_identical(tiny_params, tiny_pre
         assert f.readline().startswith("# transfer.strategy frozen: 34 of ")
 
 
+@pytest.mark.slow
 def test_lora_trains_adapters_and_head_and_exports_the_merged_model(
     tiny_params, tiny_preset, tmp_path
 ):
@@ -92,6 +94,7 @@ def test_lora_trains_adapters_and_head_and_exports_the_merged_model(
     assert len(merged.weights) == len(plain)
 
 
+@pytest.mark.slow
 def test_llrd_gives_each_layer_its_rate(tiny_params):
     tiny_params.override(
         {
@@ -132,6 +135,7 @@ def test_llrd_gives_each_layer_its_rate(tiny_params):
     assert seen == {0, 1, 2, 3}
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_follows_its_schedule(tiny_params, tiny_preset, tmp_path):
     # 7 steps, one more layer every 2: the head alone, then block 2, block 1, embeddings.
     tiny_params.override(
@@ -163,6 +167,7 @@ def test_gradual_unfreezing_follows_its_schedule(tiny_params, tiny_preset, tmp_p
     assert moved == [set(), {2}, {1, 2}, {0, 1, 2}]
 
 
+@pytest.mark.slow
 def test_scratch_starts_from_random_weights(tiny_params, tiny_preset):
     tiny_params.override({"transfer": {"strategy": "scratch"}})
     keras.utils.set_random_seed(1)
