@@ -35,6 +35,8 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
             f"--output={out}",
         ],
         check=True,
+        # Every part, several child processes: minutes on a 2-core machine.
+        timeout=900,
         # The checkout under test, whatever is installed.
         env={**os.environ, "PYTHONPATH": os.path.abspath(ROOT)},
     )

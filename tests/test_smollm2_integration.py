@@ -59,5 +59,5 @@ import json, tensorflow as tf, tensorflow_text  # the TF Serving condition
 out = tf.saved_model.load({path!r}).signatures["generate"](prompt=tf.constant({prompts!r}))
 print(json.dumps([t.decode("utf-8") for t in out["generated_text"].numpy()]))
 """
-    fresh = fresh_process.python(script)
+    fresh = fresh_process.python(script, timeout=900)  # loads 540 MB, traces decoding
     assert fresh == [r["generated_text"] for r in in_process]
