@@ -51,9 +51,9 @@ METADATA = os.path.join("assets.extra", "tftransfer_export.json")
 
 
 class ServingModule(tf.Module):
-    """Holds the weights and the raw-text serving functions of one task."""
+    """Holds the weights and the lookup tables the serving functions capture."""
 
-    def __init__(self, task, model, backbone):
+    def __init__(self, task, model):
         super().__init__(name="tftransfer_serving")
         # Track the raw tf.Variables only. The Keras model stays in a closure:
         # as an attribute it would be tracked too and its variables written a
@@ -62,22 +62,30 @@ class ServingModule(tf.Module):
         # The tokenizer's lookup tables (vocabulary, BPE merges and BPE's
         # word cache) are resources the graph captures; they must be tracked.
         self.tokenizer = task.tokenizer
-        self._functions = task.serving_functions(model, backbone)
 
-    def signatures(self):
-        """`{name: concrete function}` for `tf.saved_model.save`.
 
-        Floating outputs are float32 whatever the model computes in, so a
-        bfloat16 export answers clients exactly like a float32 one.
-        """
+def signatures(functions):
+    """`{name: concrete function}` for `tf.saved_model.save`.
 
-        def float32(fn):
-            return lambda *args: precision.float32_outputs(fn(*args))
+    `functions` are a task's `serving_functions`. They are traced here and
+    not kept on the `ServingModule`: a tracked `tf.function` is traced again
+    by `tf.saved_model.save` (for SmolLM2's decoding loop, ~20 s more).
+    Floating outputs are float32 whatever the model computes in, so a
+    bfloat16 export answers clients exactly like a float32 one.
+    """
 
-        return {
-            name: tf.function(float32(fn), autograph=False).get_concrete_function(*specs.values())
-            for name, (fn, specs) in self._functions.items()
-        }
+    def float32(fn):
+        return lambda *args: precision.float32_outputs(fn(*args))
+
+    return {
+        name: tf.function(float32(fn), autograph=False).get_concrete_function(*specs.values())
+        for name, (fn, specs) in functions.items()
+    }
+
+
+# Serving computes no gradients; saving the gradient functions of ops with
+# custom gradients costs ~15 s for a 30-layer decoder.
+SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
 def next_version(export_dir):
@@ -89,11 +97,17 @@ def next_version(export_dir):
     return max(versions, default=0) + 1
 
 
-def graph_ops(saved_model_dir):
-    """The set of op types used by a SavedModel's graphs and functions."""
+def read_saved_model_proto(saved_model_dir):
+    """The parsed `saved_model.pb` of a SavedModel folder."""
     proto = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
+    return proto
+
+
+def graph_ops(saved_model_dir, proto=None):
+    """The set of op types used by a SavedModel's graphs and functions."""
+    proto = proto or read_saved_model_proto(saved_model_dir)
     ops = set()
     for meta_graph in proto.meta_graphs:
         ops.update(node.op for node in meta_graph.graph_def.node)
@@ -129,8 +143,9 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
     with report.atomic_folder(final) as tmp:
-        module = ServingModule(task, model, backbone)
-        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        module = ServingModule(task, model)
+        functions = signatures(task.serving_functions(model, backbone))
+        tf.saved_model.save(module, tmp, signatures=functions, options=SAVE_OPTIONS)
         metadata = {
             **_describe(tmp),
             "task": task.name,
@@ -148,24 +163,33 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     return final
 
 
-def _spec(tensor):
-    return {"dtype": tensor.dtype.name, "shape": tensor.shape.as_list()}
+def _spec(tensor_info):
+    shape = tensor_info.tensor_shape
+    dims = None if shape.unknown_rank else [d.size if d.size >= 0 else None for d in shape.dim]
+    return {"dtype": tf.as_dtype(tensor_info.dtype).name, "shape": dims}
 
 
 def _describe(saved_model_dir):
-    """What a client needs to know of a written SavedModel: signatures and ops."""
-    custom = non_core_ops(graph_ops(saved_model_dir))
+    """What a client needs to know of a written SavedModel: signatures and ops.
+
+    Read from `saved_model.pb` (the signature definitions TF Serving sees)
+    rather than by loading the model, which for SmolLM2 takes ~15 s.
+    """
+    proto = read_saved_model_proto(saved_model_dir)
+    custom = non_core_ops(graph_ops(saved_model_dir, proto))
     min_serving = max(
         [MIN_TF_SERVING.get(op, DEFAULT_MIN_TF_SERVING) for op in custom]
         or [DEFAULT_MIN_TF_SERVING],
         key=lambda v: tuple(int(x) for x in v.split(".")),
     )
+    [meta_graph] = [m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags]
     signatures = {
         name: {
-            "inputs": {k: _spec(v) for k, v in fn.structured_input_signature[1].items()},
-            "outputs": {k: _spec(v) for k, v in fn.structured_outputs.items()},
+            "inputs": {k: _spec(v) for k, v in sorted(signature.inputs.items())},
+            "outputs": {k: _spec(v) for k, v in sorted(signature.outputs.items())},
         }
-        for name, fn in tf.saved_model.load(saved_model_dir).signatures.items()
+        for name, signature in sorted(meta_graph.signature_def.items())
+        if not name.startswith("__")  # e.g. `__saved_model_init_op`
     }
     return {
         "tftransfer_version": tftransfer.__version__,

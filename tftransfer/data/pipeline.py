@@ -29,6 +29,8 @@ True
 True
 """
 
+import weakref
+
 import tensorflow as tf
 
 from tftransfer.data import packing
@@ -140,9 +142,30 @@ def encoded_dataset(task, examples, data_config, with_labels=True):
     """
     parallel = data_config.num_parallel_calls or tf.data.AUTOTUNE
     dataset = batch(task.raw_dataset(examples, with_labels=with_labels), ENCODE_CHUNK)
-    dataset = dataset.map(task.encode, num_parallel_calls=parallel, deterministic=True)
+    encode = _traced_encode(task, dataset.element_spec)
+    dataset = dataset.map(
+        lambda rows: encode(rows), num_parallel_calls=parallel, deterministic=True
+    )
     dataset = dataset.unbatch()
     return dataset.cache() if data_config.cache else dataset
+
+
+# One trace of `task.encode` per task and input structure, so the training
+# and validation sets (and later prediction sets) share it: tf.data traces a
+# plain function again for each `map`, and tracing keras-hub's BPE pre-split
+# (a regex pass per special token) takes ~10 s for SmolLM2's tokenizer. The
+# concrete function is called directly because a `tf.function` still
+# retraces when one set is built under a distribution strategy's scope and
+# the other is not.
+_ENCODERS = weakref.WeakKeyDictionary()
+
+
+def _traced_encode(task, spec):
+    traces = _ENCODERS.setdefault(task, {})
+    key = repr(spec)
+    if key not in traces:
+        traces[key] = tf.function(task.encode).get_concrete_function(spec)
+    return traces[key]
 
 
 def boundaries(data_config, max_length):
