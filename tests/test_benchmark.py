@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(600)
 def test_benchmark_smoke_runs_end_to_end(tmp_path):
     out = tmp_path / "bench.json"
     fresh_process.run(
@@ -35,20 +35,20 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
             f"--output={out}",
         ],
         check=True,
-        # Every part, several child processes: minutes on a 2-core machine.
-        timeout=900,
+        # Every part, six child processes.
+        timeout=600,
         # The checkout under test, whatever is installed.
         env={**os.environ, "PYTHONPATH": os.path.abspath(ROOT)},
     )
     results = json.loads(out.read_text())
     training = results["median"]["training"]
+    # --smoke leaves out the per-shape XLA variants and three of the five
+    # memory processes (benchmark.SMOKE_SKIPS): same code, minutes of tracing.
     assert set(training) == {
         "tftransfer fixed",
         "tftransfer fixed + XLA",
         "tftransfer buckets",
-        "tftransfer buckets + XLA",
         "tftransfer packed",
-        "tftransfer packed + XLA",
         "tftransfer packed bf16",
         "HF Trainer (torch)",
         "HF Trainer (torch) bf16",
@@ -77,13 +77,7 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
         assert results["median"][f"{task} training"]["tftransfer"]["padding_fraction"] < 1
 
     # Each side's peak memory, measured alone in its own process.
-    assert set(results["peak_rss_mb"]) == {
-        "training: tftransfer buckets",
-        "training: tftransfer packed",
-        "training: HF Trainer (torch)",
-        "inference: tftransfer SavedModel",
-        "inference: HF torch",
-    }
+    assert set(results["peak_rss_mb"]) == {"training: tftransfer packed", "inference: HF torch"}
     assert all(mb > 100 for mb in results["peak_rss_mb"].values())
 
     serving = results["serving"]
