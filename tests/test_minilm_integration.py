@@ -73,6 +73,13 @@ def test_default_backbone_uses_exact_gelu(minilm):
         assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
+#: Accuracy points the fine-tuned classifier must gain over the better of the
+#: untrained model (measured in the same run) and always answering the
+#: validation set's most common label. Measured on an AVX2-only EPYC:
+#: untrained 0.41, majority 0.50, after 8 steps 0.75.
+CLASSIFICATION_GAIN = 0.10
+
+
 @pytest.mark.slow
 def test_fine_tune_export_reload(tmp_path):
     data = os.path.join(ROOT, "data", "goemotions_sentiment")
@@ -80,16 +87,27 @@ def test_fine_tune_export_reload(tmp_path):
         [os.path.join(ROOT, "configs", "demo_goemotions_sentiment.yaml")],
         {
             "data": {
-                "train": {"path": os.path.join(data, "train.csv"), "max_examples": 64},
-                "validation": {"path": os.path.join(data, "dev.csv"), "max_examples": 32},
+                "train": {"path": os.path.join(data, "train.csv"), "max_examples": 128},
+                "validation": {"path": os.path.join(data, "dev.csv"), "max_examples": 64},
             },
             "task": {"text_classification": {"max_seq_length": 32}},
-            "trainer": {"batch_size": 16, "epochs": 1},
+            # 8 steps: a higher rate than the demo's 5e-5 moves the head.
+            "trainer": {
+                "batch_size": 16,
+                "epochs": 1,
+                "learning_rate": 3e-4,
+                "eval_on_start": True,
+                "eval_every": 0,
+            },
         },
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    assert metrics["examples"] == 32
+    assert metrics["examples"] == 64
+    untrained = next(r for r in history.read(run) if r["step"] == 0 and "accuracy" in r)
+    majority = max(map(sum, metrics["confusion_matrix"])) / metrics["examples"]
+    baseline = max(untrained["accuracy"], majority)
+    assert metrics["accuracy"] > baseline + CLASSIFICATION_GAIN, (metrics, untrained)
     path = export.export_run(run, str(tmp_path / "serving"))
     texts = ["Thank you so much, this made my day!", "That was really rude of you."]
     served = fresh_process.serve(path, ["text"], [{"text": t} for t in texts])
@@ -186,28 +204,53 @@ def test_backbone_matches_the_hugging_face_computation(minilm):
     np.testing.assert_allclose(ours[real], reference[real], atol=2e-5)
 
 
+def _entity_sentences(split, folder, limit):
+    """The first `limit` sentences of the bundled WNUT-17 sample that hold an entity.
+
+    Two thirds of the sample's sentences are all `O`; on them a short run
+    learns only to say `O` (entity F1 0 after 50 steps on the first 400
+    sentences), on these it learns entities in 30.
+    """
+    with open(os.path.join(ROOT, "data", "wnut17_sample", f"{split}.conll"), encoding="utf-8") as f:
+        sentences = [s for s in f.read().split("\n\n") if s.strip()]
+    kept = [s for s in sentences if any(line.split()[-1] != "O" for line in s.splitlines())]
+    path = os.path.join(folder, f"{split}.conll")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(kept[:limit]) + "\n")
+    return path
+
+
+#: Entity F1 the fine-tuned model must gain over the untrained one (measured
+#: in the same run; an all-`O` model scores 0). Measured on an AVX2-only
+#: EPYC: untrained 0.017, after 30 steps 0.36.
+NER_F1_GAIN = 0.15
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_ner_fine_tune_export_and_reload(tmp_path):
-    data = os.path.join(ROOT, "data", "wnut17_sample")
     params = configs.load(
         [os.path.join(ROOT, "configs", "wnut17_minilm.yaml")],
         {
             "data": {
-                "train": {"path": os.path.join(data, "train.conll")},
-                "validation": {"path": os.path.join(data, "dev.conll")},
+                "train": {"path": _entity_sentences("train", str(tmp_path), 240)},
+                "validation": {"path": _entity_sentences("dev", str(tmp_path), 100)},
                 "test": {"path": ""},
             },
-            "task": {"token_classification": {"max_seq_length": 64}},
+            "task": {"token_classification": {"max_seq_length": 48}},
             # Small batches: more updates for the same compute on little data.
-            "trainer": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-4},
+            "trainer": {
+                "epochs": 1,
+                "batch_size": 8,
+                "learning_rate": 3e-4,
+                "eval_on_start": True,
+                "eval_every": 0,
+            },
         },
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    # 2 epochs on 1,000 posts: far from the full-data score, but the pretrained
-    # weights must already find entities (a random or all-`O` model scores 0).
-    assert metrics["f1"] > 0.15, metrics
+    untrained = next(r for r in history.read(run) if r["step"] == 0 and "f1" in r)
+    assert metrics["f1"] > untrained["f1"] + NER_F1_GAIN, (metrics, untrained)
     path = export.export_run(run, str(tmp_path / "serving"))
     texts = [
         "Justin Bieber is playing in Toronto tonight",
