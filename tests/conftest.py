@@ -18,8 +18,6 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 
 from helpers import tiny  # noqa: E402
 
-from tftransfer import configs  # noqa: E402
-
 
 @pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory):
@@ -34,26 +32,7 @@ def sentiment_tsv(tmp_path_factory):
 @pytest.fixture
 def tiny_params(tiny_preset, sentiment_tsv):
     """A small, fast text-classification experiment on the tiny backbone."""
-    return configs.load(
-        [],
-        {
-            "backbone": {"spec": tiny_preset},
-            "task": {
-                "text_classification": {"max_seq_length": 32, "dropout": 0.0, "pooling": "mean"}
-            },
-            "data": {
-                "train": {"path": sentiment_tsv, "text_column": "sentence"},
-                "validation": {"path": sentiment_tsv, "text_column": "sentence"},
-            },
-            "trainer": {
-                "batch_size": 8,
-                "epochs": 2,
-                "learning_rate": 3e-3,
-                "checkpoint_every": 5,
-                "seed": 7,
-            },
-        },
-    )
+    return tiny.classification_params(tiny_preset, sentiment_tsv)
 
 
 class Crash(Exception):

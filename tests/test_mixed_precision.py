@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny
 
 from tftransfer import configs, experiment
 from tftransfer.training import history, precision
@@ -13,8 +14,10 @@ def _losses(model_dir):
     return np.array([r["loss"] for r in history.read(model_dir) if "loss" in r])
 
 
-@pytest.fixture
-def fp32_run(tiny_params, tmp_path):
+@pytest.fixture(scope="module")
+def fp32_run(tiny_preset, sentiment_tsv, tmp_path_factory):
+    """The float32 curve every mixed-precision run is compared with (trained once)."""
+    tiny_params = tiny.classification_params(tiny_preset, sentiment_tsv)
     # Not packed: the mirrored run cannot pack, and its curve is compared with this one.
     tiny_params.override(
         {
@@ -22,7 +25,7 @@ def fp32_run(tiny_params, tmp_path):
             "data": {"validation": {"path": ""}, "packing": False},
         }
     )
-    model_dir = str(tmp_path / "fp32")
+    model_dir = str(tmp_path_factory.mktemp("fp32"))
     experiment.train(tiny_params, model_dir)
     return tiny_params, _losses(model_dir)
 
@@ -35,6 +38,7 @@ def fp32_run(tiny_params, tmp_path):
 def test_mixed_precision_trains_close_to_float32(fp32_run, tmp_path, policy, strategy):
     params, fp32 = fp32_run
     params = params.replace(runtime={"mixed_precision": policy, "distribution_strategy": strategy})
+    keras.utils.set_random_seed(params.trainer.seed)  # the fp32 run's head initialisation
     run = experiment.build(params)
     layer = run.backbone.model.get_layer("transformer_layer_0")
     assert layer.compute_dtype == precision.policy_name(policy).split("_")[1]

@@ -1,19 +1,31 @@
 """Rerunning `train` on a model_dir: a compatible config resumes, another is refused."""
 
 import os
+import shutil
 
 import pytest
+from helpers import tiny
 
 from tftransfer import configs, experiment, export
 from tftransfer.training import resume_check
 
 
+@pytest.fixture(scope="module")
+def trained_once(tiny_preset, sentiment_tsv, tmp_path_factory):
+    params = tiny.classification_params(tiny_preset, sentiment_tsv)
+    params.override({"trainer": {"epochs": 1}})
+    model_dir = str(tmp_path_factory.mktemp("finished") / "run")
+    experiment.train(params, model_dir)
+    return params, model_dir
+
+
 @pytest.fixture
-def finished_run(tiny_params, tmp_path):
-    tiny_params.override({"trainer": {"epochs": 1}})
-    model_dir = str(tmp_path / "run")
-    experiment.train(tiny_params, model_dir)
-    return tiny_params, model_dir
+def finished_run(trained_once, tmp_path):
+    """A finished run, a copy per test: each test writes to it."""
+    params, model_dir = trained_once
+    copy = str(tmp_path / "run")
+    shutil.copytree(model_dir, copy)
+    return configs.load([], params.as_dict()), copy
 
 
 def _snapshot(model_dir):

@@ -107,7 +107,8 @@ def read_saved_model_proto(saved_model_dir):
 
 def graph_ops(saved_model_dir, proto=None):
     """The set of op types used by a SavedModel's graphs and functions."""
-    proto = proto or read_saved_model_proto(saved_model_dir)
+    if proto is None:
+        proto = read_saved_model_proto(saved_model_dir)
     ops = set()
     for meta_graph in proto.meta_graphs:
         ops.update(node.op for node in meta_graph.graph_def.node)

@@ -86,6 +86,32 @@ TEMPLATES = [
 ]
 
 
+def classification_params(preset, tsv):
+    """A small, fast text-classification experiment on the tiny backbone."""
+    from tftransfer import configs
+
+    return configs.load(
+        [],
+        {
+            "backbone": {"spec": preset},
+            "task": {
+                "text_classification": {"max_seq_length": 32, "dropout": 0.0, "pooling": "mean"}
+            },
+            "data": {
+                "train": {"path": tsv, "text_column": "sentence"},
+                "validation": {"path": tsv, "text_column": "sentence"},
+            },
+            "trainer": {
+                "batch_size": 8,
+                "epochs": 2,
+                "learning_rate": 3e-3,
+                "checkpoint_every": 5,
+                "seed": 7,
+            },
+        },
+    )
+
+
 def tagged_sentences(n_repeat=2):
     """Synthetic (tokens, IOB2 tags) sentences from the templates."""
     fill = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}

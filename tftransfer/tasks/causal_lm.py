@@ -157,7 +157,9 @@ class CausalLM(base.Task):
         Tracing keras-hub's BPE tokenizer takes ~9 s for SmolLM2's (a regex
         split per special token), so training rows, prompts and scored texts
         share one trace, in training and in every exported signature.
-        Called eagerly (e.g. `generate` in a notebook), it tokenizes eagerly.
+        Called eagerly (e.g. `generate` in a notebook) it calls the tokenizer
+        eagerly, as before; keras-hub then uses HF `tokenizers`, which can
+        split some text differently from its graph path (issue 29).
         """
         if tf.executing_eagerly():
             return _ragged(self.tokenizer(texts))
