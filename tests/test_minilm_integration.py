@@ -73,6 +73,11 @@ def test_default_backbone_uses_exact_gelu(minilm):
         assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
+def _untrained(run, metric):
+    """The step-0 evaluation of a run (`trainer.eval_on_start`): the floor's baseline."""
+    return next(r for r in history.read(run) if r["step"] == 0 and metric in r)
+
+
 #: Accuracy points the fine-tuned classifier must gain over the better of the
 #: untrained model (measured in the same run) and always answering the
 #: validation set's most common label. Measured on an AVX2-only EPYC:
@@ -104,7 +109,7 @@ def test_fine_tune_export_reload(tmp_path):
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["examples"] == 64
-    untrained = next(r for r in history.read(run) if r["step"] == 0 and "accuracy" in r)
+    untrained = _untrained(run, "accuracy")
     majority = max(map(sum, metrics["confusion_matrix"])) / metrics["examples"]
     baseline = max(untrained["accuracy"], majority)
     assert metrics["accuracy"] > baseline + CLASSIFICATION_GAIN, (metrics, untrained)
@@ -249,7 +254,7 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    untrained = next(r for r in history.read(run) if r["step"] == 0 and "f1" in r)
+    untrained = _untrained(run, "f1")
     assert metrics["f1"] > untrained["f1"] + NER_F1_GAIN, (metrics, untrained)
     path = export.export_run(run, str(tmp_path / "serving"))
     texts = [
@@ -329,7 +334,7 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["questions"] == 47
-    untrained = next(r for r in history.read(run) if r["step"] == 0 and "f1" in r)
+    untrained = _untrained(run, "f1")
     baseline = max(untrained["f1"], _first_sentence_f1(dev_squad))
     assert metrics["f1"] > baseline + QA_F1_GAIN, (metrics, untrained, baseline)
     path = export.export_run(run, str(tmp_path / "serving"))
