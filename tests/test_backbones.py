@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, compat
+from tftransfer import backbones, compat, configs
 
 erf = np.vectorize(_erf)
 
@@ -84,3 +84,73 @@ def _online():
 def test_named_preset_offline_gives_clear_error():
     with pytest.raises(backbones.BackboneError, match="offline, pass a local preset folder"):
         backbones.load("bert_base_en_uncased")
+
+
+def test_keep_layers_runs_the_chosen_pretrained_blocks(tiny_preset):
+    full, _ = backbones.load(tiny_preset, exact_gelu=True)
+    first, _ = backbones.load(tiny_preset, exact_gelu=True, keep_layers=1)
+    assert first.num_layers == 1 and first.tftransfer_exact_gelu
+    # BERT has no norm after its last block: one kept block's output is the
+    # full model's hidden state after block 0.
+    after_block_0 = keras.Model(full.inputs, full.transformer_layers[0].output)
+    features = {
+        "token_ids": np.array([[2, 5, 7, 3, 0]]),
+        "segment_ids": np.zeros((1, 5), "int32"),
+        "padding_mask": np.array([[1, 1, 1, 1, 0]]),
+    }
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(first(features)["sequence_output"]),
+        keras.ops.convert_to_numpy(after_block_0(features)),
+        atol=1e-6,
+    )
+    second, _ = backbones.load(tiny_preset, keep_layers=[1])
+    for a, b in zip(second.transformer_layers[0].weights, full.transformer_layers[1].weights):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        second.token_embedding.embeddings, full.token_embedding.embeddings
+    )
+    assert backbones.load(tiny_preset, keep_layers=[0, 1])[0].num_layers == 2
+
+
+def test_keep_layers_of_a_llama_keeps_its_settings(llama_dir):
+    full, _ = backbones.load(llama_dir)
+    kept, _ = backbones.load(llama_dir, keep_layers=[1])
+    assert kept.num_layers == 1
+    assert kept.tie_word_embeddings == full.tie_word_embeddings
+    assert kept.layer_norm_epsilon == pytest.approx(1e-5)
+    for a, b in zip(kept.transformer_layers[0].weights, full.transformer_layers[1].weights):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(kept.layer_norm.weights[0], full.layer_norm.weights[0])
+
+
+@pytest.mark.parametrize(
+    "keep, message",
+    [
+        (3, "must be >= 1 and <= 2, got 3"),
+        (0, "must be >= 1 and <= 2, got 0"),
+        ([1, 0], "distinct blocks in order"),
+        ([0, 0], "distinct blocks in order"),
+        ([2], "blocks 0 to 1, got [2]"),
+        ([], "must list block indices"),
+        ("two", "a count of first blocks or a list"),
+    ],
+)
+def test_keep_layers_errors_name_the_key(tiny_preset, keep, message):
+    with pytest.raises(configs.ConfigError, match="backbone.keep_layers") as error:
+        backbones.load(tiny_preset, keep_layers=keep)
+    assert message in str(error.value)
+
+
+def test_config_checks_keep_layers_before_loading(tiny_params):
+    tiny_params.override({"backbone": {"keep_layers": [1, 0]}})
+    with pytest.raises(configs.ConfigError, match="backbone.keep_layers must list distinct"):
+        configs.validate(tiny_params)
+
+
+def test_a_run_on_kept_layers_trains_and_reloads(tiny_params, tmp_path):
+    from tftransfer import experiment
+
+    tiny_params.override({"backbone": {"keep_layers": [1]}})
+    experiment.train(tiny_params, str(tmp_path))
+    loaded = experiment.Loaded(str(tmp_path))
+    assert loaded.backbone.model.num_layers == 1

@@ -38,6 +38,7 @@ import keras_hub
 import tensorflow as tf
 
 from tftransfer import compat, report
+from tftransfer import keep_layers as kept
 from tftransfer.hf_bert_tokenizer import HfBertTokenizer
 
 DEFAULT_SPEC = "default"
@@ -206,6 +207,7 @@ def load(
     exact_gelu=None,
     dropout=None,
     random_init=False,
+    keep_layers=None,
 ):
     """Loads a backbone and the tokenizer it was trained with.
 
@@ -215,6 +217,8 @@ def load(
         exact_gelu: None = as the checkpoint was trained.
         dropout: replace the backbone's dropout rate.
         random_init: same architecture, random weights.
+        keep_layers: None keeps every transformer block; a count keeps the
+            first ones, a list of indices those blocks (`keep_layers.py`).
 
     Returns:
         (backbone, tokenizer): a `keras_hub.models.Backbone` and its
@@ -248,6 +252,8 @@ def load(
     with _load_errors(spec, kind):
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset, **tokenizer_kwargs)
         backbone = keras_hub.models.Backbone.from_preset(preset, **backbone_kwargs)
+    if keep_layers is not None:
+        backbone = kept.keep_layers(backbone, keep_layers, _unsaved_backbone_kwargs(backbone))
     if type(tokenizer) is keras_hub.models.BertTokenizer:
         # keras-hub case-folds with NFKC and splits at control characters;
         # BERT checkpoints were trained on str.lower and deleted controls.
@@ -352,6 +358,7 @@ def from_config(backbone_config):
         exact_gelu=backbone_config.exact_gelu,
         dropout=backbone_config.dropout,
         random_init=backbone_config.random_init,
+        keep_layers=backbone_config.keep_layers,
     )
     backbone.trainable = backbone_config.trainable
     return Backbone.wrap(backbone), tokenizer

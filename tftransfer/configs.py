@@ -20,7 +20,7 @@ tftransfer.configs.ConfigError: task.text_classification.pooling must be one of:
 
 import dataclasses
 import os
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 import yaml
@@ -48,6 +48,10 @@ class BackboneConfig(base_config.Config):
         trainable: fine-tune the backbone (False trains only the head).
         random_init: build the architecture with random weights instead of
             loading them (for tests and from-scratch experiments).
+        keep_layers: a smaller backbone from the pretrained one: a count keeps
+            the first transformer blocks, a list of block indices keeps those
+            (e.g. `[0, 2, 4]`, every other block of a 6-block model, as
+            DistilBERT was initialised); null keeps them all.
     """
 
     spec: str = "default"
@@ -56,6 +60,7 @@ class BackboneConfig(base_config.Config):
     dropout: Optional[float] = None
     trainable: bool = True
     random_init: bool = False
+    keep_layers: Any = None
 
 
 def task_config_class():
@@ -399,10 +404,13 @@ def validate(params):
     Each task block checks itself (`TaskConfig.check`); enumerated keys
     list their allowed values.
     """
-    from tftransfer import tasks, transfer
+    from tftransfer import keep_layers, tasks, transfer
     from tftransfer.training import precision
 
     check_choice("task.type", params.task.type, list(tasks.registered()))
+    if params.backbone.keep_layers is not None:
+        # The range is checked when the backbone is loaded and its depth known.
+        keep_layers.layer_indices(params.backbone.keep_layers, num_layers=10**9)
     params.task.get().check(f"task.{params.task.type}")
     trainer = params.trainer
     check_range("trainer.batch_size", trainer.batch_size, low=1)
