@@ -395,11 +395,11 @@ MEMORY_SIDES = (
 
 
 #: what `--smoke` leaves out: the XLA variants that compile a graph per bucket
-#: or packed shape, and memory sides whose process runs the same code as one
-#: kept (a TF training and an HF inference process are kept).
+#: or packed shape, and memory sides whose process runs the same code as the
+#: one kept (every side's process is this script's `--child`).
 SMOKE_SKIPS = {
     "training": ("tftransfer buckets + XLA", "tftransfer packed + XLA"),
-    "memory": ("tftransfer buckets", "HF Trainer (torch)", "tftransfer SavedModel"),
+    "memory": ("tftransfer buckets", "HF Trainer (torch)", "tftransfer SavedModel", "HF torch"),
 }
 
 
