@@ -35,38 +35,22 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
             f"--output={out}",
         ],
         check=True,
-        # Every part, six child processes.
+        # Every part; five child processes.
         timeout=600,
         # The checkout under test, whatever is installed.
         env={**os.environ, "PYTHONPATH": os.path.abspath(ROOT)},
     )
     results = json.loads(out.read_text())
+    # --smoke runs one tftransfer and the HF contender of each part
+    # (benchmark.SMOKE_CONTENDERS); the other tftransfer contenders call the
+    # same functions with other batch shapes, XLA or bfloat16.
     training = results["median"]["training"]
-    # --smoke leaves out the per-shape XLA variants and four of the five
-    # memory processes (benchmark.SMOKE_SKIPS): same code, minutes of tracing.
-    assert set(training) == {
-        "tftransfer fixed",
-        "tftransfer fixed + XLA",
-        "tftransfer buckets",
-        "tftransfer packed",
-        "tftransfer packed bf16",
-        "HF Trainer (torch)",
-        "HF Trainer (torch) bf16",
-    }
+    assert set(training) == {"tftransfer packed", "HF Trainer (torch)"}
     assert all(m["examples_per_second"] > 0 for m in training.values())
-    # Buckets compute less padding than padding every batch to the maximum,
-    # and packing less than buckets.
-    padding = {k: m.get("padding_fraction") for k, m in training.items()}
-    assert padding["tftransfer packed"] < padding["tftransfer buckets"]
-    assert padding["tftransfer buckets"] < padding["tftransfer fixed"]
+    assert 0 < training["tftransfer packed"]["padding_fraction"] < 1
     assert set(training["tftransfer packed"]["optimizer_update_ms"]) == {"all", "token_embedding"}
     inference = results["median"]["inference"]
-    assert set(inference) == {
-        "tftransfer SavedModel",
-        "tftransfer SavedModel bf16",
-        "HF torch",
-        "HF torch bf16",
-    }
+    assert set(inference) == {"tftransfer SavedModel", "HF torch"}
     assert results["matmul_peak_gflops"] > 0
     assert results["median"]["tokenization"]["examples_per_second"] > 0
 
@@ -76,7 +60,7 @@ def test_benchmark_smoke_runs_end_to_end(tmp_path):
         assert set(results["median"][f"{task} inference"]) == {"tftransfer SavedModel", "HF torch"}
         assert results["median"][f"{task} training"]["tftransfer"]["padding_fraction"] < 1
 
-    # Each side's peak memory, measured alone in its own process.
+    # Peak memory, measured alone in its own process.
     assert set(results["peak_rss_mb"]) == {"training: tftransfer packed"}
     assert all(mb > 100 for mb in results["peak_rss_mb"].values())
 

@@ -14,6 +14,7 @@ Example:
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"max_examples": 32}},
 ...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "backbone": {"keep_layers": 1},  # MiniLM's first block of 6: a quick run
 ...      "trainer": {"epochs": 1, "batch_size": 16}},
 ... )
 >>> run_dir = tempfile.mkdtemp()

@@ -156,7 +156,8 @@ def encoded_dataset(task, examples, data_config, with_labels=True):
 # (a regex pass per special token) takes ~10 s for SmolLM2's tokenizer. The
 # concrete function is called directly because a `tf.function` still
 # retraces when one set is built under a distribution strategy's scope and
-# the other is not.
+# the other is not. Traced without AutoGraph, as the serving functions are:
+# the tasks' `encode` has no tensor-dependent Python control flow.
 _ENCODERS = weakref.WeakKeyDictionary()
 
 
@@ -164,7 +165,7 @@ def _traced_encode(task, spec):
     traces = _ENCODERS.setdefault(task, {})
     key = repr(spec)
     if key not in traces:
-        traces[key] = tf.function(task.encode).get_concrete_function(spec)
+        traces[key] = tf.function(task.encode, autograph=False).get_concrete_function(spec)
     return traces[key]
 
 

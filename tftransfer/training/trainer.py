@@ -320,7 +320,11 @@ class Trainer:
 
         # Length buckets bound the batch shapes: one trace per bucket, each
         # with static shapes (what XLA needs, and what lets grappler plan).
-        return tf.function(train_step, reduce_retracing=False), train_steps
+        # No AutoGraph: the step has no tensor-dependent Python control flow
+        # (the loss-scale branch is an explicit `tf.cond`), and converting
+        # every Keras and keras-hub call inside it was a third of a small
+        # run's time.
+        return tf.function(train_step, reduce_retracing=False, autograph=False), train_steps
 
     def _log(self, record):
         history.append(self.history_path, record)
