@@ -238,7 +238,7 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
         {
             "data": {
                 "train": {"path": _entity_sentences("train", str(tmp_path), 240)},
-                "validation": {"path": _entity_sentences("dev", str(tmp_path), 100)},
+                "validation": {"path": _entity_sentences("dev", str(tmp_path), 60)},
                 "test": {"path": ""},
             },
             "task": {"token_classification": {"max_seq_length": 48}},

@@ -21,7 +21,8 @@ Example:
 >>> params = configs.load(
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
-...      "task": {"text_classification": {"max_seq_length": 16}}},
+...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "backbone": {"keep_layers": 1}},  # MiniLM's first block of 6: a quick export
 ... )
 >>> run = experiment.build(params)  # untrained: enough to show the contract
 Read 64 training examples.

@@ -18,6 +18,7 @@ Example:
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
 ...      "task": {"text_classification": {"max_seq_length": 16}},
+...      "backbone": {"keep_layers": 1},  # MiniLM's first block of 6: a quick run
 ...      "trainer": {"batch_size": 16}},
 ... )
 >>> run = experiment.build(params, total_steps=4)
