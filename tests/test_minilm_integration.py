@@ -227,7 +227,7 @@ def _entity_sentences(split, folder, limit):
 
 #: Entity F1 the fine-tuned model must gain over the untrained one (measured
 #: in the same run; an all-`O` model scores 0). Measured on an AVX2-only
-#: EPYC: untrained 0.017, after 30 steps 0.36.
+#: EPYC, validating on 60 sentences: untrained 0.014, after 33 steps 0.31.
 NER_F1_GAIN = 0.15
 
 
@@ -278,9 +278,12 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
 # whole sample needs ~170 steps (12 minutes on an AVX2-only CPU) to move F1.
 NUMERIC = re.compile(r"^(when|what year|in what year|how many|how much)\b", re.I)
 #: F1 points the fine-tuned model must gain over the better of the untrained
-#: model (measured in the same run) and the first-sentence baseline. Measured
-#: on an AVX2-only EPYC: untrained 4.0, after one epoch (22 steps) 21.1.
-QA_F1_GAIN = 8.0
+#: model (measured in the same run) and answering with the context's first
+#: sentence (7.5 on these questions): a model that learned nothing scores at
+#: most 7.5. Measured on an AVX2-only EPYC: untrained 4.0, after one epoch on
+#: 112 questions (14 steps) 17.5. (On all 166 questions, 22 steps, it was
+#: 21.1 against a gain of 8; the shorter run keeps a margin of 5.)
+QA_F1_GAIN = 5.0
 
 
 def _numeric_questions(split, folder):
@@ -319,8 +322,8 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
     params = configs.load(
         [os.path.join(ROOT, "configs", "squad_minilm.yaml")],
         {
-            "data": {"train": {"path": train}, "validation": {"path": dev}},
-            # Windows of 128: 166 questions make ~350 windows.
+            # Windows of 128: the first 112 of the 166 questions make ~240 windows.
+            "data": {"train": {"path": train, "max_examples": 112}, "validation": {"path": dev}},
             "task": {
                 "question_answering": {
                     "max_seq_length": 128,
