@@ -129,6 +129,10 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     assert len(errors) >= 3
     assert metrics["checkpoint_step"] == min(errors, key=errors.get)
     assert metrics["mse"] < 1.0  # better than predicting 0 for every text
+    # Evaluating the run again scores what training scored: the task has no
+    # packed model, so evaluation runs unpacked like its training did.
+    again = experiment.evaluate(run)
+    assert again["mse"] == pytest.approx(metrics["mse"], abs=1e-5)
 
     path = export.export_run(run, str(tmp_path / "serving"))
     assert export.read_metadata(path)["task"] == "test_score_regression"

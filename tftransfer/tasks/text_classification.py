@@ -368,7 +368,9 @@ class TextClassification(base.Task):
     def packed_forward(self, model, backbone):
         if self.windowed or not backbones.Backbone.wrap(backbone).supports_packing:
             return None
-        return pipeline.packed_request_call(model, self.build_packed_model(model, backbone))
+        # A subclass (a plugin task) may have no packed model.
+        packed = self.build_packed_model(model, backbone)
+        return None if packed is None else pipeline.packed_request_call(model, packed)
 
     def serving_call(self, model, backbone):
         """Packs each request's texts into shared rows (backbones that can pack).
