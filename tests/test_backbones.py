@@ -145,6 +145,12 @@ def test_config_checks_keep_layers_before_loading(tiny_params):
     tiny_params.override({"backbone": {"keep_layers": [1, 0]}})
     with pytest.raises(configs.ConfigError, match="backbone.keep_layers must list distinct"):
         configs.validate(tiny_params)
+    tiny_params.override({"backbone": {"keep_layers": 0}})
+    with pytest.raises(configs.ConfigError, match=r"backbone.keep_layers must be >= 1, got 0$"):
+        configs.validate(tiny_params)
+    tiny_params.override({"backbone": {"keep_layers": [-1]}})
+    with pytest.raises(configs.ConfigError, match=r"block indices start at 0, got \[-1\]"):
+        configs.validate(tiny_params)
 
 
 def test_a_run_on_kept_layers_trains_and_reloads(tiny_params, tmp_path):

@@ -410,7 +410,7 @@ def validate(params):
     check_choice("task.type", params.task.type, list(tasks.registered()))
     if params.backbone.keep_layers is not None:
         # The range is checked when the backbone is loaded and its depth known.
-        keep_layers.layer_indices(params.backbone.keep_layers, num_layers=10**9)
+        keep_layers.layer_indices(params.backbone.keep_layers, num_layers=None)
     params.task.get().check(f"task.{params.task.type}")
     trainer = params.trainer
     check_range("trainer.batch_size", trainer.batch_size, low=1)

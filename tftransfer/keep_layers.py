@@ -28,7 +28,8 @@ def layer_indices(keep, num_layers, key="backbone.keep_layers"):
 
     Args:
         keep: a count of first blocks (int) or a list of block indices.
-        num_layers: how many blocks the pretrained backbone has.
+        num_layers: how many blocks the pretrained backbone has; None when
+            not known yet (a config checked before loading): no upper bound.
         key: the config key named in errors.
 
     Returns:
@@ -49,7 +50,9 @@ def layer_indices(keep, num_layers, key="backbone.keep_layers"):
     indices = list(keep)
     if not indices or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         raise configs.ConfigError(f"{key} must list block indices, got {configs.shown(keep)}")
-    if any(i < 0 or i >= num_layers for i in indices):
+    if any(i < 0 for i in indices):
+        raise configs.ConfigError(f"{key}: block indices start at 0, got {indices}")
+    if num_layers is not None and any(i >= num_layers for i in indices):
         raise configs.ConfigError(
             f"{key}: the backbone has blocks 0 to {num_layers - 1}, got {indices}"
         )
