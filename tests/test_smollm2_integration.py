@@ -4,10 +4,9 @@ import json
 import os
 
 import pytest
-from helpers import fresh_process
+from helpers import fresh_process, run_history
 
 from tftransfer import backbones, configs, experiment, export
-from tftransfer.training import history
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +78,7 @@ def test_convert_generate_fine_tune_export_and_reload(tmp_path, monkeypatch):
     )
     run_dir = str(tmp_path / "run")
     metrics = experiment.train(params, run_dir)
-    [untrained] = [r for r in history.read(run_dir) if r["step"] == 0 and "perplexity" in r]
+    untrained = run_history.untrained(run_dir, "perplexity")
     assert metrics["perplexity"] < untrained["perplexity"], (metrics, untrained)
 
     # The export, loaded in a fresh process as TF Serving would, generates
