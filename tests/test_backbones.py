@@ -153,6 +153,7 @@ def test_config_checks_keep_layers_before_loading(tiny_params):
         configs.validate(tiny_params)
 
 
+@pytest.mark.slow
 def test_a_run_on_kept_layers_trains_and_reloads(tiny_params, tmp_path):
     from tftransfer import experiment
 
