@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import fresh_process, run_history
+from helpers import fresh_process, in_process, run_history
 
 from tftransfer import backbones, compat, configs, experiment, export, predict
 
@@ -256,7 +256,8 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
         "I   love my new iPhone , thanks Apple !",
         "Café in München with Zoë",
     ]
-    served = fresh_process.tag(path, texts, [["Toronto"]])["entities"]
+    # In this process: test_token_classification.py loads an NER export in a fresh one.
+    served = in_process.serve(path, ["text"], [{"text": t} for t in texts])
     expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
     assert sum(served["num_entities"]) > 0
     for i, (text, record) in enumerate(zip(texts, expected)):
@@ -343,9 +344,9 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
         },
         {"question": "Wer spielt?", "context": "Zoë spielt in München Fußball."},
     ]
-    served = fresh_process.serve(path, ["question", "context"], rows)
+    # In this process: test_question_answering.py loads a QA export in a fresh one.
+    out = in_process.serve(path, ["question", "context"], rows)
     expected = predict.with_checkpoint(run, rows)
-    out = served["outputs"]
     for i, (row, record) in enumerate(zip(rows, expected)):
         assert out["answer_text"][i] == record["answer_text"]
         start, end = out["answer_start"][i], out["answer_end"][i]

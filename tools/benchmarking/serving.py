@@ -1,7 +1,7 @@
 """Serving an exported SavedModel: first call after load, concurrent clients, batching.
 
 Three measurements, each in fresh processes (thread settings and first-call
-costs are per process):
+costs are per process; `--smoke` runs concurrency and batching in one):
   - first call: load the export, optionally replay its TF Serving warmup
     records as the server does, then time the first request of one text and
     the first of 16 (against later calls of the same sizes);
@@ -182,7 +182,20 @@ def batching(spec):
     return out
 
 
-CHILDREN = {"first_call": first_call, "concurrency": concurrency, "batching": batching}
+def concurrency_then_batching(spec):
+    """`--smoke`: both in one process, whose start costs more there than either measurement."""
+    return {
+        "concurrency": concurrency({**spec, **spec["concurrency"]}),
+        "batching": batching({**spec, **spec["batching"]}),
+    }
+
+
+CHILDREN = {
+    "first_call": first_call,
+    "concurrency": concurrency,
+    "batching": batching,
+    "concurrency_then_batching": concurrency_then_batching,
+}
 
 
 # -- the parent -----------------------------------------------------------------
@@ -206,21 +219,24 @@ def measure(export_path, texts, smoke=False, rounds=1):
             k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in first.items()
         }
     }
-    sizes, clients = [1, 16], [1, 4, 16]
-    requests = {"1": 16, "16": 8} if smoke else {"1": 192, "16": 64}
-    settings = THREAD_SETTINGS[:1] if smoke else THREAD_SETTINGS
-    result["concurrency"] = {
-        name: run("concurrency", env, sizes=sizes, clients=clients, requests=requests)
-        for name, env in settings
-    }
-    grid = BATCHING_GRID[:2] if smoke else BATCHING_GRID
-    result["batching"] = run(
-        "batching",
-        grid=grid,
+    cells = dict(sizes=[1, 16], clients=[1, 4, 16])
+    cells["requests"] = {"1": 16, "16": 8} if smoke else {"1": 192, "16": 64}
+    batched = dict(
+        grid=BATCHING_GRID[:2] if smoke else BATCHING_GRID,
         clients=16,
         requests=32 if smoke else 384,
         max_enqueued_batches=64,
     )
+    if smoke:
+        name, env = THREAD_SETTINGS[0]
+        both = run("concurrency_then_batching", env, concurrency=cells, batching=batched)
+        result["concurrency"] = {name: both["concurrency"]}
+        result["batching"] = both["batching"]
+    else:
+        result["concurrency"] = {
+            name: run("concurrency", env, **cells) for name, env in THREAD_SETTINGS
+        }
+        result["batching"] = run("batching", **batched)
     result["batching_parameters"] = choose_batching(result["batching"], clients=16)
     return result
 
