@@ -1,4 +1,4 @@
-"""Calls an export's `serving_default` in this process (`tf.saved_model.load`).
+"""Calls an export's signatures in this process (`tf.saved_model.load`).
 
 For tests whose point is the export's numbers on a real checkpoint: each
 task's test on the tiny model already loads its export in a fresh
@@ -15,8 +15,12 @@ def _plain(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def serve(path, names, rows):
-    """`serving_default` of the SavedModel at `path` on `rows`, as plain lists."""
-    signature = tf.saved_model.load(path).signatures["serving_default"]
-    inputs = {n: tf.constant([r[n] for r in rows]) for n in names}
-    return {k: _plain(v.numpy().tolist()) for k, v in signature(**inputs).items()}
+def load(path):
+    """The SavedModel at `path`."""
+    return tf.saved_model.load(path)
+
+
+def call(model, signature="serving_default", **inputs):
+    """`model`'s `signature` on lists of inputs; its outputs as plain lists."""
+    outputs = model.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: _plain(v.numpy().tolist()) for k, v in outputs.items()}
