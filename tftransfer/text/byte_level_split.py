@@ -90,17 +90,3 @@ def split(texts, pattern=GPT2, split_digits=False):
     return tf.RaggedTensor.from_row_splits(
         tokens.flat_values, tf.gather(tokens.row_splits, pieces.row_splits)
     )
-
-
-def _bytes_to_chars():
-    """GPT-2's reversible byte -> printable character map, byte-level BPE's alphabet."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    printable += range(ord("®"), ord("ÿ") + 1)
-    chars = {b: chr(b) for b in printable}
-    others = (b for b in range(256) if b not in chars)
-    chars.update({b: chr(256 + i) for i, b in enumerate(others)})
-    return chars
-
-
-#: byte value -> the character byte-level vocabularies write it as.
-BYTE_TO_CHAR = _bytes_to_chars()
