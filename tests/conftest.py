@@ -74,11 +74,16 @@ def decoder_cache(tmp_path_factory):
     """A converter cache of this test run's own: SmolLM2's GGUF is converted once per run.
 
     Every test and doctest that asks for the default decoder shares that one
-    conversion, and it is made by the code under test, never taken from an
-    earlier run's `~/.cache`.
+    conversion (the pytest-xdist workers too: the first converts, holding the
+    converter's lock, the others wait), and it is made by the code under
+    test, never taken from an earlier run's `~/.cache`.
     """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's, shared by its workers
+    path = str(root / "tftransfer-cache")
+    os.makedirs(path, exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
-        path = str(tmp_path_factory.mktemp("tftransfer-cache"))
         patch.setenv("TFTRANSFER_CACHE", path)
         yield path
 

@@ -37,7 +37,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from tftransfer import compat, report
+from tftransfer import compat, file_lock, report
 from tftransfer import keep_layers as kept
 from tftransfer.hf_bert_tokenizer import HfBertTokenizer
 
@@ -100,14 +100,21 @@ def decoder_path():
     # Keyed by the file's size, so another package version converts anew.
     name = f"{os.path.splitext(DECODER_FILE)[0]}-{os.path.getsize(source)}"
     target = os.path.join(cache_dir(), name)
-    if not os.path.exists(os.path.join(target, "config.json")):
+    done = os.path.join(target, "config.json")
+    if os.path.exists(done):
+        return target
+    # Processes starting together (workers of a run, test workers) convert
+    # once: the others wait on the lock, then find the folder.
+    with file_lock.exclusive(target + ".lock"):
+        if os.path.exists(done):
+            return target
         print(f"Converting {source} -> {target} (once).", file=sys.stderr, flush=True)
         try:
             gguf_converter.convert(source, target)
         except FileExistsError:
-            pass  # another process converted it meanwhile
+            pass  # converted meanwhile by a process that did not lock
         except OSError as e:
-            if not os.path.exists(os.path.join(target, "config.json")):
+            if not os.path.exists(done):
                 raise BackboneError(f"cannot write the converted decoder to {target}: {e}") from e
     return target
 
