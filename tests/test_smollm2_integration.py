@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from helpers import fresh_process, run_history
+from helpers import in_process, run_history
 
 from tftransfer import backbones, configs, experiment, export
 
@@ -32,9 +32,8 @@ def _greedy_eager(task, model, prompts):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_convert_generate_fine_tune_export_and_reload(tmp_path, monkeypatch):
-    # A fresh cache: the GGUF is converted here, not taken from an earlier run.
-    monkeypatch.setenv("TFTRANSFER_CACHE", str(tmp_path / "cache"))
+def test_convert_generate_fine_tune_export_and_reload(tmp_path):
+    # Converted in this test run (conftest's decoder_cache), not an earlier one's.
     folder = backbones.decoder_path()
     assert json.load(open(os.path.join(folder, "config.json")))["num_hidden_layers"] == 30
 
@@ -81,19 +80,14 @@ def test_convert_generate_fine_tune_export_and_reload(tmp_path, monkeypatch):
     untrained = run_history.untrained(run_dir, "perplexity")
     assert metrics["perplexity"] < untrained["perplexity"], (metrics, untrained)
 
-    # The export, loaded in a fresh process as TF Serving would, generates
-    # what the fine-tuned checkpoint generates in this one.
+    # The export generates what the fine-tuned checkpoint generates in this
+    # process (test_causal_lm.py loads a decoder's export in a fresh one).
     prompts = ["ROMEO:", "The capital of France is"]
     loaded = experiment.Loaded(run_dir)
-    in_process = _greedy_eager(loaded.task, loaded.model, prompts)
-    assert all(in_process)
+    expected = _greedy_eager(loaded.task, loaded.model, prompts)
+    assert all(expected)
     path = export.export_run(run_dir)
-    script = f"""
-import json, tensorflow as tf, tensorflow_text  # the TF Serving condition
-out = tf.saved_model.load({path!r}).signatures["generate"](prompt=tf.constant({prompts!r}))
-print(json.dumps([t.decode("utf-8") for t in out["generated_text"].numpy()]))
-"""
-    # Loading the decoding graph: longer than the default child timeout.
     # (keras-hub tokenizes eagerly with HF `tokenizers` and in graphs with TF
     # Text; the two agree on these prompts, issue 29 makes them one.)
-    assert fresh_process.python(script, timeout=600) == in_process
+    served = in_process.call(in_process.load(path), "generate", prompt=prompts)
+    assert served["generated_text"] == expected
