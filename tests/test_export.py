@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import fresh_process
+from helpers import fresh_process, in_process
 
 from tftransfer import configs, experiment, export, predict, serving_warmup
 
@@ -196,11 +196,12 @@ def test_sentence_pair_export(tmp_path, tiny_preset):
     path = export.export_run(run, str(tmp_path / "serving"))
     assert set(export.read_metadata(path)["inputs"]) == {"text", "text_pair"}
     query = [{"text": "great movie", "text_pair": "awful plot"}]
-    served = fresh_process.serve(path, ["text", "text_pair"], query)
-    expected = predict.with_checkpoint(run, query, checkpoint="latest")
-    np.testing.assert_allclose(
-        served["outputs"]["probabilities"], [expected[0]["probabilities"]], atol=1e-5
+    # In this process: test_fresh_process_matches_predict loads one in a fresh one.
+    served = in_process.call(
+        in_process.load(path), text=[query[0]["text"]], text_pair=[query[0]["text_pair"]]
     )
+    expected = predict.with_checkpoint(run, query, checkpoint="latest")
+    np.testing.assert_allclose(served["probabilities"], [expected[0]["probabilities"]], atol=1e-5)
     via_saved_model = predict.with_saved_model(path, query)
     assert via_saved_model[0]["labels"] == expected[0]["labels"]
 
