@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny
 
 from tftransfer import backbones, configs, evaluation, experiment
 from tftransfer.data import packing, pipeline, readers
@@ -164,14 +165,21 @@ def test_unset_packing_packs_where_it_can_and_records_it(tiny_params, override, 
     assert run.params.data.packing == tiny_params.data.packing
 
 
+@pytest.fixture(scope="module")
+def packed_run(tiny_preset, sentiment_tsv, tmp_path_factory):
+    """A run of the tiny experiment as configured (packing unset: it packs)."""
+    model_dir = tmp_path_factory.mktemp("packed") / "run"
+    experiment.train(tiny.classification_params(tiny_preset, sentiment_tsv), str(model_dir))
+    return model_dir
+
+
 @pytest.mark.slow
-def test_the_run_records_whether_it_packed(tiny_params, tmp_path):
-    experiment.train(tiny_params, str(tmp_path / "run"))
-    header = (tmp_path / "run" / "params.yaml").read_text()
+def test_the_run_records_whether_it_packed(packed_run):
+    header = (packed_run / "params.yaml").read_text()
     assert "# data.packing: on (data.packing unset" in header
-    summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    summary = json.loads((packed_run / "run_summary.json").read_text())
     assert summary["packed"] is True
-    assert configs.load([str(tmp_path / "run" / "params.yaml")]).data.packing is None
+    assert configs.load([str(packed_run / "params.yaml")]).data.packing is None
 
 
 def test_packing_refuses_more_than_one_replica(tiny_params, tmp_path):
@@ -209,13 +217,10 @@ def test_serving_packs_a_request_and_keeps_request_order(tiny_preset, monkeypatc
 
 
 @pytest.mark.slow
-def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(
-    tiny_params, tmp_path, monkeypatch
-):
+def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(packed_run, monkeypatch):
     # Evaluation during training and `tftransfer evaluate` pack in runs that
     # pack: faster, with the plain model's outputs (and so its metrics).
-    model_dir = str(tmp_path / "run")
-    experiment.train(tiny_params, model_dir)
+    model_dir = str(packed_run)
     loaded = experiment.Loaded(model_dir)
     examples = experiment.read_split(loaded.params, "validation")
     task, model = loaded.task, loaded.model

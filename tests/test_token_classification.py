@@ -57,6 +57,12 @@ def ner_run(tmp_path_factory, tiny_preset, conll_train):
 
 
 @pytest.fixture(scope="module")
+def ner_export(ner_run, tmp_path_factory):
+    """The trained run's export, shared by the serving and CLI tests."""
+    return export.export_run(ner_run[0], str(tmp_path_factory.mktemp("ner_export") / "serving"))
+
+
+@pytest.fixture(scope="module")
 def tokenizer(tiny_preset):
     return backbones.load(tiny_preset)[1]
 
@@ -245,9 +251,8 @@ def test_rejects_tabular_formats(tmp_path):
 
 
 @pytest.mark.slow
-def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
-    run, _ = ner_run
-    path = export.export_run(run, str(tmp_path / "serving"))
+def test_export_signatures_in_a_fresh_process(ner_run, ner_export):
+    run, path = ner_run[0], ner_export
     meta = export.read_metadata(path)
     assert set(meta["signatures"]) == {"serving_default", "tag_tokens"}
     assert meta["labels"][0] == "O"
@@ -291,11 +296,10 @@ def test_export_signatures_in_a_fresh_process(ner_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_predict_prints_entities_as_jsonl(ner_run, tmp_path):
-    run, _ = ner_run
+def test_cli_predict_prints_entities_as_jsonl(ner_run, ner_export, tmp_path):
+    run, path = ner_run[0], ner_export
     texts = tmp_path / "texts.txt"
     texts.write_text('Alice visited Paris\n{"tokens": ["bob", "met", "alice"], "id": 3}\n')
-    path = export.export_run(run, str(tmp_path / "serving"))
     outputs = []
     for source in (f"--model_dir={run}", f"--saved_model={path}"):
         result = fresh_process.run(
