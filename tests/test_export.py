@@ -33,10 +33,16 @@ def run_dir(tmp_path_factory, tiny_preset, sentiment_tsv):
     return _train(params, str(tmp_path_factory.mktemp("run") / "run"))
 
 
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    """The run's export with the defaults; the tests that only read it share it."""
+    return export.export_run(run_dir, str(tmp_path_factory.mktemp("exported") / "serving"))
+
+
 @pytest.mark.slow
-def test_fresh_process_matches_predict(run_dir, tmp_path):
-    path = export.export_run(run_dir, str(tmp_path / "serving"))
-    assert path == str(tmp_path / "serving" / "1")
+def test_fresh_process_matches_predict(run_dir, exported):
+    path = exported
+    assert path.endswith(os.path.join("serving", "1"))  # version 1 of a new folder
     rows = [{"text": t} for t in TEXTS]
     served = fresh_process.serve(path, ["text"], rows)
     assert served["modules"] == []
@@ -89,8 +95,8 @@ print(json.dumps(replies))
 
 
 @pytest.mark.slow
-def test_export_carries_warmup_requests_that_replay(run_dir, tmp_path):
-    path = export.export_run(run_dir, str(tmp_path / "serving"))
+def test_export_carries_warmup_requests_that_replay(exported):
+    path = exported
     replies = fresh_process.python(WARMUP_REPLAY, path)
     # One short text, one as long as the window, a batch of 16 mixed lengths.
     assert [r["batch"] for r in replies] == [[1], [1], [16]]
@@ -113,11 +119,11 @@ def test_warmup_requests_can_be_turned_off(run_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, tmp_path):
+def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, exported, tmp_path):
     import tensorflow as tf
 
     base = str(tmp_path / "serving")
-    fp32 = export.export_run(run_dir, base)
+    fp32 = exported
     bf16 = export.export_run(run_dir, base, mixed_precision="bfloat16")
     assert export.read_metadata(bf16)["compute_dtype"] == "mixed_bfloat16"
     assert export.read_metadata(fp32)["compute_dtype"] == "float32"
@@ -134,8 +140,8 @@ def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, tmp_pa
 
 
 @pytest.mark.slow
-def test_weights_are_written_once(run_dir, tmp_path):
-    path = export.export_run(run_dir, str(tmp_path / "serving"))
+def test_weights_are_written_once(run_dir, exported):
+    path = exported
     loaded = experiment.Loaded(run_dir)
     weight_bytes = sum(w.size * w.dtype.itemsize for w in loaded.model.get_weights())
     data = sum(
@@ -240,10 +246,10 @@ def test_predict_streams_one_batch_at_a_time(run_dir):
 
 
 @pytest.mark.slow
-def test_an_empty_text_gets_probabilities_from_the_export(run_dir, tmp_path):
+def test_an_empty_text_gets_probabilities_from_the_export(exported):
     import tensorflow as tf
 
-    path = export.export_run(run_dir, str(tmp_path / "serving"))
+    path = exported
     serve = tf.saved_model.load(path).signatures["serving_default"]
     out = serve(text=tf.constant(["", "fine"]))
     probabilities = out["probabilities"].numpy()

@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import in_process, run_history
+from helpers import in_process
 
 from tftransfer import backbones, compat, configs, experiment, export
 from tftransfer.data import readers, tagged_readers
@@ -73,10 +73,10 @@ def test_default_backbone_uses_exact_gelu(minilm):
         assert layer._feedforward_intermediate_dense.activation is compat.exact_gelu
 
 
-#: Accuracy points the fine-tuned classifier must gain over the better of the
-#: untrained model (measured in the same run) and always answering the
-#: validation set's most common label. Measured on an AVX2-only EPYC:
-#: untrained 0.41, majority 0.50, after 8 steps 0.75.
+#: Accuracy points the fine-tuned classifier must gain over always answering
+#: the validation set's most common label. Measured on an AVX2-only EPYC:
+#: majority 0.50, untrained 0.41 (below it: an evaluation at step 0, measured
+#: once rather than in every run), after 8 steps 0.75.
 CLASSIFICATION_GAIN = 0.10
 
 
@@ -96,7 +96,6 @@ def test_fine_tune_export_reload(tmp_path):
                 "batch_size": 16,
                 "epochs": 1,
                 "learning_rate": 3e-4,
-                "eval_on_start": True,
                 "eval_every": 0,
             },
         },
@@ -104,10 +103,8 @@ def test_fine_tune_export_reload(tmp_path):
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
     assert metrics["examples"] == 64
-    untrained = run_history.untrained(run, "accuracy")
     majority = max(map(sum, metrics["confusion_matrix"])) / metrics["examples"]
-    baseline = max(untrained["accuracy"], majority)
-    assert metrics["accuracy"] > baseline + CLASSIFICATION_GAIN, (metrics, untrained)
+    assert metrics["accuracy"] > majority + CLASSIFICATION_GAIN, metrics
     path = export.export_run(run, str(tmp_path / "serving"))
     model = in_process.load(path)  # test_export.py loads one in a fresh process
     # The export classifies the validation texts as the run's best checkpoint
@@ -224,10 +221,10 @@ def _entity_sentences(split, folder, limit):
     return path
 
 
-#: Entity F1 the fine-tuned model must gain over the untrained one (measured
-#: in the same run; an all-`O` model scores 0). Measured on an AVX2-only
-#: EPYC, validating on 60 sentences: untrained 0.014, after 33 steps 0.31.
-NER_F1_GAIN = 0.15
+#: Entity F1 the fine-tuned model must reach. An all-`O` model scores 0; the
+#: untrained one scored 0.014 (an evaluation at step 0, measured once rather
+#: than in every run), after 33 steps 0.31 (AVX2-only EPYC, 60 sentences).
+NER_F1_FLOOR = 0.15
 
 
 @pytest.mark.slow
@@ -246,15 +243,13 @@ def test_ner_fine_tune_export_and_reload(tmp_path):
                 "epochs": 1,
                 "batch_size": 8,
                 "learning_rate": 3e-4,
-                "eval_on_start": True,
                 "eval_every": 0,
             },
         },
     )
     run = str(tmp_path / "run")
     metrics = experiment.train(params, run)
-    untrained = run_history.untrained(run, "f1")
-    assert metrics["f1"] > untrained["f1"] + NER_F1_GAIN, (metrics, untrained)
+    assert metrics["f1"] > NER_F1_FLOOR, metrics
     path = export.export_run(run, str(tmp_path / "serving"))
     model = in_process.load(path)  # test_token_classification.py loads one in a fresh process
     # The export tags the validation sentences as the run's best checkpoint did
