@@ -31,15 +31,43 @@ import shutil
 
 import numpy as np
 
+from tftransfer.text import pre_tokenizers
+
 #: llama.cpp architectures whose tensors map onto Hugging Face's LlamaForCausalLM.
 LLAMA_LIKE = ("llama", "mistral")
 
 #: GGUF token types (llama.cpp's `llama_token_type`) that are special tokens.
 _CONTROL, _USER_DEFINED = 3, 4
 
-# SmolLM2's and Llama 3's GGUF pre-tokenizers split digits one by one before
-# GPT-2's byte-level regex; the other pre-tokenizer names use GPT-2's alone.
-_DIGIT_SPLITTING_PRE = ("smollm", "llama-bpe", "llama3")
+_BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True}
+_GPT2 = dict(_BYTE_LEVEL, use_regex=True)
+#: `tokenizer.json` pre-tokenizers by GGUF pre-tokenizer name (llama.cpp's
+#: `tokenizer.ggml.pre`, llama-vocab.cpp): GPT-2's byte-level regex; SmolLM2's
+#: digits one by one, then GPT-2's; Llama 3's own split pattern. Other names
+#: split otherwise and are refused rather than converted to a tokenizer that
+#: gives other ids than the checkpoint's.
+_PRE_TOKENIZERS = {
+    "default": _GPT2,
+    "gpt-2": _GPT2,
+    "gpt2": _GPT2,
+    "smollm": {
+        "type": "Sequence",
+        "pretokenizers": [{"type": "Digits", "individual_digits": True}, _GPT2],
+    },
+    "llama-bpe": {
+        "type": "Sequence",
+        "pretokenizers": [
+            {
+                "type": "Split",
+                "pattern": {"Regex": pre_tokenizers.LLAMA3_REFERENCE},
+                "behavior": "Isolated",
+                "invert": False,
+            },
+            dict(_BYTE_LEVEL, use_regex=False),
+        ],
+    },
+}
+_PRE_TOKENIZERS["llama3"] = _PRE_TOKENIZERS["llama-bpe"]
 
 
 class ConversionError(ValueError):
@@ -184,13 +212,11 @@ def _tokenizer(reader):
         for name in ("bos", "eos", "unknown", "padding")
     }
     pre = _field(reader, "tokenizer.ggml.pre", "default")
-    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True}
-    pre_tokenizer = dict(byte_level, use_regex=True)
-    if pre in _DIGIT_SPLITTING_PRE:
-        pre_tokenizer = {
-            "type": "Sequence",
-            "pretokenizers": [{"type": "Digits", "individual_digits": True}, pre_tokenizer],
-        }
+    if pre not in _PRE_TOKENIZERS:
+        raise ConversionError(
+            f"{path}: pre-tokenizer `{pre}` (tokenizer.ggml.pre) is not supported; "
+            f"supported: {', '.join(sorted(_PRE_TOKENIZERS))}"
+        )
     added = [
         {
             "id": i,
@@ -210,9 +236,9 @@ def _tokenizer(reader):
         "padding": None,
         "added_tokens": added,
         "normalizer": None,
-        "pre_tokenizer": pre_tokenizer,
-        "post_processor": dict(byte_level, use_regex=True),
-        "decoder": dict(byte_level, use_regex=True),
+        "pre_tokenizer": _PRE_TOKENIZERS[pre],
+        "post_processor": _GPT2,
+        "decoder": _GPT2,
         "model": {
             "type": "BPE",
             "dropout": None,
