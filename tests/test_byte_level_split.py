@@ -1,83 +1,14 @@
 """The in-graph byte-level pre-tokenizer splits text as Hugging Face `tokenizers` does."""
 
-import itertools
-
 import pytest
 import tensorflow as tf
+from helpers.probes import PROBES
 
 from tftransfer.text import byte_level_split
+from tftransfer.text.pre_tokenizers import LLAMA3_REFERENCE
 
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import Regex, pre_tokenizers  # noqa: E402
-
-#: Llama 3's split pattern as its tokenizer.json writes it (with the look-ahead).
-LLAMA3 = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
-    r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-WHITESPACE = [
-    " ",
-    "  ",
-    "   ",
-    "\n",
-    "\n\n",
-    "\n\n\n",
-    "\r\n",
-    "\r\n\r\n",
-    "\t",
-    "\t\t",
-    " \n",
-    "\n ",
-    " \n ",
-    "\u00a0",
-    "\u3000",
-    "\u2009",
-    " \t ",
-    "\x0b",
-    "\x0c",
-    "\u0085",
-    "\u2028",
-]
-TEXT = ["Hello", "123", "!!!", "'s", "你好", "😀"]
-WORDS = [
-    "Hello",
-    "don't",
-    "I'M",
-    "4567",
-    "3.14",
-    "?!",
-    "👍🏽",
-    "今天天气很好",
-    "e\u0301",
-    "Ωmega",
-    "<|im_end|>",
-    "١٢٣",
-    "(a)",
-    "—",
-]
-#: Whitespace of every kind before, after and between text of every kind, and
-#: text pairs of words, numbers, punctuation, emoji, CJK, combining marks and
-#: special-token text.
-PROBES = (
-    [w + t for w in WHITESPACE for t in TEXT]
-    + [t + w for w in WHITESPACE for t in TEXT]
-    + [t + w + t for w in WHITESPACE for t in TEXT]
-    + [a + " " + b for a, b in itertools.combinations(WORDS, 2)]
-    + [
-        "",
-        "Dear John,\n\nI",
-        "a  b   c    d",
-        "end  ",
-        "x\r\ny",
-        "It's   we've  they'll",
-        "12345678901",
-        "a1b2c3",
-        "Ｆｕｌｌｗｉｄｔｈ",
-        "line\n  indented\n\tx",
-        "<|im_end|>  \n\nuser",
-    ]
-)
 
 REFERENCES = {
     "gpt2": (
@@ -96,7 +27,7 @@ REFERENCES = {
     "llama3": (
         pre_tokenizers.Sequence(
             [
-                pre_tokenizers.Split(Regex(LLAMA3), behavior="isolated"),
+                pre_tokenizers.Split(Regex(LLAMA3_REFERENCE), behavior="isolated"),
                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
             ]
         ),

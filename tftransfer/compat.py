@@ -5,8 +5,9 @@ not publish: BERT's embedding and transformer layers one by one (sequence
 packing), the feed-forward activation of keras-hub's BERT layers (exact
 GELU), Keras' Adam slots (the fused update), Keras' cross-replica gradient
 sum (which the trainer does itself), and the word-splitting patterns of
-keras-hub's WordPiece tokenizer, and the key/value cache of keras-hub's causal
-LMs (cached decoding with signature inputs). Each is reached through a function here, so
+keras-hub's WordPiece tokenizer, the merges of its byte-level BPE tokenizer,
+and the key/value cache of keras-hub's causal LMs (cached decoding with
+signature inputs). Each is reached through a function here, so
 an upgrade that moves one fails at once with the name of what is missing
 instead of training a wrong model. `check()` runs every probe; the tests call
 it, so a version bump shows all breakages together.
@@ -174,6 +175,44 @@ def wordpiece_split_patterns(split_on_cjk):
     return tuple(_require(wordpiece, name, "keras-hub") for name in names)
 
 
+def byte_pair_ids(tokenizer, words, whole):
+    """keras-hub byte-level BPE on words already split: `[words]` -> `[words, (ids)]`.
+
+    keras-hub's `BytePairTokenizer` merges (and caches) only inside its own
+    `_tokenize_tf`, after its own split of the text, which cannot be
+    replaced; `HfBytePairTokenizer` splits as the checkpoint's tokenizer does
+    and merges through this.
+
+    Args:
+        tokenizer: a keras-hub `BytePairTokenizer`.
+        words: a 1-D string tensor of pre-tokens (not empty).
+        whole: a bool tensor like `words`: vocabulary tokens as they are
+            (added tokens), looked up without merging.
+
+    Returns:
+        A ragged int32 `[words, (ids)]` (token strings if the tokenizer's
+        dtype is a string); unknown tokens are -1, as in keras-hub.
+    """
+    import tensorflow as tf
+
+    _require(tokenizer, "_maybe_initialized_tf", "keras-hub")()
+    cache = _require(tokenizer, "cache", "keras-hub")
+    merge = _require(tokenizer, "_bpe_merge_and_update_cache_tf", "keras-hub")
+    found = cache.lookup(words)
+    unseen = (found == "") & ~whole
+
+    def merged():
+        merge(tf.boolean_mask(words, unseen))
+        return cache.lookup(words)
+
+    joined = tf.cond(tf.reduce_any(unseen), merged, lambda: found)
+    tokens = tf.strings.split(tf.where(whole, words, joined), sep=" ")
+    if tokenizer.compute_dtype == "string":
+        return tokens
+    ids = _require(tokenizer, "token_to_id_map", "keras-hub").lookup(tokens)
+    return tf.cast(ids, tokenizer.compute_dtype)
+
+
 def build_decoder_cache(causal_lm, token_ids):
     """`(hidden states, cache)` of a keras-hub CausalLM after reading `token_ids`.
 
@@ -275,6 +314,14 @@ def check():
     if llama_style_parts(keras_hub.models.Llama3CausalLM(backbone=llama)) is None:
         raise CompatError("keras-hub's Llama3CausalLM is no longer a LlamaCausalLM")
     llama_layer_parts(llama.transformer_layers[0])
+    import tensorflow as tf
+
+    bpe = keras_hub.tokenizers.BytePairTokenizer(
+        vocabulary={"a": 0, "b": 1, "ab": 2}, merges=["a b"], _allow_python_workflow=False
+    )
+    ids = byte_pair_ids(bpe, tf.constant(["ab", "b"]), tf.constant([False, True]))
+    if ids.to_list() != [[2], [1]]:
+        raise CompatError(f"keras-hub's BPE merged `ab`, `b` into {ids.to_list()}, not [[2], [1]]")
     dense = keras.layers.Dense(2)
     dense.build((None, 3))
     dense.enable_lora(1)

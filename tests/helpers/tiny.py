@@ -242,8 +242,15 @@ def gpt2(hidden_dim=16, num_layers=2, max_len=64, seed=0):
     from tftransfer import backbones
 
     keras.utils.set_random_seed(seed)
+    from tftransfer.text.hf_byte_pair_tokenizer import HfBytePairTokenizer
+
     vocab, merges = bpe()
-    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges)
+    # As `backbones.load` gives a GPT-2 checkpoint's tokenizer.
+    tokenizer = HfBytePairTokenizer.like(
+        keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges),
+        "gpt2",
+        added_tokens=LM_SPECIALS,
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     model = keras_hub.models.GPT2Backbone(
         vocabulary_size=len(vocab),
@@ -292,11 +299,15 @@ def llama_weights(vocab_size, hidden=32, layers=2, heads=4, kv_heads=2, inter=64
 LLAMA = {"hidden": 32, "layers": 2, "heads": 4, "kv_heads": 2, "inter": 64}
 
 
-def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1", arch="llama"):
+def write_llama_gguf(
+    path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1", arch="llama", pre="default"
+):
     """Writes a tiny Llama GGUF as llama.cpp's converter would; returns its HF weights.
 
     Matrices are quantized (`embedding_type`, `matrix_type`), norms stay F32,
-    and the query/key rows are permuted as llama.cpp permutes them.
+    and the query/key rows are permuted as llama.cpp permutes them. `pre`
+    names the pre-tokenizer (`tokenizer.ggml.pre`: "default", "smollm",
+    "llama-bpe", ...).
 
     Returns:
         The Hugging Face-layout weights the file holds, dequantized with a
@@ -324,7 +335,7 @@ def write_llama_gguf(path, seed=0, embedding_type="Q8_0", matrix_type="Q4_1", ar
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types([3 if t in LM_SPECIALS else 1 for t in tokens])
     writer.add_token_merges(merges)
@@ -424,12 +435,12 @@ def numpy_dequantize(data, qtype):
     raise ValueError(qtype)
 
 
-def llama_folder(path, seed=0):
+def llama_folder(path, seed=0, pre="default"):
     """A tiny Llama as a Hugging Face-format folder, converted from a tiny GGUF."""
     from tftransfer import gguf_converter
 
     if not os.path.exists(os.path.join(path, "config.json")):
         gguf_path = path + ".gguf"
-        write_llama_gguf(gguf_path, seed=seed)
+        write_llama_gguf(gguf_path, seed=seed, pre=pre)
         gguf_converter.convert(gguf_path, path)
     return path

@@ -154,12 +154,11 @@ class CausalLM(base.Task):
     def _ids(self, texts):
         """A 1-D string tensor -> ragged int32 token ids, through one traced tokenizer.
 
-        Tracing keras-hub's BPE tokenizer takes ~9 s for SmolLM2's (a regex
-        split per special token), so training rows, prompts and scored texts
-        share one trace, in training and in every exported signature.
-        Called eagerly (e.g. `generate` in a notebook) it calls the tokenizer
-        eagerly, as before; keras-hub then uses HF `tokenizers`, which can
-        split some text differently from its graph path (issue 29).
+        Tracing a BPE tokenizer takes seconds, so training rows, prompts and
+        scored texts share one trace, in training and in every exported
+        signature. Called eagerly (e.g. `generate` in a notebook) it calls
+        the tokenizer eagerly; tftransfer's byte-level tokenizers
+        (`HfBytePairTokenizer`) give the same ids either way.
         """
         if tf.executing_eagerly():
             return _ragged(self.tokenizer(texts))

@@ -77,10 +77,11 @@ def split(texts, pattern=GPT2, split_digits=False):
 
     Args:
         texts: a 1-D string tensor.
-        pattern: `GPT2` or `LLAMA3`.
+        pattern: `GPT2` or `LLAMA3` (or their names in `PATTERNS`).
         split_digits: `Digits(individual_digits=True)` first (SmolLM2): every
             digit its own piece, split no further.
     """
+    pattern = PATTERNS.get(pattern, pattern)
     texts = tf.convert_to_tensor(texts)
     if split_digits:
         pieces = tf_text.regex_split(texts, r"\p{N}", r"\p{N}")
@@ -90,3 +91,7 @@ def split(texts, pattern=GPT2, split_digits=False):
     return tf.RaggedTensor.from_row_splits(
         tokens.flat_values, tf.gather(tokens.row_splits, pieces.row_splits)
     )
+
+
+#: the patterns by the names `pre_tokenizers.settings` gives them.
+PATTERNS = {"gpt2": GPT2, "llama3": LLAMA3}
