@@ -196,6 +196,22 @@ def test_long_prompts_fail_or_lose_their_start(gpt2):
     assert generate(lenient, long_prompt)["generated_tokens"].numpy().tolist() == [4]
 
 
+@pytest.mark.slow
+def test_generated_text_is_always_valid_utf8(gpt2):
+    # A random byte-level model emits bytes that end inside characters, or
+    # form none: strict clients must still decode every answer.
+    backbone, tokenizer = gpt2
+    task = CausalLM(CausalLMConfig(max_length=48), tokenizer)
+    # (Already a tf.function with a signature: the ints below do not retrace it.)
+    generate = task.serving_functions(backbone.causal_lm(), backbone)["generate_with_options"][0]
+    prompts = tf.constant(["今天天气很好，我们去", "😀👍🏽", "naïve café"])
+    for max_new_tokens in range(1, 17):
+        for seed in (1, 2):
+            out = generate(prompts, max_new_tokens, 1.0, 0, 1.0, seed)["generated_text"]
+            for text in out.numpy():
+                text.decode("utf-8")  # strict: raises on invalid UTF-8
+
+
 def _lm_params(llama_dir, data, **task):
     return configs.load(
         ["configs/shakespeare_smollm2.yaml"],

@@ -43,6 +43,7 @@ from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, token_loss
 from tftransfer.tasks.cached_decoder import CachedDecoder
 from tftransfer.tasks.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.text import utf8
 
 PROMPT_TRUNCATION = ("error", "left")
 #: end-of-text tokens of common vocabularies; generation stops at any of them.
@@ -383,7 +384,8 @@ class CausalLM(base.Task):
         ids = self.prompt_ids(prompts, max_new_tokens)
         new = decoder(ids, max_new_tokens, temperature, top_k, top_p, seed)
         return {
-            "generated_text": self.tokenizer.detokenize(new),
+            # A byte-level model's bytes can end inside a character.
+            "generated_text": utf8.complete(self.tokenizer.detokenize(new)),
             "generated_tokens": tf.cast(new.row_lengths(), tf.int32),
         }
 
