@@ -288,12 +288,16 @@ def run_train(argv):
     import tensorflow as tf
 
     from tftransfer import experiment
+    from tftransfer.training import overwrite
 
     params = _load_params(FLAGS.config_file, FLAGS.params_override)
     pretrain = None
     if FLAGS.pretrain_config_file:
         pretrain = _load_params(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
     if FLAGS.overwrite and tf.io.gfile.isdir(FLAGS.model_dir):
+        overwrite.check(params, FLAGS.model_dir)
+        if pretrain is not None:
+            overwrite.check_inputs(pretrain)
         experiment.clear_run(FLAGS.model_dir)
     if pretrain is not None:
         preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
@@ -359,6 +363,19 @@ def read_records(path, encoding="utf-8"):
                 yield {"text": line}
 
 
+def check_output(output, source):
+    """Refuses an `--output` that is the `--input` file: opening it would empty it first."""
+    from tftransfer.data.readers import DataError
+
+    if "-" in (output, source) or not (os.path.exists(output) and os.path.exists(source)):
+        return
+    if os.path.samefile(output, source):
+        raise DataError(
+            f"--output={output} is the input file: writing it would empty it before it is "
+            "read; give another --output"
+        )
+
+
 def write_jsonl(path, results):
     """One JSON object per line to `path` (`-`: stdout), flushed as they come."""
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
@@ -374,6 +391,7 @@ def run_predict(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise app.UsageError("give exactly one of --model_dir and --saved_model")
+    check_output(FLAGS.output, FLAGS.input)
     records = read_records(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:
         results = predict.with_saved_model(
@@ -405,6 +423,7 @@ def run_generate(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise app.UsageError("give exactly one of --model_dir and --saved_model")
+    check_output(FLAGS.output, FLAGS.input)
     prompts = read_prompts(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:
         generator = generation.Generator.from_saved_model(FLAGS.saved_model)

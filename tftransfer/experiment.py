@@ -41,6 +41,7 @@ from tftransfer.training import (
     distribute,
     history,
     optimization,
+    overwrite,
     peak_memory,
     precision,
     resume_check,
@@ -315,7 +316,12 @@ def train(params, model_dir, train_examples=None):
 
 
 def clear_run(model_dir):
-    """Empties `model_dir` for a fresh start (`train --overwrite`), unless a live run holds it."""
+    """Empties `model_dir` for a fresh start (`train --overwrite`), unless a live run holds it.
+
+    Raises:
+        ConfigError: `model_dir` holds files but no tftransfer run.
+    """
+    overwrite.check_folder(model_dir)
     with run_lock.run_lock(model_dir):
         for entry in tf.io.gfile.listdir(model_dir):
             entry = entry.rstrip("/")  # gfile marks folders on object stores

@@ -1,0 +1,56 @@
+"""`train --overwrite`: what must hold before a run folder is emptied.
+
+Emptying a folder loses whatever it held, so it happens last: after the
+config, the data paths and the backbone have been checked (a typo in one
+must not cost the previous run), and only to a folder that holds a
+tftransfer run (its `params.yaml`) or nothing at all.
+
+Example:
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> open(f"{folder}/thesis.tex", "w").close()
+>>> try:
+...     check_folder(folder)
+... except configs.ConfigError as e:
+...     print(str(e).replace(folder, "DIR"))
+--overwrite: DIR holds no tftransfer run (no params.yaml); not emptying it
+"""
+
+import tensorflow as tf
+
+from tftransfer import backbones, configs
+from tftransfer.data import readers
+from tftransfer.training import run_lock
+
+#: what a run folder holds first (`experiment.train` writes it before training).
+PARAMS = "params.yaml"
+
+SPLITS = ("train", "validation", "test")
+
+
+def check_folder(model_dir):
+    """Raises `ConfigError` unless `model_dir` is missing, empty or a tftransfer run."""
+    if not tf.io.gfile.isdir(model_dir):
+        return
+    entries = [e.rstrip("/") for e in tf.io.gfile.listdir(model_dir)]
+    if PARAMS in entries or not [e for e in entries if e != run_lock.LOCK_NAME]:
+        return
+    raise configs.ConfigError(
+        f"--overwrite: {model_dir} holds no tftransfer run (no {PARAMS}); not emptying it"
+    )
+
+
+def check_inputs(params):
+    """Raises the error training would meet first if a data path or the backbone is missing."""
+    for split in SPLITS:
+        path = getattr(params.data, split).path
+        if path and not path.startswith("tfds:"):
+            readers.expand_paths(path)  # DataError naming the missing file
+    backbones.resolve(params.backbone.spec)
+
+
+def check(params, model_dir):
+    """Everything `--overwrite` needs before it may empty `model_dir`."""
+    check_folder(model_dir)
+    check_inputs(params)
