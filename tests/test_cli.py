@@ -96,6 +96,7 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     result = _run(["export", f"--model_dir={run}", f"--export_dir={tmp_path / 'srv'}"])
     assert result.returncode == 0, result.stderr
     assert os.path.exists(tmp_path / "srv" / "1" / "saved_model.pb")
+    assert "signature serving_default: inputs {'text'" in result.stdout
 
     texts = 'great movie\n{"text": "awful film", "id": 7}\n'
     by_checkpoint = _run(["predict", f"--model_dir={run}"], input=texts)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -66,6 +67,9 @@ def test_weights_match_a_numpy_dequantization(tmp_path, embedding_type, matrix_t
     out = gguf_converter.convert(path, str(tmp_path / "hf"))
     weights = load_file(os.path.join(out, "model.safetensors"))
     assert sorted(weights) == sorted(reference)
+    # Readable as the folder's other files are (safetensors alone writes 0600).
+    modes = {stat.S_IMODE(os.stat(os.path.join(out, f)).st_mode) for f in os.listdir(out)}
+    assert len(modes) == 1
     for name, value in reference.items():
         np.testing.assert_allclose(weights[name], value, rtol=0, atol=1e-6, err_msg=name)
     # Quantization is lossy, but close to the weights that were quantized.

@@ -125,9 +125,13 @@ def test_bad_input_names_file_line_field(tmp_path, name, content, spec_kwargs, p
         readers.read(InputSpec(path, **spec_kwargs))
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="no such file"):
         readers.read(InputSpec(str(tmp_path / "none.csv")))
+    # A relative path says which folder it was looked for in.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=f"^data/none.csv: no such file \\(in {tmp_path}\\)$"):
+        readers.read(InputSpec("data/none.csv"))
 
 
 def test_latin1_encoding(tmp_path):

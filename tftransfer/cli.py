@@ -326,8 +326,9 @@ def run_export(argv):
     )
     meta = export.read_metadata(path)
     print(f"SavedModel written to {path}")
-    print(f"  signature serving_default: inputs {meta['inputs']}")
-    print(f"  outputs {meta['outputs']}")
+    for name, signature in meta["signatures"].items():
+        print(f"  signature {name}: inputs {signature['inputs']}")
+        print(f"    outputs {signature['outputs']}")
     print(
         f"  custom ops {meta['custom_ops']}: load with `import tensorflow_text`; "
         f"TF Serving >= {meta['min_tf_serving_version']}"

@@ -28,6 +28,7 @@ tftransfer.gguf_converter.ConversionError: missing.gguf: no such file
 import json
 import os
 import shutil
+import stat
 
 import numpy as np
 
@@ -342,6 +343,10 @@ def convert(gguf_path, output_dir):
         for name, content in files.items():
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 json.dump(content, f, ensure_ascii=False, indent=1)
+        # safetensors writes its file owner-only (0600); the others have the
+        # mode the user's umask gives new files.
+        mode = stat.S_IMODE(os.stat(os.path.join(tmp, "config.json")).st_mode)
+        os.chmod(os.path.join(tmp, "model.safetensors"), mode)
         os.rename(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

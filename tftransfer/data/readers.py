@@ -69,7 +69,8 @@ def expand_paths(path):
         else:
             matched = sorted(glob.glob(part))
         if not matched:
-            raise DataError(f"{part}: no such file")
+            where = "" if os.path.isabs(part) or "://" in part else f" (in {os.getcwd()})"
+            raise DataError(f"{part}: no such file{where}")
         files.extend(matched)
     if not files:
         raise DataError("no input path given")
