@@ -107,8 +107,9 @@ class HfBytePairTokenizer:
         else:
             parts = tf.RaggedTensor.from_row_lengths(texts, tf.ones_like(texts, tf.int64))
         flat = parts.flat_values
-        is_added = tf.reduce_any(tf.equal(flat[:, None], self.added_tokens or [""]), axis=1)
-        is_added &= flat != ""
+        is_added = tf.zeros_like(flat, tf.bool)
+        if self.added_tokens:
+            is_added = tf.reduce_any(tf.equal(flat[:, None], self.added_tokens), axis=1)
         split = byte_level_split.split(flat, self.pattern, self.split_digits)
         # Each part is either an added token, kept whole, or text, split: two
         # ragged rows of which one is empty, joined.
