@@ -438,7 +438,8 @@ def run_generate(argv):
         FLAGS.seed,
         tuple(FLAGS.stop),
     )
-    results = generator(prompts, options, chat=FLAGS.chat, batch_size=FLAGS.batch_size)
+    # Written a batch at a time, as they are generated.
+    results = generator.stream(prompts, options, chat=FLAGS.chat, batch_size=FLAGS.batch_size)
     write_jsonl(FLAGS.output, results)
 
 

@@ -37,9 +37,11 @@ A trained run exports with `export.export_run(model_dir)`.
 import datetime
 import json
 import os
+import sys
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tqdm.auto import tqdm
 
 import tftransfer
 from tftransfer import configs, experiment, report, serving_warmup
@@ -78,9 +80,11 @@ def signatures(functions):
     def float32(fn):
         return lambda *args: precision.float32_outputs(fn(*args))
 
+    # Tracing a decoder's generation loop takes a minute: show it moving.
+    progress = tqdm(functions.items(), desc="Tracing signatures", unit="signature", leave=False)
     return {
         name: tf.function(float32(fn), autograph=False).get_concrete_function(*specs.values())
-        for name, (fn, specs) in functions.items()
+        for name, (fn, specs) in progress
     }
 
 
@@ -147,6 +151,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     with report.atomic_folder(final) as tmp:
         module = ServingModule(task, model)
         functions = signatures(task.serving_functions(model, backbone))
+        print(f"Writing the SavedModel ({', '.join(functions)})...", file=sys.stderr, flush=True)
         tf.saved_model.save(module, tmp, signatures=functions, options=SAVE_OPTIONS)
         metadata = {
             **_describe(tmp),

@@ -102,13 +102,16 @@ class Generator:
 
     def __call__(self, prompts, options=None, chat=False, batch_size=8):
         """Returns `[{"prompt", "generated_text", "generated_tokens"}]`."""
+        return list(self.stream(prompts, options, chat, batch_size))
+
+    def stream(self, prompts, options=None, chat=False, batch_size=8):
+        """Yields `{"prompt", "generated_text", "generated_tokens"}` a batch at a time."""
         options = options or Options()
         settings = {
             k: getattr(options, k) if getattr(options, k) is not None else self.defaults[k]
             for k in ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
         }
         stops = self.stop_strings + list(options.stop_strings)
-        results = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             texts = [self.chat_prompt(p) if chat else p for p in chunk]
@@ -123,11 +126,8 @@ class Generator:
             for prompt, text, count in zip(
                 chunk, out["generated_text"].numpy(), out["generated_tokens"].numpy()
             ):
-                results.append(
-                    {
-                        "prompt": prompt,
-                        "generated_text": cut_at_stop(text.decode("utf-8", "replace"), stops),
-                        "generated_tokens": int(count),
-                    }
-                )
-        return results
+                yield {
+                    "prompt": prompt,
+                    "generated_text": cut_at_stop(text.decode("utf-8", "replace"), stops),
+                    "generated_tokens": int(count),
+                }
