@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from helpers import fresh_process, tiny
 
-from tftransfer import configs, experiment, export, generation, serving_warmup
+from tftransfer import backbones, configs, experiment, export, generation, serving_warmup
 from tftransfer.data import lm_readers
 from tftransfer.data.readers import DataError
 from tftransfer.tasks.cached_decoder import CachedDecoder
@@ -225,6 +225,24 @@ def _lm_params(llama_dir, data, **task):
 
 
 @pytest.mark.slow
+def test_epochs_0_makes_a_run_of_the_pretrained_decoder_as_it_is(tmp_path, llama_dir):
+    data = tmp_path / "text.txt"
+    data.write_text("\n".join(tiny.LM_TEXT))
+    params = _lm_params(llama_dir, str(data))
+    params.override({"trainer": {"train_steps": 0, "epochs": 0}})
+    run_dir = str(tmp_path / "run")
+    metrics = experiment.train(params, run_dir)
+    assert metrics["checkpoint_step"] == 0
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "ckpt-0.index"))
+    pretrained, _ = backbones.load(llama_dir)
+    loaded = experiment.Loaded(run_dir).backbone.model
+    for a, b in zip(pretrained.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # What users make it for: generation from (and export of) the checkpoint.
+    assert generation.Generator.from_model_dir(run_dir)(["the"])[0]["generated_tokens"] == 6
+
+
+@pytest.mark.slow
 def test_train_evaluate_export_and_generate_in_a_fresh_process(tmp_path, llama_dir):
     data = tmp_path / "text.txt"
     data.write_text("\n".join(tiny.LM_TEXT * 2))
@@ -234,8 +252,13 @@ def test_train_evaluate_export_and_generate_in_a_fresh_process(tmp_path, llama_d
     assert metrics["tokens"] > len(" ".join(tiny.LM_TEXT * 2).split())
     chinese = "naïve café, 你好 世界"
     prompts = ["the movie", chinese, ""]
-    in_process = generation.Generator.from_model_dir(run_dir)(prompts)
+    generator = generation.Generator.from_model_dir(run_dir)
+    in_process = generator(prompts)
     assert [r["generated_tokens"] for r in in_process] == [6, 6, 6]
+    # `stream` (what the CLI writes from) yields each batch as it is done.
+    stream = generator.stream(prompts, batch_size=1)
+    assert next(stream) == in_process[0]
+    assert list(stream) == in_process[1:]
     path = export.export_run(run_dir)
     meta = export.read_metadata(path)
     assert {"generate", "generate_with_options", "score"} <= set(meta["signatures"])

@@ -99,6 +99,9 @@ class TrainerConfig(base_config.Config):
         batch_size: global training batch size (split across replicas).
         eval_batch_size: global evaluation batch size.
         epochs: passes over the training data (ignored if train_steps > 0).
+            0 (with train_steps 0) trains nothing: the run holds the starting
+            weights as checkpoint 0, to evaluate, export or generate from a
+            pretrained model as it is.
         train_steps: total optimizer steps (0 = from epochs).
         learning_rate: peak learning rate.
         warmup_ratio: fraction of steps with linear warmup from 0.
@@ -414,7 +417,7 @@ def validate(params):
     params.task.get().check(f"task.{params.task.type}")
     trainer = params.trainer
     check_range("trainer.batch_size", trainer.batch_size, low=1)
-    check_range("trainer.epochs", trainer.epochs, low=1)
+    check_range("trainer.epochs", trainer.epochs, low=0)
     check_range("trainer.train_steps", trainer.train_steps, low=0)
     if not trainer.learning_rate > 0:
         raise ConfigError(f"trainer.learning_rate must be > 0, got {trainer.learning_rate}")

@@ -248,7 +248,8 @@ def plot_history(history, path, metric):
         )
         other.set_ylabel(metric)
         other.legend(loc="upper right")
-    ax.legend(loc="upper left")
+    if train:  # a run of `trainer.epochs: 0` has no training loss
+        ax.legend(loc="upper left")
     ax.set_title("training curves")
     fig.tight_layout()
     save_figure(fig, path)

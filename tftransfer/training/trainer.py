@@ -437,6 +437,10 @@ class Trainer:
         tf.io.gfile.makedirs(self.write_dir)
         start = self.restore()
         best = self._load_best()
+        if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
+            # `trainer.epochs: 0`: the starting weights are the run.
+            self.manager.save(checkpoint_number=0)
+            print("Nothing to train: the starting weights are saved as checkpoint 0.", flush=True)
         if self._check_finished(start, total_steps):
             return best
         stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
