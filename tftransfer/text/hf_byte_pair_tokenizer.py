@@ -104,12 +104,12 @@ class HfBytePairTokenizer:
         if self.added_tokens:
             added = "|".join(re.escape(t) for t in self.added_tokens)
             parts = tf_text.regex_split(texts, added, added)
+            flat = parts.flat_values
+            is_added = tf.reduce_any(tf.equal(flat[:, None], self.added_tokens), axis=1)
         else:
             parts = tf.RaggedTensor.from_row_lengths(texts, tf.ones_like(texts, tf.int64))
-        flat = parts.flat_values
-        is_added = tf.zeros_like(flat, tf.bool)
-        if self.added_tokens:
-            is_added = tf.reduce_any(tf.equal(flat[:, None], self.added_tokens), axis=1)
+            flat = parts.flat_values
+            is_added = tf.zeros_like(flat, tf.bool)
         split = byte_level_split.split(flat, self.pattern, self.split_digits)
         # Each part is either an added token, kept whole, or text, split: two
         # ragged rows of which one is empty, joined.
