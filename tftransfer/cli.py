@@ -16,7 +16,9 @@ tftransfer compare --config_file=configs/trec_minilm.yaml --output_dir=runs/trec
 ```
 """
 
+import codecs
 import json
+import math
 import os
 import sys
 
@@ -46,6 +48,36 @@ def _model_dir_flag(required=True):
 
 def _encoding_flag():
     flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
+    flags.register_validator("encoding", _known_codec)
+
+
+def _known_codec(name):
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise flags.ValidationError(
+            f"unknown text encoding {name!r} (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    return True
+
+
+def _finite(name, low=None, high=None, above=None):
+    """Validates float flag `name`: a finite number within the bounds, when given."""
+
+    def check(value):
+        if value is None:
+            return True
+        if not math.isfinite(value):
+            raise flags.ValidationError(f"must be a finite number, got {value}")
+        if (low is not None and value < low) or (above is not None and value <= above):
+            raise flags.ValidationError(
+                f"must be {'>= ' + str(low) if low is not None else '> ' + str(above)}, got {value}"
+            )
+        if high is not None and value > high:
+            raise flags.ValidationError(f"must be <= {high}, got {value}")
+        return True
+
+    flags.register_validator(name, check)
 
 
 def _checkpoint_flag():
@@ -65,12 +97,12 @@ def _config_flags():
         "YAML experiment config; repeat the flag to layer several, later files "
         "override earlier ones.",
     )
-    flags.DEFINE_string(
+    flags.DEFINE_multi_string(
         "params_override",
-        "",
+        [],
         "Overrides applied last, as `a.b=1,c.d=x` or a YAML/JSON mapping, e.g. "
-        "`trainer.epochs=1,data.train.path=/data/train.tsv`. Unknown keys are "
-        "an error.",
+        "`trainer.epochs=1,data.train.path=/data/train.tsv`; repeat the flag to "
+        "apply several in order. Unknown keys are an error.",
     )
 
 
@@ -98,9 +130,12 @@ def _runtime_flags():
     flags.DEFINE_string(
         "tpu", None, "TPU to use: `local` on a TPU VM or Colab, else its name or grpc:// address."
     )
-    flags.DEFINE_integer("num_gpus", None, "GPUs for one_device/mirrored (0 = CPU).")
-    flags.DEFINE_string(
-        "all_reduce_alg", None, "All-reduce: nccl or hierarchical_copy (mirrored), ring or nccl."
+    flags.DEFINE_integer("num_gpus", None, "GPUs for one_device/mirrored (0 = CPU).", lower_bound=0)
+    flags.DEFINE_enum(
+        "all_reduce_alg",
+        None,
+        ["nccl", "hierarchical_copy", "ring"],
+        "All-reduce: nccl or hierarchical_copy (mirrored), ring or nccl (multi-worker).",
     )
     flags.DEFINE_enum(
         "mixed_precision",
@@ -115,7 +150,10 @@ def _runtime_flags():
         "Compile forward and backward with XLA (default: on for GPUs, off for CPUs; TPUs always).",
     )
     flags.DEFINE_integer(
-        "steps_per_execution", None, "Optimizer steps per compiled call (100s on TPUs)."
+        "steps_per_execution",
+        None,
+        "Optimizer steps per compiled call (100s on TPUs).",
+        lower_bound=1,
     )
 
 
@@ -150,7 +188,9 @@ def define_train_flags():
         "config): trained into <model_dir>/pretrain, whose backbone preset the "
         "main run then starts from. Resumes like any run.",
     )
-    flags.DEFINE_string("pretrain_params_override", "", "Overrides for the pretraining config.")
+    flags.DEFINE_multi_string(
+        "pretrain_params_override", [], "Overrides for the pretraining config (repeatable)."
+    )
     flags.DEFINE_boolean(
         "overwrite",
         False,
@@ -166,10 +206,19 @@ def define_compare_flags():
     flags.DEFINE_list(
         "strategies", ["full", "frozen", "lora", "llrd", "scratch"], "Transfer strategies."
     )
+    flags.register_validator(
+        "strategies", bool, message="give at least one strategy, e.g. --strategies=full,lora"
+    )
     flags.DEFINE_list(
         "train_sizes", ["100", "1000", "all"], "Labelled training examples per cell (nested)."
     )
-    flags.DEFINE_integer("seeds", 3, "Runs per strategy and size (seeds trainer.seed + 0, 1, ...).")
+    flags.register_validator("train_sizes", _train_sizes)
+    flags.DEFINE_integer(
+        "seeds",
+        3,
+        "Runs per strategy and size (seeds trainer.seed + 0, 1, ...).",
+        lower_bound=1,
+    )
     flags.DEFINE_enum(
         "split", "validation", ["validation", "test"], "The split every cell is scored on."
     )
@@ -184,7 +233,19 @@ def define_compare_flags():
         0,
         "Cells whose trainer.epochs over their subset make fewer optimizer steps "
         "train for this many (trainer.train_steps) instead; 0 = off.",
+        lower_bound=0,
     )
+
+
+def _train_sizes(values):
+    if not values:
+        raise flags.ValidationError("give at least one size, e.g. --train_sizes=100,all")
+    for value in values:
+        if value != "all" and not (value.isdigit() and int(value) > 0):
+            raise flags.ValidationError(
+                f"each size is a positive whole number or `all`, got {value!r}"
+            )
+    return True
 
 
 def define_evaluate_flags():
@@ -213,7 +274,10 @@ def define_export_flags():
         "else <model_dir>/export.",
     )
     flags.DEFINE_integer(
-        "version", 0, "Version folder number; 0 = one more than the largest existing."
+        "version",
+        0,
+        "Version folder number; 0 = one more than the largest existing.",
+        lower_bound=0,
     )
     flags.DEFINE_enum(
         "mixed_precision",
@@ -242,7 +306,7 @@ def define_predict_flags():
         "(JSONL lines are recognised by a leading `{`).",
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
-    flags.DEFINE_integer("batch_size", 64, "Texts read and predicted per batch.")
+    flags.DEFINE_integer("batch_size", 64, "Texts read and predicted per batch.", lower_bound=1)
     _encoding_flag()
     _checkpoint_flag()
 
@@ -259,16 +323,28 @@ def define_generate_flags():
         "`prompt`; `-` reads stdin.",
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
-    flags.DEFINE_integer("max_new_tokens", None, "New tokens per prompt (default: the config's).")
+    flags.DEFINE_integer(
+        "max_new_tokens", None, "New tokens per prompt (default: the config's).", lower_bound=0
+    )
     flags.DEFINE_float("temperature", None, "0 = greedy; >0 samples (default: the config's).")
-    flags.DEFINE_integer("top_k", None, "Sample among the k most likely tokens (0 = all).")
+    _finite("temperature", low=0.0)
+    flags.DEFINE_integer(
+        "top_k", None, "Sample among the k most likely tokens (0 = all).", lower_bound=0
+    )
     flags.DEFINE_float("top_p", None, "Sample among the most likely tokens summing to p.")
-    flags.DEFINE_integer("seed", None, "Sampling seed: the same seed gives the same text.")
+    _finite("top_p", above=0.0, high=1.0)
+    flags.DEFINE_integer(
+        "seed",
+        None,
+        "Sampling seed: the same seed gives the same text.",
+        lower_bound=0,
+        upper_bound=2**63 - 1,
+    )
     flags.DEFINE_multi_string("stop", [], "Cut the output at this string (repeatable).")
     flags.DEFINE_bool(
         "chat", False, "Wrap each prompt as a user message with the model's chat template."
     )
-    flags.DEFINE_integer("batch_size", 8, "Prompts decoded together.")
+    flags.DEFINE_integer("batch_size", 8, "Prompts decoded together.", lower_bound=1)
     _encoding_flag()
     _checkpoint_flag()
 
@@ -523,6 +599,12 @@ def usage():
     return "\n".join(lines)
 
 
+def _fail(command, message, status=2):
+    """Ends the command with `message` on one line of stderr."""
+    print(f"tftransfer {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(status)
+
+
 def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -533,7 +615,19 @@ def main(argv=None):
             else sys.stdout,
         )
         sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
-    command = argv[1]
+    # The flags are defined per command; forgetting them afterwards lets a
+    # process (a test, a notebook) call `main` again for another command.
+    before = set(FLAGS)
+    try:
+        _main(argv[1], argv)
+    finally:
+        for name in set(FLAGS) - before:
+            if name in FLAGS:
+                delattr(FLAGS, name)
+        FLAGS.unparse_flags()
+
+
+def _main(command, argv):
     verbose = _verbose(argv)
     if tftransfer.USER_TF_LOG_LEVEL is None:
         # TensorFlow's C++ start-up lines (CUDA probing on a machine without a
@@ -553,6 +647,12 @@ def main(argv=None):
         print(f"usage: tftransfer {command} [--flags]\n\n{COMMANDS[command]}.\n")
         print(FLAGS.module_help(__name__))
         sys.exit(0)
+    app_argv = [f"{argv[0]} {command}"] + argv[2:]
+    try:
+        # absl would report a bad flag in its own format with status 1.
+        FLAGS(app_argv)
+    except flags.Error as e:
+        _fail(command, f"{e}; `tftransfer {command} --help` lists the flags")
     runner = RUNNERS[command]
 
     def run(args):
@@ -560,18 +660,27 @@ def main(argv=None):
         # readable unless the user asked for a verbosity.
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
+        if len(args) > 1:
+            _fail(command, f"unexpected argument {args[1]!r}; flags are written --name=value")
         try:
             runner(args)
+        except KeyboardInterrupt:
+            again = " (run the same command to resume from the last checkpoint)"
+            print(
+                f"tftransfer {command}: interrupted{again if command == 'train' else ''}",
+                file=sys.stderr,
+            )
+            sys.exit(130)
+        except app.UsageError as e:
+            _fail(command, e)
         except Exception as e:
             if verbose or not isinstance(e, _user_errors()):
                 raise
             # The message names the file, line and key; a traceback would
             # bury it under 30 lines of tftransfer's internals.
-            print(f"tftransfer {command}: error: {e}", file=sys.stderr)
-            print("(--verbose shows where it was raised)", file=sys.stderr)
-            sys.exit(2)
+            _fail(command, e)
 
-    app.run(run, argv=[f"{argv[0]} {command}"] + argv[2:])
+    app.run(run, argv=app_argv)
 
 
 if __name__ == "__main__":

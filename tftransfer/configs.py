@@ -27,8 +27,24 @@ import yaml
 from official.modeling.hyperparams import base_config, oneof, params_dict
 
 # The data side owns its config; it is part of every experiment's.
+from tftransfer import config_checks
 from tftransfer.data.data_config import DataConfig, InputConfig  # noqa: F401
 from tftransfer.transfer.transfer_config import TransferConfig
+
+
+bounded = config_checks.bounded
+one_of = config_checks.one_of
+#: upper bounds that catch a slip (`1e23` epochs) long before an overflow.
+MAX_BATCH = 2**20
+MAX_EPOCHS = 1_000_000
+MAX_STEPS = 2**31 - 1
+DISTRIBUTION_STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def _precision_policies():
+    from tftransfer.training import precision  # imports Keras
+
+    return tuple(precision.POLICIES)
 
 
 @dataclasses.dataclass
@@ -54,13 +70,14 @@ class BackboneConfig(base_config.Config):
             DistilBERT was initialised); null keeps them all.
     """
 
-    spec: str = "default"
+    spec: str = config_checks.text("default")
     strip_accents: Optional[bool] = None
     exact_gelu: Optional[bool] = None
-    dropout: Optional[float] = None
+    dropout: Optional[float] = config_checks.bounded(None, low=0.0, below=1.0)
     trainable: bool = True
     random_init: bool = False
-    keep_layers: Any = None
+    # Checked by keep_layers.layer_indices: a count or a list of indices.
+    keep_layers: Any = config_checks.text(None)
 
 
 def task_config_class():
@@ -75,7 +92,8 @@ def task_config_class():
     registered = tasks.registered()
     key = tuple((name, cls.config_class) for name, cls in registered.items())
     if key not in _TASK_CONFIGS:
-        fields = [("type", Optional[str], dataclasses.field(default=DEFAULT_TASK))]
+        names = tuple(registered)
+        fields = [("type", Optional[str], config_checks.one_of(DEFAULT_TASK, names))]
         fields += [
             (name, config_class, dataclasses.field(default_factory=config_class))
             for name, config_class in key
@@ -130,26 +148,27 @@ class TrainerConfig(base_config.Config):
             step per call. 1 on CPUs and GPUs.
     """
 
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    epochs: int = 3
-    train_steps: int = 0
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    clipnorm: float = 1.0
-    adam_beta_1: float = 0.9
-    adam_beta_2: float = 0.999
-    adam_epsilon: float = 1e-6
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0
+    batch_size: int = bounded(32, low=1, high=MAX_BATCH)
+    eval_batch_size: int = bounded(64, low=1, high=MAX_BATCH)
+    epochs: int = bounded(3, low=0, high=MAX_EPOCHS)
+    train_steps: int = bounded(0, low=0, high=MAX_STEPS)
+    learning_rate: float = bounded(5e-5, above=0.0)
+    warmup_ratio: float = bounded(0.1, low=0.0, high=1.0)
+    weight_decay: float = bounded(0.01, low=0.0)
+    clipnorm: float = bounded(1.0, low=0.0)
+    adam_beta_1: float = bounded(0.9, low=0.0, below=1.0)
+    adam_beta_2: float = bounded(0.999, low=0.0, below=1.0)
+    adam_epsilon: float = bounded(1e-6, above=0.0)
+    checkpoint_every: int = bounded(500, low=1, high=MAX_STEPS)
+    keep_checkpoints: int = bounded(3, low=1, high=MAX_STEPS)
+    eval_every: int = bounded(0, low=0, high=MAX_STEPS)
     eval_on_start: bool = False
-    early_stopping_patience: int = 0
-    log_every: int = 10
-    seed: int = 42
+    early_stopping_patience: int = bounded(0, low=0, high=MAX_STEPS)
+    log_every: int = bounded(10, low=1, high=MAX_STEPS)
+    # NumPy seeds are 32-bit.
+    seed: int = bounded(42, low=0, high=2**32 - 1)
     jit_compile: Optional[bool] = None
-    steps_per_execution: int = 1
+    steps_per_execution: int = bounded(1, low=1, high=MAX_STEPS)
 
 
 @dataclasses.dataclass
@@ -171,11 +190,11 @@ class RuntimeConfig(base_config.Config):
             emulated and slower); float16 is for GPUs.
     """
 
-    distribution_strategy: str = "one_device"
-    num_gpus: int = 0
-    tpu: str = ""
-    all_reduce_alg: str = ""
-    mixed_precision: str = ""
+    distribution_strategy: str = one_of("one_device", DISTRIBUTION_STRATEGIES)
+    num_gpus: int = bounded(0, low=0, high=4096)
+    tpu: str = config_checks.text("")
+    all_reduce_alg: str = one_of("", ("", "nccl", "hierarchical_copy", "ring"))
+    mixed_precision: str = one_of("", _precision_policies)
 
 
 @dataclasses.dataclass
@@ -196,11 +215,12 @@ class ExportConfig(base_config.Config):
             or AMX); outputs stay float32. Empty = float32.
     """
 
-    export_dir: str = ""
-    version: int = 0
-    checkpoint: str = "best"
+    export_dir: str = config_checks.text("")
+    # TF Serving reads version folders as positive int64 numbers.
+    version: int = bounded(0, low=0, high=2**63 - 1)
+    checkpoint: str = one_of("best", ("best", "latest"))
     warmup_requests: bool = True
-    mixed_precision: str = ""
+    mixed_precision: str = one_of("", _precision_policies)
 
 
 @dataclasses.dataclass
@@ -216,22 +236,13 @@ class ExperimentConfig(base_config.Config):
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
 
-class ConfigError(ValueError):
-    """A config file or override names a key that does not exist."""
-
-
-#: longest piece of a user's value an error message repeats.
-SHOWN_CHARS = 200
+# Re-exported: every module that checks a config raises these.
+ConfigError = config_checks.ConfigError
+shown = config_checks.shown
+check_choice = config_checks.check_choice
+check_range = config_checks.check_range
 #: most values a config may expand to (YAML aliases can nest exponentially).
 MAX_CONFIG_VALUES = 100_000
-
-
-def shown(value, repr_=True):
-    """`value` for an error message: its repr, cut to `SHOWN_CHARS`."""
-    text = repr(value) if repr_ else str(value)
-    if len(text) <= SHOWN_CHARS:
-        return text
-    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 def _check_expanded_size(value, source):
@@ -265,49 +276,23 @@ def _check_keys(config, overrides, source, prefix=""):
         raise ConfigError(
             f"{source}: `{prefix.rstrip('.') or '<top>'}` must be a mapping, got {shown(overrides)}"
         )
+    hints = config_checks.declared(type(config)) if dataclasses.is_dataclass(config) else {}
     for key, value in overrides.items():
         dotted = prefix + str(key)
-        if key not in config.__dict__ or key.startswith("_"):
+        if not isinstance(key, str) or key not in config.__dict__ or key.startswith("_"):
             valid = sorted(k for k in config.__dict__ if not k.startswith("_"))
             raise ConfigError(
                 f"{source}: unknown config key `{dotted}` (valid keys here: {', '.join(valid)})"
             )
         current = config.__dict__[key]
-        if isinstance(current, params_dict.ParamsDict) and value is not None:
+        if isinstance(current, params_dict.ParamsDict):
+            if value is None:
+                raise ConfigError(
+                    f"{source}: `{dotted}` cannot be null: give its keys or leave it out"
+                )
             _check_keys(current, value, source, dotted + ".")
-        elif value is not None:
-            overrides[key] = _typed(current, value, f"{source}: `{dotted}`")
-
-
-def _typed(current, value, where):
-    """`value` as the type of the field's default `current`, or a `ConfigError`.
-
-    Model Garden stores whatever it is given, so `epochs: "abc"` or
-    `epochs: 1.7` would only fail (or silently truncate) deep in training.
-    """
-    if isinstance(current, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ConfigError(f"{where} must be true or false, got {shown(value)}")
-    if isinstance(current, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value)
-        raise ConfigError(f"{where} must be a whole number, got {shown(value)}")
-    if isinstance(current, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        # YAML 1.1 reads `1e-2` (no dot) as a string.
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number, got {shown(value)}") from None
-    return value
+        elif key in hints:
+            overrides[key] = config_checks.coerce(hints[key][0], value, f"{source}: `{dotted}`")
 
 
 def override(params, overrides, source):
@@ -326,127 +311,105 @@ def parse_override_string(text):
     text = (text or "").strip()
     if not text:
         return {}
-    if "=" in text and not text.startswith("{"):
-        text = params_dict.nested_csv_str_to_json_str(text)
-    value = yaml.safe_load(text)
+    try:
+        if "=" in text and not text.startswith("{"):
+            text = params_dict.nested_csv_str_to_json_str(text)
+        value = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"--params_override: cannot read {shown(text)}: {_one_line(e)}") from None
     _check_expanded_size(value, "--params_override")
     if not isinstance(value, dict):
         raise ConfigError(f"--params_override: expected key=value pairs, got {shown(text)}")
     return value
 
 
+def _one_line(error):
+    """A parsing error's message on one line."""
+    if isinstance(error, yaml.YAMLError):
+        return _yaml_problem(error).lstrip(":").strip()
+    return " ".join(str(error).split())
+
+
+def _yaml_problem(error):
+    """`:<line>:<column>: invalid YAML: <problem>` of a PyYAML error, on one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    what = "; ".join(p for p in parts if p) or " ".join(str(error).split())
+    return f"{where}: invalid YAML: {what}"
+
+
+def read_yaml(path):
+    """The mapping in the YAML file `path`, or a `ConfigError` naming the file and line."""
+    if not tf.io.gfile.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    if tf.io.gfile.isdir(path):
+        raise ConfigError(f"{path} is a directory; --config_file takes a YAML file")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}); "
+            "save the config file as UTF-8"
+        ) from None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}{_yaml_problem(e)}") from None
+    _check_expanded_size(value, path)
+    return {} if value is None else value
+
+
 def load(
     config_files: Sequence[str] = (),
-    params_override="",
+    params_override=(),
 ) -> ExperimentConfig:
-    """Builds the experiment config from YAML files and an override string.
+    """Builds the experiment config from YAML files and override strings.
 
-    Later files win over earlier ones; `params_override` wins over all.
+    Later files win over earlier ones; `params_override` wins over all, and
+    several overrides apply in order.
 
     Args:
         config_files: YAML files, applied in order.
-        params_override: `a.b=1,c.d=x` pairs, a YAML/JSON mapping, or a dict.
+        params_override: `a.b=1,c.d=x` pairs, a YAML/JSON mapping or a dict,
+            or a list of them (a repeated `--params_override` flag).
 
     Returns:
         The resolved `ExperimentConfig`.
 
     Raises:
-        ConfigError: a key does not exist or a value has the wrong shape.
+        ConfigError: a key does not exist or a value is refused.
     """
     params = ExperimentConfig()
     for path in config_files:
-        if not tf.io.gfile.exists(path):
-            raise ConfigError(f"config file not found: {path}")
-        if tf.io.gfile.isdir(path):
-            raise ConfigError(f"{path} is a directory; --config_file takes a YAML file")
-        with tf.io.gfile.GFile(path) as f:
-            try:
-                overrides = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: invalid YAML: {e}") from e
-        _check_expanded_size(overrides, path)
-        override(params, overrides, path)
-    override(params, parse_override_string(params_override), "--params_override")
+        override(params, read_yaml(path), path)
+    if isinstance(params_override, (str, dict)):
+        params_override = [params_override]
+    for text in params_override or ():
+        override(params, parse_override_string(text), "--params_override")
     validate(params)
     return params
 
 
-#: allowed values of the enumerated keys outside the task blocks.
-CHOICES = {
-    "runtime.distribution_strategy": ("one_device", "mirrored", "multi_worker_mirrored", "tpu"),
-    "export.checkpoint": ("best", "latest"),
-    "tag_scheme": ("auto", "iob1", "iob2", "bioes"),
-    "quoting": ("minimal", "none"),
-}
-
-
-def check_choice(key, value, allowed):
-    """Raises `ConfigError` unless `value` is one of `allowed`, naming `key`."""
-    if value not in allowed:
-        choices = ", ".join(map(str, allowed))
-        raise ConfigError(f"{key} must be one of: {choices}; got `{shown(value, repr_=False)}`")
-
-
-def check_range(key, value, low=None, high=None):
-    """Raises `ConfigError` unless `low <= value <= high` (either may be None)."""
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = " and ".join(
-            part
-            for part in (
-                f">= {low}" if low is not None else "",
-                f"<= {high}" if high is not None else "",
-            )
-            if part
-        )
-        raise ConfigError(f"{key} must be {bounds}, got {value}")
-
-
 def validate(params):
-    """Checks values that the dataclass types cannot express.
+    """Checks every field against its declaration, then what spans fields.
 
-    Each task block checks itself (`TaskConfig.check`); enumerated keys
-    list their allowed values.
+    Types, ranges and choices are declared with each field
+    (`config_checks.bounded` / `one_of` / `text`) and checked generically;
+    each task block then checks what spans its fields (`TaskConfig.check`).
     """
-    from tftransfer import keep_layers, tasks, transfer
-    from tftransfer.training import precision
+    from tftransfer import keep_layers
 
-    check_choice("task.type", params.task.type, list(tasks.registered()))
+    config_checks.check_tree(params, "")
     if params.backbone.keep_layers is not None:
         # The range is checked when the backbone is loaded and its depth known.
         keep_layers.layer_indices(params.backbone.keep_layers, num_layers=None)
     params.task.get().check(f"task.{params.task.type}")
-    trainer = params.trainer
-    check_range("trainer.batch_size", trainer.batch_size, low=1)
-    check_range("trainer.epochs", trainer.epochs, low=0)
-    check_range("trainer.train_steps", trainer.train_steps, low=0)
-    if not trainer.learning_rate > 0:
-        raise ConfigError(f"trainer.learning_rate must be > 0, got {trainer.learning_rate}")
-    check_range("trainer.warmup_ratio", trainer.warmup_ratio, low=0.0, high=1.0)
-    check_range("trainer.weight_decay", trainer.weight_decay, low=0.0)
-    check_range("trainer.clipnorm", trainer.clipnorm, low=0.0)
-    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_execution"):
-        check_range(f"trainer.{key}", getattr(trainer, key), low=1)
-    for key in ("eval_every", "early_stopping_patience"):
-        check_range(f"trainer.{key}", getattr(trainer, key), low=0)
-    check_choice("transfer.strategy", params.transfer.strategy, sorted(transfer.registered()))
-    check_range("transfer.lora_rank", params.transfer.lora_rank, low=1)
-    check_range("transfer.llrd_decay", params.transfer.llrd_decay, low=0.0, high=1.0)
-    check_range("transfer.unfreeze_every", params.transfer.unfreeze_every, low=0)
-    check_range("trainer.eval_batch_size", params.trainer.eval_batch_size, low=1)
-    check_choice(
-        "runtime.distribution_strategy",
-        params.runtime.distribution_strategy,
-        CHOICES["runtime.distribution_strategy"],
-    )
-    check_choice("export.checkpoint", params.export.checkpoint, CHOICES["export.checkpoint"])
-    check_choice(
-        "runtime.mixed_precision", params.runtime.mixed_precision, tuple(precision.POLICIES)
-    )
-    check_choice("export.mixed_precision", params.export.mixed_precision, tuple(precision.POLICIES))
     for name in ("train", "validation", "test"):
         split = getattr(params.data, name)
-        for field in ("tag_scheme", "quoting"):
-            check_choice(f"data.{name}.{field}", getattr(split, field), CHOICES[field])
         if split.has_header and split.column_names:
             raise ConfigError(
                 f"data.{name}: column_names is set but has_header is true; for files "

@@ -14,6 +14,11 @@ from typing import List, Optional
 
 from official.modeling.hyperparams import base_config
 
+from tftransfer.config_checks import ConfigError, bounded, codec, one_of, text
+
+#: `data.<split>.format` values; empty = from the path.
+FORMATS = ("", "csv", "tsv", "jsonl", "text", "tfds", "conll", "squad")
+
 
 @dataclasses.dataclass
 class InputConfig(base_config.Config):
@@ -51,23 +56,28 @@ class InputConfig(base_config.Config):
         max_examples: read at most this many examples (0 = all).
     """
 
-    path: str = ""
-    format: str = ""
-    split: str = "train"
-    tfds_data_dir: str = ""
-    text_column: str = "text"
-    text_pair_column: str = ""
-    label_column: str = "label"
-    label_delimiter: str = ""
-    label_columns: List[str] = dataclasses.field(default_factory=list)
-    tokens_column: str = "tokens"
-    tags_column: str = "tags"
-    tag_scheme: str = "auto"
+    path: str = text("")
+    format: str = one_of("", FORMATS)
+    split: str = text("train")
+    tfds_data_dir: str = text("")
+    text_column: str = text("text")
+    text_pair_column: str = text("")
+    label_column: str = text("label")
+    label_delimiter: str = text("")
+    label_columns: List[str] = text(default_factory=list)
+    tokens_column: str = text("tokens")
+    tags_column: str = text("tags")
+    tag_scheme: str = one_of("auto", ("auto", "iob1", "iob2", "bioes"))
     has_header: bool = True
-    column_names: List[str] = dataclasses.field(default_factory=list)
-    quoting: str = "minimal"
-    encoding: str = "utf-8"
-    max_examples: int = 0
+    column_names: List[str] = text(default_factory=list)
+    quoting: str = one_of("minimal", ("minimal", "none"))
+    encoding: str = text("utf-8", check=codec)
+    max_examples: int = bounded(0, low=0)
+
+
+def _increasing(key, values):
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"{key} must be increasing lengths, got {values}")
 
 
 @dataclasses.dataclass
@@ -98,11 +108,13 @@ class DataConfig(base_config.Config):
     train: InputConfig = dataclasses.field(default_factory=InputConfig)
     validation: InputConfig = dataclasses.field(default_factory=InputConfig)
     test: InputConfig = dataclasses.field(default_factory=InputConfig)
-    shuffle_buffer_size: int = 100_000
-    bucket_boundaries: List[int] = dataclasses.field(
-        default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384]
+    shuffle_buffer_size: int = bounded(100_000, low=0)
+    bucket_boundaries: List[int] = bounded(
+        default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384],
+        low=1,
+        check=_increasing,
     )
     packing: Optional[bool] = None
     cache: bool = True
-    prefetch: int = 2
-    num_parallel_calls: int = 2
+    prefetch: int = bounded(2, low=0, high=1024)
+    num_parallel_calls: int = bounded(2, low=0, high=1024)

@@ -34,10 +34,13 @@ import numpy as np
 import tensorflow as tf
 from official.modeling.hyperparams import base_config
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import configs
 from tftransfer.data import pipeline, readers
 
 _REGISTRY = {}
+#: longest `max_seq_length` accepted: beyond any released checkpoint's context.
+MAX_SEQ_LENGTH = 1 << 20
 
 
 @dataclasses.dataclass
@@ -48,15 +51,16 @@ class TaskConfig(base_config.Config):
         max_seq_length: tokens per model input row, special tokens included.
     """
 
-    max_seq_length: int = 128
+    max_seq_length: int = bounded(128, low=2, high=MAX_SEQ_LENGTH)
 
     def check(self, key):
-        """Raises `configs.ConfigError` naming `key.<field>` for a bad value.
+        """Raises `configs.ConfigError` naming `key.<field>` for values that
+        are wrong together; each field's own type and range are declared with
+        it (`config_checks.bounded`, `one_of`, `text`) and checked before.
 
         Args:
             key: where this config sits, e.g. `task.text_classification`.
         """
-        configs.check_range(f"{key}.max_seq_length", self.max_seq_length, low=2)
 
 
 def register(name, config_class):

@@ -37,6 +37,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
 from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
@@ -80,28 +81,20 @@ class CausalLMConfig(base.TaskConfig):
             it on GPUs and TPUs.
     """
 
-    max_seq_length: int = 256
+    max_seq_length: int = bounded(256, low=2, high=base.MAX_SEQ_LENGTH)
     add_start_token: bool = False
-    chat_template: str = ""
-    max_length: int = 1024
-    prompt_truncation: str = "error"
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
-    stop_strings: List[str] = dataclasses.field(default_factory=list)
+    chat_template: str = text("")
+    max_length: int = bounded(1024, low=2, high=base.MAX_SEQ_LENGTH)
+    prompt_truncation: str = one_of("error", PROMPT_TRUNCATION)
+    max_new_tokens: int = bounded(64, low=0, high=base.MAX_SEQ_LENGTH)
+    temperature: float = bounded(0.0, low=0.0)
+    top_k: int = bounded(0, low=0)
+    top_p: float = bounded(1.0, above=0.0, high=1.0)
+    # The sampling seed is an int64 tensor in the export's signature.
+    seed: int = bounded(0, low=0, high=2**63 - 1)
+    stop_strings: List[str] = text(default_factory=list)
     save_backbone: bool = False
     jit_compile: bool = False
-
-    def check(self, key):
-        super().check(key)
-        configs.check_choice(f"{key}.prompt_truncation", self.prompt_truncation, PROMPT_TRUNCATION)
-        configs.check_range(f"{key}.max_length", self.max_length, low=2)
-        configs.check_range(f"{key}.max_new_tokens", self.max_new_tokens, low=0)
-        configs.check_range(f"{key}.temperature", self.temperature, low=0.0)
-        configs.check_range(f"{key}.top_k", self.top_k, low=0)
-        configs.check_range(f"{key}.top_p", self.top_p, low=0.0, high=1.0)
 
 
 def _ragged(ids):

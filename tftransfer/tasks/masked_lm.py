@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
 from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
@@ -60,26 +61,21 @@ class MaskedLMConfig(base.TaskConfig):
         top_k: tokens returned per mask by the export.
     """
 
-    max_seq_length: int = 128
-    mask_rate: float = 0.15
-    mask_token_rate: float = 0.8
-    random_token_rate: float = 0.1
-    max_predictions: int = 0
+    max_seq_length: int = bounded(128, low=3, high=base.MAX_SEQ_LENGTH)
+    mask_rate: float = bounded(0.15, above=0.0, high=1.0)
+    mask_token_rate: float = bounded(0.8, low=0.0, high=1.0)
+    random_token_rate: float = bounded(0.1, low=0.0, high=1.0)
+    max_predictions: int = bounded(0, low=0, high=base.MAX_SEQ_LENGTH)
     whole_word_masking: bool = False
-    top_k: int = 5
+    top_k: int = bounded(5, low=1, high=1000)
 
     def check(self, key):
         super().check(key)
-        configs.check_range(f"{key}.mask_rate", self.mask_rate, low=0.0, high=1.0)
-        configs.check_range(f"{key}.mask_token_rate", self.mask_token_rate, low=0.0, high=1.0)
-        configs.check_range(f"{key}.random_token_rate", self.random_token_rate, low=0.0, high=1.0)
         if self.mask_token_rate + self.random_token_rate > 1.0:
             raise configs.ConfigError(
                 f"{key}: mask_token_rate + random_token_rate must be <= 1, got "
                 f"{self.mask_token_rate} + {self.random_token_rate}"
             )
-        configs.check_range(f"{key}.max_predictions", self.max_predictions, low=0)
-        configs.check_range(f"{key}.top_k", self.top_k, low=1)
 
 
 def _masked_lm_class(backbone):

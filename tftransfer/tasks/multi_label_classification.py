@@ -33,6 +33,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import configs
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
@@ -60,17 +61,13 @@ class MultiLabelClassificationConfig(TextClassificationConfig):
             loss (more recall on rare labels); empty = 1.
     """
 
-    threshold: float = 0.5
-    thresholds: List[float] = dataclasses.field(default_factory=list)
-    threshold_tuning: str = "per_label"
-    positive_weights: List[float] = dataclasses.field(default_factory=list)
+    threshold: float = bounded(0.5, low=0.0, high=1.0)
+    thresholds: List[float] = bounded(default_factory=list, low=0.0, high=1.0)
+    threshold_tuning: str = one_of("per_label", THRESHOLD_TUNING)
+    positive_weights: List[float] = bounded(default_factory=list, low=0.0)
 
     def check(self, key):
         super().check(key)
-        configs.check_choice(f"{key}.threshold_tuning", self.threshold_tuning, THRESHOLD_TUNING)
-        configs.check_range(f"{key}.threshold", self.threshold, low=0.0, high=1.0)
-        for i, t in enumerate(self.thresholds):
-            configs.check_range(f"{key}.thresholds[{i}]", t, low=0.0, high=1.0)
         if self.class_weights or self.balanced_class_weights:
             raise configs.ConfigError(
                 f"{key}.class_weights / balanced_class_weights weigh one class per example; "

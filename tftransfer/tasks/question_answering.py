@@ -43,6 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
 from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
@@ -74,13 +75,13 @@ class QuestionAnsweringConfig(base.TaskConfig):
         dropout: dropout before the span layer.
     """
 
-    max_seq_length: int = 384
-    max_query_length: int = 64
-    doc_stride: int = 128
-    max_answer_length: int = 30
+    max_seq_length: int = bounded(384, low=5, high=base.MAX_SEQ_LENGTH)
+    max_query_length: int = bounded(64, low=1, high=base.MAX_SEQ_LENGTH)
+    doc_stride: int = bounded(128, low=1)
+    max_answer_length: int = bounded(30, low=1, high=base.MAX_SEQ_LENGTH)
     version_2_with_negative: bool = False
-    null_score_threshold: float = 0.0
-    dropout: float = 0.1
+    null_score_threshold: float = bounded(0.0)
+    dropout: float = bounded(0.1, low=0.0, below=1.0)
 
     def check(self, key):
         super().check(key)
@@ -90,8 +91,6 @@ class QuestionAnsweringConfig(base.TaskConfig):
                 f"{key}: need 1 <= doc_stride <= max_seq_length - 3 - "
                 f"max_query_length (= {room}), got doc_stride {self.doc_stride}"
             )
-        configs.check_range(f"{key}.max_answer_length", self.max_answer_length, low=1)
-        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
 
 
 @base.register("question_answering", QuestionAnsweringConfig)

@@ -26,6 +26,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
 from tftransfer.data import pipeline
 from tftransfer.data.readers import DataError
@@ -71,29 +72,21 @@ class TextClassificationConfig(base.TaskConfig):
             `max`, or `attention` (a learned softmax weight per window).
     """
 
-    labels: List[str] = dataclasses.field(default_factory=list)
-    max_seq_length: int = 128
-    pooling: str = "auto"
-    dropout: float = 0.1
-    class_weights: List[float] = dataclasses.field(default_factory=list)
+    labels: List[str] = text(default_factory=list)
+    max_seq_length: int = bounded(128, low=2, high=base.MAX_SEQ_LENGTH)
+    pooling: str = one_of("auto", POOLING)
+    dropout: float = bounded(0.1, low=0.0, below=1.0)
+    class_weights: List[float] = bounded(default_factory=list, low=0.0)
     balanced_class_weights: bool = False
     text_pair: Optional[bool] = None
-    long_texts: str = "truncate"
-    truncation: str = "head"
-    window_stride: int = 0
-    max_windows: int = 8
-    window_aggregation: str = "mean"
+    long_texts: str = one_of("truncate", LONG_TEXTS)
+    truncation: str = one_of("head", text_windows.TRUNCATION)
+    window_stride: int = bounded(0, low=0)
+    max_windows: int = bounded(8, low=1, high=4096)
+    window_aggregation: str = one_of("mean", windowed_classifier.AGGREGATION)
 
     def check(self, key):
         super().check(key)
-        configs.check_choice(f"{key}.pooling", self.pooling, POOLING)
-        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
-        configs.check_choice(f"{key}.long_texts", self.long_texts, LONG_TEXTS)
-        configs.check_choice(f"{key}.truncation", self.truncation, text_windows.TRUNCATION)
-        configs.check_choice(
-            f"{key}.window_aggregation", self.window_aggregation, windowed_classifier.AGGREGATION
-        )
-        configs.check_range(f"{key}.max_windows", self.max_windows, low=1)
         # A pair's second text takes at most half the sequence, so a window
         # of the first text is at least this wide.
         narrowest = self.max_seq_length - 3 - (self.max_seq_length - 3) // 2

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import stats
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import configs
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
@@ -54,19 +55,15 @@ class TextRegressionConfig(TextClassificationConfig):
             data and saved with the model (empty = none yet).
     """
 
-    targets: List[str] = dataclasses.field(default_factory=list)
-    loss: str = "mse"
-    huber_delta: float = 1.0
+    targets: List[str] = text(default_factory=list)
+    loss: str = one_of("mse", LOSSES)
+    huber_delta: float = bounded(1.0, above=0.0)
     normalize_targets: bool = True
-    target_mean: List[float] = dataclasses.field(default_factory=list)
-    target_std: List[float] = dataclasses.field(default_factory=list)
+    target_mean: List[float] = bounded(default_factory=list)
+    target_std: List[float] = bounded(default_factory=list, above=0.0)
 
     def check(self, key):
         super().check(key)
-        configs.check_choice(f"{key}.loss", self.loss, LOSSES)
-        configs.check_range(f"{key}.huber_delta", self.huber_delta, low=1e-9)
-        for i, std in enumerate(self.target_std):
-            configs.check_range(f"{key}.target_std[{i}]", std, low=1e-12)
         if self.labels or self.class_weights or self.balanced_class_weights:
             raise configs.ConfigError(
                 f"{key}: labels and class weights are classification settings; "

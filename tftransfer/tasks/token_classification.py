@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
 from tftransfer.data import (
     pipeline,
@@ -95,15 +96,15 @@ class TokenClassificationConfig(base.TaskConfig):
             then agree) or `argmax` (each word's most probable tag).
     """
 
-    labels: List[str] = dataclasses.field(default_factory=list)
-    max_seq_length: int = 128
-    window_stride: int = 0
+    labels: List[str] = text(default_factory=list)
+    max_seq_length: int = bounded(128, low=3, high=base.MAX_SEQ_LENGTH)
+    window_stride: int = bounded(0, low=0)
     label_all_subwords: bool = False
     casing_features: Optional[bool] = False
     document_context: bool = False
-    dropout: float = 0.1
+    dropout: float = bounded(0.1, low=0.0, below=1.0)
     strict: bool = False
-    decoding: str = "constrained"
+    decoding: str = one_of("constrained", DECODING)
 
     def check(self, key):
         super().check(key)
@@ -113,8 +114,6 @@ class TokenClassificationConfig(base.TaskConfig):
                 f"{key}: need max_seq_length >= 3 and 0 <= window_stride <= "
                 f"max_seq_length - 2, got {self.max_seq_length} and {self.window_stride}"
             )
-        configs.check_choice(f"{key}.decoding", self.decoding, DECODING)
-        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
 
 
 @base.register("token_classification", TokenClassificationConfig)

@@ -11,6 +11,15 @@ from typing import List
 
 from official.modeling.hyperparams import base_config
 
+from tftransfer.config_checks import bounded, one_of, text
+
+
+def _strategies():
+    from tftransfer import transfer  # the registry; imports Keras
+
+    return sorted(transfer.registered())
+
+
 #: what `lora` adapts by default: every attention and feed-forward
 #: projection of keras-hub's encoder and decoder layers (BERT, GPT-2, Llama).
 LORA_TARGETS = (
@@ -45,9 +54,9 @@ class TransferConfig(base_config.Config):
         unfreeze_every: steps between two unfreezings (0 = each epoch).
     """
 
-    strategy: str = "full"
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_targets: List[str] = dataclasses.field(default_factory=lambda: list(LORA_TARGETS))
-    llrd_decay: float = 0.8
-    unfreeze_every: int = 0
+    strategy: str = one_of("full", _strategies)
+    lora_rank: int = bounded(8, low=1, high=65536)
+    lora_alpha: float = bounded(16.0, above=0.0)
+    lora_targets: List[str] = text(default_factory=lambda: list(LORA_TARGETS))
+    llrd_decay: float = bounded(0.8, above=0.0, high=1.0)
+    unfreeze_every: int = bounded(0, low=0)
