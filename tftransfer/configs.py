@@ -31,7 +31,6 @@ from tftransfer import config_checks
 from tftransfer.data.data_config import DataConfig, InputConfig  # noqa: F401
 from tftransfer.transfer.transfer_config import TransferConfig
 
-
 bounded = config_checks.bounded
 one_of = config_checks.one_of
 #: upper bounds that catch a slip (`1e23` epochs) long before an overflow.

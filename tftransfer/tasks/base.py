@@ -34,8 +34,7 @@ import numpy as np
 import tensorflow as tf
 from official.modeling.hyperparams import base_config
 
-from tftransfer.config_checks import bounded, one_of, text
-from tftransfer import configs
+from tftransfer.config_checks import bounded
 from tftransfer.data import pipeline, readers
 
 _REGISTRY = {}

@@ -37,8 +37,8 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import backbones
 from tftransfer.config_checks import bounded, one_of, text
-from tftransfer import backbones, configs
 from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, token_loss

@@ -36,8 +36,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
+from tftransfer.config_checks import bounded
 from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, token_loss

@@ -33,8 +33,8 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import configs
+from tftransfer.config_checks import bounded, one_of
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import multi_label as multi_label_metrics

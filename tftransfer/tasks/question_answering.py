@@ -43,8 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
+from tftransfer.config_checks import bounded
 from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics

@@ -26,8 +26,8 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics

@@ -30,8 +30,8 @@ import numpy as np
 import tensorflow as tf
 from scipy import stats
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import configs
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base

@@ -38,8 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.config_checks import bounded, one_of, text
 from tftransfer import backbones, configs
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import (
     pipeline,
     tag_schemes,
