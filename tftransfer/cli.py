@@ -569,12 +569,15 @@ VERBOSE_ENV = "TFTRANSFER_VERBOSE"
 
 def _user_errors():
     """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
-    from tftransfer import backbones, configs, gguf_converter
+    import tensorflow as tf
+
+    from tftransfer import backbones, configs, generation, gguf_converter
     from tftransfer.data import readers, tag_schemes
     from tftransfer.training import distribute, run_lock, trainer
 
     return (
         configs.ConfigError,
+        generation.GenerationError,
         readers.DataError,
         tag_schemes.TagError,
         backbones.BackboneError,
@@ -583,7 +586,11 @@ def _user_errors():
         trainer.CheckpointError,
         trainer.WorkerLostError,
         distribute.DistributeError,
-        OSError,  # a missing file or SavedModel, a full disk: nothing to debug
+        # A missing file or SavedModel, a full disk, a folder that is a file:
+        # nothing to debug.
+        OSError,
+        tf.errors.NotFoundError,
+        tf.errors.PermissionDeniedError,
     )
 
 

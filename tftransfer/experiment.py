@@ -59,6 +59,12 @@ def read_split(params, split, need_labels=True, **overrides):
     spec = getattr(params.data, split)
     if overrides:
         spec = spec.replace(**overrides)
+    if spec.path and not spec.path.startswith("tfds:") and spec.format != "tfds":
+        try:
+            readers.expand_paths(spec.path)
+        except readers.DataError as e:
+            key = "--input" if "path" in overrides else f"data.{split}.path"
+            raise readers.DataError(f"{key}: {e}") from None
     return tasks.get(params.task.type).read(spec, need_labels=need_labels)
 
 
@@ -165,7 +171,7 @@ def _packed_model(params, task, model, backbone, strategy):
         if packed is None:
             reason = f"the {task.name} task cannot train on packed rows"
     if wanted and reason:
-        raise ValueError(f"data.packing: {reason} (set data.packing=false)")
+        raise configs.ConfigError(f"data.packing: {reason} (set data.packing=false)")
     if packed is None:
         return None, f"off: {reason}"
     return packed, "on" if wanted else "on (data.packing unset: packed where it can run)"
@@ -514,16 +520,17 @@ def restore(model, model_dir, which="best"):
         path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
-    status = tf.train.Checkpoint(model=model).read(path)
     # Every weight of the model must come from the checkpoint: a model built
     # differently from the one trained (another head, another config) must
     # fail here, not predict with random weights. Optimizer slots in the
     # checkpoint are fine to skip.
     try:
+        status = tf.train.Checkpoint(model=model).read(path)
         status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ValueError(
-            f"checkpoint {path} does not hold every weight of the model built from "
+    except (AssertionError, ValueError) as e:
+        # A shape differs (ValueError) or a weight is missing (AssertionError).
+        raise trainer_lib.CheckpointError(
+            f"checkpoint {path} does not fit the model built from "
             f"{model_dir}/params.yaml (was the config edited after training?): "
             f"{str(e).splitlines()[0]}"
         ) from e

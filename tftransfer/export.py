@@ -220,6 +220,10 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
     stay float32.
     """
     params = configs.from_model_dir(model_dir)
+    folder = export_dir or params.export.export_dir
+    if folder and tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
+        # Found before the minutes of loading and tracing, not after.
+        raise NotADirectoryError(f"export folder {folder} is a file; give a folder")
     if mixed_precision is None:
         mixed_precision = params.export.mixed_precision
     configs.check_choice("mixed_precision", mixed_precision, tuple(precision.POLICIES))

@@ -14,6 +14,7 @@ Example:
 """
 
 import dataclasses
+import re
 
 import tensorflow as tf
 
@@ -22,6 +23,10 @@ from tftransfer.data import chat_template
 
 #: the signature both paths call (prompts and every setting as inputs).
 SIGNATURE = "generate_with_options"
+
+
+class GenerationError(ValueError):
+    """A run or export that does not generate, or a prompt or option it refuses."""
 
 
 @dataclasses.dataclass
@@ -66,7 +71,10 @@ class Generator:
         loaded = experiment.Loaded(model_dir, checkpoint)
         functions = loaded.serving_functions()
         if SIGNATURE not in functions:
-            raise ValueError(f"{model_dir}: a {loaded.task.name} run does not generate text")
+            raise GenerationError(
+                f"{model_dir}: a {loaded.task.name} run does not generate text; "
+                "use `tftransfer predict`"
+            )
         fn, specs = functions[SIGNATURE]
         traced = tf.function(fn, input_signature=list(specs.values()), autograph=False)
         meta = loaded.task.export_metadata()
@@ -78,7 +86,10 @@ class Generator:
 
         meta = export.read_metadata(version_dir)
         if SIGNATURE not in meta["signatures"]:
-            raise ValueError(f"{version_dir}: a {meta.get('task')} export does not generate text")
+            raise GenerationError(
+                f"{version_dir}: a {meta.get('task')} export does not generate text; "
+                "use `tftransfer predict`"
+            )
         signature = tf.saved_model.load(version_dir).signatures[SIGNATURE]
 
         def call(prompt, max_new_tokens, temperature, top_k, top_p, seed):
@@ -96,9 +107,33 @@ class Generator:
     def chat_prompt(self, text):
         """`text` as a user message, rendered up to the assistant's turn."""
         if not self.template:
-            raise ValueError("this model has no chat template; generate without --chat")
+            raise GenerationError("this model has no chat template; generate without --chat")
         messages = [{"role": "user", "content": text}]
         return chat_template.render(self.template, messages, add_generation_prompt=True)
+
+    def _call(self, texts, settings):
+        return self._function(
+            tf.constant(texts, tf.string),
+            tf.constant(settings["max_new_tokens"], tf.int32),
+            tf.constant(settings["temperature"], tf.float32),
+            tf.constant(settings["top_k"], tf.int32),
+            tf.constant(settings["top_p"], tf.float32),
+            tf.constant(settings["seed"], tf.int64),
+        )
+
+    def _refused(self, texts, settings, start, error):
+        """A `GenerationError` with the graph's check message and the prompt it is about."""
+        found = re.search(r"assertion failed: \[(.*?)\]", str(error), re.S)
+        message = found.group(1) if found else str(error).splitlines()[0]
+        if not message.startswith("prompt"):
+            return GenerationError(message)  # an option, the same for every prompt
+        for i, text in enumerate(texts if len(texts) > 1 else ()):
+            try:
+                self._call([text], settings)
+            except tf.errors.InvalidArgumentError:
+                return GenerationError(f"prompt {start + i + 1}: {message}")
+        which = f"prompt {start + 1}: " if len(texts) == 1 else ""
+        return GenerationError(f"{which}{message}")
 
     def __call__(self, prompts, options=None, chat=False, batch_size=8):
         """Returns `[{"prompt", "generated_text", "generated_tokens"}]`."""
@@ -115,14 +150,10 @@ class Generator:
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             texts = [self.chat_prompt(p) if chat else p for p in chunk]
-            out = self._function(
-                tf.constant(texts, tf.string),
-                tf.constant(settings["max_new_tokens"], tf.int32),
-                tf.constant(settings["temperature"], tf.float32),
-                tf.constant(settings["top_k"], tf.int32),
-                tf.constant(settings["top_p"], tf.float32),
-                tf.constant(settings["seed"], tf.int64),
-            )
+            try:
+                out = self._call(texts, settings)
+            except tf.errors.InvalidArgumentError as e:
+                raise self._refused(texts, settings, start, e) from None
             for prompt, text, count in zip(
                 chunk, out["generated_text"].numpy(), out["generated_tokens"].numpy()
             ):

@@ -300,6 +300,9 @@ def convert(gguf_path, output_dir):
     """
     from safetensors.numpy import save_file
 
+    if os.path.isfile(output_dir) or (os.path.isdir(output_dir) and os.listdir(output_dir)):
+        # Checked first: the conversion takes minutes for a real checkpoint.
+        raise ConversionError(f"{output_dir} already exists; give a new folder or remove it")
     reader = _reader(gguf_path)
     arch = _arch(reader)
     if arch not in LLAMA_LIKE:

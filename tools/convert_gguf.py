@@ -14,6 +14,7 @@ Usage:
 """
 
 import os
+import sys
 
 # TensorFlow (imported with tftransfer's backbones) logs its start-up at
 # ERROR level; level 3 hides it unless the user set a level.
@@ -32,8 +33,13 @@ def main(argv):
 
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
-    source = FLAGS.gguf or backbones.decoder_gguf_path()
-    path = gguf_converter.convert(source, FLAGS.output_dir)
+    try:
+        source = FLAGS.gguf or backbones.decoder_gguf_path()
+        path = gguf_converter.convert(source, FLAGS.output_dir)
+    except (gguf_converter.ConversionError, backbones.BackboneError, OSError) as e:
+        # The message names the file and what is wrong with it.
+        print(f"convert_gguf: error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"{source} -> {path}")
 
 

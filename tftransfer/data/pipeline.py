@@ -33,6 +33,7 @@ import weakref
 
 import tensorflow as tf
 
+from tftransfer.config_checks import ConfigError
 from tftransfer.data import packing
 
 # Raw examples per tokenization call when encoding before batching.
@@ -265,7 +266,7 @@ def train_dataset(
             shape and need them static): no length buckets, no packing.
     """
     if fixed_shapes and data_config.packing:
-        raise ValueError("data.packing gives batches of varying rows; set data.packing=false")
+        raise ConfigError("data.packing gives batches of varying rows; set data.packing=false")
     dataset = encoded if encoded is not None else encoded_dataset(task, examples, data_config)
     dataset = dataset.shuffle(max(1, data_config.shuffle_buffer_size), seed=seed)
     dataset = dataset.repeat()

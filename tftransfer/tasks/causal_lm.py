@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import backbones
-from tftransfer.config_checks import bounded, one_of, text
+from tftransfer.config_checks import ConfigError, bounded, one_of, text
 from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, token_loss
@@ -95,6 +95,14 @@ class CausalLMConfig(base.TaskConfig):
     stop_strings: List[str] = text(default_factory=list)
     save_backbone: bool = False
     jit_compile: bool = False
+
+    def check(self, key):
+        super().check(key)
+        if self.max_new_tokens >= self.max_length:
+            raise ConfigError(
+                f"{key}.max_new_tokens must be < max_length = {self.max_length} (the prompt "
+                f"needs a token), got {self.max_new_tokens}"
+            )
 
 
 def _ragged(ids):
@@ -442,6 +450,25 @@ class CausalLM(base.Task):
             },
         }
 
+    def check_options(self, max_new_tokens, temperature, top_k, top_p):
+        """In-graph checks of per-request generation options (NaN fails them all)."""
+        room = self.config.max_length - 1
+        key = "task.causal_lm.max_length"
+        return [
+            tf.debugging.assert_greater_equal(
+                max_new_tokens, 0, message="max_new_tokens must be >= 0"
+            ),
+            tf.debugging.assert_less_equal(
+                max_new_tokens, room, message=f"max_new_tokens must be <= {key} - 1 = {room}"
+            ),
+            tf.debugging.assert_greater_equal(
+                temperature, 0.0, message="temperature must be a number >= 0"
+            ),
+            tf.debugging.assert_greater_equal(top_k, 0, message="top_k must be >= 0"),
+            tf.debugging.assert_greater(top_p, 0.0, message="top_p must be > 0 and <= 1"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be > 0 and <= 1"),
+        ]
+
     def serving_functions(self, model, backbone):
         """`generate` (also the default), `generate_with_options` and `score`.
 
@@ -469,6 +496,12 @@ class CausalLM(base.Task):
         # minute, and the SavedModel then holds the loop once.
         @tf.function(input_signature=list(options.values()), autograph=False)
         def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+            # A client's options are checked in the graph: TF Serving answers
+            # INVALID_ARGUMENT with the message instead of decoding nonsense.
+            with tf.control_dependencies(
+                self.check_options(max_new_tokens, temperature, top_k, top_p)
+            ):
+                max_new_tokens = tf.identity(max_new_tokens)
             return self.generate(decoder, prompts, max_new_tokens, temperature, top_k, top_p, seed)
 
         def generate(prompts):

@@ -33,6 +33,7 @@ True
 32
 """
 
+import json
 import os
 
 import tensorflow as tf
@@ -58,8 +59,51 @@ def get_strategy(runtime_config):
     return _STRATEGIES[key]
 
 
+def check_tf_config(name):
+    """Refuses a `TF_CONFIG` that is not a JSON cluster description, naming the variable."""
+    text = os.environ.get("TF_CONFIG", "")
+    if not text.strip():
+        return  # multi_worker_mirrored without one: a single worker
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise DistributeError(f"TF_CONFIG is not valid JSON ({e}): {text[:200]!r}") from None
+    if not isinstance(value, dict):
+        raise DistributeError(f"TF_CONFIG must be a JSON object, got {text[:200]!r}")
+    if name != "multi_worker_mirrored":
+        return
+    cluster, task = value.get("cluster"), value.get("task")
+    if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()):
+        raise DistributeError(
+            'TF_CONFIG needs "cluster": {"worker": ["host:port", ...]} (one list per job)'
+        )
+    if not (
+        isinstance(task, dict)
+        and task.get("type") in cluster
+        and isinstance(task.get("index"), int)
+        and 0 <= task["index"] < len(cluster[task["type"]])
+    ):
+        raise DistributeError(
+            'TF_CONFIG needs "task": {"type": <a job of "cluster">, "index": <its position>}, '
+            f"got {task!r}"
+        )
+
+
+def _check_gpus(runtime_config):
+    if runtime_config.num_gpus <= 0:
+        return
+    found = len(tf.config.list_physical_devices("GPU"))
+    if runtime_config.num_gpus > found:
+        raise DistributeError(
+            f"runtime.num_gpus={runtime_config.num_gpus}, but TensorFlow sees {found} GPU(s) "
+            "here; use --num_gpus=0 to train on the CPU"
+        )
+
+
 def _make_strategy(runtime_config):
     name = runtime_config.distribution_strategy.lower()
+    check_tf_config(name)
+    _check_gpus(runtime_config)
     if name == "mirrored" and runtime_config.num_gpus == 0:
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
@@ -72,7 +116,7 @@ def _make_strategy(runtime_config):
         )
     except (tf.errors.OpError, ValueError) as e:
         if name != "tpu":
-            raise
+            raise DistributeError(f"runtime.distribution_strategy={name}: {e}") from None
         # TF's own error is a kernel-registration dump ("No OpKernel was
         # registered to support Op 'ConfigureDistributedTPU'").
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

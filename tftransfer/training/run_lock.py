@@ -64,6 +64,7 @@ def run_lock(model_dir):
     if "://" in model_dir:
         yield
         return
+    created = not os.path.exists(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, LOCK_NAME)
     host = socket.gethostname()
@@ -96,3 +97,7 @@ def run_lock(model_dir):
         if (_owner(path) or {}).get("pid") == me["pid"]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
+        if created:
+            # A run refused by its checks (data, backbone) leaves no empty folder.
+            with contextlib.suppress(OSError):
+                os.rmdir(model_dir)  # only if empty
