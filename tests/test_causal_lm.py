@@ -274,7 +274,26 @@ print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated
     fresh = fresh_process.python(script)
     assert fresh["text"] == [r["generated_text"] for r in in_process]
     # A short and a long prompt that still leaves room for max_new_tokens.
-    assert serving_warmup.replay(tf.saved_model.load(path), path) == 2
+    served = tf.saved_model.load(path)
+    assert serving_warmup.replay(served, path) == 2
+    # A client's options outside their range are refused, with the reason.
+    good = {"max_new_tokens": 2, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+    dtypes = {"max_new_tokens": tf.int32, "top_k": tf.int32, "seed": tf.int64}
+    for bad, message in [
+        ({"max_new_tokens": -1}, "max_new_tokens must be >= 0"),
+        ({"max_new_tokens": 5000}, "max_new_tokens must be <= task.causal_lm.max_length - 1"),
+        ({"temperature": float("nan")}, "temperature must be a number >= 0"),
+        ({"top_k": -3}, "top_k must be >= 0"),
+        ({"top_p": 2.0}, "top_p must be > 0 and <= 1"),
+    ]:
+        options = {k: tf.constant(v, dtypes.get(k, tf.float32)) for k, v in {**good, **bad}.items()}
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            served.signatures["generate_with_options"](prompt=tf.constant(["the"]), **options)
+    # The CLI's generator says which prompt does not fit, in one line.
+    with pytest.raises(generation.GenerationError, match="^prompt 2: prompt too long"):
+        generator(["the", "the king " * 600])
+    with pytest.raises(generation.GenerationError, match="^max_new_tokens must be <="):
+        generator(["the"], generation.Options(max_new_tokens=5000))
     # Chinese text goes through the byte-level BPE and back unchanged.
     tokenizer = experiment.Loaded(run_dir).task.tokenizer
     round_trip = tf.function(lambda t: tokenizer.detokenize(tokenizer(t)), autograph=False)

@@ -1,9 +1,10 @@
 import json
 import os
+import shutil
 import sys
 
 import pytest
-from helpers import fresh_process
+from helpers import cli_call, fresh_process
 
 CLI = [sys.executable, "-m", "tftransfer.cli"]
 
@@ -122,3 +123,26 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     read = _run(["predict", export, f"--input={latin1}", "--encoding=latin-1"])
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout.splitlines()[1])["text"] == "na\u00efve and s\u00fcss"
+
+    # Mistakes with a run folder end in one line, and touch nothing.
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("once upon a time\n")
+    for source in (f"--model_dir={run}", export):
+        refused = cli_call.run("generate", source, f"--input={prompts}")
+        assert refused.returncode == 2 and len(refused.error_lines) == 1, refused
+        assert "does not generate text; use `tftransfer predict`" in refused.stderr
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("keep me")
+    refused = cli_call.run("export", f"--model_dir={run}", f"--export_dir={a_file}")
+    assert refused.returncode == 2 and len(refused.error_lines) == 1, refused
+    assert f"export folder {a_file} is a file" in refused.stderr
+    assert a_file.read_text() == "keep me"
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    params = (edited / "params.yaml").read_text()
+    (edited / "params.yaml").write_text(
+        params.replace("    - positive\n", "    - positive\n    - neutral\n")
+    )
+    refused = cli_call.run("predict", f"--model_dir={edited}", f"--input={prompts}")
+    assert refused.returncode == 2 and len(refused.error_lines) == 1, refused
+    assert "was the config edited after training?" in refused.stderr

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import configs, experiment, export, predict, tasks
+from tftransfer import config_checks, configs, experiment, export, predict, tasks
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import heads
 from tftransfer.tasks.text_classification import TextClassification
@@ -28,14 +28,11 @@ class ScoreRegressionConfig(tasks.TaskConfig):
         dropout: dropout before the output layer.
     """
 
-    max_seq_length: int = 32
-    dropout: float = 0.0
-    pooling: str = "mean"
+    # Each field declares what it accepts; `configs.validate` checks it.
+    max_seq_length: int = config_checks.bounded(32, low=2, high=512)
+    dropout: float = config_checks.bounded(0.0, low=0.0, below=1.0)
+    pooling: str = config_checks.one_of("mean", ("mean", "cls"))
     text_pair: bool = False
-
-    def check(self, key):
-        super().check(key)
-        configs.check_range(f"{key}.dropout", self.dropout, low=0.0, high=1.0)
 
 
 @tasks.register("test_score_regression", ScoreRegressionConfig)
@@ -146,7 +143,7 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     assert os.path.exists(os.path.join(run, "training_curves.png"))
 
 
-def test_its_config_checks_itself_and_unknown_tasks_list_it(tiny_preset):
+def test_its_declared_fields_are_checked_and_unknown_tasks_list_it(tiny_preset):
     with pytest.raises(configs.ConfigError, match=r"task.test_score_regression.dropout"):
         configs.load(
             [],
@@ -154,3 +151,13 @@ def test_its_config_checks_itself_and_unknown_tasks_list_it(tiny_preset):
         )
     with pytest.raises(configs.ConfigError, match=r"test_score_regression"):
         configs.load([], {"task": {"type": "nope"}})
+
+
+def test_a_task_whose_fields_declare_nothing_is_not_registered():
+    @dataclasses.dataclass
+    class Loose(tasks.TaskConfig):
+        alpha: float = 0.5
+
+    with pytest.raises(TypeError, match="Loose fields alpha declare no range or choices"):
+        tasks.register("test_loose", Loose)
+    assert "test_loose" not in tasks.registered()

@@ -628,10 +628,24 @@ def main(argv=None):
     try:
         _main(argv[1], argv)
     finally:
-        for name in set(FLAGS) - before:
-            if name in FLAGS:
-                delattr(FLAGS, name)
-        FLAGS.unparse_flags()
+        _forget_flags(before)
+
+
+def _forget_flags(keep):
+    for name in set(FLAGS) - keep:
+        if name in FLAGS:  # a short name went with its long one
+            delattr(FLAGS, name)
+    FLAGS.unparse_flags()
+
+
+def command_flags(command):
+    """`{name: absl Flag}` that `command` defines (its parser holds bounds and choices)."""
+    before = set(FLAGS)
+    DEFINERS[command]()
+    try:
+        return {name: FLAGS[name] for name in set(FLAGS) - before}
+    finally:
+        _forget_flags(before)
 
 
 def _main(command, argv):

@@ -239,6 +239,22 @@ def check_tree(config, prefix):
             _check_value(key, hint, spec, value)
 
 
+def walk(config, prefix=""):
+    """Yields `(dotted key, type hint, spec)` of every leaf field under `config`.
+
+    `spec` is what the field declared (`bounded`, `one_of`, `text`), None for
+    booleans. The config reference (docs) and the suite's property test
+    enumerate the fields this way.
+    """
+    for name, (hint, spec) in declared(type(config)).items():
+        key = f"{prefix}.{name}" if prefix else name
+        value = getattr(config, name)
+        if dataclasses.is_dataclass(value):
+            yield from walk(value, key)
+        else:
+            yield key, hint, spec
+
+
 def undeclared(config_class):
     """Names of fields (other than booleans and nested configs) declaring nothing.
 

@@ -92,7 +92,7 @@ def task_config_class():
     key = tuple((name, cls.config_class) for name, cls in registered.items())
     if key not in _TASK_CONFIGS:
         names = tuple(registered)
-        fields = [("type", Optional[str], config_checks.one_of(DEFAULT_TASK, names))]
+        fields = [("type", str, config_checks.one_of(DEFAULT_TASK, names))]
         fields += [
             (name, config_class, dataclasses.field(default_factory=config_class))
             for name, config_class in key

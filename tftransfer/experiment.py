@@ -59,7 +59,9 @@ def read_split(params, split, need_labels=True, **overrides):
     spec = getattr(params.data, split)
     if overrides:
         spec = spec.replace(**overrides)
-    if spec.path and not spec.path.startswith("tfds:") and spec.format != "tfds":
+    if not spec.path:
+        raise readers.DataError(f"data.{split}.path is empty: give the file to read")
+    if not spec.path.startswith("tfds:") and spec.format != "tfds":
         try:
             readers.expand_paths(spec.path)
         except readers.DataError as e:

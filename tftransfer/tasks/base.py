@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from official.modeling.hyperparams import base_config
 
+from tftransfer import config_checks
 from tftransfer.config_checks import bounded
 from tftransfer.data import pipeline, readers
 
@@ -71,6 +72,15 @@ def register(name, config_class):
     """
     if not (isinstance(config_class, type) and issubclass(config_class, TaskConfig)):
         raise TypeError(f"task `{name}`: the config class must subclass TaskConfig")
+    missing = config_checks.undeclared(config_class)
+    if missing:
+        # Declared here, every field is checked (and its error names it) by
+        # `configs.validate`, with no code in the task.
+        raise TypeError(
+            f"task `{name}`: {config_class.__name__} fields {', '.join(missing)} declare "
+            "no range or choices; write them with tftransfer.config_checks.bounded, "
+            "one_of or text"
+        )
 
     def decorator(cls):
         if name in _REGISTRY:
