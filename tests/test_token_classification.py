@@ -362,7 +362,7 @@ def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_pat
     assert params.task.token_classification.casing_features is False
     params.task.token_classification.casing_features = True
     configs.save(params, os.path.join(edited, "params.yaml"))
-    with pytest.raises(ValueError, match="does not hold every weight of the model"):
+    with pytest.raises(ValueError, match="does not fit the model built from"):
         experiment.Loaded(edited)
 
 
