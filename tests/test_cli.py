@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -146,3 +147,8 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     refused = cli_call.run("predict", f"--model_dir={edited}", f"--input={prompts}")
     assert refused.returncode == 2 and len(refused.error_lines) == 1, refused
     assert "was the config edited after training?" in refused.stderr
+    no_labels = re.sub(r"    labels:\n(    - .*\n)+", "    labels: []\n", params)
+    (edited / "params.yaml").write_text(no_labels)
+    refused = cli_call.run("export", f"--model_dir={edited}")
+    assert refused.returncode == 2 and len(refused.error_lines) == 1, refused
+    assert "params.yaml does not describe a model (was it edited" in refused.stderr

@@ -303,7 +303,8 @@ def define_predict_flags():
         "Texts to predict: a text file with one text per line, or a .jsonl "
         "file of objects with `text` (and `text_pair` for pair tasks; or, for "
         "NER, `tokens`: a list of pre-split tokens to tag); `-` reads stdin "
-        "(JSONL lines are recognised by a leading `{`).",
+        "(JSONL lines are recognised by a leading `{`). A causal-LM run scores "
+        "each text (mean_log_likelihood, token_count); `generate` continues them.",
     )
     flags.DEFINE_string("output", "-", "Where to write JSONL results; `-` is stdout.")
     flags.DEFINE_integer("batch_size", 64, "Texts read and predicted per batch.", lower_bound=1)

@@ -509,12 +509,8 @@ def _save_backbone(run, model_dir):
     print(f"Backbone preset written to {path} (use it as backbone.spec).", flush=True)
 
 
-def restore(model, model_dir, which="best"):
-    """Loads model weights from the best (else latest) checkpoint.
-
-    Returns:
-        The checkpoint path used.
-    """
+def checkpoint_path(model_dir, which="best"):
+    """The best (else latest) or latest checkpoint of a run; `FileNotFoundError` if none."""
     path = None
     if which == "best":
         path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.BEST))
@@ -522,6 +518,16 @@ def restore(model, model_dir, which="best"):
         path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
+    return path
+
+
+def restore(model, model_dir, which="best"):
+    """Loads model weights from the best (else latest) checkpoint.
+
+    Returns:
+        The checkpoint path used.
+    """
+    path = checkpoint_path(model_dir, which)
     # Every weight of the model must come from the checkpoint: a model built
     # differently from the one trained (another head, another config) must
     # fail here, not predict with random weights. Optimizer slots in the
@@ -552,13 +558,22 @@ class Loaded:
         """
         self.model_dir = model_dir
         self.params = configs.from_model_dir(model_dir)
+        checkpoint_path(model_dir, checkpoint)  # before minutes of building
         keras.utils.set_random_seed(self.params.trainer.seed)
         # The weights come from the checkpoint.
         backbone_cfg = self.params.backbone.replace(random_init=True)
         with precision.dtype_policy(precision.policy_name(mixed_precision)):
             self.backbone, tokenizer = backbones.from_config(backbone_cfg)
             self.task = build_task(self.params, tokenizer)
-            self.model = self.task.build_model(self.backbone)
+            try:
+                self.model = self.task.build_model(self.backbone)
+            except ValueError as e:
+                # Training wrote a params.yaml it could build from (e.g. the
+                # labels it found); an edited one may no longer describe a model.
+                raise configs.ConfigError(
+                    f"{model_dir}/params.yaml does not describe a model (was it edited "
+                    f"after training?): {str(e).splitlines()[0]}"
+                ) from e
         # The checkpoint holds what the strategy trained (e.g. LoRA adapters);
         # after restoring, the model becomes a plain one (adapters merged).
         method = transfer.get(self.params.transfer)
