@@ -2,7 +2,7 @@
 
 import pytest
 
-from tftransfer import backbones, cli, configs, experiment
+from tftransfer import backbones, cli_io, configs, experiment
 from tftransfer.data.readers import DataError
 from tftransfer.training import overwrite
 
@@ -38,11 +38,11 @@ def test_output_may_not_be_the_input(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("great movie\n")
     with pytest.raises(DataError, match="is the input file"):
-        cli.check_output(str(texts), str(texts))
+        cli_io.check_output(str(texts), str(texts))
     link = tmp_path / "link.txt"
     link.symlink_to(texts)
     with pytest.raises(DataError, match="is the input file"):
-        cli.check_output(str(link), str(texts))
-    cli.check_output(str(tmp_path / "out.jsonl"), str(texts))  # a new file is fine
-    cli.check_output("-", str(texts))
+        cli_io.check_output(str(link), str(texts))
+    cli_io.check_output(str(tmp_path / "out.jsonl"), str(texts))  # a new file is fine
+    cli_io.check_output("-", str(texts))
     assert texts.read_text() == "great movie\n"
