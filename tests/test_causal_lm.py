@@ -12,7 +12,7 @@ from helpers import fresh_process, tiny
 from tftransfer import backbones, configs, experiment, export, generation, serving_warmup
 from tftransfer.data import lm_readers
 from tftransfer.data.readers import DataError
-from tftransfer.tasks.cached_decoder import CachedDecoder
+from tftransfer.models.cached_decoder import CachedDecoder
 from tftransfer.tasks.causal_lm import CausalLM, CausalLMConfig
 
 

@@ -3,7 +3,7 @@ import tensorflow as tf
 
 from tftransfer.data import word_splitter
 from tftransfer.metrics import entity as entity_metrics
-from tftransfer.tasks import entity_spans
+from tftransfer.text import entity_spans
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

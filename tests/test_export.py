@@ -163,13 +163,13 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
 
 
 def test_a_killed_exports_leftover_is_removed_by_the_next(tmp_path):
-    from tftransfer import report
+    from tftransfer import fileio
 
     killed = tmp_path / f".tmp-3-{fresh_process.dead_pid()}"  # as a kill -9 mid-export leaves it
     running = tmp_path / f".tmp-4-{os.getpid()}"  # another export, still writing
     for folder in (killed, running):
         (folder / "variables").mkdir(parents=True)
-    with report.atomic_folder(str(tmp_path / "5")) as tmp:
+    with fileio.atomic_folder(str(tmp_path / "5")) as tmp:
         open(os.path.join(tmp, "saved_model.pb"), "w").close()
     assert sorted(os.listdir(tmp_path)) == sorted(["5", running.name])
 

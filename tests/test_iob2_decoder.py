@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tftransfer import configs
-from tftransfer.tasks import iob2_decoder
+from tftransfer.text import iob2_decoder
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

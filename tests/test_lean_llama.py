@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.tasks.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
 
 ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
     rope_max_wavelength=500000,

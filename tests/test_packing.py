@@ -9,7 +9,7 @@ from helpers import tiny
 
 from tftransfer import backbones, configs, evaluation, experiment
 from tftransfer.data import packing, pipeline, readers
-from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
+from tftransfer.models.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 TEXTS = [

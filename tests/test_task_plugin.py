@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tftransfer import config_checks, configs, experiment, export, predict, tasks
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import heads
+from tftransfer.models import heads
 from tftransfer.tasks.text_classification import TextClassification
 
 

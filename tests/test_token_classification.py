@@ -10,7 +10,7 @@ from helpers import fresh_process, tiny
 from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
 from tftransfer.data import packing, tagged_readers, word_casing, word_windows
 from tftransfer.data.readers import DataError
-from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
+from tftransfer.models.packed_token_classifier import PackedTokenClassifier
 from tftransfer.tasks.token_classification import (
     IGNORE,
     TokenClassification,

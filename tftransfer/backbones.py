@@ -37,10 +37,10 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from tftransfer import compat, file_lock, report
+from tftransfer import compat, file_lock, fileio
 from tftransfer import keep_layers as kept
-from tftransfer.hf_bert_tokenizer import HfBertTokenizer
 from tftransfer.text import hf_byte_pair_tokenizer
+from tftransfer.text.hf_bert_tokenizer import HfBertTokenizer
 from tftransfer.text.hf_byte_pair_tokenizer import HfBytePairTokenizer
 
 DEFAULT_SPEC = "default"
@@ -171,7 +171,7 @@ def _hf_config(path, name="config.json"):
     file = os.path.join(path, name)
     if not tf.io.gfile.exists(file):
         return {}
-    return report.read_json(file)
+    return fileio.read_json(file)
 
 
 def _hf_exact_gelu(path):
@@ -326,11 +326,11 @@ def save_preset(backbone, tokenizer, path):
         # keras-hub writes presets with `open`: save locally, then copy.
         with tempfile.TemporaryDirectory() as local:
             save_preset(backbone, tokenizer, os.path.join(local, "preset"))
-            with report.atomic_folder(path) as tmp:
-                report.copy_files(os.path.join(local, "preset"), tmp)
+            with fileio.atomic_folder(path) as tmp:
+                fileio.copy_files(os.path.join(local, "preset"), tmp)
         return path
     model = Backbone.wrap(backbone).model
-    with report.atomic_folder(path) as tmp:
+    with fileio.atomic_folder(path) as tmp:
         model.save_to_preset(tmp)
         plain = tokenizer
         if isinstance(tokenizer, (HfBertTokenizer, HfBytePairTokenizer)):

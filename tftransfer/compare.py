@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from tftransfer import configs, experiment, report  # noqa: E402
+from tftransfer import configs, experiment, fileio  # noqa: E402
 from tftransfer.training import run_lock  # noqa: E402
 
 #: examples shuffle for the nested subsets; independent of the runs' seeds.
@@ -188,7 +188,7 @@ class Comparison:
         params = self.cell_params(cell)
         indices = self.order[: cell.size]
         os.makedirs(model_dir, exist_ok=True)
-        report.write_json({"train_indices": indices}, os.path.join(model_dir, "train_subset.json"))
+        fileio.write_json({"train_indices": indices}, os.path.join(model_dir, "train_subset.json"))
         metrics = experiment.train(params, model_dir, subset(self.train_examples, indices))
         if self.split != "validation":
             metrics = experiment.evaluate(model_dir, self.split)
@@ -203,7 +203,7 @@ class Comparison:
             "median_step_seconds": summary["median_step_seconds"],
             "peak_rss_mb": summary["peak_rss_mb"],
         }
-        report.write_json(result, self._result_path(cell))
+        fileio.write_json(result, self._result_path(cell))
         # Each cell builds new models and traces new functions; without this
         # a process holding 45 cells grows by about 0.4 GB per cell.
         keras.backend.clear_session()
@@ -283,7 +283,7 @@ class Comparison:
                 for s in table
                 if s != "scratch"
             }
-        report.write_json(summary, os.path.join(self.output_dir, "compare.json"))
+        fileio.write_json(summary, os.path.join(self.output_dir, "compare.json"))
         self._write_markdown(summary, table)
         self._plot(table, metric)
         return summary

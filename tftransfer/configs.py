@@ -15,7 +15,7 @@ Example:
 >>> configs.load([], "task.text_classification.pooling=maxx")
 Traceback (most recent call last):
 ...
-tftransfer.config_checks.ConfigError: task.text_classification.pooling must be one of: auto, pooled, ...
+tftransfer.config_checks.ConfigError: task.text_classification.pooling must be one of: ...
 """
 
 import dataclasses
@@ -419,10 +419,10 @@ def validate(params):
 
 def save(params, path, comments=()):
     """Writes the fully resolved config as YAML, after `# comment` lines."""
-    from tftransfer import report
+    from tftransfer import fileio
 
     text = "".join(f"# {line}\n" for line in comments)
-    report.write_text(text + yaml.safe_dump(params.as_dict(), sort_keys=False), path)
+    fileio.write_text(text + yaml.safe_dump(params.as_dict(), sort_keys=False), path)
 
 
 def from_model_dir(model_dir) -> ExperimentConfig:

@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tftransfer import backbones, configs, evaluation, report, tasks, transfer
+from tftransfer import backbones, configs, evaluation, fileio, plots, tasks, transfer
 from tftransfer.data import pipeline, readers
 from tftransfer.training import (
     distribute,
@@ -407,7 +407,7 @@ def _write_summary(run, model_dir, trainer, metrics):
         "peak_rss_mb": peak_memory.current_peak_mb(),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
     }
-    report.write_json(summary, os.path.join(model_dir, "run_summary.json"))
+    fileio.write_json(summary, os.path.join(model_dir, "run_summary.json"))
     print(
         f"{summary['strategy']}: {trained:,} of {total:,} parameters trained; "
         + (f"median step {summary['median_step_seconds']:.3f} s; " if times else "")
@@ -470,7 +470,7 @@ def fit(run, model_dir):
         # worker's copies of the checkpoints and history are dropped.
         distribute.remove_write_dir(model_dir, run.strategy)
         return best or {}
-    report.plot_history(
+    plots.plot_history(
         history.read(model_dir),
         os.path.join(model_dir, "training_curves.png"),
         task.primary_metric.name,
@@ -485,7 +485,7 @@ def fit(run, model_dir):
     if task.calibrate(metrics):
         save_params(run, model_dir)
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
-    report.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
+    plots.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
     _write_summary(run, model_dir, trainer, metrics)
     _save_backbone(run, model_dir)
     return metrics
@@ -504,7 +504,7 @@ def _save_backbone(run, model_dir):
         return
     transfer.get(run.params.transfer).finalize(run.model)
     path = os.path.join(model_dir, BACKBONE)
-    report.remove_tree(path)
+    fileio.remove_tree(path)
     backbones.save_preset(run.backbone, run.task.tokenizer, path)
     print(f"Backbone preset written to {path} (use it as backbone.spec).", flush=True)
 
@@ -621,5 +621,5 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
         forward,
     )
     metrics["checkpoint"] = loaded.checkpoint_path
-    report.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))
+    plots.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))
     return metrics

@@ -44,7 +44,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tqdm.auto import tqdm
 
 import tftransfer
-from tftransfer import configs, experiment, report, serving_warmup
+from tftransfer import configs, experiment, fileio, serving_warmup
 from tftransfer.training import precision
 
 # TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
@@ -148,7 +148,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     final = os.path.join(export_dir, str(version))
     if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
-    with report.atomic_folder(final) as tmp:
+    with fileio.atomic_folder(final) as tmp:
         module = ServingModule(task, model)
         functions = signatures(task.serving_functions(model, backbone))
         print(f"Writing the SavedModel ({', '.join(functions)})...", file=sys.stderr, flush=True)
@@ -246,4 +246,4 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
 
 def read_metadata(version_dir):
     """Reads the export's metadata (inputs, outputs, labels, ops)."""
-    return report.read_json(os.path.join(version_dir, METADATA))
+    return fileio.read_json(os.path.join(version_dir, METADATA))

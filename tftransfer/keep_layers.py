@@ -20,7 +20,7 @@ Example:
 3
 """
 
-from tftransfer import configs
+from tftransfer import config_checks
 
 
 def layer_indices(keep, num_layers, key="backbone.keep_layers"):
@@ -36,30 +36,32 @@ def layer_indices(keep, num_layers, key="backbone.keep_layers"):
         A list of distinct, increasing block indices.
 
     Raises:
-        configs.ConfigError: `keep` is not a count in 1..num_layers or a
+        config_checks.ConfigError: `keep` is not a count in 1..num_layers or a
             non-empty increasing list of indices in 0..num_layers-1.
     """
     if isinstance(keep, bool) or not isinstance(keep, (int, list, tuple)):
-        raise configs.ConfigError(
+        raise config_checks.ConfigError(
             f"{key} must be a count of first blocks or a list of block indices, "
-            f"got {configs.shown(keep)}"
+            f"got {config_checks.shown(keep)}"
         )
     if isinstance(keep, int):
-        configs.check_range(key, keep, low=1, high=num_layers)
+        config_checks.check_range(key, keep, low=1, high=num_layers)
         return list(range(keep))
     indices = list(keep)
     if not indices or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
-        raise configs.ConfigError(f"{key} must list block indices, got {configs.shown(keep)}")
+        raise config_checks.ConfigError(
+            f"{key} must list block indices, got {config_checks.shown(keep)}"
+        )
     if any(i < 0 for i in indices):
-        raise configs.ConfigError(f"{key}: block indices start at 0, got {indices}")
+        raise config_checks.ConfigError(f"{key}: block indices start at 0, got {indices}")
     if num_layers is not None and any(i >= num_layers for i in indices):
-        raise configs.ConfigError(
+        raise config_checks.ConfigError(
             f"{key}: the backbone has blocks 0 to {num_layers - 1}, got {indices}"
         )
     if any(b <= a for a, b in zip(indices, indices[1:])):
         # A block's input is what the block before it learned to produce:
         # repeating or reordering blocks is not a pretrained model any more.
-        raise configs.ConfigError(f"{key} must list distinct blocks in order, got {indices}")
+        raise config_checks.ConfigError(f"{key} must list distinct blocks in order, got {indices}")
     return indices
 
 

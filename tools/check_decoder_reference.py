@@ -57,7 +57,7 @@ def ours(prompts, new_tokens):
     import tensorflow as tf
 
     from tftransfer import backbones
-    from tftransfer.tasks.cached_decoder import CachedDecoder
+    from tftransfer.models.cached_decoder import CachedDecoder
 
     backbone, tokenizer = backbones.load(backbones.DECODER_SPEC)
     lm = backbones.Backbone(backbone).causal_lm()

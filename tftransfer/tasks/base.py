@@ -54,7 +54,7 @@ class TaskConfig(base_config.Config):
     max_seq_length: int = bounded(128, low=2, high=MAX_SEQ_LENGTH)
 
     def check(self, key):
-        """Raises `configs.ConfigError` naming `key.<field>` for values that
+        """Raises `config_checks.ConfigError` naming `key.<field>` for values that
         are wrong together; each field's own type and range are declared with
         it (`config_checks.bounded`, `one_of`, `text`) and checked before.
 

@@ -41,9 +41,10 @@ from tftransfer import backbones
 from tftransfer.config_checks import ConfigError, bounded, one_of, text
 from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import base, token_loss
-from tftransfer.tasks.cached_decoder import CachedDecoder
-from tftransfer.tasks.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.models import token_loss
+from tftransfer.models.cached_decoder import CachedDecoder
+from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.tasks import base
 from tftransfer.text import utf8
 
 PROMPT_TRUNCATION = ("error", "left")

@@ -36,11 +36,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from tftransfer import backbones, configs
+from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded
 from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import base, token_loss
+from tftransfer.models import token_loss
+from tftransfer.tasks import base
 
 
 @dataclasses.dataclass
@@ -72,7 +73,7 @@ class MaskedLMConfig(base.TaskConfig):
     def check(self, key):
         super().check(key)
         if self.mask_token_rate + self.random_token_rate > 1.0:
-            raise configs.ConfigError(
+            raise config_checks.ConfigError(
                 f"{key}: mask_token_rate + random_token_rate must be <= 1, got "
                 f"{self.mask_token_rate} + {self.random_token_rate}"
             )

@@ -33,7 +33,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import configs
+from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
@@ -69,7 +69,7 @@ class MultiLabelClassificationConfig(TextClassificationConfig):
     def check(self, key):
         super().check(key)
         if self.class_weights or self.balanced_class_weights:
-            raise configs.ConfigError(
+            raise config_checks.ConfigError(
                 f"{key}.class_weights / balanced_class_weights weigh one class per example; "
                 f"for multi-label data use {key}.positive_weights (one per label)"
             )

@@ -43,14 +43,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import backbones, configs
+from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded
 from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
-from tftransfer.tasks import base, heads, span_answers
-from tftransfer.tasks.span_answers import NEG_INF
-from tftransfer.tasks.word_tokenizer import WordTokenizer
+from tftransfer.models import heads
+from tftransfer.tasks import base
+from tftransfer.text import span_answers
+from tftransfer.text.span_answers import NEG_INF
+from tftransfer.text.word_tokenizer import WordTokenizer
 
 SERVING_OUTPUTS = ("answer_text", "answer_start", "answer_end", "score", "no_answer_score")
 
@@ -87,7 +89,7 @@ class QuestionAnsweringConfig(base.TaskConfig):
         super().check(key)
         room = self.max_seq_length - 3 - self.max_query_length
         if room < 1 or not 1 <= self.doc_stride <= room:
-            raise configs.ConfigError(
+            raise config_checks.ConfigError(
                 f"{key}: need 1 <= doc_stride <= max_seq_length - 3 - "
                 f"max_query_length (= {room}), got doc_stride {self.doc_stride}"
             )

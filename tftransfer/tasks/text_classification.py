@@ -26,14 +26,16 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import backbones, configs
+from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
-from tftransfer.tasks import base, heads, text_windows, windowed_classifier
-from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
-from tftransfer.tasks.word_tokenizer import SpecialIds
+from tftransfer.models import heads, windowed_classifier
+from tftransfer.models.packed_text_classifier import PackedTextClassifier
+from tftransfer.tasks import base
+from tftransfer.text import text_windows
+from tftransfer.text.word_tokenizer import SpecialIds
 
 POOLING = ("auto", "pooled", "cls", "mean", "last")
 LONG_TEXTS = ("truncate", "windows")
@@ -90,7 +92,7 @@ class TextClassificationConfig(base.TaskConfig):
         # A pair's second text takes at most half the sequence, so a window
         # of the first text is at least this wide.
         narrowest = self.max_seq_length - 3 - (self.max_seq_length - 3) // 2
-        configs.check_range(f"{key}.window_stride", self.window_stride, low=0, high=narrowest)
+        config_checks.check_range(f"{key}.window_stride", self.window_stride, low=0, high=narrowest)
 
 
 def _ones_like(tokens):

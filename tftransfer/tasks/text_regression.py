@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import stats
 
-from tftransfer import configs
+from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
@@ -65,7 +65,7 @@ class TextRegressionConfig(TextClassificationConfig):
     def check(self, key):
         super().check(key)
         if self.labels or self.class_weights or self.balanced_class_weights:
-            raise configs.ConfigError(
+            raise config_checks.ConfigError(
                 f"{key}: labels and class weights are classification settings; "
                 f"name the predicted numbers with {key}.targets"
             )

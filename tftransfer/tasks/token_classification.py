@@ -10,7 +10,7 @@ sentences.
 
 The exported model takes raw text: it splits words with character offsets
 (`data.word_splitter`), tags them, and returns entity spans
-(`tasks.entity_spans`), all inside the graph. A second signature,
+(`text.entity_spans`), all inside the graph. A second signature,
 `tag_tokens`, tags pre-split tokens.
 
 Example:
@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import backbones, configs
+from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import (
     pipeline,
@@ -50,10 +50,12 @@ from tftransfer.data import (
 )
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
-from tftransfer.tasks import base, entity_spans, heads, iob2_decoder, tag_windows
-from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
-from tftransfer.tasks.tag_windows import IGNORE
-from tftransfer.tasks.word_tokenizer import WordTokenizer
+from tftransfer.models import heads
+from tftransfer.models.packed_token_classifier import PackedTokenClassifier
+from tftransfer.tasks import base
+from tftransfer.text import entity_spans, iob2_decoder, tag_windows
+from tftransfer.text.tag_windows import IGNORE
+from tftransfer.text.word_tokenizer import WordTokenizer
 
 #: width of the casing embedding added next to uncased backbones' outputs.
 CASING_DIM = 16
@@ -110,7 +112,7 @@ class TokenClassificationConfig(base.TaskConfig):
         super().check(key)
         window = self.max_seq_length - 2
         if window < 1 or not 0 <= self.window_stride <= window:
-            raise configs.ConfigError(
+            raise config_checks.ConfigError(
                 f"{key}: need max_seq_length >= 3 and 0 <= window_stride <= "
                 f"max_seq_length - 2, got {self.max_seq_length} and {self.window_stride}"
             )

@@ -23,7 +23,7 @@ import time
 
 from absl import logging
 
-from tftransfer import report
+from tftransfer import fileio
 
 LOCK_NAME = "train.lock"
 #: a lock file still empty after this long was left by a writer that died
@@ -50,7 +50,7 @@ def _stale(path, owner, host):
         except FileNotFoundError:
             return True
         return age > EMPTY_LOCK_GRACE_SECONDS
-    return owner.get("host") == host and not report.process_running(owner["pid"])
+    return owner.get("host") == host and not fileio.process_running(owner["pid"])
 
 
 @contextlib.contextmanager

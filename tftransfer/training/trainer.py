@@ -43,7 +43,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tftransfer import report
+from tftransfer import fileio
 from tftransfer.training import distribute, history, precision
 
 CHECKPOINTS = "checkpoints"
@@ -332,7 +332,7 @@ class Trainer:
 
     def _load_best(self):
         if tf.io.gfile.exists(self.best_path):
-            return report.read_json(self.best_path)
+            return fileio.read_json(self.best_path)
         return None
 
     def _stale_evaluations(self, best, step, metric):
@@ -478,7 +478,7 @@ class Trainer:
                 ):
                     best, stale = record, 0
                     self.best_manager.save(checkpoint_number=step)
-                    report.write_json(best, os.path.join(self.write_dir, BEST, "best.json"))
+                    fileio.write_json(best, os.path.join(self.write_dir, BEST, "best.json"))
                 else:
                     stale += 1
                 if 0 < self.config.early_stopping_patience <= stale:
@@ -509,4 +509,4 @@ class Trainer:
             flush=True,
         )
         self.manager.save(checkpoint_number=step)
-        report.write_json({"step": step}, os.path.join(self.write_dir, "early_stopped.json"))
+        fileio.write_json({"step": step}, os.path.join(self.write_dir, "early_stopped.json"))

@@ -15,9 +15,11 @@ from tftransfer.config_checks import bounded, one_of, text
 
 
 def _strategies():
-    from tftransfer import transfer  # the registry; imports Keras
+    # The registry imports Keras; the package has registered every strategy
+    # by the time a config is checked (importing this module imported it).
+    from tftransfer.transfer import transfer_strategy
 
-    return sorted(transfer.registered())
+    return sorted(transfer_strategy.registered())
 
 
 #: what `lora` adapts by default: every attention and feed-forward

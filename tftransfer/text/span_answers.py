@@ -9,7 +9,7 @@ exported serving function alike.
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import span_answers
+>>> from tftransfer.text import span_answers
 >>> best = tf.constant([1.0, 3.0, 2.0])  # best span score of three windows
 >>> logits = tf.zeros([3, 4, 2])
 >>> question_best, winner, null = span_answers.best_windows(

@@ -16,7 +16,7 @@ Example:
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
 >>> from tftransfer.data import packing
->>> from tftransfer.tasks.packed_text_classifier import PackedTextClassifier
+>>> from tftransfer.models.packed_text_classifier import PackedTextClassifier
 >>> from tftransfer.tasks.text_classification import (
 ...     TextClassification,
 ...     TextClassificationConfig,
@@ -32,7 +32,7 @@ True
 
 import tensorflow as tf
 
-from tftransfer.tasks.packed_head_model import PackedHeadModel
+from tftransfer.models.packed_head_model import PackedHeadModel
 
 
 class PackedTextClassifier(PackedHeadModel):

@@ -9,7 +9,7 @@ Example:
 
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
->>> from tftransfer.tasks.word_tokenizer import WordTokenizer
+>>> from tftransfer.text.word_tokenizer import WordTokenizer
 >>> _, tokenizer = backbones.load("default")
 >>> words = WordTokenizer(tokenizer)
 >>> words.pieces(tf.constant(["hello", "", "zurich"])).to_list()  # "" is [UNK]

@@ -3,7 +3,7 @@
 Example:
 
 >>> import keras
->>> from tftransfer.tasks import heads
+>>> from tftransfer.models import heads
 >>> x = keras.Input(shape=(None, 16))
 >>> heads.dense_head(x, units=3, dropout=0.1).shape
 (None, None, 3)

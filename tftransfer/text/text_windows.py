@@ -17,7 +17,7 @@ anywhere and nothing is owned, hence this smaller module.
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import text_windows
+>>> from tftransfer.text import text_windows
 >>> tokens = tf.ragged.constant([[1, 2, 3, 4, 5, 6, 7], [8, 9]])
 >>> windows, document = text_windows.split(tokens, width=4, stride=2, max_windows=8)
 >>> windows.to_list(), document.numpy().tolist()

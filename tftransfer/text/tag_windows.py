@@ -11,8 +11,8 @@ Example:
 
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
->>> from tftransfer.tasks.tag_windows import TagWindows
->>> from tftransfer.tasks.word_tokenizer import WordTokenizer
+>>> from tftransfer.text.tag_windows import TagWindows
+>>> from tftransfer.text.word_tokenizer import WordTokenizer
 >>> _, tokenizer = backbones.load("default")
 >>> tagging = TagWindows(WordTokenizer(tokenizer), window=2, stride=1)
 >>> words = tf.ragged.constant([["alice", "visited", "zurich"]])
@@ -26,7 +26,7 @@ TensorShape([2, 4])
 import tensorflow as tf
 
 from tftransfer.data import tag_schemes, word_casing
-from tftransfer.tasks.word_tokenizer import frame
+from tftransfer.text.word_tokenizer import frame
 
 #: label of positions the loss ignores (special tokens, later subwords).
 IGNORE = -1

@@ -7,7 +7,7 @@
 Example:
 
 >>> from tftransfer import backbones
->>> from tftransfer.tasks.packed_head_model import PackedHeadModel
+>>> from tftransfer.models.packed_head_model import PackedHeadModel
 >>> from tftransfer.tasks.text_classification import (
 ...     TextClassification,
 ...     TextClassificationConfig,

@@ -9,7 +9,7 @@ does this in Python only.
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import entity_spans
+>>> from tftransfer.text import entity_spans
 >>> labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 >>> tags = tf.ragged.constant([[1, 2, 0, 4]])
 >>> scores = tf.ragged.constant([[0.9, 0.8, 0.99, 0.7]])

@@ -26,7 +26,7 @@ replaces); tests check the logits and gradients against keras-hub's own.
 Example:
 
 >>> import keras_hub, tensorflow as tf
->>> from tftransfer.tasks.lean_llama import LeanLlama
+>>> from tftransfer.models.lean_llama import LeanLlama
 >>> backbone = keras_hub.models.LlamaBackbone(vocabulary_size=11, num_layers=2,
 ...     num_query_heads=4, num_key_value_heads=2, hidden_dim=8, intermediate_dim=16)
 >>> lm = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)

@@ -13,7 +13,7 @@ so evaluation and the exported serving graph decode alike.
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import iob2_decoder
+>>> from tftransfer.text import iob2_decoder
 >>> labels = ["O", "B-PER", "I-PER"]
 >>> probabilities = tf.ragged.constant([[[0.45, 0.4, 0.15], [0.1, 0.1, 0.8]]], ragged_rank=1)
 >>> iob2_decoder.decode(probabilities, labels).to_list()  # B-PER I-PER, not O I-PER

@@ -14,7 +14,7 @@ row stops at a stop token or after `max_new_tokens` of its own.
 Example:
 
 >>> import keras_hub, tensorflow as tf
->>> from tftransfer.tasks.cached_decoder import CachedDecoder
+>>> from tftransfer.models.cached_decoder import CachedDecoder
 >>> backbone = keras_hub.models.GPT2Backbone(vocabulary_size=10, num_layers=1,
 ...     num_heads=1, hidden_dim=8, intermediate_dim=8, max_sequence_length=16)
 >>> lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
@@ -28,8 +28,8 @@ Example:
 import tensorflow as tf
 
 from tftransfer import compat
-from tftransfer.tasks import token_sampler
-from tftransfer.tasks.lean_llama import LeanLlama, tied_logits
+from tftransfer.models import token_sampler
+from tftransfer.models.lean_llama import LeanLlama, tied_logits
 
 
 class CachedDecoder:

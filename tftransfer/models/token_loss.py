@@ -6,7 +6,7 @@ position is not a target.
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import token_loss
+>>> from tftransfer.models import token_loss
 >>> logits = tf.zeros([1, 3, 4])  # uniform over 4 tokens
 >>> nll, mask = token_loss.token_nll(tf.constant([[1, 2, -1]]), logits)
 >>> [round(float(x), 4) for x in nll[0]], mask.numpy().tolist()

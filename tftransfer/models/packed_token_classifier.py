@@ -15,7 +15,7 @@ Example:
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
 >>> from tftransfer.data import packing
->>> from tftransfer.tasks.packed_token_classifier import PackedTokenClassifier
+>>> from tftransfer.models.packed_token_classifier import PackedTokenClassifier
 >>> from tftransfer.tasks.token_classification import (
 ...     TokenClassification,
 ...     TokenClassificationConfig,
@@ -35,7 +35,7 @@ True
 """
 
 from tftransfer.data import packing
-from tftransfer.tasks.packed_head_model import PackedHeadModel
+from tftransfer.models.packed_head_model import PackedHeadModel
 
 
 class PackedTokenClassifier(PackedHeadModel):

@@ -12,7 +12,7 @@ Example:
 
 >>> import keras
 >>> import numpy as np
->>> from tftransfer.tasks.windowed_classifier import WindowedClassifier
+>>> from tftransfer.models.windowed_classifier import WindowedClassifier
 >>> x = keras.Input((None,), dtype="int32", name="token_ids")
 >>> m = keras.Input((None,), dtype="int32", name="padding_mask")
 >>> logits = keras.ops.cast(keras.ops.sum(x * m, axis=1, keepdims=True), "float32")

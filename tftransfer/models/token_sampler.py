@@ -9,7 +9,7 @@ choice is made here from tensors, with stateless random ops seeded by
 Example:
 
 >>> import tensorflow as tf
->>> from tftransfer.tasks import token_sampler
+>>> from tftransfer.models import token_sampler
 >>> logits = tf.constant([[0.0, 3.0, 1.0]])
 >>> token_sampler.next_tokens(logits, temperature=0.0, top_k=0, top_p=1.0,
 ...                           seed=0, position=5).numpy().tolist()  # greedy
