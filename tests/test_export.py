@@ -219,13 +219,13 @@ def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
     with pytest.raises(ValueError, match="input 2: needs the field"):
         predict.with_checkpoint(run_dir, [{"text": "fine"}, {"txt": "oops"}])
-    from tftransfer import cli_io
+    from tftransfer.cli import records
 
     path = os.path.join(run_dir, "inputs.jsonl")
     with open(path, "w") as f:
         f.write('{"text": "fine"}\n\n{"text": " "}\n')
     with pytest.raises(ValueError, match=r"inputs.jsonl:3: field `text` is empty"):
-        list(cli_io.read_records(path))
+        list(records.read_records(path))
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tftransfer import backbones, cli_io, configs, experiment
+from tftransfer import backbones, configs, experiment
+from tftransfer.cli import records
 from tftransfer.data.readers import DataError
 from tftransfer.training import overwrite
 
@@ -38,11 +39,11 @@ def test_output_may_not_be_the_input(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("great movie\n")
     with pytest.raises(DataError, match="is the input file"):
-        cli_io.check_output(str(texts), str(texts))
+        records.check_output(str(texts), str(texts))
     link = tmp_path / "link.txt"
     link.symlink_to(texts)
     with pytest.raises(DataError, match="is the input file"):
-        cli_io.check_output(str(link), str(texts))
-    cli_io.check_output(str(tmp_path / "out.jsonl"), str(texts))  # a new file is fine
-    cli_io.check_output("-", str(texts))
+        records.check_output(str(link), str(texts))
+    records.check_output(str(tmp_path / "out.jsonl"), str(texts))  # a new file is fine
+    records.check_output("-", str(texts))
     assert texts.read_text() == "great movie\n"

@@ -3,10 +3,10 @@
 Example:
 
 >>> import os, tempfile
->>> from tftransfer import cli_io
+>>> from tftransfer.cli import records
 >>> path = os.path.join(tempfile.mkdtemp(), "texts.jsonl")
->>> cli_io.write_jsonl(path, [{"text": "naïve", "id": 7}])
->>> list(cli_io.read_records(path))
+>>> records.write_jsonl(path, [{"text": "naïve", "id": 7}])
+>>> list(records.read_records(path))
 [{'text': 'naïve', 'id': 7}]
 """
 

@@ -16,16 +16,15 @@ tftransfer compare --config_file=configs/trec_minilm.yaml --output_dir=runs/trec
 ```
 """
 
-import json
+import importlib
 import os
 import sys
 
 from absl import app, logging
 
 import tftransfer
-from tftransfer import cli_flags
-from tftransfer.cli_flags import DEFINERS, FLAGS, VERBOSE_ENV, command_flags  # noqa: F401
-from tftransfer.cli_io import check_output, read_prompts, read_records, write_jsonl  # noqa: F401
+from tftransfer.cli import common_flags
+from tftransfer.cli.common_flags import FLAGS, VERBOSE_ENV
 
 COMMANDS = {
     "train": "fine-tune a backbone on a task described by config files",
@@ -35,155 +34,6 @@ COMMANDS = {
     "generate": "continue prompts with a causal-LM run or export; JSONL out",
     "compare": "train a grid of transfer strategies x data sizes x seeds; tables and plot",
 }
-
-
-def _load_params(config_files, params_override):
-    from tftransfer import configs
-
-    params = configs.load(config_files, params_override)
-    configs.override(params, cli_flags.runtime_overrides(), "command-line flags")
-    configs.validate(params)
-    return params
-
-
-def run_train(argv):
-    del argv
-    import tensorflow as tf
-
-    from tftransfer import experiment
-    from tftransfer.training import overwrite
-
-    params = _load_params(FLAGS.config_file, FLAGS.params_override)
-    pretrain = None
-    if FLAGS.pretrain_config_file:
-        pretrain = _load_params(FLAGS.pretrain_config_file, FLAGS.pretrain_params_override)
-    if FLAGS.overwrite and tf.io.gfile.isdir(FLAGS.model_dir):
-        overwrite.check(params, FLAGS.model_dir)
-        if pretrain is not None:
-            overwrite.check_inputs(pretrain)
-        experiment.clear_run(FLAGS.model_dir)
-    if pretrain is not None:
-        preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
-        print(f"Fine-tuning from the pretrained backbone {preset}.", flush=True)
-    metrics = experiment.train(params, FLAGS.model_dir)
-    if metrics:
-        print(_summary(metrics))
-    print(f"Run written to {FLAGS.model_dir}")
-
-
-def run_evaluate(argv):
-    del argv
-    from tftransfer import experiment
-
-    metrics = experiment.evaluate(FLAGS.model_dir, FLAGS.split, FLAGS.input, FLAGS.checkpoint)
-    print(_summary(metrics))
-    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}))
-
-
-def run_export(argv):
-    del argv
-    from tftransfer import export
-
-    path = export.export_run(
-        FLAGS.model_dir, FLAGS.export_dir, FLAGS.version, FLAGS.checkpoint, FLAGS.mixed_precision
-    )
-    meta = export.read_metadata(path)
-    print(f"SavedModel written to {path}")
-    for name, signature in meta["signatures"].items():
-        print(f"  signature {name}: inputs {signature['inputs']}")
-        print(f"    outputs {signature['outputs']}")
-    print(
-        f"  custom ops {meta['custom_ops']}: load with `import tensorflow_text`; "
-        f"TF Serving >= {meta['min_tf_serving_version']}"
-    )
-
-
-def run_predict(argv):
-    del argv
-    from tftransfer import predict
-
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise app.UsageError("give exactly one of --model_dir and --saved_model")
-    check_output(FLAGS.output, FLAGS.input)
-    records = read_records(FLAGS.input, FLAGS.encoding)
-    if FLAGS.saved_model:
-        results = predict.with_saved_model(
-            FLAGS.saved_model, records, FLAGS.batch_size, stream=True
-        )
-    else:
-        results = predict.with_checkpoint(
-            FLAGS.model_dir, records, FLAGS.checkpoint, FLAGS.batch_size, stream=True
-        )
-    write_jsonl(FLAGS.output, results)
-
-
-def run_generate(argv):
-    del argv
-    from tftransfer import generation
-
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise app.UsageError("give exactly one of --model_dir and --saved_model")
-    check_output(FLAGS.output, FLAGS.input)
-    prompts = read_prompts(FLAGS.input, FLAGS.encoding)
-    if FLAGS.saved_model:
-        generator = generation.Generator.from_saved_model(FLAGS.saved_model)
-    else:
-        generator = generation.Generator.from_model_dir(FLAGS.model_dir, FLAGS.checkpoint)
-    options = generation.Options(
-        FLAGS.max_new_tokens,
-        FLAGS.temperature,
-        FLAGS.top_k,
-        FLAGS.top_p,
-        FLAGS.seed,
-        tuple(FLAGS.stop),
-    )
-    # Written a batch at a time, as they are generated.
-    results = generator.stream(prompts, options, chat=FLAGS.chat, batch_size=FLAGS.batch_size)
-    write_jsonl(FLAGS.output, results)
-
-
-def run_compare(argv):
-    del argv
-    from tftransfer import compare
-
-    params = _load_params(FLAGS.config_file, FLAGS.params_override)
-    comparison = compare.Comparison(
-        params,
-        FLAGS.output_dir,
-        FLAGS.strategies,
-        FLAGS.train_sizes,
-        FLAGS.seeds,
-        FLAGS.split,
-        compare.parse_strategy_overrides(FLAGS.strategy_override),
-        FLAGS.min_steps,
-    )
-    if comparison.run() is None:
-        return  # some cells are still being trained by another worker
-    with open(f"{FLAGS.output_dir}/compare.md", encoding="utf-8") as f:
-        print(f.read())
-    print(f"Reports written to {FLAGS.output_dir}: compare.md, compare.json, learning_curves.png")
-
-
-RUNNERS = {
-    "train": run_train,
-    "evaluate": run_evaluate,
-    "export": run_export,
-    "predict": run_predict,
-    "generate": run_generate,
-    "compare": run_compare,
-}
-
-
-def _summary(metrics):
-    keys = ("examples", "sentences", "questions", "accuracy", "macro_f1", "exact_match")
-    keys += ("precision", "recall", "f1")
-    keys += ("tokens", "nll", "perplexity")
-    keys += ("micro_f1", "tuned_macro_f1", "pearson", "spearman", "mse", "mae")
-    keys = [k for k in keys if k in metrics]
-    return "Evaluation: " + ", ".join(
-        f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
-        for k in keys
-    )
 
 
 def _user_errors():
@@ -247,7 +97,7 @@ def main(argv=None):
     try:
         _main(argv[1], argv)
     finally:
-        cli_flags.forget_flags(before)
+        common_flags.forget_flags(before)
 
 
 def _main(command, argv):
@@ -258,20 +108,21 @@ def _main(command, argv):
         # them; it must be set before TensorFlow is imported. GPUs are still
         # used when present; an explicit TF_CPP_MIN_LOG_LEVEL is respected.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
-    cli_flags.define(command)
+    common_flags.define(command)
     if any(a in ("-h", "--help", "--helpshort", "-?") for a in argv[2:]):
         # absl's --help lists only flags of the `__main__` module, which for a
         # console script is the generated wrapper, so print this command's own.
         print(f"usage: tftransfer {command} [--flags]\n\n{COMMANDS[command]}.\n")
-        print(FLAGS.module_help(cli_flags.__name__))
+        for module in (f"tftransfer.cli.{command}", common_flags.__name__):
+            print(FLAGS.module_help(module))
         sys.exit(0)
     app_argv = [f"{argv[0]} {command}"] + argv[2:]
     try:
         # absl would report a bad flag in its own format with status 1.
         FLAGS(app_argv)
-    except cli_flags.flags.Error as e:
+    except common_flags.flags.Error as e:
         _fail(command, f"{e}; `tftransfer {command} --help` lists the flags")
-    runner = RUNNERS[command]
+    runner = importlib.import_module(f"tftransfer.cli.{command}").run
 
     def run(args):
         # TF's savers log at INFO for every checkpoint; keep the progress bar
