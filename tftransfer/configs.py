@@ -98,7 +98,11 @@ def task_config_class():
             for name, config_class in key
         ]
         cls = dataclasses.make_dataclass("TaskConfig", fields, bases=(oneof.OneOfConfig,))
-        cls.__doc__ = "The task: `type` selects one of the registered tasks' configs."
+        cls.__doc__ = (
+            "The task: `type` selects one of the registered tasks' configs.\n\n"
+            "Attributes:\n"
+            "    type: the task to train; only its block below is used.\n"
+        )
         cls.__module__ = __name__
         _TASK_CONFIGS[key] = cls
     return _TASK_CONFIGS[key]
