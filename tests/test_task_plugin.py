@@ -1,95 +1,24 @@
-"""A task added from outside the package: one module (config + task + registration).
+"""A task added from outside the package (`helpers/score_task.py`).
 
-This is how a new task is written: nothing in `tftransfer/` knows about
-`test_score_regression`, yet the CLI's config loader, training (with a metric
-where lower is better), evaluation, export and predict all run it.
+Nothing in `tftransfer/` knows about `test_score_regression`, yet the config
+loader, training (with a metric where lower is better), evaluation, export
+and predict all run it, from Python and from the CLI (`--import`), and an
+installed package can add a task through the `tftransfer.tasks` entry point.
 """
 
 import dataclasses
+import json
 import os
+import sys
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import cli_call, fresh_process
+from helpers.score_task import ScoreRegressionConfig
 
-from tftransfer import config_checks, configs, experiment, export, predict, tasks
-from tftransfer.data.readers import DataError
-from tftransfer.models import heads
-from tftransfer.tasks.text_classification import TextClassification
+from tftransfer import configs, experiment, export, predict, tasks
 
-
-@dataclasses.dataclass
-class ScoreRegressionConfig(tasks.TaskConfig):
-    """Predicts one number per text.
-
-    Attributes:
-        max_seq_length: tokens per text.
-        dropout: dropout before the output layer.
-    """
-
-    # Each field declares what it accepts; `configs.validate` checks it.
-    max_seq_length: int = config_checks.bounded(32, low=2, high=512)
-    dropout: float = config_checks.bounded(0.0, low=0.0, below=1.0)
-    pooling: str = config_checks.one_of("mean", ("mean", "cls"))
-    text_pair: bool = False
-
-
-@tasks.register("test_score_regression", ScoreRegressionConfig)
-class ScoreRegression(TextClassification):
-    """Text classification's tokenization and pooling; a scalar output and MSE."""
-
-    primary_metric = tasks.Metric("mse", lower_is_better=True)
-
-    @property
-    def labels(self):
-        return []
-
-    def prepare(self, train_examples):
-        self._scores(train_examples)
-
-    def _scores(self, examples):
-        try:
-            return np.asarray([float(v) for v in examples.labels], np.float32)
-        except ValueError as e:
-            raise DataError(f"scores must be numbers: {e}") from e
-
-    def validate_examples(self, examples):
-        self._scores(examples)
-
-    def raw_dataset(self, examples, with_labels=True):
-        columns = {"text": examples.texts}
-        if with_labels:
-            columns["label"] = self._scores(examples)
-        return tf.data.Dataset.from_tensor_slices(columns)
-
-    def build_model(self, backbone):
-        from tftransfer.backbones import Backbone
-
-        backbone = Backbone.wrap(backbone)
-        inputs = backbone.inputs()
-        sequence = backbone.outputs(inputs)["sequence_output"]
-        mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], "float32"), -1)
-        pooled = keras.ops.sum(sequence * mask, axis=1) / keras.ops.sum(mask, axis=1)
-        score = heads.dense_head(pooled, 1, self.config.dropout, name="score")
-        return keras.Model(inputs, score, name="score_regressor")
-
-    def build_packed_model(self, model, backbone):
-        return None
-
-    def serving_call(self, model, backbone):
-        return tasks.Task.serving_call(self, model, backbone)
-
-    def loss(self, labels, outputs):
-        return tf.square(tf.cast(outputs[:, 0], tf.float32) - tf.cast(labels, tf.float32))
-
-    def postprocess(self, outputs):
-        return {"score": tf.cast(outputs[:, 0], tf.float32)}
-
-    def evaluate(self, outputs, examples):
-        predicted = np.asarray(outputs)[:, 0]
-        gold = self._scores(examples)
-        return {"mse": float(np.mean((predicted - gold) ** 2)), "examples": len(gold)}
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +55,24 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     assert len(errors) >= 3
     assert metrics["checkpoint_step"] == min(errors, key=errors.get)
     assert metrics["mse"] < 1.0  # better than predicting 0 for every text
-    # Evaluating the run again scores what training scored: the task has no
-    # packed model, so evaluation runs unpacked like its training did.
+    # Evaluating the run again scores what training scored: the task builds
+    # its own model and so does not pack, in training or in evaluation.
     again = experiment.evaluate(run)
     assert again["mse"] == pytest.approx(metrics["mse"], abs=1e-5)
+    # From the command line, in a fresh process that knows the task only
+    # through --import.
+    command = ["evaluate", f"--model_dir={run}", "--import=helpers.score_task"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+    result = fresh_process.run([sys.executable, "-m", "tftransfer.cli", *command], env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["mse"] == pytest.approx(
+        metrics["mse"], abs=1e-5
+    )
+    texts = tmp_path / "texts.txt"
+    texts.write_text("great movie\nawful movie\n")
+    by_cli = cli_call.run("predict", f"--model_dir={run}", f"--input={texts}")
+    assert by_cli.returncode == 0, by_cli
+    cli_scores = [json.loads(line)["score"] for line in by_cli.stdout.splitlines()]
 
     path = export.export_run(run, str(tmp_path / "serving"))
     assert export.read_metadata(path)["task"] == "test_score_regression"
@@ -140,6 +83,7 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
         [r["score"] for r in served], [r["score"] for r in in_process], atol=1e-5
     )
     assert served[0]["score"] > served[1]["score"]
+    np.testing.assert_allclose(cli_scores, [r["score"] for r in in_process], atol=1e-5)
     assert os.path.exists(os.path.join(run, "training_curves.png"))
 
 
@@ -161,3 +105,40 @@ def test_a_task_whose_fields_declare_nothing_is_not_registered():
     with pytest.raises(TypeError, match="Loose fields alpha declare no range or choices"):
         tasks.register("test_loose", Loose)
     assert "test_loose" not in tasks.registered()
+
+
+def test_an_import_that_fails_is_one_line(tmp_path):
+    result = cli_call.run("evaluate", f"--model_dir={tmp_path}", "--import=no_such_tasks_module")
+    assert result.returncode == 2 and len(result.error_lines) == 1, result
+    assert "--import=no_such_tasks_module: No module named 'no_such_tasks_module'" in result.stderr
+
+
+def test_an_unknown_task_block_says_how_to_add_a_task():
+    with pytest.raises(configs.ConfigError, match="give --import=<its module>"):
+        configs.load([], {"task": {"my_task": {"alpha": 1}}})
+
+
+def test_an_installed_package_adds_tasks_through_its_entry_point(tmp_path, monkeypatch):
+    # What `pip install` of a package with this in its setup.cfg leaves behind:
+    # [options.entry_points]
+    # tftransfer.tasks = grade = grading_task
+    (tmp_path / "grading_task.py").write_text(
+        "import dataclasses\n"
+        "from tftransfer import config_checks, tasks\n"
+        "from helpers.score_task import ScoreRegression\n"
+        "@dataclasses.dataclass\n"
+        "class GradeConfig(tasks.TaskConfig):\n"
+        "    max_seq_length: int = config_checks.bounded(32, low=2, high=512)\n"
+        "    dropout: float = config_checks.bounded(0.0, low=0.0, below=1.0)\n"
+        "    pooling: str = config_checks.one_of('mean', ('mean',))\n"
+        "    text_pair: bool = False\n"
+        "tasks.register('test_grade', GradeConfig)(type('Grade', (ScoreRegression,), {}))\n"
+    )
+    info = tmp_path / "grading_task-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: grading-task\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[tftransfer.tasks]\ngrade = grading_task\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "test_grade" in tasks.registered()
+    params = configs.load([], {"task": {"type": "test_grade", "test_grade": {"dropout": 0.1}}})
+    assert params.task.get().dropout == 0.1

@@ -284,8 +284,12 @@ def _check_keys(config, overrides, source, prefix=""):
         dotted = prefix + str(key)
         if not isinstance(key, str) or key not in config.__dict__ or key.startswith("_"):
             valid = sorted(k for k in config.__dict__ if not k.startswith("_"))
+            hint = ""
+            if prefix == "task.":
+                hint = "; a task of your own: give --import=<its module> or install its package"
             raise ConfigError(
-                f"{source}: unknown config key `{dotted}` (valid keys here: {', '.join(valid)})"
+                f"{source}: unknown config key `{dotted}` (valid keys here: "
+                f"{', '.join(valid)}){hint}"
             )
         current = config.__dict__[key]
         if isinstance(current, params_dict.ParamsDict):

@@ -158,11 +158,18 @@ VERBOSE_ENV = "TFTRANSFER_VERBOSE"
 
 
 def define(command):
-    """Defines `command`'s flags and `--verbose`."""
+    """Defines `command`'s flags, `--verbose` and `--import`."""
     flags.DEFINE_boolean(
         "verbose",
         False,
         f"Show the traceback of input errors and TensorFlow's start-up log (also {VERBOSE_ENV}=1).",
+    )
+    flags.DEFINE_multi_string(
+        "import",
+        [],
+        "Python module to import first (repeatable), e.g. one that registers a task of "
+        "your own (`tasks.register`); installed packages can name it under the "
+        "`tftransfer.tasks` entry point instead.",
     )
     importlib.import_module(f"tftransfer.cli.{command}").define_flags()
 

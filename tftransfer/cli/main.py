@@ -131,6 +131,13 @@ def _main(command, argv):
             logging.set_verbosity(logging.WARNING)
         if len(args) > 1:
             _fail(command, f"unexpected argument {args[1]!r}; flags are written --name=value")
+        for module in FLAGS["import"].value:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                if verbose:
+                    raise
+                _fail(command, f"--import={module}: {e}")
         try:
             runner(args)
         except KeyboardInterrupt:

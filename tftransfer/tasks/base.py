@@ -93,15 +93,42 @@ def register(name, config_class):
     return decorator
 
 
+#: entry-point group through which an installed package adds tasks: its
+#: `setup.cfg` names a module that registers them, e.g.
+#: `[options.entry_points] tftransfer.tasks = score = my_package.score_task`.
+ENTRY_POINT_GROUP = "tftransfer.tasks"
+_LOADED_ENTRY_POINTS = set()
+
+
+def load_plugins():
+    """Imports the modules installed packages name under `ENTRY_POINT_GROUP` (once each)."""
+    from importlib import metadata
+
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.value in _LOADED_ENTRY_POINTS:
+            continue
+        _LOADED_ENTRY_POINTS.add(entry.value)
+        try:
+            entry.load()
+        except Exception as e:
+            raise ImportError(
+                f"the task plugin `{entry.name} = {entry.value}` ({ENTRY_POINT_GROUP} entry "
+                f"point of {entry.dist.name if entry.dist else 'an installed package'}) "
+                f"failed to import: {e}"
+            ) from e
+
+
 def get(name):
     """Returns the task class registered under `name`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown task `{name}`; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    registry = registered()
+    if name not in registry:
+        raise ValueError(f"unknown task `{name}`; known: {', '.join(sorted(registry))}")
+    return registry[name]
 
 
 def registered():
-    """`{name: task class}` of every registered task, in registration order."""
+    """`{name: task class}` of every registered task (installed plugins too), in order."""
+    load_plugins()
     return dict(_REGISTRY)
 
 

@@ -355,15 +355,17 @@ class TextClassification(base.Task):
         return "pooled" if backbone.has_pooler else "cls"
 
     def build_packed_model(self, model, backbone):
-        if self.windowed:
-            return None  # a document's windows must stay together
+        if self.windowed or type(self).build_model is not TextClassification.build_model:
+            # A document's windows must stay together; and the packed model
+            # knows only the head `build_model` makes here, so a subclass with
+            # a model of its own (a plugin) does not pack unless it says how.
+            return None
         backbone = backbones.Backbone.wrap(backbone)
         return PackedTextClassifier(backbone, model, self.pooling(backbone))
 
     def packed_forward(self, model, backbone):
         if self.windowed or not backbones.Backbone.wrap(backbone).supports_packing:
             return None
-        # A subclass (a plugin task) may have no packed model.
         packed = self.build_packed_model(model, backbone)
         return None if packed is None else pipeline.packed_request_call(model, packed)
 
