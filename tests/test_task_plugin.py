@@ -142,3 +142,17 @@ def test_an_installed_package_adds_tasks_through_its_entry_point(tmp_path, monke
     assert "test_grade" in tasks.registered()
     params = configs.load([], {"task": {"type": "test_grade", "test_grade": {"dropout": 0.1}}})
     assert params.task.get().dropout == 0.1
+
+
+def test_each_task_says_what_its_summary_line_shows():
+    from helpers.score_task import ScoreRegression
+
+    metrics = {"examples": 56, "mse": 0.25, "per_label": {}, "checkpoint_step": 7}
+    # A task that declares nothing: its primary metric first, then every number.
+    assert ScoreRegression.summary(metrics) == (
+        "Evaluation: mse=0.2500, checkpoint_step=7, examples=56"
+    )
+    ner = tasks.get("token_classification")
+    assert ner.summary({"f1": 0.5, "sentences": 3, "precision": 0.25, "recall": 1.0}) == (
+        "Evaluation: sentences=3, precision=0.2500, recall=1.0000, f1=0.5000"
+    )

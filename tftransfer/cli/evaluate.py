@@ -26,7 +26,7 @@ def define_flags():
 
 def run(argv):
     del argv
-    from tftransfer import experiment
+    from tftransfer import configs, experiment
 
     metrics = experiment.evaluate(
         FLAGS.model_dir,
@@ -34,5 +34,5 @@ def run(argv):
         FLAGS.input,
         FLAGS.checkpoint,
     )
-    print(results.summary(metrics))
+    print(results.summary(metrics, configs.from_model_dir(FLAGS.model_dir).task.type))
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}))

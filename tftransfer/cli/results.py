@@ -1,4 +1,4 @@
-"""What several commands print: the metrics summary line; loading a config with the flags."""
+"""What several commands share: loading a config with the flags; the metrics summary line."""
 
 from tftransfer.cli import common_flags
 
@@ -12,13 +12,8 @@ def load_params(config_files, params_override):
     return params
 
 
-def summary(metrics):
-    keys = ("examples", "sentences", "questions", "accuracy", "macro_f1", "exact_match")
-    keys += ("precision", "recall", "f1")
-    keys += ("tokens", "nll", "perplexity")
-    keys += ("micro_f1", "tuned_macro_f1", "pearson", "spearman", "mse", "mae")
-    keys = [k for k in keys if k in metrics]
-    return "Evaluation: " + ", ".join(
-        f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
-        for k in keys
-    )
+def summary(metrics, task_type):
+    """The task's summary line of `metrics` (its `summary_metrics`)."""
+    from tftransfer import tasks
+
+    return tasks.get(task_type).summary(metrics)

@@ -49,5 +49,5 @@ def run(argv):
         print(f"Fine-tuning from the pretrained backbone {preset}.", flush=True)
     metrics = experiment.train(params, FLAGS.model_dir)
     if metrics:
-        print(results.summary(metrics))
+        print(results.summary(metrics, params.task.type))
     print(f"Run written to {FLAGS.model_dir}")

@@ -163,6 +163,22 @@ class Task(abc.ABC):
     config_class = None
     #: picks the best checkpoint and drives early stopping.
     primary_metric = Metric("accuracy")
+    #: keys of `evaluate`'s result the CLI's summary line shows, in order;
+    #: empty = the primary metric and then every other number.
+    summary_metrics = ()
+
+    @classmethod
+    def summary(cls, metrics):
+        """`metrics` as the one line the CLI prints after training or evaluation."""
+        keys = list(cls.summary_metrics) or [cls.primary_metric.name] + sorted(metrics)
+        shown = []
+        for key in dict.fromkeys(keys):
+            value = metrics.get(key)
+            if isinstance(value, float):
+                shown.append(f"{key}={value:.4f}")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                shown.append(f"{key}={value}")
+        return "Evaluation: " + ", ".join(shown)
 
     def __init__(self, config, tokenizer):
         self.config = config

@@ -134,6 +134,7 @@ class CausalLM(base.Task):
     """
 
     primary_metric = base.Metric("perplexity", lower_is_better=True)
+    summary_metrics = ("tokens", "nll", "perplexity")
 
     @classmethod
     def saves_backbone_for(cls, config):

@@ -99,6 +99,7 @@ class MaskedLM(base.Task):
     """
 
     primary_metric = base.Metric("perplexity", lower_is_better=True)
+    summary_metrics = ("masked_tokens", "accuracy", "nll", "perplexity")
     #: `fit` writes the trained backbone as a preset (`<model_dir>/backbone`).
     saves_backbone = True
 

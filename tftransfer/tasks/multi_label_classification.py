@@ -87,6 +87,7 @@ class MultiLabelClassification(TextClassification):
     # Chosen at the thresholds tuned on that same validation pass: the
     # final model is used with tuned thresholds, so that is what to compare.
     primary_metric = base.Metric("tuned_macro_f1")
+    summary_metrics = ("examples", "micro_f1", "macro_f1", "tuned_macro_f1")
 
     @classmethod
     def read(cls, spec, need_labels=True):

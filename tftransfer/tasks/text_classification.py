@@ -133,6 +133,7 @@ class TextClassification(base.Task):
     """
 
     primary_metric = base.Metric("accuracy")
+    summary_metrics = ("examples", "accuracy", "macro_f1")
 
     def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)

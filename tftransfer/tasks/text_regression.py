@@ -116,6 +116,7 @@ class TextRegression(TextClassification):
     """
 
     primary_metric = base.Metric("pearson")
+    summary_metrics = ("examples", "pearson", "spearman", "mse", "mae")
 
     @classmethod
     def read(cls, spec, need_labels=True):

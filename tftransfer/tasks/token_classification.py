@@ -128,6 +128,7 @@ class TokenClassification(base.Task):
     """
 
     primary_metric = base.Metric("f1")
+    summary_metrics = ("sentences", "precision", "recall", "f1")
 
     def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
