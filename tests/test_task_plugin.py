@@ -148,10 +148,13 @@ def test_each_task_says_what_its_summary_line_shows():
     from helpers.score_task import ScoreRegression
 
     metrics = {"examples": 56, "mse": 0.25, "per_label": {}, "checkpoint_step": 7}
-    # A task that declares nothing: its primary metric first, then every number.
-    assert ScoreRegression.summary(metrics) == (
-        "Evaluation: mse=0.2500, checkpoint_step=7, examples=56"
-    )
+    # Text classification's line, and the primary metric that the plugin changed.
+    assert ScoreRegression.summary(metrics) == "Evaluation: examples=56, mse=0.2500"
+
+    class Bare(ScoreRegression):
+        summary_metrics = ()  # says nothing: the primary metric, then every number
+
+    assert Bare.summary(metrics) == "Evaluation: mse=0.2500, checkpoint_step=7, examples=56"
     ner = tasks.get("token_classification")
     assert ner.summary({"f1": 0.5, "sentences": 3, "precision": 0.25, "recall": 1.0}) == (
         "Evaluation: sentences=3, precision=0.2500, recall=1.0000, f1=0.5000"

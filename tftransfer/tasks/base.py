@@ -163,14 +163,15 @@ class Task(abc.ABC):
     config_class = None
     #: picks the best checkpoint and drives early stopping.
     primary_metric = Metric("accuracy")
-    #: keys of `evaluate`'s result the CLI's summary line shows, in order;
-    #: empty = the primary metric and then every other number.
+    #: keys of `evaluate`'s result the CLI's summary line shows, in order
+    #: (the primary metric is always shown); empty = every number.
     summary_metrics = ()
 
     @classmethod
     def summary(cls, metrics):
         """`metrics` as the one line the CLI prints after training or evaluation."""
         keys = list(cls.summary_metrics) or [cls.primary_metric.name] + sorted(metrics)
+        keys.append(cls.primary_metric.name)
         shown = []
         for key in dict.fromkeys(keys):
             value = metrics.get(key)
