@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from tftransfer import configs, experiment, fileio  # noqa: E402
+from tftransfer.run_dir import RunDir
 from tftransfer.training import run_lock  # noqa: E402
 
 #: examples shuffle for the nested subsets; independent of the runs' seeds.
@@ -188,11 +189,11 @@ class Comparison:
         params = self.cell_params(cell)
         indices = self.order[: cell.size]
         os.makedirs(model_dir, exist_ok=True)
-        fileio.write_json({"train_indices": indices}, os.path.join(model_dir, "train_subset.json"))
+        fileio.write_json({"train_indices": indices}, RunDir(model_dir).train_subset)
         metrics = experiment.train(params, model_dir, subset(self.train_examples, indices))
         if self.split != "validation":
             metrics = experiment.evaluate(model_dir, self.split)
-        with open(os.path.join(model_dir, "run_summary.json"), encoding="utf-8") as f:
+        with open(RunDir(model_dir).summary, encoding="utf-8") as f:
             summary = json.load(f)
         result = {
             **dataclasses.asdict(cell),

@@ -19,16 +19,17 @@ tftransfer.config_checks.ConfigError: task.text_classification.pooling must be o
 """
 
 import dataclasses
-import os
 from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 import yaml
 from official.modeling.hyperparams import base_config, oneof, params_dict
 
-# The data side owns its config; it is part of every experiment's.
 from tftransfer import config_checks
 from tftransfer.data.data_config import DataConfig, InputConfig  # noqa: F401
+
+# The data side owns its config; it is part of every experiment's.
+from tftransfer.run_dir import RunDir
 from tftransfer.transfer.transfer_config import TransferConfig
 
 bounded = config_checks.bounded
@@ -435,7 +436,7 @@ def save(params, path, comments=()):
 
 def from_model_dir(model_dir) -> ExperimentConfig:
     """Reads back the `params.yaml` that training wrote into `model_dir`."""
-    path = os.path.join(model_dir, "params.yaml")
+    path = RunDir(model_dir).params
     if not tf.io.gfile.exists(path):
         raise ConfigError(
             f"{path} not found: is `{model_dir}` a tftransfer model dir "

@@ -35,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tftransfer import backbones, configs, evaluation, fileio, plots, tasks, transfer
+from tftransfer import backbones, configs, evaluation, fileio, plots, run_dir, tasks, transfer
 from tftransfer.data import pipeline, readers
+from tftransfer.run_dir import RunDir
 from tftransfer.training import (
     distribute,
     history,
@@ -314,7 +315,7 @@ def train(params, model_dir, train_examples=None):
     with run_lock.run_lock(model_dir) if chief else contextlib.nullcontext():
         run = build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
-        checkpoints = os.path.join(model_dir, trainer_lib.CHECKPOINTS)
+        checkpoints = RunDir(model_dir).checkpoints
         has_checkpoint = bool(trainer_lib.latest_checkpoint(checkpoints))
         for line in resume_check.check(model_dir, run.params, has_checkpoint):
             print(f"Resuming with a changed setting: {line}", flush=True)
@@ -344,7 +345,7 @@ def clear_run(model_dir):
                 tf.io.gfile.remove(path)
 
 
-PRETRAIN = "pretrain"
+PRETRAIN = run_dir.PRETRAIN
 
 
 def pretrain_then(pretrain_params, params, model_dir):
@@ -363,8 +364,8 @@ def pretrain_then(pretrain_params, params, model_dir):
             f"--pretrain_config_file: task {pretrain_params.task.type} does not save a "
             "backbone; use masked_lm, or causal_lm with task.causal_lm.save_backbone=true"
         )
-    folder = os.path.join(model_dir, PRETRAIN)
-    preset = os.path.join(folder, BACKBONE)
+    folder = RunDir(model_dir).pretrain.path
+    preset = RunDir(folder).backbone
     if not tf.io.gfile.exists(preset):
         train(pretrain_params, folder)
     configs.override(params, {"backbone": {"spec": preset}}, "--pretrain_config_file")
@@ -383,7 +384,7 @@ def save_params(run, model_dir):
     trained, total = parameter_counts(run)
     configs.save(
         run.params,
-        os.path.join(model_dir, "params.yaml"),
+        RunDir(model_dir).params,
         [
             f"transfer.strategy {run.params.transfer.strategy}: {trained:,} of {total:,} "
             f"parameters trained ({100.0 * trained / max(total, 1):.2f}%)",
@@ -407,7 +408,7 @@ def _write_summary(run, model_dir, trainer, metrics):
         "peak_rss_mb": peak_memory.current_peak_mb(),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
     }
-    fileio.write_json(summary, os.path.join(model_dir, "run_summary.json"))
+    fileio.write_json(summary, RunDir(model_dir).summary)
     print(
         f"{summary['strategy']}: {trained:,} of {total:,} parameters trained; "
         + (f"median step {summary['median_step_seconds']:.3f} s; " if times else "")
@@ -472,7 +473,7 @@ def fit(run, model_dir):
         return best or {}
     plots.plot_history(
         history.read(model_dir),
-        os.path.join(model_dir, "training_curves.png"),
+        RunDir(model_dir).training_curves,
         task.primary_metric.name,
     )
     if evaluate is None:
@@ -481,17 +482,17 @@ def fit(run, model_dir):
         return {}
     if best is not None:
         restore(run.model, model_dir, "best")
-    metrics = evaluate(os.path.join(model_dir, "predictions_validation"))
+    metrics = evaluate(RunDir(model_dir).predictions("validation"))
     if task.calibrate(metrics):
         save_params(run, model_dir)
     metrics["checkpoint_step"] = best["step"] if best else trainer.step
-    plots.write_metrics(metrics, os.path.join(model_dir, "eval_validation.json"))
+    plots.write_metrics(metrics, RunDir(model_dir).eval_json("validation"))
     _write_summary(run, model_dir, trainer, metrics)
     _save_backbone(run, model_dir)
     return metrics
 
 
-BACKBONE = "backbone"
+BACKBONE = run_dir.BACKBONE
 
 
 def _save_backbone(run, model_dir):
@@ -503,7 +504,7 @@ def _save_backbone(run, model_dir):
     if not run.task.saves_backbone:
         return
     transfer.get(run.params.transfer).finalize(run.model)
-    path = os.path.join(model_dir, BACKBONE)
+    path = RunDir(model_dir).backbone
     fileio.remove_tree(path)
     backbones.save_preset(run.backbone, run.task.tokenizer, path)
     print(f"Backbone preset written to {path} (use it as backbone.spec).", flush=True)
@@ -513,9 +514,9 @@ def checkpoint_path(model_dir, which="best"):
     """The best (else latest) or latest checkpoint of a run; `FileNotFoundError` if none."""
     path = None
     if which == "best":
-        path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.BEST))
+        path = trainer_lib.latest_checkpoint(RunDir(model_dir).best)
     if path is None:
-        path = trainer_lib.latest_checkpoint(os.path.join(model_dir, trainer_lib.CHECKPOINTS))
+        path = trainer_lib.latest_checkpoint(RunDir(model_dir).checkpoints)
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
     return path
@@ -617,9 +618,9 @@ def evaluate(model_dir, split="validation", path="", checkpoint="best"):
         dataset,
         examples,
         batch_size,
-        os.path.join(model_dir, f"predictions_{name}"),
+        RunDir(model_dir).predictions(name),
         forward,
     )
     metrics["checkpoint"] = loaded.checkpoint_path
-    plots.write_metrics(metrics, os.path.join(model_dir, f"eval_{name}.json"))
+    plots.write_metrics(metrics, RunDir(model_dir).eval_json(name))
     return metrics

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 import tftransfer
 from tftransfer import configs, experiment, fileio, serving_warmup
+from tftransfer.run_dir import RunDir
 from tftransfer.training import precision
 
 # TF Serving links TF Text's ops; RoundRobinTrim arrived in the 2.20 builds.
@@ -229,7 +230,7 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
     configs.check_choice("mixed_precision", mixed_precision, tuple(precision.POLICIES))
     loaded = experiment.Loaded(model_dir, checkpoint, mixed_precision)
     cfg = loaded.params.export
-    export_dir = export_dir or cfg.export_dir or os.path.join(model_dir, "export")
+    export_dir = export_dir or cfg.export_dir or RunDir(model_dir).export
     return save(
         loaded.task,
         loaded.model,

@@ -39,6 +39,9 @@ import os
 import tensorflow as tf
 from official.common import distribute_utils
 
+from tftransfer import run_dir
+from tftransfer.run_dir import RunDir
+
 _STRATEGIES = {}
 
 
@@ -156,11 +159,11 @@ def write_dir(model_dir, strategy):
     if is_chief(strategy):
         return model_dir
     task_type, task_id, _ = _task(strategy)
-    return os.path.join(model_dir, f"{TEMP_PREFIX}{task_type}_{task_id}")
+    return RunDir(model_dir).worker_temp(task_type, task_id).path
 
 
 #: the name of a non-chief worker's temporary folder in model_dir.
-TEMP_PREFIX = "workertemp_"
+TEMP_PREFIX = run_dir.WORKER_TEMP_PREFIX
 
 
 def remove_write_dir(model_dir, strategy):

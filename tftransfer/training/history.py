@@ -11,15 +11,16 @@ Example:
 """
 
 import json
-import os
 import time
 
 import tensorflow as tf
 
+from tftransfer.run_dir import RunDir
+
 
 def read(model_dir):
     """Returns the records of `history.jsonl` (training and evaluation)."""
-    path = os.path.join(model_dir, "history.jsonl")
+    path = RunDir(model_dir).history
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:

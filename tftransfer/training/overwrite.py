@@ -19,12 +19,12 @@ Example:
 
 import tensorflow as tf
 
-from tftransfer import backbones, configs
+from tftransfer import backbones, configs, run_dir
 from tftransfer.data import readers
 from tftransfer.training import run_lock
 
 #: what a run folder holds first (`experiment.train` writes it before training).
-PARAMS = "params.yaml"
+PARAMS = run_dir.PARAMS
 
 SPLITS = ("train", "validation", "test")
 

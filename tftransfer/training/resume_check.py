@@ -18,11 +18,10 @@ Example:
 ([], ['trainer.learning_rate: 5e-05 -> 0.0001'])
 """
 
-import os
-
 import tensorflow as tf
 
 from tftransfer import configs
+from tftransfer.run_dir import RunDir
 
 #: blocks whose change makes the checkpoint mean something else.
 BINDING = ("task", "backbone", "transfer")
@@ -67,7 +66,7 @@ def check(model_dir, params, has_checkpoint):
     Returns:
         The loop-only changes (`key: old -> new`), to report; `[]` for a new run.
     """
-    if not has_checkpoint or not tf.io.gfile.exists(os.path.join(model_dir, "params.yaml")):
+    if not has_checkpoint or not tf.io.gfile.exists(RunDir(model_dir).params):
         return []
     old = configs.from_model_dir(model_dir)
     incompatible, changed = differences(old, params)

@@ -23,9 +23,10 @@ import time
 
 from absl import logging
 
-from tftransfer import fileio
+from tftransfer import fileio, run_dir
+from tftransfer.run_dir import RunDir
 
-LOCK_NAME = "train.lock"
+LOCK_NAME = run_dir.LOCK
 #: a lock file still empty after this long was left by a writer that died
 #: between creating and filling it.
 EMPTY_LOCK_GRACE_SECONDS = 10.0
@@ -66,7 +67,7 @@ def run_lock(model_dir):
         return
     created = not os.path.exists(model_dir)
     os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, LOCK_NAME)
+    path = RunDir(model_dir).lock
     host = socket.gethostname()
     me = {"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     while True:

@@ -43,10 +43,11 @@ import time
 import keras
 import tensorflow as tf
 
-from tftransfer import fileio
+from tftransfer import fileio, run_dir
+from tftransfer.run_dir import RunDir
 from tftransfer.training import distribute, history, precision
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = run_dir.CHECKPOINTS
 
 
 class CheckpointError(ValueError):
@@ -67,7 +68,7 @@ _PEER_ERRORS = (
 )
 
 
-BEST = "best"
+BEST = run_dir.BEST
 
 
 def _first_line(error):
@@ -160,22 +161,22 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **scale)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            os.path.join(self.write_dir, CHECKPOINTS),
+            RunDir(self.write_dir).checkpoints,
             max_to_keep=config.keep_checkpoints,
         )
         # Every worker resumes from the chief's checkpoints; creating a
         # manager writes nothing.
         self.resume_manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, CHECKPOINTS), max_to_keep=None
+            self.checkpoint, RunDir(model_dir).checkpoints, max_to_keep=None
         )
         self.best_manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model),
-            os.path.join(self.write_dir, BEST),
+            RunDir(self.write_dir).best,
             max_to_keep=1,
         )
-        self.history_path = os.path.join(self.write_dir, "history.jsonl")
-        self.best_path = os.path.join(model_dir, BEST, "best.json")
-        self.stopped_path = os.path.join(model_dir, "early_stopped.json")
+        self.history_path = RunDir(self.write_dir).history
+        self.best_path = RunDir(model_dir).best_json
+        self.stopped_path = RunDir(model_dir).early_stopped
         self._train_steps = {}  # one step function per set of trained variables
         self.step_seconds = []  # wall time of each step this process ran
 
@@ -378,7 +379,7 @@ class Trainer:
             # As with Keras' BackupAndRestore, the cluster restarts every
             # worker and all of them resume from the chief's last checkpoint.
             reason = _first_line(e)
-            latest = latest_checkpoint(os.path.join(self.model_dir, CHECKPOINTS))
+            latest = latest_checkpoint(RunDir(self.model_dir).checkpoints)
             raise WorkerLostError(
                 f"a worker of this run was lost at step {self.step + 1} ({reason}). Restart "
                 "every worker with the same command and TF_CONFIG: training resumes from "
