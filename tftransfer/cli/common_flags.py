@@ -32,6 +32,17 @@ def model_dir_flag(required=True):
     )
 
 
+def source_flags(saved_model_help):
+    """`--model_dir` or `--saved_model`: exactly one, checked when the flags are parsed."""
+    model_dir_flag(required=False)
+    flags.DEFINE_string("saved_model", "", saved_model_help)
+    flags.register_multi_flags_validator(
+        ["model_dir", "saved_model"],
+        lambda values: bool(values["model_dir"]) != bool(values["saved_model"]),
+        message="give exactly one of --model_dir and --saved_model",
+    )
+
+
 def encoding_flag():
     flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input (e.g. latin-1).")
     flags.register_validator("encoding", known_codec)

@@ -1,16 +1,13 @@
 """`tftransfer generate`: continue prompts with a causal-LM run or export; JSONL out."""
 
-from absl import app, flags
+from absl import flags
 
 from tftransfer.cli import common_flags, records
 from tftransfer.cli.common_flags import FLAGS
 
 
 def define_flags():
-    common_flags.model_dir_flag(required=False)
-    flags.DEFINE_string(
-        "saved_model", "", "Generate with an exported SavedModel version folder instead."
-    )
+    common_flags.source_flags("Generate with an exported SavedModel version folder instead.")
     flags.DEFINE_string(
         "input",
         "-",
@@ -48,8 +45,6 @@ def run(argv):
     del argv
     from tftransfer import generation
 
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise app.UsageError("give exactly one of --model_dir and --saved_model")
     records.check_output(FLAGS.output, FLAGS.input)
     prompts = records.read_prompts(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:

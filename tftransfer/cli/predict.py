@@ -1,17 +1,14 @@
 """`tftransfer predict`: predict for texts from a file or stdin; JSONL out."""
 
-from absl import app, flags
+from absl import flags
 
 from tftransfer.cli import common_flags, records
 from tftransfer.cli.common_flags import FLAGS
 
 
 def define_flags():
-    common_flags.model_dir_flag(required=False)
-    flags.DEFINE_string(
-        "saved_model",
-        "",
-        "Predict with an exported SavedModel version folder instead of --model_dir.",
+    common_flags.source_flags(
+        "Predict with an exported SavedModel version folder instead of --model_dir."
     )
     flags.DEFINE_string(
         "input",
@@ -32,8 +29,6 @@ def run(argv):
     del argv
     from tftransfer import predict
 
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise app.UsageError("give exactly one of --model_dir and --saved_model")
     records.check_output(FLAGS.output, FLAGS.input)
     inputs = records.read_records(FLAGS.input, FLAGS.encoding)
     if FLAGS.saved_model:
