@@ -100,3 +100,24 @@ def test_dropout_keeps_keras_hubs_layers_in_training():
     lm.backbone.dropout = 0.1
     assert not LeanLlama.supports(lm, training=True)
     assert LeanLlama.supports(lm)  # generation has no dropout
+
+
+def test_backbone_fast_forward_off_keeps_keras_hubs_layers_everywhere(llama_dir):
+    from tftransfer import backbones, configs
+    from tftransfer.tasks.causal_lm import CausalLM, CausalLMConfig
+
+    def built(fast_forward):
+        cfg = configs.BackboneConfig(spec=llama_dir, fast_forward=fast_forward)
+        backbone, tokenizer = backbones.from_config(cfg)
+        return backbone.causal_lm(), CausalLM(CausalLMConfig(max_length=32), tokenizer)
+
+    fast, task = built("auto")
+    plain, _ = built("off")
+    assert LeanLlama.supports(fast, training=True) and not LeanLlama.supports(plain)
+    assert task.build_train_model(plain) is None  # training asks the same place
+    # `score` (the export's signature) takes the same path as evaluation, and
+    # both paths give the checkpoint's numbers.
+    texts = tf.constant(["the king", "a b c d e f"])
+    fast_score = task.score(fast, texts)["mean_log_likelihood"].numpy()
+    plain_score = task.score(plain, texts)["mean_log_likelihood"].numpy()
+    np.testing.assert_allclose(fast_score, plain_score, rtol=1e-5)

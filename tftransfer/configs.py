@@ -68,6 +68,11 @@ class BackboneConfig(base_config.Config):
             the first transformer blocks, a list of block indices keeps those
             (e.g. `[0, 2, 4]`, every other block of a 6-block model, as
             DistilBERT was initialised); null keeps them all.
+        fast_forward: `auto` runs Llama-family decoders (SmolLM2, Llama)
+            through tftransfer's lean forward pass where it computes exactly
+            what keras-hub's layers do (no biases, no quantized layers; in
+            training, no dropout): training, evaluation, the export's `score`
+            and generation; `off` uses keras-hub's layers everywhere.
     """
 
     spec: str = config_checks.text("default")
@@ -78,6 +83,7 @@ class BackboneConfig(base_config.Config):
     random_init: bool = False
     # Checked by keep_layers.layer_indices: a count or a list of indices.
     keep_layers: Any = config_checks.text(None)
+    fast_forward: str = config_checks.one_of("auto", ("auto", "off"))
 
 
 def task_config_class():

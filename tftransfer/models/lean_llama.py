@@ -93,8 +93,14 @@ class LeanLlama:
 
     @staticmethod
     def supports(causal_lm, training=False):
-        """Whether this computes exactly what `causal_lm` does (in training: no dropout)."""
+        """Whether to run `causal_lm` through this: allowed (`backbone.fast_forward`) and exact.
+
+        The one place the fast forward is chosen: training, evaluation, the
+        export's `score` and cached generation all ask here.
+        """
         if not isinstance(causal_lm, keras_hub.models.LlamaCausalLM):
+            return False
+        if getattr(causal_lm.backbone, "_tftransfer_fast_forward", True) is False:
             return False
         if training and causal_lm.backbone.dropout:
             return False

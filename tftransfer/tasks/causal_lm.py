@@ -318,13 +318,16 @@ class CausalLM(base.Task):
     def loss(self, labels, outputs):
         return token_loss.per_row_loss(labels, outputs)
 
+    def logits(self, model, inputs):
+        """Next-token logits for `{"token_ids", "padding_mask"}`: the lean forward where
+        `LeanLlama.supports` it, else keras-hub's layers (evaluation and `score` alike)."""
+        if LeanLlama.supports(model):
+            return LeanLlama(model).forward(inputs["token_ids"], inputs["padding_mask"])
+        return model(inputs, training=False)
+
     def forward(self, model, features):
         inputs = {k: features[k] for k in ("token_ids", "padding_mask")}
-        if LeanLlama.supports(model):
-            logits = LeanLlama(model).forward(inputs["token_ids"], inputs["padding_mask"])
-        else:
-            logits = model(inputs, training=False)
-        nll, mask = token_loss.token_nll(features["labels"], logits)
+        nll, mask = token_loss.token_nll(features["labels"], self.logits(model, inputs))
         return {"nll": tf.reduce_sum(nll, axis=1), "tokens": tf.reduce_sum(mask, axis=1)}
 
     # -- evaluation ---------------------------------------------------------
@@ -402,7 +405,7 @@ class CausalLM(base.Task):
         (`token_count` says how many).
         """
         rows = self._blocks_of(texts)
-        nll, mask = token_loss.token_nll(rows["labels"], model(rows["inputs"], training=False))
+        nll, mask = token_loss.token_nll(rows["labels"], self.logits(model, rows["inputs"]))
         count = tf.reduce_sum(mask, axis=1)
         return {
             "mean_log_likelihood": -tf.reduce_sum(nll, axis=1) / tf.maximum(count, 1.0),
