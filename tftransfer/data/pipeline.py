@@ -284,10 +284,9 @@ def train_dataset(
             task, dataset, batch_size, data_config, drop_remainder=True, fixed_shapes=fixed_shapes
         )
         dataset = dataset.map(_split_labels, num_parallel_calls=2, deterministic=True)
-    transform = getattr(task, "training_batch", None)
-    if transform is not None:
+    if task.training_batch is not None:
         # Per-batch work that must differ each epoch (e.g. masked-LM masks).
-        dataset = dataset.map(transform, num_parallel_calls=2, deterministic=True)
+        dataset = dataset.map(task.training_batch, num_parallel_calls=2, deterministic=True)
     if fixed_shapes:
         # Per-batch transforms (masked-LM masks) may lose the batch size.
         dataset = dataset.map(
@@ -337,10 +336,9 @@ def raw_eval_dataset(task, examples, batch_size, data_config):
     dataset = task.raw_dataset(examples, with_labels=False)
     dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.range(len(examples)))
     dataset = batch(dataset, batch_size)
-    pretokenize = getattr(task, "pretokenize", None)
-    if pretokenize is not None:
+    if task.pretokenize is not None:
         # Tokenized here, so with `data.cache` once per run, not at every evaluation.
-        dataset = dataset.map(lambda features, index: (pretokenize(features), index))
+        dataset = dataset.map(lambda features, index: (task.pretokenize(features), index))
     if data_config.cache:
         dataset = dataset.cache()
     return dataset.prefetch(data_config.prefetch)

@@ -163,6 +163,14 @@ class Task(abc.ABC):
     config_class = None
     #: picks the best checkpoint and drives early stopping.
     primary_metric = Metric("accuracy")
+    #: optional hook `training_batch(features, labels) -> (features, labels)`:
+    #: per-batch work on training batches that must differ every epoch (the
+    #: masked-LM task draws its masks here); None = none.
+    training_batch = None
+    #: optional hook `pretokenize(raw_batch) -> batch`: evaluation's
+    #: tokenization, done once per run and cached with `data.cache` (NER
+    #: and QA subword ids); None = `forward` tokenizes.
+    pretokenize = None
     #: keys of `evaluate`'s result the CLI's summary line shows, in order
     #: (the primary metric is always shown); empty = every number.
     summary_metrics = ()
