@@ -94,7 +94,8 @@ class DataConfig(base_config.Config):
             bucketing: every batch padded to max_seq_length.
         packing: training batches pack their examples into shared rows of
             max_seq_length: less padding for short texts, same accuracy.
-            Batches keep `batch_size` examples; evaluation is not packed.
+            Batches keep `batch_size` examples; evaluation packs too in
+            runs that pack (same outputs as unpacked).
             Unset (default) = packed wherever it can run: text
             classification without windows or token classification without
             casing features, a BERT-style backbone, one replica, not a TPU.

@@ -1,1 +1,1 @@
-"""Task metrics: classification reports (and later seqeval, SQuAD)."""
+"""Task metrics: classification reports, entity F1 (seqeval), official SQuAD EM/F1, multi-label F1."""

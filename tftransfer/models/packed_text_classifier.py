@@ -6,9 +6,9 @@ positions, so packed rows cannot go through it as a whole;
 keeps each example to itself. This model pools each example of that output
 and applies the classifier's own head.
 Its outputs equal the unpacked classifier's, one row per example in batch
-order. Training uses it under `data.packing`, and exported serving functions
-for every request of more than one text; evaluation uses the unpacked model,
-whose weights it shares.
+order. Training uses it under `data.packing`, evaluation in runs that pack
+(`Task.packed_forward`), and exported serving functions for every request of
+more than one text; it shares the unpacked model's weights.
 
 Example:
 

@@ -5,9 +5,9 @@ on packed rows (`Backbone.packed_sequence_output`), the classifier's own head
 tags every token, and `packing.unpack` puts each example's tags back in its
 own row. Outputs equal the unpacked tagger's at every real token (zeros at
 padding, which the loss ignores), so the task's loss and labels are used as
-they are. Training uses it under `data.packing`, and NER exports for every
-request of more than one window; evaluation uses the unpacked model, whose
-weights it shares.
+they are. Training uses it under `data.packing`, evaluation in runs that pack
+(`Task.packed_forward`), and NER exports for every request of more than one
+window; it shares the unpacked model's weights.
 
 Example:
 
