@@ -1,1 +1,1 @@
-"""Task metrics: classification reports, entity F1 (seqeval), official SQuAD EM/F1, multi-label F1."""
+"""Task metrics: classification, entity F1 (seqeval), official SQuAD EM/F1, multi-label F1."""
