@@ -149,3 +149,13 @@ def test_column_names_with_a_header_says_which_to_change():
         configs.load([], "data.validation.column_names=[a,b]")
     params = configs.load([], "data.validation.column_names=[a,b],data.validation.has_header=false")
     assert list(params.data.validation.column_names) == ["a", "b"]
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    path = _write(tmp_path / "twice.yaml", "trainer:\n  epochs: 3\n  batch_size: 8\n  epochs: 30\n")
+    with pytest.raises(
+        configs.ConfigError, match=r"twice.yaml:4:3: .*`epochs` appears twice \(lines 2 and 4\)"
+    ):
+        configs.load([path])
+    with pytest.raises(configs.ConfigError, match="`epochs` appears twice"):
+        configs.load([], "{trainer: {epochs: 1, epochs: 2}}")

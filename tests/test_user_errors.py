@@ -160,3 +160,14 @@ def test_the_converter_does_not_write_into_a_folder_that_holds_files(tmp_path, l
     with pytest.raises(gguf_converter.ConversionError, match=f"{out} already exists"):
         gguf_converter.convert(gguf, str(out))
     assert os.listdir(out) == ["notes.txt"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_text(tmp_path):
+    from tftransfer.cli import records
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes("\ufefffirst line\nsecond\n".encode("utf-8"))
+    assert [r["text"] for r in records.read_records(str(path))] == ["first line", "second"]
+    jsonl = tmp_path / "texts.jsonl"
+    jsonl.write_bytes('\ufeff{"text": "a"}\n'.encode("utf-8"))
+    assert list(records.read_records(str(jsonl))) == [{"text": "a"}]

@@ -328,13 +328,44 @@ def parse_override_string(text):
     try:
         if "=" in text and not text.startswith("{"):
             text = params_dict.nested_csv_str_to_json_str(text)
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_StrictLoader)
     except (ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"--params_override: cannot read {shown(text)}: {_one_line(e)}") from None
     _check_expanded_size(value, "--params_override")
     if not isinstance(value, dict):
         raise ConfigError(f"--params_override: expected key=value pairs, got {shown(text)}")
     return value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    YAML itself keeps the last value silently, so a config with `epochs: 3`
+    and, further down, `epochs: 30` would train with whichever came last.
+    """
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key `{key}` appears twice (lines {seen[key]} and {line}); keep one",
+                key_node.start_mark,
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
 
 
 def _one_line(error):
@@ -370,7 +401,7 @@ def read_yaml(path):
             "save the config file as UTF-8"
         ) from None
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}{_yaml_problem(e)}") from None
     _check_expanded_size(value, path)

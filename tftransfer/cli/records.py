@@ -25,6 +25,8 @@ def read_records(path, encoding="utf-8"):
         for number, raw in enumerate(stream, start=1):
             try:
                 line = raw.decode(encoding).rstrip("\r\n")
+                if number == 1:
+                    line = line.removeprefix("\ufeff")  # a byte-order mark is not text
             except UnicodeDecodeError as e:
                 raise readers.DataError(
                     f"{path}:{number}: not {encoding} text (byte {raw[e.start]:#04x} at "
