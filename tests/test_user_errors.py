@@ -171,3 +171,16 @@ def test_a_byte_order_mark_is_not_part_of_the_first_text(tmp_path):
     jsonl = tmp_path / "texts.jsonl"
     jsonl.write_bytes('\ufeff{"text": "a"}\n'.encode("utf-8"))
     assert list(records.read_records(str(jsonl))) == [{"text": "a"}]
+
+
+def test_a_text_pair_for_a_single_text_model_is_refused():
+    from tftransfer import predict
+    from tftransfer.data.readers import DataError
+
+    single = {"serving_default": {"text": tf.TensorSpec([None], tf.string)}}
+    records = [{"text": "a"}, {"text": "b", "text_pair": "c"}]
+    with pytest.raises(DataError, match="input 2: has `text_pair`, but this model reads single"):
+        predict._route(records, single)
+    text = single["serving_default"]["text"]
+    pairs = {"serving_default": {"text": text, "text_pair": text}}
+    assert predict._route(records[1:], pairs) == {"serving_default": [0]}

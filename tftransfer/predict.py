@@ -42,8 +42,15 @@ def _route(records, signatures, first=1):
     `first` is the 1-based input number of `records[0]`, for messages.
     """
     groups = {}
+    takes_pairs = any("text_pair" in specs for specs in signatures.values())
     for i, record in enumerate(records):
         number = first + i
+        if "text_pair" in record and not takes_pairs:
+            # Answering on `text` alone would look right and be wrong.
+            raise DataError(
+                f"input {number}: has `text_pair`, but this model reads single texts "
+                f"(inputs: {' or '.join('+'.join(s) for s in signatures.values())})"
+            )
         for name, specs in signatures.items():
             if all(k in record for k in specs):
                 for key, spec in specs.items():
