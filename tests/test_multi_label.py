@@ -77,6 +77,20 @@ def test_three_label_encodings_read_the_same(tmp_path, tokenizer):
     assert encoded["jsonl"][-1].sum() == 0  # a text with no label is allowed
 
 
+@pytest.mark.parametrize("delimiter", ["", ";"])
+def test_labels_joined_by_a_delimiter_not_given_are_refused(tmp_path, tokenizer, delimiter):
+    # GoEmotions' upstream TSVs join label ids with commas: without
+    # `label_delimiter: ','` (or with a wrong one) `anger,fear` would be a class.
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("text\ttags\n" + "".join(f"{t}\t{','.join(ls)}\n" for t, ls in ROWS))
+    spec = configs.InputConfig(path=str(tsv), label_column="tags", label_delimiter=delimiter)
+    with pytest.raises(DataError, match=rf"{tsv}: 2 of 5 labels look like lists joined by `,`"):
+        MultiLabelClassification.read(spec)
+    task = _task(tokenizer)
+    task.prepare(MultiLabelClassification.read(spec.replace(label_delimiter=",")))
+    assert task.labels == LABELS
+
+
 def test_unknown_label_and_bad_flag_name_file_line_and_field(tmp_path, tokenizer):
     specs = _write_encodings(tmp_path, ROWS)
     task = _task(tokenizer)

@@ -451,4 +451,23 @@ def read(spec, need_labels: bool = True, labels: str = "single") -> Examples:
         spec.encoding,
         collector,
     )
+    if labels == "multi" and collector.out.labels and not spec.label_columns:
+        _check_not_joined(spec, collector.out.labels)
     return collector.out
+
+
+def _check_not_joined(spec, labels):
+    """Refuses multi-labels that are mostly lists joined by a delimiter not given (`anger,fear`).
+
+    Split at the wrong `label_delimiter` (or none), such a field is one label,
+    and training on `anger,fear` as a class of its own would run without a word.
+    """
+    found = {name for names in labels for name in names}
+    for delimiter in (",", ";", "|"):
+        joined = sorted(name for name in found if delimiter in name)
+        if joined and len(joined) * 5 >= len(found):
+            raise DataError(
+                f"{spec.path}: {len(joined)} of {len(found)} labels look like lists joined by "
+                f"`{delimiter}` (e.g. `{joined[0]}`); set label_delimiter: '{delimiter}' for "
+                "this split"
+            )
