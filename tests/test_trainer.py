@@ -273,3 +273,20 @@ def test_steps_per_execution_trains_the_same_steps_in_fewer_calls(tmp_path):
     # Calls end at 6, 7, 10, 14, 20, 21: a loss record where one passed a
     # multiple of log_every (4), and at the end.
     assert [r["step"] for r in records(many, "loss")] == [6, 10, 14, 20, 21]
+
+
+def test_a_resume_removes_what_a_kill_during_a_save_left(tmp_path):
+    from tftransfer.training.trainer import remove_unfinished_saves
+
+    folder = tmp_path / "checkpoints"
+    (folder / "ckpt-3_temp").mkdir(parents=True)  # killed while writing ckpt-3
+    (folder / "ckpt-3_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"0" * 64)
+    for name in ("checkpoint", "ckpt-2.index", "ckpt-2.data-00000-of-00001"):
+        (folder / name).write_text("kept")
+    assert remove_unfinished_saves(str(folder)) == [str(folder / "ckpt-3_temp")]
+    assert sorted(os.listdir(folder)) == [
+        "checkpoint",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+    ]
+    assert remove_unfinished_saves(str(tmp_path / "missing")) == []

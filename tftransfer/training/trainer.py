@@ -50,6 +50,28 @@ from tftransfer.training import distribute, history, precision
 CHECKPOINTS = run_dir.CHECKPOINTS
 
 
+def remove_unfinished_saves(folder):
+    """Removes what a process killed while saving a checkpoint left in `folder`.
+
+    TensorFlow writes a checkpoint's shards into `<prefix>_temp/` and renames
+    them when done; a kill in between leaves that folder (about one model
+    size) behind, and nothing else would ever remove it. Returns the paths
+    removed.
+    """
+    if not tf.io.gfile.isdir(folder):
+        return []
+    removed = []
+    for entry in tf.io.gfile.listdir(folder):
+        entry = entry.rstrip("/")
+        path = os.path.join(folder, entry)
+        if entry.endswith("_temp") and tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+            removed.append(path)
+    if removed:
+        print(f"Removed {len(removed)} unfinished checkpoint save(s): {', '.join(removed)}")
+    return removed
+
+
 class CheckpointError(ValueError):
     """No checkpoint of a run can be read."""
 
@@ -436,6 +458,8 @@ class Trainer:
             The best evaluation record (or None without evaluation).
         """
         tf.io.gfile.makedirs(self.write_dir)
+        for folder in (RunDir(self.write_dir).checkpoints, RunDir(self.write_dir).best):
+            remove_unfinished_saves(folder)
         start = self.restore()
         best = self._load_best()
         if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
