@@ -2,10 +2,11 @@
 
 Two `train` processes on one folder would interleave `history.jsonl` and
 overwrite each other's checkpoints, so the second refuses. The lock file
-(`<model_dir>/train.lock`) names its owner's pid, host and start time; a lock
-whose owner is gone (same host, pid no longer running) is stale and taken
-over with a warning. A lock from another host cannot be checked, so it is
-reported with the way out (remove the file).
+(`<model_dir>/train.lock`) names its owner's pid, host and start time, and
+its owner touches it every `HEARTBEAT_SECONDS` (a heartbeat). A lock whose
+owner is gone is stale and taken over with a warning: on the same host when
+the pid no longer runs, from any host (a chief restarted elsewhere on a
+shared folder) when the heartbeat is older than `STALE_AFTER_SECONDS`.
 
 Example:
 
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 
 from absl import logging
@@ -30,6 +32,11 @@ LOCK_NAME = run_dir.LOCK
 #: a lock file still empty after this long was left by a writer that died
 #: between creating and filling it.
 EMPTY_LOCK_GRACE_SECONDS = 10.0
+#: how often the owner touches its lock file.
+HEARTBEAT_SECONDS = 60.0
+#: a lock not touched for this long is taken over from any host: ten missed
+#: heartbeats (a live owner on a loaded machine still beats well within it).
+STALE_AFTER_SECONDS = 600.0
 
 
 class RunLockedError(RuntimeError):
@@ -45,13 +52,24 @@ def _owner(path):
 
 
 def _stale(path, owner, host):
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except FileNotFoundError:
+        return True
     if owner is None or not isinstance(owner.get("pid"), int):
-        try:
-            age = time.time() - os.path.getmtime(path)
-        except FileNotFoundError:
-            return True
         return age > EMPTY_LOCK_GRACE_SECONDS
-    return owner.get("host") == host and not fileio.process_running(owner["pid"])
+    if owner.get("host") == host:
+        return not fileio.process_running(owner["pid"])
+    return age > STALE_AFTER_SECONDS  # another host: only the heartbeat says
+
+
+def _heartbeat(path, pid, stop):
+    """Touches `path` every `HEARTBEAT_SECONDS` while this process owns it, until `stop` is set."""
+    while not stop.wait(HEARTBEAT_SECONDS):
+        if (_owner(path) or {}).get("pid") != pid:
+            return
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 @contextlib.contextmanager
@@ -87,14 +105,19 @@ def run_lock(model_dir):
                 )
             raise RunLockedError(
                 f"{model_dir} is being trained by {who}; wait for it to finish, use another "
-                f"--model_dir, or delete {path} if that process is gone"
+                f"--model_dir, or delete {path} if that process is gone (a lock from another "
+                f"host is taken over once untouched for {STALE_AFTER_SECONDS / 60:.0f} minutes)"
             ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(me, f)
         break
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, me["pid"], stop), daemon=True)
+    beat.start()
     try:
         yield
     finally:
+        stop.set()
         if (_owner(path) or {}).get("pid") == me["pid"]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
