@@ -159,7 +159,7 @@ def _packed_model(params, task, model, backbone, strategy):
 
     Unset (`None`, the default) packs wherever packing can run, because it
     trained SST-2 to the same accuracy as length buckets over 3 seeds with
-    18% shorter steps (BENCHMARKS.md, "Speed, round 2"). `true` makes a
+    18% shorter steps (BENCHMARKS.md, "Length buckets against packing"). `true` makes a
     setting that cannot pack an error. The config keeps what the user set
     (so that the same config packs on one device and falls back on two);
     the choice goes to the run, `params.yaml`'s header and `run_summary.json`.
