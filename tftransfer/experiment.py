@@ -312,8 +312,12 @@ def train(params, model_dir, train_examples=None):
     peak_memory.reset()  # the summary's peak is this run's, not an earlier one's in this process
     # The other workers of a multi-worker run share the chief's model_dir.
     chief = distribute.is_chief(strategy)
+    # A new run folder is created only once the data and the backbone have
+    # loaded (a typo leaves nothing behind); an existing one is locked first,
+    # so a second training refuses before it spends the time to build.
+    run = None if tf.io.gfile.exists(model_dir) else build(params, train_examples)
     with run_lock.run_lock(model_dir) if chief else contextlib.nullcontext():
-        run = build(params, train_examples)
+        run = run or build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
         checkpoints = RunDir(model_dir).checkpoints
         has_checkpoint = bool(trainer_lib.latest_checkpoint(checkpoints))
