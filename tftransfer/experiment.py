@@ -317,7 +317,8 @@ def train(params, model_dir, train_examples=None):
     # so a second training refuses before it spends the time to build.
     run = None if tf.io.gfile.exists(model_dir) else build(params, train_examples)
     with run_lock.run_lock(model_dir) if chief else contextlib.nullcontext():
-        run = run or build(params, train_examples)
+        if run is None:
+            run = build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
         checkpoints = RunDir(model_dir).checkpoints
         has_checkpoint = bool(trainer_lib.latest_checkpoint(checkpoints))
