@@ -159,3 +159,15 @@ def test_a_key_given_twice_names_both_lines(tmp_path):
         configs.load([path])
     with pytest.raises(configs.ConfigError, match="`epochs` appears twice"):
         configs.load([], "{trainer: {epochs: 1, epochs: 2}}")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(_CONFIGS) if n.endswith(".yaml")))
+def test_shipped_configs_name_no_folder_outside_the_repository(name):
+    # Data that cannot be bundled is named under ${TFTRANSFER_DATA}; files made
+    # by a tool (named in the config's comments) under runs/; TFDS by name.
+    root = os.path.join(_CONFIGS, "..")
+    params = configs.load([os.path.join(_CONFIGS, name)])
+    for split in ("train", "validation", "test"):
+        for part in getattr(params.data, split).path.split(","):
+            if part and not part.startswith(("tfds:", "${TFTRANSFER_DATA}/", "runs/")):
+                assert os.path.exists(os.path.join(root, part)), part

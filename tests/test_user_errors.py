@@ -184,3 +184,21 @@ def test_a_text_pair_for_a_single_text_model_is_refused():
     text = single["serving_default"]["text"]
     pairs = {"serving_default": {"text": text, "text_pair": text}}
     assert predict._route(records[1:], pairs) == {"serving_default": [0]}
+
+
+def test_data_that_cannot_be_bundled_is_found_through_tftransfer_data(tmp_path, monkeypatch):
+    from tftransfer.data import readers
+
+    monkeypatch.delenv("TFTRANSFER_DATA", raising=False)
+    result = cli_call.run(
+        "train", f"--model_dir={tmp_path / 'run'}", "--config_file=configs/sst2_minilm.yaml"
+    )
+    _refused(
+        result, "data.train.path: ${TFTRANSFER_DATA}/sst2/train.tsv: $TFTRANSFER_DATA is not set"
+    )
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "train.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    monkeypatch.setenv("TFTRANSFER_DATA", str(tmp_path))
+    found = readers.expand_paths("${TFTRANSFER_DATA}/sst2/train.tsv")
+    assert found == [str(tmp_path / "sst2" / "train.tsv")]

@@ -132,7 +132,7 @@ def _read_document(path, text, out, spec):
 def _expand_folders(path):
     parts = []
     for part in path.split(","):
-        part = part.strip()
+        part = readers.expand_variables(part.strip())
         if os.path.isdir(part):
             files = sorted(
                 os.path.join(root, name)

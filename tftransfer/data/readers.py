@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import re
 from typing import List, Optional
 
 from tqdm.auto import tqdm
@@ -55,10 +56,27 @@ class Examples:
         return len(self.texts)
 
 
+#: the environment variable shipped configs name for the folder holding
+#: datasets that cannot be bundled (`${TFTRANSFER_DATA}/sst2/train.tsv`).
+DATA_ENV = "TFTRANSFER_DATA"
+
+
+def expand_variables(part):
+    """`part` with `$VAR`/`${VAR}` replaced from the environment; a `DataError` if one is unset."""
+    value = os.path.expandvars(part)
+    unset = re.findall(r"\$\{?([A-Za-z_]\w*)", value)
+    if unset:
+        raise DataError(
+            f"{part}: ${unset[0]} is not set; export {unset[0]}=<the folder that holds the "
+            "data> (the config's comments say what goes there), or give the path itself"
+        )
+    return value
+
+
 def expand_paths(path):
     files = []
     for part in path.split(","):
-        part = part.strip()
+        part = expand_variables(part.strip())
         if not part:
             continue
         if "://" in part:
