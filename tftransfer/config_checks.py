@@ -30,6 +30,7 @@ tftransfer.config_checks.ConfigError: loop.steps must be >= 1, got 0
 import codecs
 import dataclasses
 import math
+import re
 import typing
 
 #: longest piece of a user's value an error message repeats.
@@ -174,9 +175,7 @@ def coerce(hint, value, where):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and value.strip()[1:].isdigit() and value.strip()[0] in "+-":
-            return int(value)
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
         raise ConfigError(f"{where} must be a whole number, got {shown(value)}")
     if inner is float:

@@ -20,7 +20,7 @@ import importlib
 import os
 import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 
 import tftransfer
 from tftransfer.cli import common_flags
@@ -120,7 +120,7 @@ def _main(command, argv):
     try:
         # absl would report a bad flag in its own format with status 1.
         FLAGS(app_argv)
-    except common_flags.flags.Error as e:
+    except flags.Error as e:
         _fail(command, f"{e}; `tftransfer {command} --help` lists the flags")
     runner = importlib.import_module(f"tftransfer.cli.{command}").run
 
@@ -147,8 +147,6 @@ def _main(command, argv):
                 file=sys.stderr,
             )
             sys.exit(130)
-        except app.UsageError as e:
-            _fail(command, e)
         except Exception as e:
             if verbose or not isinstance(e, _user_errors()):
                 raise
