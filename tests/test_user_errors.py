@@ -202,3 +202,12 @@ def test_data_that_cannot_be_bundled_is_found_through_tftransfer_data(tmp_path, 
     monkeypatch.setenv("TFTRANSFER_DATA", str(tmp_path))
     found = readers.expand_paths("${TFTRANSFER_DATA}/sst2/train.tsv")
     assert found == [str(tmp_path / "sst2" / "train.tsv")]
+
+
+def test_results_written_to_stdout_leave_it_open(capsys):
+    # A notebook or a test calls `cli.main` more than once in one process.
+    from tftransfer.cli import records
+
+    records.write_jsonl("-", [{"text": "a"}])
+    records.write_jsonl("-", [{"text": "b"}])
+    assert capsys.readouterr().out == '{"text": "a"}\n{"text": "b"}\n'

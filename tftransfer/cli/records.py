@@ -10,6 +10,7 @@ Example:
 [{'text': 'naïve', 'id': 7}]
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -61,8 +62,9 @@ def check_output(output, source):
 
 def write_jsonl(path, results):
     """One JSON object per line to `path` (`-`: stdout), flushed as they come."""
-    out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
-    with out:
+    # stdout stays open: `cli.main` may be called again in the same process.
+    out = contextlib.nullcontext(sys.stdout) if path == "-" else open(path, "w", encoding="utf-8")
+    with out as out:
         for result in results:
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
             out.flush()
