@@ -155,9 +155,9 @@ def test_config_checks_keep_layers_before_loading(tiny_params):
 
 @pytest.mark.slow
 def test_a_run_on_kept_layers_trains_and_reloads(tiny_params, tmp_path):
-    from tftransfer import experiment
+    from tftransfer import experiment, loaded_run
 
     tiny_params.override({"backbone": {"keep_layers": [1]}})
     experiment.train(tiny_params, str(tmp_path))
-    loaded = experiment.Loaded(str(tmp_path))
+    loaded = loaded_run.LoadedRun(str(tmp_path))
     assert loaded.backbone.model.num_layers == 1

@@ -9,7 +9,15 @@ import pytest
 import tensorflow as tf
 from helpers import fresh_process, tiny
 
-from tftransfer import backbones, configs, experiment, export, generation, serving_warmup
+from tftransfer import (
+    backbones,
+    configs,
+    experiment,
+    export,
+    generation,
+    loaded_run,
+    serving_warmup,
+)
 from tftransfer.data import lm_readers
 from tftransfer.data.readers import DataError
 from tftransfer.models.cached_decoder import CachedDecoder
@@ -235,7 +243,7 @@ def test_epochs_0_makes_a_run_of_the_pretrained_decoder_as_it_is(tmp_path, llama
     assert metrics["checkpoint_step"] == 0
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "ckpt-0.index"))
     pretrained, _ = backbones.load(llama_dir)
-    loaded = experiment.Loaded(run_dir).backbone.model
+    loaded = loaded_run.LoadedRun(run_dir).backbone.model
     for a, b in zip(pretrained.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
     # What users make it for: generation from (and export of) the checkpoint.
@@ -295,7 +303,7 @@ print(json.dumps({{"text": [t.decode("utf-8", "replace") for t in out["generated
     with pytest.raises(generation.GenerationError, match="^max_new_tokens must be <="):
         generator(["the"], generation.Options(max_new_tokens=5000))
     # Chinese text goes through the byte-level BPE and back unchanged.
-    tokenizer = experiment.Loaded(run_dir).task.tokenizer
+    tokenizer = loaded_run.LoadedRun(run_dir).task.tokenizer
     round_trip = tf.function(lambda t: tokenizer.detokenize(tokenizer(t)), autograph=False)
     assert round_trip(tf.constant([chinese])).numpy()[0].decode("utf-8") == chinese
     assert fresh["count"] == len(np.asarray(tokenizer(chinese))) + 1  # + the end token
@@ -330,7 +338,7 @@ def test_lora_continued_pretraining_saves_a_merged_decoder_preset(tmp_path, llam
     preset, _ = backbones.load(os.path.join(run_dir, "backbone"))
     assert not [w.path for w in preset.weights if "lora" in w.path]
     # The preset computes what the adapted model computes (adapters merged).
-    loaded = experiment.Loaded(run_dir)
+    loaded = loaded_run.LoadedRun(run_dir)
     tokens = np.array([[5, 9, 17, 3, 8, 2]], np.int32)
     inputs = {"token_ids": tokens, "padding_mask": np.ones_like(tokens)}
     expected = loaded.backbone.model(inputs)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers import fresh_process, in_process
 
-from tftransfer import configs, experiment, export, predict, serving_warmup
+from tftransfer import configs, experiment, export, loaded_run, predict, serving_warmup
 
 TEXTS = ["great movie", "i hate this film", "Café naïve Zürich!", "  spaces   everywhere "]
 
@@ -112,7 +112,7 @@ def test_export_carries_warmup_requests_that_replay(exported):
 
 @pytest.mark.slow
 def test_warmup_requests_can_be_turned_off(run_dir, tmp_path):
-    loaded = experiment.Loaded(run_dir)
+    loaded = loaded_run.LoadedRun(run_dir)
     path = export.save(loaded.task, loaded.model, loaded.backbone, str(tmp_path), warmup=False)
     assert serving_warmup.read(path) == []
     assert "warmup_requests" not in export.read_metadata(path)
@@ -142,7 +142,7 @@ def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, export
 @pytest.mark.slow
 def test_weights_are_written_once(run_dir, exported):
     path = exported
-    loaded = experiment.Loaded(run_dir)
+    loaded = loaded_run.LoadedRun(run_dir)
     weight_bytes = sum(w.size * w.dtype.itemsize for w in loaded.model.get_weights())
     data = sum(
         os.path.getsize(os.path.join(path, "variables", f))
@@ -214,7 +214,7 @@ def test_sentence_pair_export(tmp_path, tiny_preset):
 
 @pytest.mark.slow
 def test_evaluate_another_file_and_bad_predict_input(run_dir, sentiment_tsv):
-    metrics = experiment.evaluate(run_dir, path=sentiment_tsv)
+    metrics = loaded_run.evaluate(run_dir, path=sentiment_tsv)
     assert metrics["examples"] == 56
     assert os.path.exists(os.path.join(run_dir, "eval_train.json"))
     with pytest.raises(ValueError, match="input 2: needs the field"):
@@ -267,8 +267,8 @@ def test_evaluating_again_and_again_keeps_no_model_alive(run_dir):
         gc.collect()
         return sum(isinstance(o, keras.Model) for o in gc.get_objects())
 
-    experiment.evaluate(run_dir)
+    loaded_run.evaluate(run_dir)
     before = live_models()
     for _ in range(2):  # as `compare` does, once per cell
-        experiment.evaluate(run_dir)
+        loaded_run.evaluate(run_dir)
     assert live_models() == before

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from helpers import fresh_process
 
-from tftransfer import backbones, configs, experiment, export, predict
+from tftransfer import backbones, configs, experiment, export, loaded_run, predict
 from tftransfer.data import pipeline
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
@@ -129,7 +129,7 @@ def test_windows_learn_a_label_that_only_the_last_window_shows(run_dir, tokenize
 @pytest.mark.slow
 def test_training_evaluation_and_export_aggregate_alike(run_dir, tmp_path):
     model_dir, _ = run_dir
-    loaded = experiment.Loaded(model_dir)
+    loaded = loaded_run.LoadedRun(model_dir)
     task, model = loaded.task, loaded.model
     texts = [t for t, _ in _documents(5, seed=3)]
     rows = [{"text": t} for t in texts]

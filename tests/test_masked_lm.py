@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny
 
-from tftransfer import backbones, configs, experiment, export
+from tftransfer import backbones, configs, experiment, export, loaded_run
 from tftransfer.tasks.masked_lm import MaskedLM, MaskedLMConfig
 
 
@@ -81,7 +81,7 @@ def test_continued_pretraining_writes_a_preset_that_loads(tiny_preset, tmp_path)
     preset = str(tmp_path / "dapt" / "backbone")
     loaded, _ = backbones.load(preset)
     run = experiment.build(params)
-    experiment.restore(run.model, model_dir)
+    loaded_run.restore(run.model, model_dir)
     for a, b in zip(loaded.weights, run.backbone.model.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b))
     # Fill-mask from the run's serving function: the tiny model has learnt

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from tftransfer import configs, experiment
+from tftransfer import configs, experiment, loaded_run
 from tftransfer.training import history
 
 HERE = os.path.dirname(__file__)
@@ -124,7 +124,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(worker_params, 
     assert len(chief.files) > 10
     for key in chief.files:
         np.testing.assert_array_equal(chief[key], other[key])
-    single = experiment.Loaded(single_dir, "latest").model.weights
+    single = loaded_run.LoadedRun(single_dir, "latest").model.weights
     for key, weight in zip(chief.files, single):
         np.testing.assert_allclose(chief[key], weight.numpy(), atol=1e-5)
     # Each global batch is split between the workers: the loss is the one

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tftransfer import configs, experiment, export, predict
+from tftransfer import configs, export, loaded_run, predict
 
 FIXTURE = os.path.join("tests", "fixtures", "old_run")
 
@@ -39,7 +39,7 @@ def test_an_old_run_gives_the_answers_it_gave(old_run):
     )
     with open(os.path.join(FIXTURE, "run", "eval_validation.json"), encoding="utf-8") as f:
         saved = json.load(f)
-    assert experiment.evaluate(run)["accuracy"] == pytest.approx(saved["accuracy"])
+    assert loaded_run.evaluate(run)["accuracy"] == pytest.approx(saved["accuracy"])
     path = export.export_run(run, os.path.join(run, "export"))
     served = predict.with_saved_model(path, records)
     np.testing.assert_allclose(

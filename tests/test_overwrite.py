@@ -2,7 +2,7 @@
 
 import pytest
 
-from tftransfer import backbones, configs, experiment
+from tftransfer import backbones, configs
 from tftransfer.cli import records
 from tftransfer.data.readers import DataError
 from tftransfer.training import overwrite
@@ -11,14 +11,14 @@ from tftransfer.training import overwrite
 def test_a_folder_without_a_run_is_not_emptied(tmp_path):
     (tmp_path / "thesis.tex").write_text("chapter 1")
     with pytest.raises(configs.ConfigError, match="holds no tftransfer run"):
-        experiment.clear_run(str(tmp_path))
+        overwrite.clear_folder(str(tmp_path))
     assert (tmp_path / "thesis.tex").read_text() == "chapter 1"
 
 
 def test_a_run_folder_is_emptied(tmp_path):
     (tmp_path / "params.yaml").write_text("# a run\n")
     (tmp_path / "checkpoints").mkdir()
-    experiment.clear_run(str(tmp_path))
+    overwrite.clear_folder(str(tmp_path))
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny
 
-from tftransfer import backbones, configs, evaluation, experiment
+from tftransfer import backbones, configs, evaluation, experiment, loaded_run, run_setup
 from tftransfer.data import packing, pipeline, readers
 from tftransfer.models.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
@@ -118,7 +118,7 @@ def test_packed_training_step_matches_the_unpacked_one(tiny_preset):
 def _train_weights(params, model_dir, **data):
     params.override({"data": data})
     metrics = experiment.train(params, model_dir)
-    return metrics, experiment.Loaded(model_dir, "latest").model.get_weights()
+    return metrics, loaded_run.LoadedRun(model_dir, "latest").model.get_weights()
 
 
 @pytest.mark.slow
@@ -133,7 +133,7 @@ def test_training_with_packing_trains_the_same_model(tiny_params, tmp_path):
         tiny_params.override({"data": {"bucket_boundaries": [], "packing": packing_on}})
         model_dir = str(tmp_path / f"packing_{packing_on}")
         metrics = experiment.train(tiny_params, model_dir)
-        runs[packing_on] = metrics, experiment.Loaded(model_dir, "latest").model.get_weights()
+        runs[packing_on] = metrics, loaded_run.LoadedRun(model_dir, "latest").model.get_weights()
     assert configs.load([str(tmp_path / "packing_True" / "params.yaml")]).data.packing
     for plain, packed in zip(runs[False][1], runs[True][1]):
         np.testing.assert_allclose(packed, plain, atol=1e-5)
@@ -221,8 +221,8 @@ def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(packed_run,
     # Evaluation during training and `tftransfer evaluate` pack in runs that
     # pack: faster, with the plain model's outputs (and so its metrics).
     model_dir = str(packed_run)
-    loaded = experiment.Loaded(model_dir)
-    examples = experiment.read_split(loaded.params, "validation")
+    loaded = loaded_run.LoadedRun(model_dir)
+    examples = run_setup.read_split(loaded.params, "validation")
     task, model = loaded.task, loaded.model
     outputs = {}
     for packs in (False, True):
@@ -235,6 +235,6 @@ def test_a_packed_run_evaluates_packed_and_scores_as_the_plain_model(packed_run,
     monkeypatch.setattr(
         evaluation, "packed_forward", lambda *args: built.append(packed_forward(*args)) or built[-1]
     )
-    metrics = experiment.evaluate(model_dir)
+    metrics = loaded_run.evaluate(model_dir)
     assert built and built[-1] is not None, "evaluate did not pack"
     assert metrics["accuracy"] == task.evaluate(outputs[False], examples)["accuracy"]

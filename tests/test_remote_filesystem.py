@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import configs, experiment, export, predict
+from tftransfer import configs, experiment, export, loaded_run, predict
 from tftransfer.training import history
 
 
@@ -64,7 +64,7 @@ def test_train_evaluate_resume_and_export_on_ram_filesystem(tiny_params, tmp_pat
     assert experiment.train(tiny_params, model_dir)["accuracy"] == metrics["accuracy"]
     assert [r["step"] for r in history.read(model_dir) if "loss" in r] == steps
 
-    assert experiment.evaluate(model_dir)["accuracy"] == metrics["accuracy"]
+    assert loaded_run.evaluate(model_dir)["accuracy"] == metrics["accuracy"]
     version = export.export_run(model_dir)
     assert version == f"{model_dir}/export/1"
     assert export.read_metadata(version)["task"] == "text_classification"

@@ -6,8 +6,8 @@ import shutil
 import pytest
 from helpers import tiny
 
-from tftransfer import configs, experiment, export
-from tftransfer.training import resume_check
+from tftransfer import configs, experiment, export, loaded_run
+from tftransfer.training import overwrite, resume_check
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +43,19 @@ def test_another_task_config_is_refused_and_the_old_run_still_works(finished_run
     with pytest.raises(resume_check.IncompatibleRunError, match="text_classification.pooling"):
         experiment.train(changed, model_dir)
     assert _snapshot(model_dir) == before
-    assert "accuracy" in experiment.evaluate(model_dir, "validation")
+    assert "accuracy" in loaded_run.evaluate(model_dir, "validation")
     assert os.path.exists(
         os.path.join(export.export_run(model_dir, model_dir + "-srv"), "saved_model.pb")
     )
 
 
 @pytest.mark.slow
-def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsys):
+def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, caplog):
     params, model_dir = finished_run
     more = configs.load([], params.as_dict())
     more.override({"trainer": {"epochs": 2, "learning_rate": 1e-3}})
     experiment.train(more, model_dir)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "Resuming with a changed setting: trainer.learning_rate: 0.003 -> 0.001" in out
     assert "trainer.epochs: 1 -> 2" in out
     assert configs.from_model_dir(model_dir).trainer.epochs == 2
@@ -64,5 +64,5 @@ def test_a_compatible_rerun_resumes_and_reports_what_changed(finished_run, capsy
 @pytest.mark.slow
 def test_overwrite_empties_the_model_dir(finished_run):
     _, model_dir = finished_run
-    experiment.clear_run(model_dir)
+    overwrite.clear_folder(model_dir)
     assert os.listdir(model_dir) == []

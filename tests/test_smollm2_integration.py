@@ -6,7 +6,7 @@ import os
 import pytest
 from helpers import in_process, run_history
 
-from tftransfer import backbones, configs, experiment, export
+from tftransfer import backbones, configs, experiment, export, loaded_run, run_setup
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_convert_generate_fine_tune_export_and_reload(tmp_path):
         {"task": {"causal_lm": {"max_new_tokens": 8, "temperature": 0.0}}},
     )
     backbone, tokenizer = backbones.from_config(params.backbone)
-    task = experiment.build_task(params, tokenizer)
+    task = run_setup.build_task(params, tokenizer)
     [text] = _greedy_eager(task, task.build_model(backbone), ["The capital of France is"])
     assert text.strip().startswith("Paris")
 
@@ -82,7 +82,7 @@ def test_convert_generate_fine_tune_export_and_reload(tmp_path):
     # The export generates what the fine-tuned checkpoint generates in this
     # process (test_causal_lm.py loads a decoder's export in a fresh one).
     prompts = ["ROMEO:", "The capital of France is"]
-    loaded = experiment.Loaded(run_dir)
+    loaded = loaded_run.LoadedRun(run_dir)
     expected = _greedy_eager(loaded.task, loaded.model, prompts)
     assert all(expected)
     path = export.export_run(run_dir)

@@ -16,7 +16,7 @@ import pytest
 from helpers import cli_call, fresh_process
 from helpers.score_task import ScoreRegressionConfig
 
-from tftransfer import configs, experiment, export, predict, tasks
+from tftransfer import configs, experiment, export, loaded_run, predict, tasks
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,7 +57,7 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     assert metrics["mse"] < 1.0  # better than predicting 0 for every text
     # Evaluating the run again scores what training scored: the task builds
     # its own model and so does not pack, in training or in evaluation.
-    again = experiment.evaluate(run)
+    again = loaded_run.evaluate(run)
     assert again["mse"] == pytest.approx(metrics["mse"], abs=1e-5)
     # From the command line, in a fresh process that knows the task only
     # through --import.

@@ -64,13 +64,13 @@ def test_pair_task_requires_pair_column(tokenizer):
         task.raw_dataset(_examples(["x"], ["a"]))
 
 
-def test_a_label_seen_once_among_many_is_reported_as_a_likely_typo(tokenizer, capsys):
+def test_a_label_seen_once_among_many_is_reported_as_a_likely_typo(tokenizer, caplog):
     labels = ["positive", "negative"] * 15 + ["positivP"]
     _task(tokenizer).prepare(_examples(["text"] * len(labels), labels))
-    out = capsys.readouterr().out
-    assert "labels seen only once in 31 training examples: `positivP` (f.csv:32)" in out
+    assert "labels seen only once in 31 training examples: `positivP` (f.csv:32)" in caplog.text
+    caplog.clear()
     _task(tokenizer).prepare(_examples(["text"] * 30, ["positive", "negative"] * 15))
-    assert "seen only once" not in capsys.readouterr().out
+    assert "seen only once" not in caplog.text
 
 
 def test_a_validation_split_without_the_pair_column_is_named(tokenizer):

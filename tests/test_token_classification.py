@@ -7,7 +7,16 @@ import pytest
 import tensorflow as tf
 from helpers import fresh_process, tiny
 
-from tftransfer import backbones, configs, evaluation, experiment, export, predict, serving_warmup
+from tftransfer import (
+    backbones,
+    configs,
+    evaluation,
+    experiment,
+    export,
+    loaded_run,
+    predict,
+    serving_warmup,
+)
 from tftransfer.data import packing, tagged_readers, word_casing, word_windows
 from tftransfer.data.readers import DataError
 from tftransfer.models.packed_token_classifier import PackedTokenClassifier
@@ -241,7 +250,7 @@ def test_unknown_tag_at_evaluation_names_file_and_line(ner_run, tmp_path):
     bad = tmp_path / "dev.conll"
     bad.write_text("alice B-PER\nvisited O\n\nbob B-PER\nmet O\nacme B-FOOD\n")
     with pytest.raises(DataError, match=r"dev.conll:6: unknown tag `B-FOOD` for token `acme`"):
-        experiment.evaluate(run, path=str(bad))
+        loaded_run.evaluate(run, path=str(bad))
 
 
 def test_rejects_tabular_formats(tmp_path):
@@ -331,7 +340,7 @@ def test_resume_after_crash_matches_uninterrupted_run(
     train_with_crash(params, crashed)
 
     def weights(run):
-        return experiment.Loaded(run, "latest").model.get_weights()
+        return loaded_run.LoadedRun(run, "latest").model.get_weights()
 
     for a, b in zip(weights(whole), weights(crashed)):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -363,7 +372,7 @@ def test_a_model_that_does_not_match_its_checkpoint_is_an_error(ner_run, tmp_pat
     params.task.token_classification.casing_features = True
     configs.save(params, os.path.join(edited, "params.yaml"))
     with pytest.raises(ValueError, match="does not fit the model built from"):
-        experiment.Loaded(edited)
+        loaded_run.LoadedRun(edited)
 
 
 @pytest.mark.slow
@@ -417,7 +426,7 @@ def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_pa
         )
         run = str(tmp_path / f"packing_{packing_on}")
         metrics[packing_on] = experiment.train(params, run)
-        weights[packing_on] = experiment.Loaded(run, "latest").model.get_weights()
+        weights[packing_on] = loaded_run.LoadedRun(run, "latest").model.get_weights()
     for plain_weight, packed_weight in zip(weights[False], weights[True]):
         np.testing.assert_allclose(packed_weight, plain_weight, atol=1e-5)
     for name in ("f1", "precision", "recall"):

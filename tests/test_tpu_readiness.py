@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny
 
-from tftransfer import configs, experiment
+from tftransfer import configs, experiment, run_setup
 from tftransfer.data import pipeline
 from tftransfer.training import distribute
 
@@ -47,7 +47,7 @@ def test_fixed_shape_batches_are_fully_static_and_numeric(
 ):
     params = _task_params(kind, tmp_path, tiny_preset, sentiment_tsv, llama_dir)
     params.override({"data": {"bucket_boundaries": [4, 8]}})  # ignored for fixed shapes
-    examples = experiment.read_split(params, "train")
+    examples = run_setup.read_split(params, "train")
     _, task = experiment.prepare_task(params, examples)
     dataset = pipeline.train_dataset(task, examples, 4, params.data, seed=1, fixed_shapes=True)
     length = task.config.max_seq_length

@@ -6,13 +6,13 @@ import pytest
 import tensorflow as tf
 from helpers import dense
 
-from tftransfer import configs, experiment
+from tftransfer import configs, experiment, loaded_run, run_setup
 from tftransfer.training import history
 from tftransfer.training import trainer as trainer_lib
 
 
 def _weights(model_dir, which="latest"):
-    loaded = experiment.Loaded(model_dir, which)
+    loaded = loaded_run.LoadedRun(model_dir, which)
     return [np.array(w) for w in loaded.model.get_weights()]
 
 
@@ -91,13 +91,13 @@ def test_unknown_validation_label_fails_before_training(tiny_params, tmp_path):
 
 @pytest.mark.slow
 def test_max_seq_length_beyond_the_backbones_positions_is_clamped_with_a_warning(
-    tiny_params, tmp_path, capsys
+    tiny_params, tmp_path, caplog
 ):
     tiny_params.override({"task": {"text_classification": {"max_seq_length": 128}}})
     tiny_params.override({"trainer": {"epochs": 1}})
     model_dir = str(tmp_path / "run")
     experiment.train(tiny_params, model_dir)
-    assert "max_seq_length is 128, but the backbone" in capsys.readouterr().out
+    assert "max_seq_length is 128, but the backbone" in caplog.text
     assert configs.from_model_dir(model_dir).task.text_classification.max_seq_length == 64
 
 
@@ -184,7 +184,7 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
     )
     experiment.train(tiny_params, str(tmp_path / "run"))
     ((step, _),) = steps
-    examples = experiment.read_split(tiny_params, "train")
+    examples = run_setup.read_split(tiny_params, "train")
     _, task = experiment.prepare_task(tiny_params, examples)
     total = tiny_params.trainer.epochs * (len(examples) // tiny_params.trainer.batch_size)
     stream = pipeline.train_dataset(task, examples, 8, tiny_params.data, tiny_params.trainer.seed)
@@ -237,7 +237,7 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
         assert json.load(f)["step"] == 12
 
 
-def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(tmp_path, capsys):
+def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(tmp_path, caplog):
     model_dir = str(tmp_path / "run")
     dense.train(model_dir, epochs=2, checkpoint_every=5)
     folder = os.path.join(model_dir, "checkpoints")
@@ -245,9 +245,9 @@ def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(tmp_p
     data = [f for f in os.listdir(folder) if f.startswith(os.path.basename(latest) + ".data")]
     with open(os.path.join(folder, data[0]), "r+b") as f:
         f.truncate(100)  # a disk that filled up mid-write
-    capsys.readouterr()
+    caplog.clear()
     dense.train(model_dir, epochs=3, checkpoint_every=5)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert f"Checkpoint {latest} is unreadable" in out
     assert "Resuming from" in out and "(step 10)" in out
     assert max(r["step"] for r in history.read(model_dir)) == 21  # the lost steps redone

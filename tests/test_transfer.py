@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import backbones, configs, experiment, export, transfer
+from tftransfer import backbones, configs, experiment, export, loaded_run, transfer
 
 TEXTS = ["great movie", "i hate this film", "really fun story"]
 
@@ -18,7 +18,7 @@ def _backbone_weights(model_dir, checkpoint="latest"):
     """`{path: value}` of the backbone's weights in a run's checkpoint, unmerged."""
     params = configs.from_model_dir(model_dir)
     run = experiment.build(params)
-    experiment.restore(run.model, model_dir, checkpoint)
+    loaded_run.restore(run.model, model_dir, checkpoint)
     return {v.path: np.array(v) for v in run.backbone.model.weights}, run
 
 
@@ -90,7 +90,7 @@ def test_lora_trains_adapters_and_head_and_exports_the_merged_model(
     served = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(TEXTS))
     np.testing.assert_allclose(served["probabilities"].numpy(), adapted, atol=1e-5)
     plain = _pretrained(tiny_preset)
-    merged = experiment.Loaded(model_dir, "latest").backbone.model
+    merged = loaded_run.LoadedRun(model_dir, "latest").backbone.model
     assert len(merged.weights) == len(plain)
 
 

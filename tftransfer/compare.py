@@ -28,13 +28,14 @@ import statistics
 
 import keras
 import matplotlib
+from absl import logging
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from tftransfer import configs, experiment, fileio  # noqa: E402
+from tftransfer import configs, experiment, fileio, loaded_run, run_setup  # noqa: E402
 from tftransfer.run_dir import RunDir
 from tftransfer.training import run_lock  # noqa: E402
 
@@ -134,9 +135,9 @@ class Comparison:
         self.min_steps = min_steps
         for strategy in self.strategies + list(self.strategy_overrides):
             configs.check_choice("--strategies", strategy, self._known_strategies())
-        if not experiment.has_split(params, split):
+        if not run_setup.has_split(params, split):
             raise configs.ConfigError(f"compare scores on data.{split}, which has no path")
-        self.train_examples = experiment.read_split(params, "train")
+        self.train_examples = run_setup.read_split(params, "train")
         # What a task learns from its training data (the label set above all)
         # comes from all of it, once: a 100-example subset of TREC can lack
         # the rare ABBR class, and the test split would then hold a label the
@@ -192,7 +193,7 @@ class Comparison:
         fileio.write_json({"train_indices": indices}, RunDir(model_dir).train_subset)
         metrics = experiment.train(params, model_dir, subset(self.train_examples, indices))
         if self.split != "validation":
-            metrics = experiment.evaluate(model_dir, self.split)
+            metrics = loaded_run.evaluate(model_dir, self.split)
         with open(RunDir(model_dir).summary, encoding="utf-8") as f:
             summary = json.load(f)
         result = {
@@ -215,10 +216,9 @@ class Comparison:
         """Runs every unfinished cell, then writes the reports; returns the summary."""
         done = [c for c in self.cells if os.path.exists(self._result_path(c))]
         todo = [c for c in self.cells if c not in done]
-        print(
+        logging.info(
             f"{len(self.cells)} cells ({len(done)} done): strategies {', '.join(self.strategies)}"
-            f" x sizes {', '.join(map(str, self.sizes))} x seeds; scored on {self.split}.",
-            flush=True,
+            f" x sizes {', '.join(map(str, self.sizes))} x seeds; scored on {self.split}."
         )
         progress = tqdm(total=len(self.cells), initial=len(done), unit="cell", desc="compare")
         for cell in todo:
@@ -236,10 +236,9 @@ class Comparison:
         progress.close()
         missing = [c.name for c in self.cells if not os.path.exists(self._result_path(c))]
         if missing:
-            print(
+            logging.warning(
                 f"{len(missing)} cells are being trained by another process ({', '.join(missing)});"
-                " rerun this command when they are done to write the reports.",
-                flush=True,
+                " rerun this command when they are done to write the reports."
             )
             return None
         return self.write_reports()

@@ -17,7 +17,7 @@ Example:
 >>> import tempfile
 >>> import tensorflow as tf
 >>> import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
->>> from tftransfer import configs, experiment, export
+>>> from tftransfer import configs, experiment, export, loaded_run
 >>> params = configs.load(
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
@@ -37,14 +37,14 @@ A trained run exports with `export.export_run(model_dir)`.
 import datetime
 import json
 import os
-import sys
 
 import tensorflow as tf
+from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 from tqdm.auto import tqdm
 
 import tftransfer
-from tftransfer import configs, experiment, fileio, serving_warmup
+from tftransfer import configs, fileio, loaded_run, serving_warmup
 from tftransfer.run_dir import RunDir
 from tftransfer.training import precision
 
@@ -152,7 +152,7 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     with fileio.atomic_folder(final) as tmp:
         module = ServingModule(task, model)
         functions = signatures(task.serving_functions(model, backbone))
-        print(f"Writing the SavedModel ({', '.join(functions)})...", file=sys.stderr, flush=True)
+        logging.info(f"Writing the SavedModel ({', '.join(functions)})...")
         tf.saved_model.save(module, tmp, signatures=functions, options=SAVE_OPTIONS)
         metadata = {
             **_describe(tmp),
@@ -228,7 +228,7 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
     if mixed_precision is None:
         mixed_precision = params.export.mixed_precision
     configs.check_choice("mixed_precision", mixed_precision, tuple(precision.POLICIES))
-    loaded = experiment.Loaded(model_dir, checkpoint, mixed_precision)
+    loaded = loaded_run.LoadedRun(model_dir, checkpoint, mixed_precision)
     cfg = loaded.params.export
     export_dir = export_dir or cfg.export_dir or RunDir(model_dir).export
     return save(

@@ -66,9 +66,9 @@ class Generator:
 
     @classmethod
     def from_model_dir(cls, model_dir, checkpoint="best"):
-        from tftransfer import experiment
+        from tftransfer import loaded_run
 
-        loaded = experiment.Loaded(model_dir, checkpoint)
+        loaded = loaded_run.LoadedRun(model_dir, checkpoint)
         functions = loaded.serving_functions()
         if SIGNATURE not in functions:
             raise GenerationError(

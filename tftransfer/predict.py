@@ -12,7 +12,7 @@ A record is routed to the first signature whose inputs it has (e.g. `text`
 Example:
 
 >>> import tempfile
->>> from tftransfer import configs, experiment, predict
+>>> from tftransfer import configs, experiment, predict, loaded_run
 >>> params = configs.load(
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
@@ -31,7 +31,7 @@ Read 64 training examples.
 
 import tensorflow as tf
 
-from tftransfer import experiment, export, tasks
+from tftransfer import export, loaded_run, tasks
 from tftransfer.data import tagged_readers
 from tftransfer.data.readers import DataError
 
@@ -134,7 +134,7 @@ def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64, stream
     Returns a list of results, or with `stream` an iterator that reads
     `records` (any iterable) one batch at a time.
     """
-    loaded = experiment.Loaded(model_dir, checkpoint)
+    loaded = loaded_run.LoadedRun(model_dir, checkpoint)
     functions, specs = {}, {}
     for name, (fn, input_specs) in loaded.serving_functions().items():
         names = list(input_specs)

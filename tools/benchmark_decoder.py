@@ -156,13 +156,13 @@ def hf_training():
 
 def export_generator(root, jit_compile):
     """An untrained causal-LM export of SmolLM2 without stop tokens."""
-    from tftransfer import configs, experiment, export
+    from tftransfer import configs, experiment, export, run_setup
 
     params = configs.load(
         ["configs/shakespeare_smollm2.yaml"],
         {"task": {"causal_lm": {"max_length": 512, "jit_compile": jit_compile}}},
     )
-    backbone, task = experiment.prepare_task(params, experiment.read_split(params, "train"))
+    backbone, task = experiment.prepare_task(params, run_setup.read_split(params, "train"))
     task.stop_ids = []  # every row makes `--new_tokens` tokens, as HF's min_new_tokens
     return export.save(task, task.build_model(backbone), backbone, root)
 

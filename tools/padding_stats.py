@@ -17,7 +17,7 @@ import collections
 import numpy as np
 from absl import app, flags
 
-from tftransfer import configs, experiment
+from tftransfer import configs, experiment, run_setup
 from tftransfer.data import packing, pipeline
 
 flags.DEFINE_string("input", None, "Data file (CSV/TSV/JSONL).", required=True)
@@ -57,7 +57,7 @@ def main(argv):
             },
         },
     )
-    examples = experiment.read_split(params, "train")
+    examples = run_setup.read_split(params, "train")
     _, task = experiment.prepare_task(params, examples)
     batches = len(examples) // FLAGS.batch_size
     stream = pipeline.train_dataset(

@@ -26,9 +26,9 @@ def define_flags():
 
 def run(argv):
     del argv
-    from tftransfer import configs, experiment
+    from tftransfer import configs, loaded_run
 
-    metrics = experiment.evaluate(
+    metrics = loaded_run.evaluate(
         FLAGS.model_dir,
         FLAGS.split,
         FLAGS.input,

@@ -17,6 +17,7 @@ tftransfer compare --config_file=configs/trec_minilm.yaml --output_dir=runs/trec
 """
 
 import importlib
+import logging as std_logging
 import os
 import sys
 
@@ -40,7 +41,8 @@ def _user_errors():
     """Exceptions that mean "fix your input", not "tftransfer has a bug"."""
     import tensorflow as tf
 
-    from tftransfer import backbones, configs, generation, gguf_converter
+    from tftransfer import backbones, configs, generation
+    from tftransfer.backbones import gguf_converter
     from tftransfer.data import readers, tag_schemes
     from tftransfer.training import distribute, run_lock, trainer
 
@@ -79,6 +81,30 @@ def _fail(command, message, status=2):
     """Ends the command with `message` on one line of stderr."""
     print(f"tftransfer {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(status)
+
+
+class _PlainFormatter(std_logging.Formatter):
+    """Library messages as a user reads them: info bare, warnings and errors labelled.
+
+    absl's own format (level, date, thread, file:line) stays for `--verbosity`.
+    """
+
+    def format(self, record):
+        text = record.getMessage()
+        if record.levelno >= std_logging.WARNING:
+            text = f"{record.levelname.capitalize()}: {text}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _plain_logs():
+    # The library logs through absl (info: resuming, thresholds tuned, ...);
+    # TensorFlow's own Python logger says INFO for every checkpoint it writes,
+    # which would bury those lines and the progress bar.
+    logging.set_verbosity(logging.INFO)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    logging.get_absl_handler().setFormatter(_PlainFormatter())
 
 
 def main(argv=None):
@@ -125,10 +151,8 @@ def _main(command, argv):
     runner = importlib.import_module(f"tftransfer.cli.{command}").run
 
     def run(args):
-        # TF's savers log at INFO for every checkpoint; keep the progress bar
-        # readable unless the user asked for a verbosity.
         if not FLAGS["verbosity"].present:
-            logging.set_verbosity(logging.WARNING)
+            _plain_logs()
         if len(args) > 1:
             _fail(command, f"unexpected argument {args[1]!r}; flags are written --name=value")
         for module in FLAGS["import"].value:

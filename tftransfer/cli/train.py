@@ -43,7 +43,7 @@ def run(argv):
         overwrite.check(params, FLAGS.model_dir)
         if pretrain is not None:
             overwrite.check_inputs(pretrain)
-        experiment.clear_run(FLAGS.model_dir)
+        overwrite.clear_folder(FLAGS.model_dir)
     if pretrain is not None:
         preset = experiment.pretrain_then(pretrain, params, FLAGS.model_dir)
         print(f"Fine-tuning from the pretrained backbone {preset}.", flush=True)

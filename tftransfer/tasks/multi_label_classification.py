@@ -32,6 +32,7 @@ from typing import List
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of
@@ -188,11 +189,10 @@ class MultiLabelClassification(TextClassification):
         if self.config.threshold_tuning == "none" or "tuned_thresholds" not in validation_metrics:
             return False
         self.config.thresholds = list(validation_metrics["tuned_thresholds"])
-        print(
+        logging.info(
             f"Decision thresholds tuned on validation ({self.config.threshold_tuning}): "
             f"macro-F1 {validation_metrics['macro_f1']:.4f} at the previous thresholds, "
-            f"{validation_metrics['tuned_macro_f1']:.4f} at the tuned ones.",
-            flush=True,
+            f"{validation_metrics['tuned_macro_f1']:.4f} at the tuned ones."
         )
         return True
 

@@ -42,6 +42,7 @@ import dataclasses
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded
@@ -123,7 +124,7 @@ class QuestionAnswering(base.Task):
             spec.path, spec.format, spec.encoding, need_labels, spec.max_examples
         )
         if examples.problems:
-            print(f"{spec.path}:\n{examples.problems.summary()}", flush=True)
+            logging.warning(f"{spec.path}:\n{examples.problems.summary()}")
         return examples
 
     def prepare(self, train_examples):
@@ -300,10 +301,9 @@ class QuestionAnswering(base.Task):
         if not self.config.version_2_with_negative or "best_f1_threshold" not in validation_metrics:
             return False
         self.config.null_score_threshold = float(validation_metrics["best_f1_threshold"])
-        print(
+        logging.info(
             f"Null-score threshold set to {self.config.null_score_threshold:.4f} "
-            f"(best F1 on validation: {validation_metrics['best_f1']:.2f}).",
-            flush=True,
+            f"(best F1 on validation: {validation_metrics['best_f1']:.2f})."
         )
         return True
 

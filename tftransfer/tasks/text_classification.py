@@ -25,6 +25,7 @@ import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded, one_of, text
@@ -115,11 +116,10 @@ def _warn_rare_labels(examples, most=5):
     if rare:
         shown = ", ".join(f"`{label}` ({first[label]})" for label in rare[:most])
         more = f" and {len(rare) - most} more" if len(rare) > most else ""
-        print(
-            f"Warning: labels seen only once in {len(examples)} training examples: "
+        logging.warning(
+            f"labels seen only once in {len(examples)} training examples: "
             f"{shown}{more}. A typo? Each becomes a class of its own; set "
-            "task.text_classification.labels to fix the label set.",
-            flush=True,
+            "task.text_classification.labels to fix the label set."
         )
 
 

@@ -30,12 +30,12 @@ Example:
 """
 
 import re
-import sys
 
 import keras
 import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
+from absl import logging
 
 from tftransfer import compat
 from tftransfer.text import byte_level_split, pre_tokenizers
@@ -215,12 +215,10 @@ def exact(tokenizer, tokenizer_json=None, saved=None):
     if tokenizer_json:
         split = pre_tokenizers.settings(tokenizer_json.get("pre_tokenizer"))
         if split is None:
-            print(
-                f"Warning: the checkpoint's pre-tokenizer {tokenizer_json.get('pre_tokenizer')} "
+            logging.warning(
+                f"the checkpoint's pre-tokenizer {tokenizer_json.get('pre_tokenizer')} "
                 "is not one tftransfer reproduces; keras-hub's approximation is used, whose "
-                "token ids can differ from the checkpoint's around whitespace.",
-                file=sys.stderr,
-                flush=True,
+                "token ids can differ from the checkpoint's around whitespace."
             )
             return tokenizer
         added = [t["content"] for t in tokenizer_json.get("added_tokens", [])]

@@ -17,6 +17,8 @@ Example:
 --overwrite: DIR holds no tftransfer run (no params.yaml); not emptying it
 """
 
+import os
+
 import tensorflow as tf
 
 from tftransfer import backbones, configs, run_dir
@@ -54,3 +56,24 @@ def check(params, model_dir):
     """Everything `--overwrite` needs before it may empty `model_dir`."""
     check_folder(model_dir)
     check_inputs(params)
+
+
+def clear_folder(model_dir):
+    """Empties `model_dir` for a fresh start (`train --overwrite`), unless a live run holds it.
+
+    Raises:
+        ConfigError: `model_dir` holds files but no tftransfer run.
+    """
+    check_folder(model_dir)
+    with run_lock.run_lock(model_dir):
+        for entry in tf.io.gfile.listdir(model_dir):
+            entry = entry.rstrip("/")  # gfile marks folders on object stores
+            if entry == run_lock.LOCK_NAME:
+                continue
+            path = os.path.join(model_dir, entry)
+            if os.path.islink(path):
+                os.remove(path)  # the link, not what it points to
+            elif tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)

@@ -42,6 +42,7 @@ import time
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tftransfer import fileio, run_dir
 from tftransfer.run_dir import RunDir
@@ -68,7 +69,7 @@ def remove_unfinished_saves(folder):
             tf.io.gfile.rmtree(path)
             removed.append(path)
     if removed:
-        print(f"Removed {len(removed)} unfinished checkpoint save(s): {', '.join(removed)}")
+        logging.info(f"Removed {len(removed)} unfinished checkpoint save(s): {', '.join(removed)}")
     return removed
 
 
@@ -224,9 +225,11 @@ class Trainer:
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 # A short data file surfaces as IndexError("Read less bytes ...").
                 reason = _first_line(e)
-                print(f"Checkpoint {path} is unreadable ({reason}); trying the one before.")
+                logging.warning(
+                    f"Checkpoint {path} is unreadable ({reason}); trying the one before."
+                )
                 continue
-            print(f"Resuming from {path} (step {self.step}).", flush=True)
+            logging.info(f"Resuming from {path} (step {self.step}).")
             return self.step
         if self.resume_manager.checkpoints:
             raise CheckpointError(
@@ -375,12 +378,11 @@ class Trainer:
 
     def _check_finished(self, start, total_steps):
         if start >= total_steps:
-            print(f"Already trained to step {start} of {total_steps}.", flush=True)
+            logging.info(f"Already trained to step {start} of {total_steps}.")
             return True
         if tf.io.gfile.exists(self.stopped_path):
-            print(
-                f"Training stopped early at step {start}; delete {self.stopped_path} to train on.",
-                flush=True,
+            logging.info(
+                f"Training stopped early at step {start}; delete {self.stopped_path} to train on."
             )
             return True
         return False
@@ -411,7 +413,7 @@ class Trainer:
             # The step function either ran whole or not at all, so the state
             # is consistent: keep the work done so far.
             path = self.manager.save(checkpoint_number=self.step)
-            print(f"\nInterrupted; saved {path}. Run again to resume.", flush=True)
+            logging.warning(f"Interrupted; saved {path}. Run again to resume.")
             raise
         if not math.isfinite(loss):
             # Not checkpointed: the weights are poisoned; the last saved
@@ -438,7 +440,7 @@ class Trainer:
         shown = ", ".join(
             f"{k}={v:.4f}" for k, v in record.items() if k != "step" and isinstance(v, float)
         )
-        print(f"\nstep {step}: validation {shown}", flush=True)
+        logging.info(f"step {step}: validation {shown}")
         return record
 
     def train(self, make_dataset, total_steps, steps_per_epoch, evaluate=None, primary_metric=None):
@@ -465,7 +467,7 @@ class Trainer:
         if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
             # `trainer.epochs: 0`: the starting weights are the run.
             self.manager.save(checkpoint_number=0)
-            print("Nothing to train: the starting weights are saved as checkpoint 0.", flush=True)
+            logging.info("Nothing to train: the starting weights are saved as checkpoint 0.")
         if self._check_finished(start, total_steps):
             return best
         stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
@@ -528,10 +530,9 @@ class Trainer:
         return max(count, 1)
 
     def _stop_early(self, step, metric, stale):
-        print(
+        logging.info(
             f"Early stopping at step {step}: {metric.name} has not "
-            f"improved for {stale} evaluations.",
-            flush=True,
+            f"improved for {stale} evaluations."
         )
         self.manager.save(checkpoint_number=step)
         fileio.write_json({"step": step}, os.path.join(self.write_dir, "early_stopped.json"))
