@@ -9,7 +9,8 @@ import pytest
 from helpers import tiny
 from safetensors.numpy import load_file
 
-from tftransfer import backbones, gguf_converter
+from tftransfer import backbones
+from tftransfer.backbones import gguf_converter
 
 
 def _rms_norm(x, scale, eps=1e-5):

@@ -9,7 +9,8 @@ import tensorflow as tf
 from helpers import tiny
 from helpers.probes import PROBES
 
-from tftransfer import backbones, gguf_converter
+from tftransfer import backbones
+from tftransfer.backbones import gguf_converter
 from tftransfer.text.hf_byte_pair_tokenizer import HfBytePairTokenizer, HfLlama3Tokenizer
 
 tokenizers = pytest.importorskip("tokenizers")

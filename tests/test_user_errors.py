@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from helpers import cli_call
 
-from tftransfer import configs, experiment, gguf_converter
+from tftransfer import configs, experiment
+from tftransfer.backbones import gguf_converter
 from tftransfer.training import distribute
 
 

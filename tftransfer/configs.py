@@ -446,7 +446,7 @@ def validate(params):
     (`config_checks.bounded` / `one_of` / `text`) and checked generically;
     each task block then checks what spans its fields (`TaskConfig.check`).
     """
-    from tftransfer import keep_layers
+    from tftransfer.backbones import keep_layers
 
     config_checks.check_tree(params, "")
     if params.backbone.keep_layers is not None:

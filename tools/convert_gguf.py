@@ -29,7 +29,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from tftransfer import backbones, gguf_converter
+    from tftransfer import backbones
+    from tftransfer.backbones import gguf_converter
 
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")

@@ -437,7 +437,7 @@ def numpy_dequantize(data, qtype):
 
 def llama_folder(path, seed=0, pre="default"):
     """A tiny Llama as a Hugging Face-format folder, converted from a tiny GGUF."""
-    from tftransfer import gguf_converter
+    from tftransfer.backbones import gguf_converter
 
     if not os.path.exists(os.path.join(path, "config.json")):
         gguf_path = path + ".gguf"

@@ -7,8 +7,8 @@ writes the folder, `backbones.load` reads it. No torch is involved.
 
 What the conversion does:
 - reads the file with the `gguf` package and dequantizes every tensor to
-  float32 with `gguf.quants.dequantize` (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-  the K-quants, ...). A quantized checkpoint stays lossy: Q4_1 -> fp32
+  float32 with `gguf.quants.dequantize` (`gguf_reader`: F32, F16, BF16,
+  Q8_0, Q4_0, Q4_1, the K-quants, ...). A quantized checkpoint stays lossy: Q4_1 -> fp32
   reproduces the quantized weights exactly, not the original fp16 ones;
 - undoes llama.cpp's row permutation of the query and key projections
   (its converter interleaves rotary halves for its own rope kernel);
@@ -18,11 +18,11 @@ What the conversion does:
 Example:
 
 >>> import tempfile
->>> from tftransfer import gguf_converter
+>>> from tftransfer.backbones import gguf_converter
 >>> gguf_converter.convert("missing.gguf", tempfile.mkdtemp())
 Traceback (most recent call last):
 ...
-tftransfer.gguf_converter.ConversionError: missing.gguf: no such file
+tftransfer.backbones.gguf_reader.ConversionError: missing.gguf: no such file
 """
 
 import json
@@ -31,7 +31,10 @@ import shutil
 import stat
 
 import numpy as np
+from safetensors.numpy import save_file
 
+from tftransfer.backbones import gguf_reader
+from tftransfer.backbones.gguf_reader import ConversionError
 from tftransfer.text import pre_tokenizers
 
 #: llama.cpp architectures whose tensors map onto Hugging Face's LlamaForCausalLM.
@@ -71,54 +74,6 @@ _PRE_TOKENIZERS = {
 _PRE_TOKENIZERS["llama3"] = _PRE_TOKENIZERS["llama-bpe"]
 
 
-class ConversionError(ValueError):
-    """A GGUF file that cannot be converted; the message names file and cause."""
-
-
-class _File:
-    """A read GGUF file and its path (the reader does not keep the path)."""
-
-    def __init__(self, path, reader):
-        self.path = path
-        self.fields = reader.fields
-        self.tensors = reader.tensors
-
-
-def _reader(path):
-    import gguf
-
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
-    try:
-        return _File(path, gguf.GGUFReader(path))
-    except Exception as e:  # noqa: BLE001 - numpy/struct errors of a bad file
-        raise ConversionError(
-            f"{path}: not a readable GGUF file (truncated or corrupt?): {type(e).__name__}: {e}"
-        ) from e
-
-
-def _field(reader, key, default=None):
-    field = reader.fields.get(key)
-    if field is None:
-        if default is None:
-            raise ConversionError(f"{reader.path}: metadata key `{key}` is missing")
-        return default
-    return field.contents()
-
-
-def _dequantize(path, tensor):
-    import gguf
-
-    try:
-        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-    except (NotImplementedError, gguf.quants.QuantError, KeyError) as e:
-        raise ConversionError(
-            f"{path}: tensor `{tensor.name}` has type {tensor.tensor_type.name}, "
-            f"which this gguf package cannot dequantize ({e})"
-        ) from e
-    return np.ascontiguousarray(values, dtype=np.float32)
-
-
 def unpermute(weights, heads):
     """Undoes llama.cpp's query/key row permutation (`convert_hf_to_gguf.permute`)."""
     rows = weights.shape[0]
@@ -131,7 +86,7 @@ def unpermute(weights, heads):
 
 def _config(reader, arch):
     def get(name, default=None):
-        return _field(reader, f"{arch}.{name}", default)
+        return gguf_reader.field(reader, f"{arch}.{name}", default)
 
     heads = int(get("attention.head_count"))
     config = {
@@ -150,7 +105,7 @@ def _config(reader, arch):
         "mlp_bias": False,
         "torch_dtype": "float32",
     }
-    scaling = _field(reader, f"{arch}.rope.scaling.type", "none")
+    scaling = gguf_reader.field(reader, f"{arch}.rope.scaling.type", "none")
     if scaling not in ("none", ""):
         raise ConversionError(f"{reader.path}: rope scaling `{scaling}` is not supported")
     return config
@@ -164,7 +119,7 @@ def _weights(reader, config):
     def take(name):
         if name not in by_name:
             raise ConversionError(f"{path}: tensor `{name}` is missing")
-        return _dequantize(path, by_name.pop(name))
+        return gguf_reader.dequantize(path, by_name.pop(name))
 
     weights = {
         "model.embed_tokens.weight": take("token_embd.weight"),
@@ -199,20 +154,27 @@ def _weights(reader, config):
 
 
 def _tokenizer(reader):
+    """The file's byte-level BPE tokenizer as Hugging Face files.
+
+    Returns:
+        (tokenizer_json, tokenizer_config, specials): the contents of
+        `tokenizer.json` and `tokenizer_config.json`, and the special tokens'
+        ids by name (`bos`, `eos`, `unknown`, `padding`; -1 if absent).
+    """
     path = reader.path
-    model = _field(reader, "tokenizer.ggml.model")
+    model = gguf_reader.field(reader, "tokenizer.ggml.model")
     if model != "gpt2":
         raise ConversionError(
             f"{path}: tokenizer `{model}` is not supported (only byte-level BPE, `gpt2`)"
         )
-    tokens = list(_field(reader, "tokenizer.ggml.tokens"))
-    types = list(_field(reader, "tokenizer.ggml.token_type", [1] * len(tokens)))
-    merges = list(_field(reader, "tokenizer.ggml.merges"))
+    tokens = list(gguf_reader.field(reader, "tokenizer.ggml.tokens"))
+    types = list(gguf_reader.field(reader, "tokenizer.ggml.token_type", [1] * len(tokens)))
+    merges = list(gguf_reader.field(reader, "tokenizer.ggml.merges"))
     specials = {
-        name: int(_field(reader, f"tokenizer.ggml.{name}_token_id", -1))
+        name: int(gguf_reader.field(reader, f"tokenizer.ggml.{name}_token_id", -1))
         for name in ("bos", "eos", "unknown", "padding")
     }
-    pre = _field(reader, "tokenizer.ggml.pre", "default")
+    pre = gguf_reader.field(reader, "tokenizer.ggml.pre", "default")
     if pre not in _PRE_TOKENIZERS:
         raise ConversionError(
             f"{path}: pre-tokenizer `{pre}` (tokenizer.ggml.pre) is not supported; "
@@ -231,13 +193,20 @@ def _tokenizer(reader):
         for i, (token, kind) in enumerate(zip(tokens, types))
         if kind in (_CONTROL, _USER_DEFINED)
     ]
-    tokenizer_json = {
+    tokenizer_json = _tokenizer_json(tokens, merges, added, _PRE_TOKENIZERS[pre])
+    tokenizer_config = _tokenizer_config(reader, tokens, specials, added)
+    return tokenizer_json, tokenizer_config, specials
+
+
+def _tokenizer_json(tokens, merges, added, pre_tokenizer):
+    """`tokenizer.json`: GPT-2's byte-level BPE with the file's vocabulary and merges."""
+    return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
         "added_tokens": added,
         "normalizer": None,
-        "pre_tokenizer": _PRE_TOKENIZERS[pre],
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": _GPT2,
         "decoder": _GPT2,
         "model": {
@@ -254,30 +223,31 @@ def _tokenizer(reader):
         },
     }
 
+
+def _tokenizer_config(reader, tokens, specials, added):
+    """`tokenizer_config.json`: the special tokens, BOS, length and chat template."""
+
     def name(key):
         i = specials[key]
         return tokens[i] if 0 <= i < len(tokens) else None
 
+    arch = gguf_reader.architecture(reader)
     tokenizer_config = {
         "tokenizer_class": "GPT2Tokenizer",
         "bos_token": name("bos"),
         "eos_token": name("eos"),
         "unk_token": name("unknown"),
         "pad_token": name("padding"),
-        "add_bos_token": bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
+        "add_bos_token": bool(gguf_reader.field(reader, "tokenizer.ggml.add_bos_token", False)),
         "add_prefix_space": False,
         "clean_up_tokenization_spaces": False,
-        "model_max_length": int(_field(reader, f"{_arch(reader)}.context_length")),
+        "model_max_length": int(gguf_reader.field(reader, f"{arch}.context_length")),
         "added_tokens_decoder": {str(t["id"]): {k: t[k] for k in t if k != "id"} for t in added},
     }
-    template = _field(reader, "tokenizer.chat_template", "")
+    template = gguf_reader.field(reader, "tokenizer.chat_template", "")
     if template:
         tokenizer_config["chat_template"] = template
-    return tokenizer_json, tokenizer_config, specials
-
-
-def _arch(reader):
-    return _field(reader, "general.architecture")
+    return tokenizer_config
 
 
 def convert(gguf_path, output_dir):
@@ -298,13 +268,11 @@ def convert(gguf_path, output_dir):
         ConversionError: unsupported architecture, tokenizer or tensor type,
             or a truncated file; the message names the file.
     """
-    from safetensors.numpy import save_file
-
     if os.path.isfile(output_dir) or (os.path.isdir(output_dir) and os.listdir(output_dir)):
         # Checked first: the conversion takes minutes for a real checkpoint.
         raise ConversionError(f"{output_dir} already exists; give a new folder or remove it")
-    reader = _reader(gguf_path)
-    arch = _arch(reader)
+    reader = gguf_reader.read(gguf_path)
+    arch = gguf_reader.architecture(reader)
     if arch not in LLAMA_LIKE:
         raise ConversionError(
             f"{gguf_path}: architecture `{arch}` is not supported (supported: "
@@ -326,32 +294,35 @@ def convert(gguf_path, output_dir):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        save_file(weights, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        files = {
-            "config.json": config,
-            "tokenizer.json": tokenizer_json,
-            "tokenizer_config.json": tokenizer_config,
-            "generation_config.json": {
-                k: config[k]
-                for k in ("bos_token_id", "eos_token_id", "pad_token_id")
-                if k in config
-            },
-            "tftransfer_conversion.json": {
-                "source": os.path.abspath(gguf_path),
-                "source_bytes": os.path.getsize(gguf_path),
-                "name": str(_field(reader, "general.name", "")),
-                "file_type": int(_field(reader, "general.file_type", -1)),
-            },
-        }
-        for name, content in files.items():
-            with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
-                json.dump(content, f, ensure_ascii=False, indent=1)
-        # safetensors writes its file owner-only (0600); the others have the
-        # mode the user's umask gives new files.
-        mode = stat.S_IMODE(os.stat(os.path.join(tmp, "config.json")).st_mode)
-        os.chmod(os.path.join(tmp, "model.safetensors"), mode)
+        _write_folder(tmp, reader, config, weights, tokenizer_json, tokenizer_config)
         os.rename(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return output_dir
+
+
+def _write_folder(folder, reader, config, weights, tokenizer_json, tokenizer_config):
+    """Writes the weights, config, tokenizer and where they came from into `folder`."""
+    save_file(weights, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    files = {
+        "config.json": config,
+        "tokenizer.json": tokenizer_json,
+        "tokenizer_config.json": tokenizer_config,
+        "generation_config.json": {
+            k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in config
+        },
+        "tftransfer_conversion.json": {
+            "source": os.path.abspath(reader.path),
+            "source_bytes": os.path.getsize(reader.path),
+            "name": str(gguf_reader.field(reader, "general.name", "")),
+            "file_type": int(gguf_reader.field(reader, "general.file_type", -1)),
+        },
+    }
+    for name, content in files.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            json.dump(content, f, ensure_ascii=False, indent=1)
+    # safetensors writes its file owner-only (0600); the others have the
+    # mode the user's umask gives new files.
+    mode = stat.S_IMODE(os.stat(os.path.join(folder, "config.json")).st_mode)
+    os.chmod(os.path.join(folder, "model.safetensors"), mode)

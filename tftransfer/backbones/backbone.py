@@ -1,0 +1,145 @@
+"""`Backbone`: a keras-hub backbone as every task sees it.
+
+Encoders and decoders look the same from outside (named int32 inputs, a
+`sequence_output`); what only some can do is asked here (`supports_packing`,
+`causal_lm`). Decoders are told apart by the causal LM classes keras-hub
+pairs with their backbone classes. The package docstring's example shows
+one in use.
+"""
+
+import keras
+import keras_hub
+
+from tftransfer import compat
+from tftransfer.backbones.specs import BackboneError
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _causal_lm_classes():
+    # keras-hub pairs every causal LM with its backbone class, so the
+    # decoder families are read from the library, not listed here.
+    found = {}
+    for cls in _subclasses(keras_hub.models.CausalLM):
+        if getattr(cls, "backbone_cls", None) is not None:
+            found.setdefault(cls.backbone_cls, cls)
+    return found
+
+
+def _decoder_classes():
+    return tuple(_causal_lm_classes())
+
+
+class Backbone:
+    """A keras-hub backbone as every task sees it.
+
+    Tasks build their heads on `outputs(self.inputs())` and never look
+    inside the keras-hub model: encoders (BERT family: token, segment and
+    padding inputs; a sequence output and BERT's pooled output) and decoders
+    (GPT-2/Llama family: token and padding inputs, one sequence output) look
+    the same from outside. What only some backbones can do is asked here
+    (`supports_packing`), not found by searching a model's layers.
+
+    Args:
+        model: a `keras_hub.models.Backbone` (a functional model with dict
+            inputs).
+
+    The package docstring's example shows one in use.
+    """
+
+    def __init__(self, model):
+        if not isinstance(model.input, dict):
+            raise BackboneError(f"{type(model).__name__}: expected a backbone with named inputs")
+        self.model = model
+        self.feature_names = tuple(model.input)
+        self.family = "decoder" if isinstance(model, _decoder_classes()) else "encoder"
+
+    @classmethod
+    def wrap(cls, model):
+        """A `Backbone` for a keras-hub backbone (a `Backbone` is returned as is)."""
+        return model if isinstance(model, Backbone) else cls(model)
+
+    def inputs(self):
+        """`{feature name: keras.Input}`: int32 `[batch, length]` each."""
+        return {
+            name: keras.Input(shape=(None,), dtype="int32", name=name)
+            for name in self.feature_names
+        }
+
+    def outputs(self, inputs, training=None):
+        """`{"sequence_output": [batch, length, hidden], "pooled_output"?: [batch, hidden]}`.
+
+        `pooled_output` is there for backbones that have a pooler (BERT).
+        """
+        outputs = self.model({k: inputs[k] for k in self.feature_names}, training=training)
+        if not isinstance(outputs, dict):
+            outputs = {"sequence_output": outputs}
+        return outputs
+
+    @property
+    def has_pooler(self):
+        """Whether `outputs` has a `pooled_output` (BERT's pooler)."""
+        return isinstance(self.model.output, dict) and "pooled_output" in self.model.output
+
+    @property
+    def context_length(self):
+        """The longest sequence the backbone takes (None: no fixed limit, e.g. rotary)."""
+        return getattr(self.model, "max_sequence_length", None)
+
+    def causal_lm(self):
+        """keras-hub's CausalLM on this (decoder) backbone: token logits, cached decoding.
+
+        The class is the one keras-hub pairs with the backbone's own class
+        (`Llama3CausalLM` for `Llama3Backbone`, not its parent's).
+        """
+        pairs = _causal_lm_classes()
+        for cls in type(self.model).__mro__:
+            if cls in pairs:
+                return pairs[cls](backbone=self.model, preprocessor=None)
+        raise BackboneError(
+            f"{type(self.model).__name__} is not a decoder: a causal LM needs a "
+            "GPT-style backbone (e.g. `smollm2`, a GPT-2/Llama/Mistral preset or folder)"
+        )
+
+    # -- packing: several examples per row ----------------------------------
+    @property
+    def supports_packing(self):
+        """Whether `packed_sequence_output` works (BERT-style encoders)."""
+        return isinstance(self.model, keras_hub.models.BertBackbone)
+
+    def packed_sequence_output(self, features, training=False):
+        """Sequence output for packed rows (`data.packing` features).
+
+        keras-hub's BertBackbone takes a padding mask but no attention mask
+        or positions, so this calls its own layers (the same weights) with an
+        attention mask that keeps each example to itself and positions that
+        restart per example.
+        """
+        if not self.supports_packing:
+            raise BackboneError(
+                f"packing needs a BERT-style backbone; got {type(self.model).__name__}"
+            )
+        b = compat.bert_layers(self.model)
+        example_ids = features["example_ids"]
+        tokens = b["token_embedding"](features["token_ids"])
+        positions = b["position_embedding"](tokens, positions=features["position_ids"])
+        segments = b["segment_embedding"](features["segment_ids"])
+        x = b["embeddings_add"]((tokens, positions, segments))
+        x = b["embeddings_layer_norm"](x)
+        x = b["embeddings_dropout"](x, training=training)
+        # Padding tokens (-1) see nothing; their outputs are never read.
+        mask = keras.ops.logical_and(
+            keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
+            (example_ids >= 0)[:, None, :],
+        )
+        for layer in b["transformer_layers"]:
+            x = layer(x, attention_mask=mask, training=training)
+        return x
+
+    def pool(self, first_token):
+        """BERT's pooler on `[batch, hidden]` first-token vectors."""
+        return compat.bert_layers(self.model)["pooled_dense"](first_token)
