@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tftransfer import backbones, compat, configs
+from tftransfer.backbones import hf_folder
 
 erf = np.vectorize(_erf)
 
@@ -59,17 +60,17 @@ def test_missing_and_invalid_folders(tmp_path):
 def test_hf_folder_options_follow_the_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text('{"hidden_act": "gelu_new"}')
     (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
-    assert backbones._hf_tokenizer_options(str(tmp_path)) is True
-    assert backbones._hf_exact_gelu(str(tmp_path)) is False
+    assert hf_folder.strip_accents(str(tmp_path)) is True
+    assert hf_folder.exact_gelu(str(tmp_path)) is False
     (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    assert backbones._hf_tokenizer_options(str(tmp_path)) is False
+    assert hf_folder.strip_accents(str(tmp_path)) is False
 
 
 def test_llama_folders_keep_their_rms_norm_epsilon(llama_dir):
     # keras-hub's converter would fall back to its default of 1e-6.
     backbone, _ = backbones.load(llama_dir)
     assert backbone.layer_norm_epsilon == pytest.approx(1e-5)
-    assert backbones._hf_backbone_kwargs({"model_type": "bert", "rms_norm_eps": 1e-5}) == {}
+    assert hf_folder.backbone_kwargs({"model_type": "bert", "rms_norm_eps": 1e-5}) == {}
 
 
 def _online():
