@@ -196,21 +196,21 @@ def test_one_trace_per_bucket_shape(tiny_params, tmp_path, monkeypatch, jit_comp
 def test_xla_default_follows_the_device():
     import tensorflow as tf
 
-    from tftransfer.training import trainer as trainer_lib
+    from tftransfer.training import train_step
 
     cpu = tf.distribute.OneDeviceStrategy("/cpu:0")
     cfg = configs.TrainerConfig()
     assert cfg.jit_compile is None
-    assert not trainer_lib.use_xla(cfg, cpu)  # slower on CPUs (BENCHMARKS.md)
+    assert not train_step.use_xla(cfg, cpu)  # slower on CPUs (BENCHMARKS.md)
     cfg.jit_compile = True
-    assert trainer_lib.use_xla(cfg, cpu)
+    assert train_step.use_xla(cfg, cpu)
     # No GPU here: what the default reads from a GPU strategy is its device names.
     gpu = type(
         "GPUStrategy",
         (),
         {"extended": type("Extended", (), {"worker_devices": ("/job:w/device:GPU:0",)})},
     )
-    assert trainer_lib.use_xla(configs.TrainerConfig(), gpu)
+    assert train_step.use_xla(configs.TrainerConfig(), gpu)
 
 
 def test_early_stopping_patience_survives_a_resume(tmp_path):
@@ -276,7 +276,7 @@ def test_steps_per_execution_trains_the_same_steps_in_fewer_calls(tmp_path):
 
 
 def test_a_resume_removes_what_a_kill_during_a_save_left(tmp_path):
-    from tftransfer.training.trainer import remove_unfinished_saves
+    from tftransfer.training.checkpoints import remove_unfinished_saves
 
     folder = tmp_path / "checkpoints"
     (folder / "ckpt-3_temp").mkdir(parents=True)  # killed while writing ckpt-3

@@ -9,7 +9,6 @@ Example:
 ...      "task": {"text_classification": {"max_seq_length": 16}}},
 ... )
 >>> run = experiment.build(params)
-Read 64 training examples and 32 validation examples.
 >>> dataset = run.task.eval_dataset(run.validation, batch_size=16, data_config=params.data)
 >>> metrics = evaluation.evaluate_dataset(run.task, run.model, dataset, run.validation, 16)
 >>> metrics["examples"]

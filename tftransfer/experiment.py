@@ -46,6 +46,7 @@ from tftransfer import (
 from tftransfer.data import pipeline
 from tftransfer.run_dir import RunDir
 from tftransfer.training import (
+    checkpoints,
     distribute,
     history,
     optimization,
@@ -203,8 +204,7 @@ def train(params, model_dir, train_examples=None):
         if run is None:
             run = build(params, train_examples)
         # After build: the labels a task discovers are part of what must match.
-        checkpoints = RunDir(model_dir).checkpoints
-        has_checkpoint = bool(trainer_lib.latest_checkpoint(checkpoints))
+        has_checkpoint = bool(checkpoints.latest_checkpoint(RunDir(model_dir).checkpoints))
         for line in resume_check.check(model_dir, run.params, has_checkpoint):
             logging.warning(f"Resuming with a changed setting: {line}")
         if chief:

@@ -17,7 +17,7 @@ Example:
 >>> import tempfile
 >>> import tensorflow as tf
 >>> import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
->>> from tftransfer import configs, experiment, export, loaded_run
+>>> from tftransfer import configs, experiment, export
 >>> params = configs.load(
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
@@ -25,7 +25,6 @@ Example:
 ...      "backbone": {"keep_layers": 1}},  # MiniLM's first block of 6: a quick export
 ... )
 >>> run = experiment.build(params)  # untrained: enough to show the contract
-Read 64 training examples.
 >>> path = export.save(run.task, run.model, run.backbone, tempfile.mkdtemp())
 >>> serve = tf.saved_model.load(path).signatures["serving_default"]
 >>> sorted(serve(text=tf.constant(["what a lovely day"])))

@@ -21,17 +21,16 @@ from tftransfer import backbones, configs, evaluation, plots, transfer
 from tftransfer.data import readers
 from tftransfer.run_dir import RunDir
 from tftransfer.run_setup import build_task, eval_setup, has_split, read_split, why_not_packed
-from tftransfer.training import precision
-from tftransfer.training import trainer as trainer_lib
+from tftransfer.training import checkpoints, precision
 
 
 def checkpoint_path(model_dir, which="best"):
     """The best (else latest) or latest checkpoint of a run; `FileNotFoundError` if none."""
     path = None
     if which == "best":
-        path = trainer_lib.latest_checkpoint(RunDir(model_dir).best)
+        path = checkpoints.latest_checkpoint(RunDir(model_dir).best)
     if path is None:
-        path = trainer_lib.latest_checkpoint(RunDir(model_dir).checkpoints)
+        path = checkpoints.latest_checkpoint(RunDir(model_dir).checkpoints)
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}: train first")
     return path
@@ -53,7 +52,7 @@ def restore(model, model_dir, which="best"):
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         # A shape differs (ValueError) or a weight is missing (AssertionError).
-        raise trainer_lib.CheckpointError(
+        raise checkpoints.CheckpointError(
             f"checkpoint {path} does not fit the model built from "
             f"{model_dir}/params.yaml (was the config edited after training?): "
             f"{str(e).splitlines()[0]}"

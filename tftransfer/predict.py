@@ -11,8 +11,8 @@ A record is routed to the first signature whose inputs it has (e.g. `text`
 
 Example:
 
->>> import tempfile
->>> from tftransfer import configs, experiment, predict, loaded_run
+>>> import contextlib, io, tempfile
+>>> from tftransfer import configs, experiment, predict
 >>> params = configs.load(
 ...     ["configs/demo_goemotions_sentiment.yaml"],
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}},
@@ -21,9 +21,8 @@ Example:
 ...      "trainer": {"train_steps": 2, "batch_size": 16}},
 ... )
 >>> run_dir = tempfile.mkdtemp()
->>> _ = experiment.train(params, run_dir)  # doctest: +ELLIPSIS
-Read 64 training examples.
-...
+>>> with contextlib.redirect_stdout(io.StringIO()):  # the progress bar
+...     _ = experiment.train(params, run_dir)
 >>> [result] = predict.with_checkpoint(run_dir, [{"text": "what a lovely day"}])
 >>> sorted(result)
 ['label_ids', 'labels', 'probabilities', 'text']

@@ -18,8 +18,7 @@ from typing import Any, Optional
 
 from tftransfer import backbones, configs, evaluation, tasks
 from tftransfer.data import pipeline, readers
-from tftransfer.training import distribute
-from tftransfer.training import trainer as trainer_lib
+from tftransfer.training import distribute, train_step
 
 
 def has_split(params, split):
@@ -96,7 +95,7 @@ class Run:
             self.params.trainer.seed,
             skip_steps,
             self.encoded,
-            static_shapes=trainer_lib.use_xla(self.params.trainer, self.strategy),
+            static_shapes=train_step.use_xla(self.params.trainer, self.strategy),
             fixed_shapes=distribute.needs_fixed_shapes(self.strategy),
         )
 

@@ -44,7 +44,7 @@ def _user_errors():
     from tftransfer import backbones, configs, generation
     from tftransfer.backbones import gguf_converter
     from tftransfer.data import readers, tag_schemes
-    from tftransfer.training import distribute, run_lock, trainer
+    from tftransfer.training import checkpoints, distribute, run_lock, trainer
 
     return (
         configs.ConfigError,
@@ -54,7 +54,7 @@ def _user_errors():
         backbones.BackboneError,
         gguf_converter.ConversionError,
         run_lock.RunLockedError,
-        trainer.CheckpointError,
+        checkpoints.CheckpointError,
         trainer.WorkerLostError,
         distribute.DistributeError,
         # A missing file or SavedModel, a full disk, a folder that is a file:

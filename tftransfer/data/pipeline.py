@@ -19,7 +19,6 @@ Example:
 ...     {"data": {"train": {"max_examples": 64}, "validation": {"path": ""}}},
 ... )
 >>> run = experiment.build(params)
-Read 64 training examples.
 >>> stream = pipeline.train_dataset(run.task, run.train_examples, 16, params.data, seed=0)
 >>> widths = {f["token_ids"].shape[1] for f, _ in stream.take(8)}
 >>> widths <= {16, 32, 48, 64}  # each batch padded only to its bucket

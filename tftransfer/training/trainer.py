@@ -22,16 +22,13 @@ Example:
 ...      "trainer": {"batch_size": 16}},
 ... )
 >>> run = experiment.build(params, total_steps=4)
-Read 64 training examples.
 >>> trainer = Trainer(run.model, run.task.loss, run.optimizer, run.strategy,
 ...                   tempfile.mkdtemp(), params.trainer, global_batch_size=16,
 ...                   train_model=run.train_model)  # packed rows, by default
->>> with contextlib.redirect_stdout(io.StringIO()) as printed:  # a progress bar, then:
+>>> with contextlib.redirect_stdout(io.StringIO()):  # the progress bar
 ...     best = trainer.train(run.train_dataset, total_steps=4, steps_per_epoch=2,
 ...                          evaluate=lambda: {"accuracy": 0.5},
 ...                          primary_metric=Metric("accuracy"))
->>> printed.getvalue().splitlines()[-1]
-'step 4: validation accuracy=0.5000'
 >>> best, trainer.step
 ({'step': 4, 'accuracy': 0.5}, 4)
 """
@@ -46,35 +43,10 @@ from absl import logging
 
 from tftransfer import fileio, run_dir
 from tftransfer.run_dir import RunDir
-from tftransfer.training import distribute, history, precision
+from tftransfer.training import checkpoints, distribute, history
+from tftransfer.training.train_step import TrainStep, use_xla
 
 CHECKPOINTS = run_dir.CHECKPOINTS
-
-
-def remove_unfinished_saves(folder):
-    """Removes what a process killed while saving a checkpoint left in `folder`.
-
-    TensorFlow writes a checkpoint's shards into `<prefix>_temp/` and renames
-    them when done; a kill in between leaves that folder (about one model
-    size) behind, and nothing else would ever remove it. Returns the paths
-    removed.
-    """
-    if not tf.io.gfile.isdir(folder):
-        return []
-    removed = []
-    for entry in tf.io.gfile.listdir(folder):
-        entry = entry.rstrip("/")
-        path = os.path.join(folder, entry)
-        if entry.endswith("_temp") and tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-            removed.append(path)
-    if removed:
-        logging.info(f"Removed {len(removed)} unfinished checkpoint save(s): {', '.join(removed)}")
-    return removed
-
-
-class CheckpointError(ValueError):
-    """No checkpoint of a run can be read."""
 
 
 class WorkerLostError(RuntimeError):
@@ -92,30 +64,6 @@ _PEER_ERRORS = (
 
 
 BEST = run_dir.BEST
-
-
-def _first_line(error):
-    """An exception's first line, for a one-line message (TF's can be pages long)."""
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
-
-
-def latest_checkpoint(directory):
-    """The newest checkpoint in `directory` (any TF filesystem), or None."""
-    return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
-
-
-def use_xla(config, strategy):
-    """Whether the step's forward and backward pass are compiled with XLA.
-
-    `config.jit_compile` when set; otherwise on for GPUs only. On CPUs XLA
-    was slower for BERT-sized steps in tools/benchmark.py; on TPUs the
-    strategy compiles the whole step anyway.
-    """
-    if config.jit_compile is not None:
-        return config.jit_compile
-    devices = [d.upper() for d in strategy.extended.worker_devices]
-    return any("GPU" in d for d in devices)
 
 
 def _shard_by_data(dataset):
@@ -208,34 +156,8 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self):
-        """Restores the newest intact checkpoint, if any; returns the step reached.
-
-        A checkpoint cut short (a full disk, a copy interrupted) is named and
-        skipped for the one before it, so a resume loses at most the steps
-        between them instead of the run.
-        """
-        for path in reversed(self.resume_manager.checkpoints):
-            try:
-                state = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-                state.restore(path).assert_existing_objects_matched()
-                if self.loss_scale is not None:
-                    # Absent when the run was not float16 until now: the
-                    # scale then starts afresh.
-                    tf.train.Checkpoint(loss_scale=self.loss_scale).restore(path).expect_partial()
-            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-                # A short data file surfaces as IndexError("Read less bytes ...").
-                reason = _first_line(e)
-                logging.warning(
-                    f"Checkpoint {path} is unreadable ({reason}); trying the one before."
-                )
-                continue
-            logging.info(f"Resuming from {path} (step {self.step}).")
-            return self.step
-        if self.resume_manager.checkpoints:
-            raise CheckpointError(
-                f"no intact checkpoint in {self.resume_manager.directory} "
-                f"({len(self.resume_manager.checkpoints)} unreadable); start over with --overwrite"
-            )
+        """Restores the newest intact checkpoint, if any; returns the step reached."""
+        checkpoints.restore_newest(self.resume_manager, self.model, self.optimizer, self.loss_scale)
         return self.step
 
     def _step_functions(self):
@@ -256,102 +178,18 @@ class Trainer:
     def _make_train_step(self, variables):
         # The model trained may be another view of the same weights (packed
         # rows); checkpoints and evaluation use `self.model`.
-        model, loss_fn, optimizer = self.train_model, self.loss_fn, self.optimizer
-        clipnorm = self.config.clipnorm
-        global_batch = self.global_batch_size
-        loss_scale = self.loss_scale
-
-        def compute(features, labels):
-            with tf.GradientTape() as tape:
-                # Under a mixed policy the logits and the loss stay float32.
-                outputs = precision.float32_outputs(model(features, training=True))
-                per_example = loss_fn(labels, outputs)
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-                if model.losses:
-                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-                scaled = loss * loss_scale.scale if loss_scale is not None else loss
-            grads = tape.gradient(scaled, variables)
-            if loss_scale is not None:
-                grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
-                grads = [None if g is None else g / loss_scale.scale for g in grads]
-            return loss, grads
-
-        if use_xla(self.config, self.strategy):
-            # XLA compiles the forward/backward pass only: collectives and the
-            # optimizer update stay outside, where every strategy supports them.
-            compute = tf.function(compute, jit_compile=True)
-
-        used_variables = []  # those with a gradient, known once traced
-
-        def replica_gradients(features, labels):
-            loss, grads = compute(features, labels)
-            # Variables the head does not use (e.g. BERT's pooler under mean
-            # pooling) have no gradient; collectives cannot carry None.
-            used = [(g, v) for g, v in zip(grads, variables) if g is not None]
-            used_variables[:] = [v for _, v in used]
-            # Embedding lookups give IndexedSlices with a row once per use.
-            # Keras 3's Adam squares those slices before summing them
-            # (sum g_i^2 instead of (sum g_i)^2 in its second moment) and
-            # then densifies anyway, so summing them into a dense gradient
-            # here costs nothing extra and makes the update the dense one.
-            grads = [tf.convert_to_tensor(g) for g, _ in used]
-            context = tf.distribute.get_replica_context()
-            return loss, context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-
-        def apply(grads):
-            if clipnorm > 0:
-                grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-            optimizer.apply(grads, used_variables)
-
-        def replica_step(features, labels):
-            loss, grads = replica_gradients(features, labels)
-            apply(grads)
-            return loss
-
-        def replica_finite(grads):
-            return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-
-        strategy = self.strategy
-
-        def train_step(features, labels):
-            if loss_scale is None:
-                per_replica = strategy.run(replica_step, args=(features, labels))
-                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            loss, grads = strategy.run(replica_gradients, args=(features, labels))
-            # The same on every replica and worker: the gradients are summed.
-            finite = strategy.experimental_local_results(
-                strategy.run(replica_finite, args=(grads,))
-            )[0]
-
-            # An overflowed step is skipped whole: no update, no step counted.
-            # The branch is taken in cross-replica context because the
-            # optimizer's update synchronises, which a cond inside a replica
-            # function cannot hold.
-            def update():
-                strategy.run(apply, args=(grads,))
-                return tf.constant(True)
-
-            tf.cond(finite, update, lambda: tf.constant(False))
-            with tf.control_dependencies([loss_scale.update(finite)]):
-                return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-
-        # `trainer.steps_per_execution`: a tf.range loop over the distributed
-        # iterator in one call, so the host (a TPU's, above all) is not
-        # waited on after every step. Batch shapes are the iterator's spec.
-        @tf.function
-        def train_steps(iterator, count):
-            total = tf.constant(0.0)
-            for _ in tf.range(count):
-                total += train_step(*next(iterator))
-            return total / tf.cast(count, tf.float32)
-
-        # Length buckets bound the batch shapes: one trace per bucket, each
-        # with static shapes (what XLA needs, and what lets grappler plan).
-        # No AutoGraph: the step has no tensor-dependent Python control flow
-        # (the loss-scale branch is an explicit `tf.cond`), and converting
-        # every Keras and keras-hub call inside it costs tracing time (with
-        # `encode` also unconverted, a tiny run takes ~6% less).
-        return tf.function(train_step, reduce_retracing=False, autograph=False), train_steps
+        step = TrainStep(
+            self.train_model,
+            self.loss_fn,
+            self.optimizer,
+            self.strategy,
+            variables,
+            self.global_batch_size,
+            self.config.clipnorm,
+            self.loss_scale,
+            jit_compile=use_xla(self.config, self.strategy),
+        )
+        return step.functions()
 
     def _log(self, record):
         history.append(self.history_path, record)
@@ -402,8 +240,8 @@ class Trainer:
             # Not checkpointed: the step may have run on some workers only.
             # As with Keras' BackupAndRestore, the cluster restarts every
             # worker and all of them resume from the chief's last checkpoint.
-            reason = _first_line(e)
-            latest = latest_checkpoint(RunDir(self.model_dir).checkpoints)
+            reason = checkpoints.first_line(e)
+            latest = checkpoints.latest_checkpoint(RunDir(self.model_dir).checkpoints)
             raise WorkerLostError(
                 f"a worker of this run was lost at step {self.step + 1} ({reason}). Restart "
                 "every worker with the same command and TF_CONFIG: training resumes from "
@@ -459,15 +297,8 @@ class Trainer:
         Returns:
             The best evaluation record (or None without evaluation).
         """
-        tf.io.gfile.makedirs(self.write_dir)
-        for folder in (RunDir(self.write_dir).checkpoints, RunDir(self.write_dir).best):
-            remove_unfinished_saves(folder)
-        start = self.restore()
+        start = self._start(total_steps)
         best = self._load_best()
-        if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
-            # `trainer.epochs: 0`: the starting weights are the run.
-            self.manager.save(checkpoint_number=0)
-            logging.info("Nothing to train: the starting weights are saved as checkpoint 0.")
         if self._check_finished(start, total_steps):
             return best
         stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
@@ -500,14 +331,7 @@ class Trainer:
             log.add(step, loss, lr, last=step == total_steps, steps=count)
             if evaluate is not None and (step % eval_every == 0 or step == total_steps):
                 record = self._evaluate(evaluate, step, eval_writer)
-                if primary_metric.improves(
-                    record[primary_metric.name], best and best[primary_metric.name]
-                ):
-                    best, stale = record, 0
-                    self.best_manager.save(checkpoint_number=step)
-                    fileio.write_json(best, os.path.join(self.write_dir, BEST, "best.json"))
-                else:
-                    stale += 1
+                best, stale = self._keep_best(record, best, stale, step, primary_metric)
                 if 0 < self.config.early_stopping_patience <= stale:
                     self._stop_early(step, primary_metric, stale)
                     break
@@ -518,6 +342,26 @@ class Trainer:
         log.writer.flush()
         eval_writer.flush()
         return best
+
+    def _start(self, total_steps):
+        """Clears unfinished saves and resumes; returns the step reached."""
+        tf.io.gfile.makedirs(self.write_dir)
+        for folder in (RunDir(self.write_dir).checkpoints, RunDir(self.write_dir).best):
+            checkpoints.remove_unfinished_saves(folder)
+        start = self.restore()
+        if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
+            # `trainer.epochs: 0`: the starting weights are the run.
+            self.manager.save(checkpoint_number=0)
+            logging.info("Nothing to train: the starting weights are saved as checkpoint 0.")
+        return start
+
+    def _keep_best(self, record, best, stale, step, metric):
+        """Saves `record`'s weights as the best if it improves; returns `(best, stale)`."""
+        if not metric.improves(record[metric.name], best and best[metric.name]):
+            return best, stale + 1
+        self.best_manager.save(checkpoint_number=step)
+        fileio.write_json(record, RunDir(self.write_dir).best_json)
+        return record, 0
 
     def _steps_to_run(self, step, total_steps, eval_every):
         """Steps in the next call: up to `steps_per_execution`, never past an evaluation or save."""

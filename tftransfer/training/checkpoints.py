@@ -1,0 +1,81 @@
+"""Checkpoint files of a run: the newest intact one, and what a killed save leaves.
+
+A resume reads the newest checkpoint that is whole: one cut short (a full
+disk, a copy interrupted) is named and skipped for the one before it, and the
+`<prefix>_temp/` folder of a save killed midway is removed.
+"""
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+
+def remove_unfinished_saves(folder):
+    """Removes what a process killed while saving a checkpoint left in `folder`.
+
+    TensorFlow writes a checkpoint's shards into `<prefix>_temp/` and renames
+    them when done; a kill in between leaves that folder (about one model
+    size) behind, and nothing else would ever remove it. Returns the paths
+    removed.
+    """
+    if not tf.io.gfile.isdir(folder):
+        return []
+    removed = []
+    for entry in tf.io.gfile.listdir(folder):
+        entry = entry.rstrip("/")
+        path = os.path.join(folder, entry)
+        if entry.endswith("_temp") and tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+            removed.append(path)
+    if removed:
+        logging.info(f"Removed {len(removed)} unfinished checkpoint save(s): {', '.join(removed)}")
+    return removed
+
+
+class CheckpointError(ValueError):
+    """No checkpoint of a run can be read."""
+
+
+def first_line(error):
+    """An exception's first line, for a one-line message (TF's can be pages long)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def latest_checkpoint(directory):
+    """The newest checkpoint in `directory` (any TF filesystem), or None."""
+    return tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
+
+
+def restore_newest(manager, model, optimizer, loss_scale=None):
+    """Restores the newest intact checkpoint of `manager` into model and optimizer.
+
+    Returns:
+        The path restored, or None when the folder holds no checkpoint.
+
+    Raises:
+        CheckpointError: there are checkpoints, but none can be read.
+    """
+    for path in reversed(manager.checkpoints):
+        try:
+            state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+            state.restore(path).assert_existing_objects_matched()
+            if loss_scale is not None:
+                # Absent when the run was not float16 until now: the
+                # scale then starts afresh.
+                tf.train.Checkpoint(loss_scale=loss_scale).restore(path).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+            # A short data file surfaces as IndexError("Read less bytes ...").
+            logging.warning(
+                f"Checkpoint {path} is unreadable ({first_line(e)}); trying the one before."
+            )
+            continue
+        logging.info(f"Resuming from {path} (step {int(optimizer.iterations.numpy())}).")
+        return path
+    if manager.checkpoints:
+        raise CheckpointError(
+            f"no intact checkpoint in {manager.directory} "
+            f"({len(manager.checkpoints)} unreadable); start over with --overwrite"
+        )
+    return None
