@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from tftransfer import configs, experiment, fileio, loaded_run, run_setup  # noqa: E402
+from tftransfer import config_files, configs, experiment, fileio, loaded_run, run_setup  # noqa: E402
 from tftransfer.run_dir import RunDir
 from tftransfer.training import run_lock  # noqa: E402
 
@@ -173,7 +173,9 @@ class Comparison:
         )
         extra = self.strategy_overrides.get(cell.strategy)
         if extra:
-            configs.override(params, configs.parse_override_string(extra), "--strategy_override")
+            configs.override(
+                params, config_files.parse_override_string(extra), "--strategy_override"
+            )
         cfg = params.trainer
         epoch_steps = cfg.epochs * max(1, cell.size // cfg.batch_size)
         if not cfg.train_steps and epoch_steps < self.min_steps:

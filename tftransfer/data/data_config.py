@@ -119,3 +119,14 @@ class DataConfig(base_config.Config):
     cache: bool = True
     prefetch: int = bounded(2, low=0, high=1024)
     num_parallel_calls: int = bounded(2, low=0, high=1024)
+
+    def check(self, key):
+        """Raises `ConfigError` for values that are wrong together (`key`: `data`)."""
+        for name in ("train", "validation", "test"):
+            split = getattr(self, name)
+            if split.has_header and split.column_names:
+                raise ConfigError(
+                    f"{key}.{name}: column_names is set but has_header is true; for files "
+                    "without a header line set has_header: false, or drop column_names to "
+                    "use the header's names"
+                )
