@@ -179,9 +179,7 @@ class _PerLayer(_Model):
         x = self.token_embedding(token_ids)
         updated = []
         for layer, layer_cache in zip(self.layers, cache):
-            x, layer_cache = layer(
-                x, self_attention_cache=layer_cache, self_attention_cache_update_index=index
-            )
+            x, layer_cache = compat.decoder_layer_with_cache(layer, x, layer_cache, index)
             updated.append(layer_cache)
         if not with_logits:  # reading a prompt: only the caches are needed
             return None, tuple(updated)

@@ -41,14 +41,16 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from tftransfer import compat
+# The module, not `tftransfer.compat`: the package's `check()` runs this forward.
+from tftransfer.compat import keras_hub_internals
 
 
 def _rms_norm(layer, x):
     """keras-hub's LlamaLayerNorm: float32 statistics, scale, compute dtype out."""
+    weight, epsilon = keras_hub_internals.llama_norm_weights(layer)
     x32 = tf.cast(x, tf.float32)
-    scale = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + layer.epsilon)
-    return tf.cast(x32 * scale * tf.cast(layer.scale, tf.float32), x.dtype)
+    scale = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + epsilon)
+    return tf.cast(x32 * scale * tf.cast(weight, tf.float32), x.dtype)
 
 
 def tied_logits(token_embedding, x):
@@ -81,9 +83,8 @@ class LeanLlama:
 
     def __init__(self, causal_lm):
         backbone = causal_lm.backbone
-        self.token_embedding = backbone.token_embedding
-        self.norm = backbone.layer_norm
-        self.layers = [compat.llama_layer_parts(layer) for layer in backbone.transformer_layers]
+        self.token_embedding, layers, self.norm = keras_hub_internals.llama_style_parts(causal_lm)
+        self.layers = [keras_hub_internals.llama_layer_parts(layer) for layer in layers]
         self.heads = backbone.num_query_heads
         self.kv_heads = backbone.num_key_value_heads
         self.hidden = backbone.hidden_dim
@@ -104,8 +105,8 @@ class LeanLlama:
             return False
         if training and causal_lm.backbone.dropout:
             return False
-        for layer in causal_lm.backbone.transformer_layers:
-            for dense in compat.llama_layer_parts(layer)["dense"].values():
+        for layer in keras_hub_internals.llama_style_parts(causal_lm)[1]:
+            for dense in keras_hub_internals.llama_layer_parts(layer)["dense"].values():
                 if getattr(dense, "bias", None) is not None or dense.quantization_mode:
                     return False
         return True

@@ -75,19 +75,20 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         step and the decoupled weight decay alike (as PyTorch's parameter
         groups do).
         """
-        self._factors = [float(factors.get(id(v), 1.0)) for v in self._trainable_variables]
+        variables = compat.optimizer_variables(self)
+        self._factors = [float(factors.get(id(v), 1.0)) for v in variables]
 
     def _factor(self, variable, dtype):
         if self._factors is None:
             return None
-        return tf.constant(self._factors[self._get_variable_index(variable)], dtype)
+        return tf.constant(self._factors[compat.variable_index(self, variable)], dtype)
 
     def _all_reduce_sum_gradients(self, grads_and_vars):  # see compat.KERAS_ALL_REDUCE
         return grads_and_vars
 
-    def _apply_weight_decay(self, variables):
+    def _apply_weight_decay(self, variables):  # see compat.KERAS_WEIGHT_DECAY
         if self._factors is None or self.weight_decay is None:
-            return super()._apply_weight_decay(variables)
+            return compat.keras_weight_decay(super(), variables)
 
         # As Keras' TF optimizer does it: a merge call, then one update per
         # variable, so that it works in a replica context under any strategy.
@@ -97,15 +98,13 @@ class PreReducedAdamW(keras.optimizers.AdamW):
                 variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * rate)
 
             for variable in variables:
-                if self._use_weight_decay(variable):
+                if compat.uses_weight_decay(self, variable):
                     factor = self._factor(variable, variable.dtype)
                     if isinstance(variable, keras.Variable):
                         variable = variable.value
                     distribution.extended.update(variable, apply, args=(factor,), group=False)
 
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            decay, self._distribution_strategy, variables
-        )
+        compat.maybe_merge_call(decay, compat.distribution_strategy(self), variables)
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras' Adam arithmetic in TF's fused `ResourceApplyAdam` kernel.
@@ -160,7 +159,7 @@ def create_optimizer(trainer_config, total_steps, model, learning_rate_factors=N
         learning_rate_factors: `{id(variable): factor}` on the schedule's
             rate (layer-wise decay); None = the same rate for all.
     """
-    compat.check_all_reduce_hook()  # else the override below would be silently ignored
+    compat.check_optimizer_hooks()  # else the overrides above would be silently ignored
     warmup = int(round(trainer_config.warmup_ratio * total_steps))
     schedule = WarmupLinearDecay(trainer_config.learning_rate, warmup, total_steps)
     optimizer = PreReducedAdamW(

@@ -13,13 +13,9 @@ Example:
 ['frozen', 'full', 'gradual_unfreezing', 'llrd', 'lora', 'scratch']
 """
 
-import re
+from tftransfer import compat
 
 _REGISTRY = {}
-
-# keras-hub names the blocks of its encoders and decoders (BERT, GPT-2,
-# Llama, Mistral, Gemma, ...) `transformer_layer_<i>`.
-_BLOCK = re.compile(r"(?:^|/)transformer_layer_(\d+)/")
 
 
 def register(cls):
@@ -58,9 +54,9 @@ class LayerDepths:
         inside = {id(v) for v in backbone.model.variables}
         blocks = {}
         for v in backbone.model.variables:
-            found = _BLOCK.search(v.path)
-            if found:
-                blocks[id(v)] = int(found.group(1)) + 1
+            found = compat.block_of_path(v.path)  # keras-hub's block names, checked by compat
+            if found is not None:
+                blocks[id(v)] = found + 1
         if not blocks:
             raise ValueError(
                 f"{type(backbone.model).__name__}: no `transformer_layer_<i>` blocks found; "
@@ -72,7 +68,7 @@ class LayerDepths:
         for v in model.variables:
             if id(v) in blocks:
                 self._depth[id(v)] = blocks[id(v)]
-            elif id(v) in inside and "embed" in v.path:
+            elif id(v) in inside and compat.is_embedding_path(v.path):
                 self._depth[id(v)] = 0
             else:
                 self._depth[id(v)] = self.top
