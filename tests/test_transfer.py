@@ -2,6 +2,7 @@
 
 import json
 import os
+import types
 
 import keras
 import keras_hub
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import backbones, configs, experiment, export, loaded_run, transfer
+from tftransfer import backbones, compat, configs, experiment, export, loaded_run, transfer
 
 TEXTS = ["great movie", "i hate this film", "really fun story"]
 
@@ -60,6 +61,66 @@ def test_frozen_leaves_every_backbone_weight_bit_identical(tiny_params, tiny_pre
     assert summary["peak_rss_mb"] > 0
     with open(os.path.join(model_dir, "params.yaml")) as f:
         assert f.readline().startswith("# transfer.strategy frozen: 34 of ")
+
+
+def _adapted_per_block(model):
+    return [
+        sorted(
+            layer.name
+            for layer in compat.flatten_layers(block)
+            if getattr(layer, "lora_enabled", False)
+        )
+        for block in model.transformer_layers
+    ]
+
+
+def _lora(**targets):
+    return transfer.get(transfer.TransferConfig(strategy="lora", lora_rank=1, **targets))
+
+
+def _tiny_bert():
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=5,
+        num_layers=2,
+        num_heads=1,
+        hidden_dim=4,
+        intermediate_dim=4,
+        max_sequence_length=8,
+    )
+
+
+def test_a_lora_target_a_block_lacks_names_the_block_and_the_layers_it_has():
+    bert = _tiny_bert()
+    backbone = types.SimpleNamespace(model=bert)
+    with pytest.raises(
+        configs.ConfigError,
+        match=r"^transfer.lora_targets: `attention_out` is no layer of BertBackbone's block "
+        r"`transformer_layer_0`, whose layers that take adapters are attention_output, "
+        r"feedforward_intermediate_dense, feedforward_output_dense, key, query, value$",
+    ):
+        _lora(lora_targets=["query", "attention_out"]).prepare(None, backbone)
+    # A name of the default list is no exception when chosen: BERT's blocks have no gate.
+    with pytest.raises(configs.ConfigError, match="`feedforward_gate_dense` is no layer"):
+        _lora(lora_targets=["query", "feedforward_gate_dense"]).prepare(None, backbone)
+    assert _adapted_per_block(bert) == [[], []]  # nothing adapted before the error
+
+
+def test_the_default_lora_targets_adapt_every_projection_each_family_has():
+    bert = _tiny_bert()
+    _lora().prepare(None, types.SimpleNamespace(model=bert))
+    projections = ["attention_output", "feedforward_intermediate_dense", "feedforward_output_dense"]
+    projections += ["key", "query", "value"]
+    assert _adapted_per_block(bert) == [projections] * 2  # BERT has no gate
+    llama = keras_hub.models.Llama3Backbone(
+        vocabulary_size=8,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=8,
+    )
+    _lora().prepare(None, types.SimpleNamespace(model=llama))
+    assert _adapted_per_block(llama) == [sorted(projections + ["feedforward_gate_dense"])] * 2
 
 
 @pytest.mark.slow

@@ -1,13 +1,47 @@
 """`lora`: low-rank adapters on the backbone's projections (Hu et al., 2021)."""
 
+from absl import logging
+
 from tftransfer import compat
-from tftransfer.transfer import transfer_strategy
+from tftransfer.config_checks import ConfigError
+from tftransfer.transfer import transfer_config, transfer_strategy
 
 
 def _adapted(model):
     return [
         layer for layer in compat.flatten_layers(model) if getattr(layer, "lora_enabled", False)
     ]
+
+
+def _check_targets(targets, model):
+    """Fails unless each target names a layer of every transformer block of `model`.
+
+    A keras-hub upgrade that renamed a projection would otherwise leave it
+    without adapters, silently. Only the default list, written for several
+    families, may name what a backbone's blocks all lack (BERT has no gate);
+    that keras-hub's blocks still have its names is `compat.check()`'s to see.
+    """
+    default = tuple(targets) == tuple(transfer_config.LORA_TARGETS)
+    blocks = [
+        (block, compat.adaptable_layers(block)) for _, block in compat.transformer_blocks(model)
+    ]
+    absent = []
+    for target in dict.fromkeys(targets):
+        lacking = [(block, names) for block, names in blocks if target not in names]
+        if default and lacking and len(lacking) == len(blocks):
+            absent.append(target)
+        elif lacking:
+            block, names = lacking[0]
+            raise ConfigError(
+                f"transfer.lora_targets: `{target}` is no layer of {type(model).__name__}'s block "
+                f"`{block.name}`, whose layers that take adapters are {', '.join(sorted(names))}"
+            )
+    if absent:
+        logging.info(
+            "transfer.lora_targets: %s's blocks have no %s (not adapted)",
+            type(model).__name__,
+            ", ".join(absent),
+        )
 
 
 @transfer_strategy.register
@@ -32,6 +66,7 @@ class LoRA(transfer_strategy.TransferStrategy):
                 f"transfer.lora_rank must be >= 1 and lora_alpha > 0, got "
                 f"{cfg.lora_rank} and {cfg.lora_alpha}"
             )
+        _check_targets(cfg.lora_targets, backbone.model)
         targets = set(cfg.lora_targets)
         found = [
             layer

@@ -11,6 +11,7 @@ from typing import List
 
 from official.modeling.hyperparams import base_config
 
+from tftransfer import compat
 from tftransfer.config_checks import bounded, one_of, text
 
 
@@ -23,16 +24,9 @@ def _strategies():
 
 
 #: what `lora` adapts by default: every attention and feed-forward
-#: projection of keras-hub's encoder and decoder layers (BERT, GPT-2, Llama).
-LORA_TARGETS = (
-    "query",
-    "key",
-    "value",
-    "attention_output",
-    "feedforward_intermediate_dense",
-    "feedforward_gate_dense",
-    "feedforward_output_dense",
-)
+#: projection of keras-hub's encoder and decoder layers (BERT, GPT-2, Llama),
+#: by keras-hub's names (`compat.check()` sees that its blocks have them).
+LORA_TARGETS = compat.PROJECTIONS
 
 
 @dataclasses.dataclass
@@ -49,8 +43,9 @@ class TransferConfig(base_config.Config):
             weights: the baseline that measures what pretraining gave).
         lora_rank: rank of the LoRA factors.
         lora_alpha: LoRA scale numerator: the update is `alpha / rank * A @ B`.
-        lora_targets: names of the keras-hub layers that get adapters; names a
-            backbone does not have are skipped (at least one must match).
+        lora_targets: names of the keras-hub layers that get adapters; each
+            must name a layer of every transformer block (the default list
+            skips the names a backbone's blocks lack, e.g. BERT's gate).
         llrd_decay: each layer gets `llrd_decay` times the rate of the layer
             above it; the head (and pooler) keeps `trainer.learning_rate`.
         unfreeze_every: steps between two unfreezings (0 = each epoch).
