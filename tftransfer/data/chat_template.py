@@ -22,7 +22,7 @@ Example:
 
 import functools
 
-from tftransfer.data.readers import DataError
+from tftransfer.data.data_error import DataError
 
 
 @functools.lru_cache(maxsize=8)

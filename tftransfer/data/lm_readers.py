@@ -27,7 +27,9 @@ import os
 from typing import List, Optional
 
 from tftransfer.data import readers
-from tftransfer.data.readers import DataError
+from tftransfer.data.data_error import DataError
+from tftransfer.data.input_files import expand_variables, file_format, read_files
+from tftransfer.data.json_lines import jsonl_records
 
 TEXT, PROMPT_COMPLETION, CHAT = "text", "prompt_completion", "chat"
 #: files read whole as one document.
@@ -97,7 +99,7 @@ def _messages(record, where):
 
 
 def _read_jsonl(path, text, out, spec):
-    for where, record in readers.jsonl_records(path, text):
+    for where, record in jsonl_records(path, text):
         if "messages" in record:
             out.set_kind(CHAT, where)
             out.messages.append(_messages(record, where))
@@ -132,7 +134,7 @@ def _read_document(path, text, out, spec):
 def _expand_folders(path):
     parts = []
     for part in path.split(","):
-        part = readers.expand_variables(part.strip())
+        part = expand_variables(part.strip())
         if os.path.isdir(part):
             files = sorted(
                 os.path.join(root, name)
@@ -166,7 +168,7 @@ def read(spec):
     by_extension += [(".csv", "csv"), (".tsv", "tsv")]
 
     def format_of(file):
-        fmt = readers.file_format(file, spec.format, by_extension, default="text")
+        fmt = file_format(file, spec.format, by_extension, default="text")
         if fmt in ("csv", "tsv"):
             raise DataError(
                 f"{file}: CSV/TSV language-model data is read by column: set "
@@ -178,7 +180,5 @@ def read(spec):
         "jsonl": lambda file, text, sink: _read_jsonl(file, text, sink, spec),
         "text": lambda file, text, sink: _read_document(file, text, sink, spec),
     }
-    readers.read_files(
-        _expand_folders(spec.path), parsers, format_of, spec.encoding, out, what="text"
-    )
+    read_files(_expand_folders(spec.path), parsers, format_of, spec.encoding, out, what="text")
     return out

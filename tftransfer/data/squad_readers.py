@@ -24,7 +24,9 @@ import dataclasses
 import json
 from typing import List, Tuple
 
-from tftransfer.data.readers import DataError, file_format, jsonl_records, read_files
+from tftransfer.data.data_error import DataError
+from tftransfer.data.input_files import file_format, read_files
+from tftransfer.data.json_lines import jsonl_records
 
 
 @dataclasses.dataclass

@@ -22,7 +22,9 @@ from typing import List, Optional
 import numpy as np
 
 from tftransfer.data import tag_schemes
-from tftransfer.data.readers import DataError, file_format, jsonl_records, read_files
+from tftransfer.data.data_error import DataError
+from tftransfer.data.input_files import file_format, read_files
+from tftransfer.data.json_lines import jsonl_records
 
 
 @dataclasses.dataclass

@@ -89,29 +89,69 @@ def split(pieces, window, stride, max_window=None):
 
     Returns:
         `Windows`, sentences in batch order and windows in sentence order.
-
-    One function on purpose (over the usual 60 lines): window starts,
-    ownership and the per-subword gathers share a dozen intermediate ragged
-    tensors; cut into pieces, each piece would take and return most of them.
     """
+    max_window = _max_window(window, stride, max_window)
+    subword_word, subword_first, subword_last = _word_positions(pieces)
+    layout = _layout(pieces, window, stride)
+    owned = _owned(layout, stride, max_window)
+    index = layout.index
+    word = tf.gather(subword_word, index.flat_values)
+    first = tf.gather(subword_first, index.flat_values)
+    owner = tf.where(owned & first, word, -1)
+
+    def like(values):
+        return index.with_flat_values(values)
+
+    return Windows(
+        subword_ids=like(tf.gather(pieces.flat_values, index.flat_values)),
+        sentence=layout.sentence,
+        word=like(word),
+        first=like(first),
+        last=like(tf.gather(subword_last, index.flat_values)),
+        owned=like(owned),
+        owner_word=like(owner),
+        word_row_starts=pieces.row_starts(),
+    )
+
+
+def _max_window(window, stride, max_window):
+    """The largest window size, checking `split`'s arguments."""
     if isinstance(window, int):
         if not 1 <= stride <= window:
             raise ValueError(f"need 1 <= stride <= window, got stride {stride}, window {window}")
-        max_window = window
-    elif max_window is None:
+        return window
+    if max_window is None:
         raise ValueError("a per-sentence `window` needs a static `max_window`")
-    words_per_sentence = pieces.row_lengths()
-    subwords_per_word = pieces.values.row_lengths()
-    flat_ids = pieces.flat_values
-    sentence_length = pieces.merge_dims(1, 2).row_lengths()
-    sentence_start = tf.cumsum(sentence_length, exclusive=True)
+    return max_window
 
-    word_in_sentence = tf.ragged.range(words_per_sentence).flat_values
+
+def _word_positions(pieces):
+    """Per subword of the batch, flat: its word's index in the sentence, is it first, is it last."""
+    subwords_per_word = pieces.values.row_lengths()
+    word_in_sentence = tf.ragged.range(pieces.row_lengths()).flat_values
     subword_word = tf.repeat(word_in_sentence, subwords_per_word)
     position_in_word = tf.ragged.range(subwords_per_word).flat_values
     subword_first = tf.equal(position_in_word, 0)
     subword_last = tf.equal(position_in_word, tf.repeat(subwords_per_word, subwords_per_word) - 1)
+    return subword_word, subword_first, subword_last
 
+
+class _Layout(NamedTuple):
+    """Where the windows are: the sizes per sentence, the rest per window."""
+
+    window: tf.Tensor  # [batch] window size of each sentence
+    num_windows: tf.Tensor  # [batch]
+    sentence: tf.Tensor  # [windows] the window's sentence
+    k: tf.Tensor  # [windows] the window's number in its sentence
+    length: tf.Tensor  # [windows] its sentence's length in subwords
+    offset: tf.Tensor  # [windows] where its sentence starts in the batch's flat subwords
+    index: tf.RaggedTensor  # [windows, (subwords)] into the batch's flat subwords
+
+
+def _layout(pieces, window, stride):
+    """Windows of `window` subwords every `stride`, the last one cut at the sentence's end."""
+    sentence_length = pieces.merge_dims(1, 2).row_lengths()
+    sentence_start = tf.cumsum(sentence_length, exclusive=True)
     window = tf.broadcast_to(tf.cast(window, tf.int64), tf.shape(sentence_length))
     stride_t = tf.constant(stride, tf.int64)
     extra = tf.maximum(sentence_length - window, 0)
@@ -123,14 +163,20 @@ def split(pieces, window, stride, max_window=None):
     end = tf.minimum(start + tf.gather(window, sentence), length)
     offset = tf.gather(sentence_start, sentence)
     index = tf.ragged.range(offset + start, offset + end)
+    return _Layout(window, num_windows, sentence, k, length, offset, index)
 
-    # Ownership, on the flat values: p is the position in the sentence.
-    p = index.flat_values - tf.gather(offset, index.value_rowids())
+
+def _owned(layout, stride, max_window):
+    """Per subword of each window, flat: whether no other window gives it more context."""
+    index = layout.index
+    stride_t = tf.constant(stride, tf.int64)
+    # p is the position in the sentence.
+    p = index.flat_values - tf.gather(layout.offset, index.value_rowids())
     rows = index.value_rowids()
-    k_of = tf.gather(k, rows)
-    length_of = tf.gather(length, rows)
-    windows_of = tf.gather(num_windows, tf.gather(sentence, rows))
-    window_of = tf.gather(window, tf.gather(sentence, rows))
+    k_of = tf.gather(layout.k, rows)
+    length_of = tf.gather(layout.length, rows)
+    windows_of = tf.gather(layout.num_windows, tf.gather(layout.sentence, rows))
+    window_of = tf.gather(layout.window, tf.gather(layout.sentence, rows))
 
     def context(kk):
         s = kk * stride_t
@@ -148,24 +194,7 @@ def split(pieces, window, stride, max_window=None):
         inside, theirs = context(k_of + d)
         beats = (mine > theirs) | ((mine == theirs) & (d > 0))
         owned &= ~inside | beats
-
-    word = tf.gather(subword_word, index.flat_values)
-    first = tf.gather(subword_first, index.flat_values)
-    owner = tf.where(owned & first, word, -1)
-
-    def like(values):
-        return index.with_flat_values(values)
-
-    return Windows(
-        subword_ids=like(tf.gather(flat_ids, index.flat_values)),
-        sentence=sentence,
-        word=like(word),
-        first=like(first),
-        last=like(tf.gather(subword_last, index.flat_values)),
-        owned=like(owned),
-        owner_word=like(owner),
-        word_row_starts=pieces.row_starts(),
-    )
+    return owned
 
 
 def merge(values, windows, num_sentences_words):
