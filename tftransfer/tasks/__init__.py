@@ -9,4 +9,5 @@ from tftransfer.tasks import (
     text_regression,  # noqa: F401  (registers)
     token_classification,  # noqa: F401  (registers)
 )
-from tftransfer.tasks.base import Metric, Task, TaskConfig, get, register, registered  # noqa: F401
+from tftransfer.tasks.base import Metric, Task, TaskConfig  # noqa: F401
+from tftransfer.tasks.registry import get, load_plugins, register, registered  # noqa: F401

@@ -43,7 +43,7 @@ from tftransfer.data import chat_template, lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.models import token_loss
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.tasks.causal_lm_serving import CausalLMServing
 
 PROMPT_TRUNCATION = ("error", "left")
@@ -123,7 +123,7 @@ def _token_ids(tokenizer, tokens):
     return [tokenizer.token_to_id(t) for t in tokens if t in vocabulary]
 
 
-@base.register("causal_lm", CausalLMConfig)
+@registry.register("causal_lm", CausalLMConfig)
 class CausalLM(CausalLMServing, base.Task):
     """Next-token prediction on a decoder backbone (GPT-2, Llama, SmolLM2, ...).
 

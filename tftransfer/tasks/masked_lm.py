@@ -41,7 +41,7 @@ from tftransfer.config_checks import bounded
 from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.models import token_loss
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 
 
 @dataclasses.dataclass
@@ -89,7 +89,7 @@ def _masked_lm_class(backbone):
     )
 
 
-@base.register("masked_lm", MaskedLMConfig)
+@registry.register("masked_lm", MaskedLMConfig)
 class MaskedLM(base.Task):
     """Masked-token prediction on an encoder backbone (BERT, RoBERTa, ...).
 

@@ -39,7 +39,7 @@ from tftransfer.config_checks import bounded, one_of
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import multi_label as multi_label_metrics
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 THRESHOLD_TUNING = ("per_label", "global", "none")
@@ -76,7 +76,7 @@ class MultiLabelClassificationConfig(TextClassificationConfig):
             )
 
 
-@base.register("multi_label_classification", MultiLabelClassificationConfig)
+@registry.register("multi_label_classification", MultiLabelClassificationConfig)
 class MultiLabelClassification(TextClassification):
     """Tags a text (or a pair of texts) with any subset of `config.labels`.
 

@@ -50,7 +50,7 @@ from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
 from tftransfer.models import heads
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.text import span_answers
 from tftransfer.text.span_answers import NEG_INF
 from tftransfer.text.word_tokenizer import WordTokenizer
@@ -96,7 +96,7 @@ class QuestionAnsweringConfig(base.TaskConfig):
             )
 
 
-@base.register("question_answering", QuestionAnsweringConfig)
+@registry.register("question_answering", QuestionAnsweringConfig)
 class QuestionAnswering(base.Task):
     """Finds the answer to a question as a span of its context.
 

@@ -34,7 +34,7 @@ from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
 from tftransfer.models import heads, windowed_classifier
 from tftransfer.models.packed_text_classifier import PackedTextClassifier
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.text import text_windows
 from tftransfer.text.word_tokenizer import SpecialIds
 
@@ -123,7 +123,7 @@ def _warn_rare_labels(examples, most=5):
         )
 
 
-@base.register("text_classification", TextClassificationConfig)
+@registry.register("text_classification", TextClassificationConfig)
 class TextClassification(base.Task):
     """Classifies a text (or a pair of texts) into one of `config.labels`.
 
@@ -315,27 +315,9 @@ class TextClassification(base.Task):
         # `tokenize` always makes segment ids; a model without that input
         # (decoders) would map a 3-key dict onto its 2 inputs by position.
         inputs.setdefault("segment_ids", keras.Input((None,), dtype="int32", name="segment_ids"))
-        pooling = self.pooling(backbone)
-        sequence = outputs["sequence_output"]
-        if pooling == "pooled":
-            if "pooled_output" not in outputs:
-                raise ValueError(
-                    "task.text_classification.pooling: this backbone has no pooler; "
-                    f"use {'`last`' if backbone.family == 'decoder' else '`cls`'} or `mean`"
-                )
-            pooled = outputs["pooled_output"]
-        elif pooling == "mean":
-            mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], "float32"), -1)
-            total = keras.ops.sum(sequence * mask, axis=1)
-            pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
-        elif pooling == "last":
-            # The highest position with a real token: right or left padding.
-            mask = keras.ops.cast(inputs["padding_mask"], "int32")
-            positions = keras.ops.cumsum(keras.ops.ones_like(mask), axis=1)  # 1, 2, ...
-            last = keras.ops.argmax(mask * positions, axis=1)
-            pooled = keras.ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0, :]
-        else:
-            pooled = sequence[:, 0, :]
+        pooled = heads.pool(
+            outputs, inputs["padding_mask"], self.pooling(backbone), backbone.family == "decoder"
+        )
         logits = heads.dense_head(pooled, self.num_outputs, self.config.dropout)
         if not self.windowed:
             return keras.Model(inputs, logits, name="text_classifier")

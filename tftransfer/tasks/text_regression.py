@@ -34,7 +34,7 @@ from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
 
 LOSSES = ("mse", "huber")
@@ -106,7 +106,7 @@ def regression_report(gold, predicted, names):
     return {"examples": int(len(gold)), **means, "per_target": per_target}
 
 
-@base.register("text_regression", TextRegressionConfig)
+@registry.register("text_regression", TextRegressionConfig)
 class TextRegression(TextClassification):
     """Predicts `config.targets` numbers for a text (or a pair of texts).
 

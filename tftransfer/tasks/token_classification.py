@@ -52,7 +52,7 @@ from tftransfer.data.readers import DataError
 from tftransfer.metrics import entity as entity_metrics
 from tftransfer.models import heads
 from tftransfer.models.packed_token_classifier import PackedTokenClassifier
-from tftransfer.tasks import base
+from tftransfer.tasks import base, registry
 from tftransfer.text import entity_spans, iob2_decoder, tag_windows
 from tftransfer.text.tag_windows import IGNORE
 from tftransfer.text.word_tokenizer import WordTokenizer
@@ -118,7 +118,7 @@ class TokenClassificationConfig(base.TaskConfig):
             )
 
 
-@base.register("token_classification", TokenClassificationConfig)
+@registry.register("token_classification", TokenClassificationConfig)
 class TokenClassification(base.Task):
     """Tags every word of a sentence with an IOB2 tag from `config.labels`.
 
