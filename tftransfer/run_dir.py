@@ -112,6 +112,10 @@ class RunDir:
     def train_subset(self):
         return self.join("train_subset.json")
 
+    def tensorboard(self, name):
+        """`<name>/`: TensorBoard summaries of `train` (loss, learning rate) or `validation`."""
+        return self.join(name)
+
     def eval_json(self, name):
         """`eval_<name>.json`: the metrics of an evaluation on split (or file stem) `name`."""
         return self.join(f"eval_{name}.json")

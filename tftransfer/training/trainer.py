@@ -34,19 +34,16 @@ Example:
 """
 
 import math
-import os
 import time
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import fileio, run_dir
+from tftransfer import fileio
 from tftransfer.run_dir import RunDir
 from tftransfer.training import checkpoints, distribute, history
 from tftransfer.training.train_step import TrainStep, use_xla
-
-CHECKPOINTS = run_dir.CHECKPOINTS
 
 
 class WorkerLostError(RuntimeError):
@@ -61,9 +58,6 @@ _PEER_ERRORS = (
     tf.errors.DeadlineExceededError,
     tf.errors.InternalError,
 )
-
-
-BEST = run_dir.BEST
 
 
 def _shard_by_data(dataset):
@@ -303,13 +297,14 @@ class Trainer:
             return best
         stale = self._stale_evaluations(best, start, primary_metric) if evaluate else 0
         eval_every = self.config.eval_every or steps_per_epoch
+        folder = RunDir(self.write_dir)
         log = history.LossLog(
             self.history_path,
-            os.path.join(self.write_dir, "train"),
+            folder.tensorboard("train"),
             self.config.log_every,
             self.global_batch_size,
         )
-        eval_writer = tf.summary.create_file_writer(os.path.join(self.write_dir, "validation"))
+        eval_writer = tf.summary.create_file_writer(folder.tensorboard("validation"))
         progbar = keras.utils.Progbar(
             total_steps, stateful_metrics=["loss", "lr"], unit_name="step"
         )
@@ -379,4 +374,4 @@ class Trainer:
             f"improved for {stale} evaluations."
         )
         self.manager.save(checkpoint_number=step)
-        fileio.write_json({"step": step}, os.path.join(self.write_dir, "early_stopped.json"))
+        fileio.write_json({"step": step}, RunDir(self.write_dir).early_stopped)
