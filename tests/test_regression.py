@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import yaml
 from helpers import fresh_process, tiny
 
 from tftransfer import configs, experiment, export, predict
@@ -91,3 +92,24 @@ def test_export_answers_on_the_original_scale(run_dir, tmp_path):
     np.testing.assert_allclose(served, expected, rtol=1e-5)
     assert 180 < served[:, 0].mean() < 280  # de-normalised (the model's own outputs are near 0)
     np.testing.assert_allclose(served[:, 1], 2 * served[:, 0], rtol=0.25)
+
+
+def test_classification_settings_are_no_keys_of_regression():
+    with pytest.raises(
+        configs.ConfigError, match="unknown config key `task.text_regression.labels`"
+    ):
+        configs.load(
+            [], {"task": {"type": "text_regression", "text_regression": {"labels": ["a"]}}}
+        )
+
+
+def test_a_run_written_with_the_shared_classification_fields_still_loads(tmp_path):
+    # Earlier versions wrote text classification's label fields into every
+    # text regression run's params.yaml.
+    params = configs.load([], "task.type=text_regression")
+    raw = params.as_dict()
+    raw["task"]["text_regression"].update(labels=[], class_weights=[], balanced_class_weights=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    loaded = configs.from_model_dir(str(tmp_path))
+    assert loaded.task.type == "text_regression"
+    assert loaded.task.text_regression.as_dict() == params.task.text_regression.as_dict()

@@ -357,11 +357,33 @@ def save(params, path, comments=()):
 
 
 def from_model_dir(model_dir) -> ExperimentConfig:
-    """Reads back the `params.yaml` that training wrote into `model_dir`."""
+    """Reads back the `params.yaml` that training wrote into `model_dir`.
+
+    Fields a task's config no longer has (`TaskConfig.RETIRED_FIELDS`) are
+    dropped, so that runs written by earlier versions still load.
+    """
     path = RunDir(model_dir).params
     if not tf.io.gfile.exists(path):
         raise ConfigError(
             f"{path} not found: is `{model_dir}` a tftransfer model dir "
             "(written by `tftransfer train`)?"
         )
-    return load([path])
+    params = ExperimentConfig()
+    override(params, _without_retired_fields(read_yaml(path)), path)
+    validate(params)
+    return params
+
+
+def _without_retired_fields(raw):
+    from tftransfer import tasks
+
+    task = raw.get("task") if isinstance(raw, dict) else None
+    if not isinstance(task, dict):
+        return raw
+    name = task.get("type", DEFAULT_TASK)
+    block = task.get(name)
+    registry = tasks.registered()
+    if isinstance(block, dict) and name in registry:
+        for field in registry[name].config_class.RETIRED_FIELDS:
+            block.pop(field, None)
+    return raw

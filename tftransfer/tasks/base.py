@@ -49,6 +49,10 @@ class TaskConfig(base_config.Config):
         max_seq_length: tokens per model input row, special tokens included.
     """
 
+    #: fields earlier versions wrote into `params.yaml` and this config no
+    #: longer has; a run folder's config is read without them.
+    RETIRED_FIELDS = ()
+
     max_seq_length: int = bounded(128, low=2, high=MAX_SEQ_LENGTH)
 
     def check(self, key):

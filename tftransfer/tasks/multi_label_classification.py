@@ -34,20 +34,22 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import config_checks
-from tftransfer.config_checks import bounded, one_of
+from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import multi_label as multi_label_metrics
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
+from tftransfer.tasks.text_classification import TextClassification, TextInputConfig
 
 THRESHOLD_TUNING = ("per_label", "global", "none")
 
 
 @dataclasses.dataclass
-class MultiLabelClassificationConfig(TextClassificationConfig):
-    """Multi-label text classification; the other fields are text classification's.
+class MultiLabelClassificationConfig(TextInputConfig):
+    """Multi-label text classification.
+
+    The text fields are `TextInputConfig`'s (shared with text classification
+    and text regression); the label and threshold fields are its own.
 
     Attributes:
         labels: the label names in id order; empty = the data's
@@ -62,18 +64,14 @@ class MultiLabelClassificationConfig(TextClassificationConfig):
             loss (more recall on rare labels); empty = 1.
     """
 
+    # Written by earlier versions, which shared text classification's config.
+    RETIRED_FIELDS = ("class_weights", "balanced_class_weights")
+
+    labels: List[str] = text(default_factory=list)
     threshold: float = bounded(0.5, low=0.0, high=1.0)
     thresholds: List[float] = bounded(default_factory=list, low=0.0, high=1.0)
     threshold_tuning: str = one_of("per_label", THRESHOLD_TUNING)
     positive_weights: List[float] = bounded(default_factory=list, low=0.0)
-
-    def check(self, key):
-        super().check(key)
-        if self.class_weights or self.balanced_class_weights:
-            raise config_checks.ConfigError(
-                f"{key}.class_weights / balanced_class_weights weigh one class per example; "
-                f"for multi-label data use {key}.positive_weights (one per label)"
-            )
 
 
 @registry.register("multi_label_classification", MultiLabelClassificationConfig)

@@ -43,12 +43,14 @@ LONG_TEXTS = ("truncate", "windows")
 
 
 @dataclasses.dataclass
-class TextClassificationConfig(base.TaskConfig):
-    """Text classification (single sentence or sentence pair).
+class TextInputConfig(base.TaskConfig):
+    """How a text-level task reads its texts; shared by every task on whole texts.
+
+    Text classification, multi-label classification and text regression
+    differ in their outputs only; each config is this block plus its own
+    output fields.
 
     Attributes:
-        labels: the label names in id order; empty = discovered from the
-            training data (sorted) and saved with the model.
         max_seq_length: tokens per example, special tokens included.
         pooling: `pooled` (BERT's pooler over [CLS]), `cls` (the [CLS]
             vector), `mean` (masked mean, as sentence-transformers train),
@@ -56,14 +58,11 @@ class TextClassificationConfig(base.TaskConfig):
             attention lets see the whole text; right or left padding), or
             `auto`: `pooled` on backbones with a pooler, `last` on decoders,
             else `cls`.
-        dropout: dropout before the classification layer.
-        class_weights: one weight per label, applied to the loss.
-        balanced_class_weights: weight each class by n / (k * count) from
-            the training data instead of giving `class_weights`.
+        dropout: dropout before the output layer.
         text_pair: examples are sentence pairs; None = as the training data
             (a `text_pair_column` makes it a pair task), saved with the model.
         long_texts: what happens to texts longer than max_seq_length:
-            `truncate` (keep `truncation`'s part) or `windows` (classify
+            `truncate` (keep `truncation`'s part) or `windows` (score
             overlapping windows and aggregate them per text, in training,
             evaluation and the export).
         truncation: the part a truncated text keeps: `head`, `tail` or
@@ -75,12 +74,9 @@ class TextClassificationConfig(base.TaskConfig):
             `max`, or `attention` (a learned softmax weight per window).
     """
 
-    labels: List[str] = text(default_factory=list)
     max_seq_length: int = bounded(128, low=2, high=base.MAX_SEQ_LENGTH)
     pooling: str = one_of("auto", POOLING)
     dropout: float = bounded(0.1, low=0.0, below=1.0)
-    class_weights: List[float] = bounded(default_factory=list, low=0.0)
-    balanced_class_weights: bool = False
     text_pair: Optional[bool] = None
     long_texts: str = one_of("truncate", LONG_TEXTS)
     truncation: str = one_of("head", text_windows.TRUNCATION)
@@ -94,6 +90,26 @@ class TextClassificationConfig(base.TaskConfig):
         # of the first text is at least this wide.
         narrowest = self.max_seq_length - 3 - (self.max_seq_length - 3) // 2
         config_checks.check_range(f"{key}.window_stride", self.window_stride, low=0, high=narrowest)
+
+
+@dataclasses.dataclass
+class TextClassificationConfig(TextInputConfig):
+    """Text classification (single sentence or sentence pair).
+
+    The text fields are `TextInputConfig`'s (shared with multi-label
+    classification and text regression); the label fields are its own.
+
+    Attributes:
+        labels: the label names in id order; empty = discovered from the
+            training data (sorted) and saved with the model.
+        class_weights: one weight per label, applied to the loss.
+        balanced_class_weights: weight each class by n / (k * count) from
+            the training data instead of giving `class_weights`.
+    """
+
+    labels: List[str] = text(default_factory=list)
+    class_weights: List[float] = bounded(default_factory=list, low=0.0)
+    balanced_class_weights: bool = False
 
 
 def _ones_like(tokens):

@@ -30,19 +30,21 @@ import numpy as np
 import tensorflow as tf
 from scipy import stats
 
-from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.text_classification import TextClassification, TextClassificationConfig
+from tftransfer.tasks.text_classification import TextClassification, TextInputConfig
 
 LOSSES = ("mse", "huber")
 
 
 @dataclasses.dataclass
-class TextRegressionConfig(TextClassificationConfig):
-    """Text regression; the text fields are text classification's.
+class TextRegressionConfig(TextInputConfig):
+    """Text regression: one or several numbers per text.
+
+    The text fields are `TextInputConfig`'s (shared with text and
+    multi-label classification); the target fields are its own.
 
     Attributes:
         targets: names of the predicted numbers, in output order; empty = the
@@ -55,20 +57,15 @@ class TextRegressionConfig(TextClassificationConfig):
             data and saved with the model (empty = none yet).
     """
 
+    # Written by earlier versions, which shared text classification's config.
+    RETIRED_FIELDS = ("labels", "class_weights", "balanced_class_weights")
+
     targets: List[str] = text(default_factory=list)
     loss: str = one_of("mse", LOSSES)
     huber_delta: float = bounded(1.0, above=0.0)
     normalize_targets: bool = True
     target_mean: List[float] = bounded(default_factory=list)
     target_std: List[float] = bounded(default_factory=list, above=0.0)
-
-    def check(self, key):
-        super().check(key)
-        if self.labels or self.class_weights or self.balanced_class_weights:
-            raise config_checks.ConfigError(
-                f"{key}: labels and class weights are classification settings; "
-                f"name the predicted numbers with {key}.targets"
-            )
 
 
 def _pearson(x, y):
