@@ -159,3 +159,18 @@ def test_each_task_says_what_its_summary_line_shows():
     assert ner.summary({"f1": 0.5, "sentences": 3, "precision": 0.25, "recall": 1.0}) == (
         "Evaluation: sentences=3, precision=0.2500, recall=1.0000, f1=0.5000"
     )
+
+
+def test_the_text_fields_a_plugin_declares_are_checked_when_predict_reads_them(
+    tmp_path, monkeypatch
+):
+    from helpers.score_task import ScoreRegression
+
+    from tftransfer.cli import records
+    from tftransfer.data.readers import DataError
+
+    monkeypatch.setattr(ScoreRegression, "input_text_fields", ("text", "headline"))
+    path = tmp_path / "inputs.jsonl"
+    path.write_text('{"headline": "fine"}\n{"headline": " "}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"inputs.jsonl:2: field `headline` is empty"):
+        list(records.read_records(str(path)))

@@ -18,8 +18,11 @@ import sys
 
 def read_records(path, encoding="utf-8"):
     """Yields the texts to predict, line by line: plain lines or JSONL objects."""
+    from tftransfer import tasks
     from tftransfer.data import readers
 
+    # Every registered task's (plugins too): the model is not loaded yet.
+    fields = dict.fromkeys(f for t in tasks.registered().values() for f in t.input_text_fields)
     stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     with stream:
         # Lines are decoded one by one, so a bad byte is reported with its line.
@@ -37,7 +40,7 @@ def read_records(path, encoding="utf-8"):
                 continue
             if line.lstrip().startswith("{"):
                 record = readers.json_object(f"{path}:{number}", line)
-                for key in ("text", "text_pair", "prompt", "question", "context"):
+                for key in fields:
                     value = record.get(key)
                     if isinstance(value, str) and not value.strip():
                         # As in training data: an empty field is a mistake in the file.

@@ -107,6 +107,10 @@ class Task(abc.ABC):
     #: keys of `evaluate`'s result the CLI's summary line shows, in order
     #: (the primary metric is always shown); empty = every number.
     summary_metrics = ()
+    #: text fields of the records `predict` and `generate` read for this task
+    #: (its serving inputs that take a string each); an empty one is an error
+    #: naming the file and line, as in training data.
+    input_text_fields = ("text",)
 
     @classmethod
     def summary(cls, metrics):

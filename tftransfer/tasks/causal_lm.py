@@ -134,6 +134,7 @@ class CausalLM(CausalLMServing, base.Task):
 
     primary_metric = base.Metric("perplexity", lower_is_better=True)
     summary_metrics = ("tokens", "nll", "perplexity")
+    input_text_fields = ("text", "prompt")
 
     @classmethod
     def saves_backbone_for(cls, config):

@@ -107,6 +107,7 @@ class QuestionAnswering(base.Task):
 
     primary_metric = base.Metric("f1")
     summary_metrics = ("questions", "exact_match", "f1")
+    input_text_fields = ("question", "context")
 
     def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)

@@ -150,6 +150,7 @@ class TextClassification(base.Task):
 
     primary_metric = base.Metric("accuracy")
     summary_metrics = ("examples", "accuracy", "macro_f1")
+    input_text_fields = ("text", "text_pair")
 
     def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
