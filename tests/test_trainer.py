@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 
 import numpy as np
@@ -246,7 +247,8 @@ def test_a_truncated_latest_checkpoint_is_named_and_the_one_before_resumed(tmp_p
     with open(os.path.join(folder, data[0]), "r+b") as f:
         f.truncate(100)  # a disk that filled up mid-write
     caplog.clear()
-    dense.train(model_dir, epochs=3, checkpoint_every=5)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        dense.train(model_dir, epochs=3, checkpoint_every=5)
     out = caplog.text
     assert f"Checkpoint {latest} is unreadable" in out
     assert "Resuming from" in out and "(step 10)" in out

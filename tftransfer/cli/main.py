@@ -120,10 +120,16 @@ def main(argv=None):
     # The flags are defined per command; forgetting them afterwards lets a
     # process (a test, a notebook) call `main` again for another command.
     before = set(FLAGS)
+    # Parsing the flags sets absl's verbosity (and so the levels of the
+    # `absl` and root loggers); a later call or the caller's own logging
+    # gets them back as they were.
+    levels = {name: std_logging.getLogger(name).level for name in ("", "absl", "tensorflow")}
     try:
         _main(argv[1], argv)
     finally:
         common_flags.forget_flags(before)
+        for name, level in levels.items():
+            std_logging.getLogger(name).setLevel(level)
 
 
 def _main(command, argv):
