@@ -39,7 +39,8 @@ from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import multi_label as multi_label_metrics
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.text_classification import TextClassification, TextInputConfig
+from tftransfer.tasks.text_classification import TextClassification
+from tftransfer.tasks.text_classification_config import TextInputConfig
 
 THRESHOLD_TUNING = ("per_label", "global", "none")
 

@@ -34,7 +34,8 @@ from tftransfer.config_checks import bounded, one_of, text
 from tftransfer.data import readers
 from tftransfer.data.readers import DataError
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.text_classification import TextClassification, TextInputConfig
+from tftransfer.tasks.text_classification import TextClassification
+from tftransfer.tasks.text_classification_config import TextInputConfig
 
 LOSSES = ("mse", "huber")
 
