@@ -72,7 +72,7 @@ def signatures(functions):
 
     `functions` are a task's `serving_functions`. They are traced here and
     not kept on the `ServingModule`: a tracked `tf.function` is traced again
-    by `tf.saved_model.save` (for SmolLM2's decoding loop, ~20 s more).
+    by `tf.saved_model.save` (for SmolLM2's decoding loop, seconds more).
     Floating outputs are float32 whatever the model computes in, so a
     bfloat16 export answers clients exactly like a float32 one.
     """
@@ -89,7 +89,7 @@ def signatures(functions):
 
 
 # Serving computes no gradients; saving the gradient functions of ops with
-# custom gradients costs ~15 s for a 30-layer decoder.
+# custom gradients costs seconds for a 30-layer decoder.
 SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 

@@ -36,8 +36,8 @@ def bert_layers(backbone):
 def exact_gelu(x):
     """Exact (erf) GELU, computed in float32 for 16-bit inputs.
 
-    TensorFlow's CPU kernel for erfc in bfloat16 runs 5x slower than in
-    float32 (BENCHMARKS.md, bfloat16 on a CPU with AVX512_BF16): under
+    TensorFlow's CPU kernel for erfc in bfloat16 runs several times slower
+    than in float32 (BENCHMARKS.md, "Speed on a CPU with AVX512_BF16"): under
     `mixed_precision: bfloat16` it took more time than all the matmuls it
     made faster. The cast each way costs far less.
     """
@@ -78,7 +78,7 @@ def build_decoder_cache(causal_lm, token_ids):
 
 # keras-hub 0.32: Llama's and Mistral's `call_with_cache` slices and
 # re-stacks the whole 6-D cache every token; calling their layers directly
-# keeps one cache per layer (2x faster at batch 8 on CPU, BENCHMARKS.md).
+# keeps one cache per layer (BENCHMARKS.md, "Decoding step in-process").
 def llama_style_parts(causal_lm):
     """`(token_embedding, transformer_layers, final norm)` of a Llama/Mistral CausalLM.
 

@@ -153,7 +153,7 @@ def encoded_dataset(task, examples, data_config, with_labels=True):
 # One trace of `task.encode` per task and input structure, so the training
 # and validation sets (and later prediction sets) share it: tf.data traces a
 # plain function again for each `map`, and tracing keras-hub's BPE pre-split
-# (a regex pass per special token) takes ~10 s for SmolLM2's tokenizer. The
+# (a regex pass per special token) takes seconds for SmolLM2's tokenizer. The
 # concrete function is called directly because a `tf.function` still
 # retraces when one set is built under a distribution strategy's scope and
 # the other is not. Traced without AutoGraph, as the serving functions are:
@@ -310,7 +310,7 @@ def encoded_eval_dataset(task, examples, batch_size, data_config):
     """
     # Labelled examples are encoded with their labels, then dropped: the
     # validation set then shares the training set's trace of `task.encode`
-    # (1-2 s per run for BERT's tokenizer, ~10 s for SmolLM2's).
+    # (seconds per run, most for SmolLM2's tokenizer).
     labelled = examples.labels is not None
     rows = encoded_dataset(task, examples, data_config, with_labels=labelled)
     if labelled:

@@ -56,6 +56,27 @@ class CachedDecoder:
         self.max_length = int(max_length)
         self.jit_compile = bool(jit_compile)
 
+    def _layout(self, prompts, max_new_tokens):
+        """`(token_ids [batch, total], lengths, longest, total, limit)` for a generation.
+
+        `token_ids` holds the prompts, padded to `total` (the longest prompt
+        plus `max_new_tokens`, within `max_length`; rounded up to a multiple
+        of `JIT_LENGTH_STEP` under XLA, so that few lengths compile);
+        `limit` is where each row must stop.
+        """
+        prompts = tf.cast(prompts, tf.int32)
+        lengths = tf.cast(prompts.row_lengths(), tf.int32)
+        longest = tf.reduce_max(lengths)
+        max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
+        total = tf.minimum(longest + max_new_tokens, self.max_length)
+        limit = tf.minimum(lengths + max_new_tokens, total)
+        if self.jit_compile:
+            step_size = self.JIT_LENGTH_STEP
+            total = tf.minimum((total + step_size - 1) // step_size * step_size, self.max_length)
+        token_ids = prompts.to_tensor(self.pad_id)
+        token_ids = tf.pad(token_ids, [[0, 0], [0, total - longest]], constant_values=self.pad_id)
+        return token_ids, lengths, longest, total, limit
+
     def __call__(self, prompts, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=0):
         """Continues each prompt.
 
@@ -69,17 +90,7 @@ class CachedDecoder:
             Ragged int32 `[batch, (new)]`: the new tokens of each row, stop
             token excluded.
         """
-        prompts = tf.cast(prompts, tf.int32)
-        lengths = tf.cast(prompts.row_lengths(), tf.int32)
-        longest = tf.reduce_max(lengths)
-        max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
-        total = tf.minimum(longest + max_new_tokens, self.max_length)
-        limit = tf.minimum(lengths + max_new_tokens, total)
-        if self.jit_compile:
-            step_size = self.JIT_LENGTH_STEP
-            total = tf.minimum((total + step_size - 1) // step_size * step_size, self.max_length)
-        token_ids = prompts.to_tensor(self.pad_id)
-        token_ids = tf.pad(token_ids, [[0, 0], [0, total - longest]], constant_values=self.pad_id)
+        token_ids, lengths, longest, total, limit = self._layout(prompts, max_new_tokens)
         model = _Model.of(self.causal_lm)
         cache = model.read_prompts(token_ids[:, :longest], total)
         forward = model.step

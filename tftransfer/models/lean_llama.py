@@ -18,7 +18,8 @@ needs and nothing else:
 
 The same layers without a cache are the training forward pass
 (`LeanCausalLM`): there the rotary angles and mask once per batch, grouped
-attention and fewer transposes make a SmolLM2 step about 8% faster.
+attention and fewer transposes make a SmolLM2 step faster (BENCHMARKS.md,
+"Fine-tuning speed against HF `Trainer`").
 
 keras-hub has no such step (its `call_with_cache` is the per-layer loop this
 replaces); tests check the logits and gradients against keras-hub's own.

@@ -312,7 +312,8 @@ class CausalLM(CausalLMServing, base.Task):
         return backbones.Backbone.wrap(backbone).causal_lm()
 
     def build_train_model(self, model):
-        # keras-hub's Llama layers take ~8% longer per step (BENCHMARKS.md).
+        # Faster than keras-hub's Llama layers (BENCHMARKS.md, "Fine-tuning
+        # speed against HF `Trainer`"); `backbone.fast_forward: off` opts out.
         return LeanCausalLM(model) if LeanLlama.supports(model, training=True) else None
 
     def loss(self, labels, outputs):

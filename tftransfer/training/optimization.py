@@ -110,10 +110,11 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         """Keras' Adam arithmetic in TF's fused `ResourceApplyAdam` kernel.
 
         Keras writes the update as about a dozen elementwise ops, each a pass
-        over the weights: 63 ms per step for MiniLM's 22.7M weights on 2 CPU
-        cores, a fifth of a training step. The fused kernel computes the same
-        `m`, `v` and `var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`
-        in one pass (25 ms). Weight decay stays Keras' own, applied before.
+        over the weights (a fifth of a MiniLM training step on 2 CPU cores).
+        The fused kernel computes the same `m`, `v` and
+        `var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)` in one
+        pass (BENCHMARKS.md, "Speed against Hugging Face"). Weight decay stays
+        Keras' own, applied before.
         """
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             factor = self._factor(variable, variable.dtype)
