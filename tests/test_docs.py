@@ -1,5 +1,7 @@
-"""The README and docs/ stay true: links resolve, flags and config keys in their commands exist."""
+"""The README, docs/ and notebooks stay true: links resolve, flags and config keys in their
+commands exist."""
 
+import json
 import pathlib
 import re
 
@@ -9,15 +11,24 @@ from tftransfer import cli, config_checks, configs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _text(page):
+    if page.suffix != ".ipynb":
+        return page.read_text(encoding="utf-8")
+    # A notebook's links are in its Markdown cells.
+    cells = json.loads(page.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
 def _code_blocks(text):
     return re.findall(r"```(?:shell|bash|sh)?\n(.*?)```", text, re.S)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES + NOTEBOOKS, ids=[p.name for p in PAGES + NOTEBOOKS])
 def test_every_relative_link_resolves(page):
-    text = page.read_text(encoding="utf-8")
+    text = _text(page)
     missing = [
         target
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
