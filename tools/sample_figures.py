@@ -119,7 +119,8 @@ def run_case(name, work_dir, env):
     _run(["evaluate", f"--model_dir={model_dir}", "--split=validation"], env)
     with open(os.path.join(model_dir, "eval_validation.json")) as f:
         figures = json.load(f)
-    figures.pop("checkpoint", None)  # a path under the temporary folder
+    for key in ("checkpoint", "predictions_file"):  # paths under the temporary folder
+        figures.pop(key, None)
     if name in PREDICT:
         done = _run(["predict", f"--model_dir={model_dir}"], env, PREDICT[name])
         figures["predictions"] = [json.loads(line) for line in done.stdout.splitlines()]
