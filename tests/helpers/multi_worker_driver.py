@@ -6,6 +6,7 @@ lets the test compare what each worker ended with: the non-chief worker
 keeps no checkpoint of its own.
 """
 
+import logging
 import os
 import sys
 
@@ -18,6 +19,9 @@ from tftransfer import configs, experiment  # noqa: E402
 
 
 def main(config_file, model_dir, weights_path):
+    # The library logs through absl (the replica count, resuming); a script
+    # that is not an absl app shows INFO messages only when asked to.
+    logging.basicConfig(level=logging.INFO)
     fit = experiment.fit
 
     def fit_and_save(run, directory):
