@@ -2,13 +2,18 @@
 
 A resume reads the newest checkpoint that is whole: one cut short (a full
 disk, a copy interrupted) is named and skipped for the one before it, and the
-`<prefix>_temp/` folder of a save killed midway is removed.
+`<prefix>_temp/` folder of a save killed midway is removed. A disk that fills
+up while a run saves is one error that says how much a checkpoint needs.
 """
 
+import contextlib
+import errno
 import os
 
 import tensorflow as tf
 from absl import logging
+
+from tftransfer.run_dir import RunDir
 
 
 def remove_unfinished_saves(folder):
@@ -79,3 +84,43 @@ def restore_newest(manager, model, optimizer, loss_scale=None):
             f"({len(manager.checkpoints)} unreadable); start over with --overwrite"
         )
     return None
+
+
+class DiskFullError(OSError):
+    """The disk filled up while a run was saving: free space and run the same command."""
+
+
+def _is_full_disk(error):
+    # TensorFlow's savers raise ResourceExhaustedError with the OS message;
+    # Python's file writes raise OSError(ENOSPC).
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+
+
+def _megabytes(size):
+    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{max(size, 1) / 2**10:,.1f} KB"
+
+
+@contextlib.contextmanager
+def full_disk_error(folder, checkpoint_bytes):
+    """Turns "no space left on device" while writing into `folder` into a `DiskFullError`.
+
+    What the failed save left (`ckpt-N_temp/` in `checkpoints/` and `best/`)
+    is removed; complete checkpoints and the best one stay, so the same
+    command resumes once there is space.
+
+    Args:
+        folder: the run folder this process writes.
+        checkpoint_bytes: `() -> int`, about how much one checkpoint takes.
+    """
+    try:
+        yield
+    except (tf.errors.OpError, OSError) as e:
+        if not _is_full_disk(e):
+            raise
+        for saves in (RunDir(folder).checkpoints, RunDir(folder).best):
+            remove_unfinished_saves(saves)
+        raise DiskFullError(
+            f"{folder}: no space left on the device while saving the run; a checkpoint of this "
+            f"model takes about {_megabytes(checkpoint_bytes())}. Free space and run the same "
+            "command: training resumes from the last complete checkpoint."
+        ) from None

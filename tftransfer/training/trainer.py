@@ -291,6 +291,10 @@ class Trainer:
         Returns:
             The best evaluation record (or None without evaluation).
         """
+        with checkpoints.full_disk_error(self.write_dir, self._checkpoint_bytes):
+            return self._train(make_dataset, total_steps, steps_per_epoch, evaluate, primary_metric)
+
+    def _train(self, make_dataset, total_steps, steps_per_epoch, evaluate, primary_metric):
         start = self._start(total_steps)
         best = self._load_best()
         if self._check_finished(start, total_steps):
@@ -337,6 +341,11 @@ class Trainer:
         log.writer.flush()
         eval_writer.flush()
         return best
+
+    def _checkpoint_bytes(self):
+        """About how much one checkpoint takes: the model's and the optimizer's variables."""
+        variables = list(self.model.weights) + list(self.optimizer.variables)
+        return sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
 
     def _start(self, total_steps):
         """Clears unfinished saves and resumes; returns the step reached."""
