@@ -47,7 +47,14 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     params = configs.load([str(config)])
     assert isinstance(params.task.get(), ScoreRegressionConfig)
     run = str(tmp_path / "run")
-    metrics = experiment.train(params, run)
+    # Trained, evaluated, exported and used for prediction through the CLI
+    # (`--import` names the module; in-process here, a fresh process below).
+    trained = cli_call.run(
+        "train", f"--config_file={config}", f"--model_dir={run}", "--import=helpers.score_task"
+    )
+    assert trained.returncode == 0, trained
+    with open(os.path.join(run, "eval_validation.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
 
     # Lower is better: the best checkpoint is the one with the smallest error.
     history = experiment.history.read(run)
@@ -74,7 +81,9 @@ def test_a_task_from_one_module_trains_exports_and_predicts(tiny_preset, scores_
     assert by_cli.returncode == 0, by_cli
     cli_scores = [json.loads(line)["score"] for line in by_cli.stdout.splitlines()]
 
-    path = export.export_run(run, str(tmp_path / "serving"))
+    exported = cli_call.run("export", f"--model_dir={run}", f"--export_dir={tmp_path / 'serving'}")
+    assert exported.returncode == 0, exported
+    path = str(tmp_path / "serving" / "1")
     assert export.read_metadata(path)["task"] == "test_score_regression"
     records = [{"text": "great movie"}, {"text": "awful movie"}]
     served = predict.with_saved_model(path, records)
