@@ -38,6 +38,12 @@ def remove_unfinished_saves(folder):
     return removed
 
 
+def remove_unfinished_run_saves(run_folder):
+    """`remove_unfinished_saves` in both checkpoint folders of a run (`checkpoints/`, `best/`)."""
+    folder = RunDir(run_folder)
+    return remove_unfinished_saves(folder.checkpoints) + remove_unfinished_saves(folder.best)
+
+
 class CheckpointError(ValueError):
     """No checkpoint of a run can be read."""
 
@@ -117,8 +123,7 @@ def full_disk_error(folder, checkpoint_bytes):
     except (tf.errors.OpError, OSError) as e:
         if not _is_full_disk(e):
             raise
-        for saves in (RunDir(folder).checkpoints, RunDir(folder).best):
-            remove_unfinished_saves(saves)
+        remove_unfinished_run_saves(folder)
         raise DiskFullError(
             f"{folder}: no space left on the device while saving the run; a checkpoint of this "
             f"model takes about {_megabytes(checkpoint_bytes())}. Free space and run the same "

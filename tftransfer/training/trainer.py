@@ -350,8 +350,7 @@ class Trainer:
     def _start(self, total_steps):
         """Clears unfinished saves and resumes; returns the step reached."""
         tf.io.gfile.makedirs(self.write_dir)
-        for folder in (RunDir(self.write_dir).checkpoints, RunDir(self.write_dir).best):
-            checkpoints.remove_unfinished_saves(folder)
+        checkpoints.remove_unfinished_run_saves(self.write_dir)
         start = self.restore()
         if total_steps == 0 and start == 0 and not self.manager.latest_checkpoint:
             # `trainer.epochs: 0`: the starting weights are the run.
