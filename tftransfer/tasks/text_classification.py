@@ -32,12 +32,7 @@ from tftransfer.metrics import classification as classification_metrics
 from tftransfer.models import heads, windowed_classifier
 from tftransfer.models.packed_text_classifier import PackedTextClassifier
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.text_classification_config import (  # noqa: F401
-    LONG_TEXTS,
-    POOLING,
-    TextClassificationConfig,
-    TextInputConfig,
-)
+from tftransfer.tasks.text_classification_config import TextClassificationConfig
 from tftransfer.text import text_windows
 from tftransfer.text.word_tokenizer import SpecialIds
 

@@ -17,11 +17,12 @@ from typing import List, Optional
 
 from tftransfer import config_checks
 from tftransfer.config_checks import bounded, one_of, text
-from tftransfer.models import windowed_classifier
+from tftransfer.models import heads, windowed_classifier
 from tftransfer.tasks import base
 from tftransfer.text import text_windows
 
-POOLING = ("auto", "pooled", "cls", "mean", "last")
+#: `auto` resolves to one of `heads.pool`'s poolings for the backbone.
+POOLING = ("auto", *heads.POOLINGS)
 LONG_TEXTS = ("truncate", "windows")
 
 

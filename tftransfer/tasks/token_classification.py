@@ -50,7 +50,7 @@ from tftransfer.metrics import entity as entity_metrics
 from tftransfer.models import heads
 from tftransfer.models.packed_token_classifier import PackedTokenClassifier
 from tftransfer.tasks import base, registry
-from tftransfer.tasks.token_classification_config import DECODING, TokenClassificationConfig  # noqa: F401
+from tftransfer.tasks.token_classification_config import TokenClassificationConfig
 from tftransfer.text import entity_spans, iob2_decoder, tag_windows
 from tftransfer.text.tag_windows import IGNORE
 from tftransfer.text.word_tokenizer import WordTokenizer
