@@ -64,7 +64,29 @@ def test_shipped_configs_load(name):
     here = os.path.join(_CONFIGS, name)
     params = configs.load([here])
     assert params.task.type in tasks.registered()
-    assert params.data.train.path  # every shipped config names its training data
+    if "\ntask:" in "\n" + open(here, encoding="utf-8").read():
+        assert params.data.train.path  # every complete config names its training data
+
+
+def _overlays():
+    for folder, _, names in os.walk(_CONFIGS):
+        for n in names:
+            path = os.path.join(folder, n)
+            if n.endswith(".yaml") and "\ntask:" not in "\n" + open(path).read():
+                yield os.path.relpath(path, _CONFIGS)
+
+
+@pytest.mark.parametrize("name", sorted(_overlays()))
+def test_overlays_load_on_the_configs_they_name(name):
+    import re
+
+    here = os.path.join(_CONFIGS, name)
+    bases = re.findall(r"configs/([\w/]+\.yaml)", open(here, encoding="utf-8").read())
+    bases = [b for b in bases if b != name]
+    assert bases, f"{name}: say which config it layers on"
+    for base in bases:
+        params = configs.load([os.path.join(_CONFIGS, base), here])
+        assert params.data.train.path
 
 
 @pytest.mark.parametrize(
@@ -171,3 +193,46 @@ def test_shipped_configs_name_no_folder_outside_the_repository(name):
         for part in getattr(params.data, split).path.split(","):
             if part and not part.startswith(("tfds:", "${TFTRANSFER_DATA}/", "runs/")):
                 assert os.path.exists(os.path.join(root, part)), part
+
+
+def _data_paths(path):
+    """`(split, path)` for each data path a config file names (overlays too)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        data = (yaml.safe_load(f) or {}).get("data") or {}
+    for split in ("train", "validation", "test"):
+        for part in str((data.get(split) or {}).get("path") or "").split(","):
+            if part.strip():
+                yield split, part.strip()
+
+
+_ALL_CONFIGS = sorted(
+    os.path.relpath(os.path.join(folder, n), _CONFIGS)
+    for folder, _, names in os.walk(_CONFIGS)
+    for n in names
+    if n.endswith(".yaml")
+)
+
+
+@pytest.mark.parametrize("name", _ALL_CONFIGS)
+def test_shipped_configs_name_data_any_user_can_get(name):
+    # A fresh clone has only the repository: data is bundled, in the TFDS
+    # catalogue, under $TFTRANSFER_DATA (the config says how to get it), or
+    # made under runs/ by a tool the config names.
+    import tensorflow_datasets as tfds
+
+    here = os.path.join(_CONFIGS, name)
+    text = open(here, encoding="utf-8").read()
+    assert "shared/" not in text
+    root = os.path.dirname(_CONFIGS)
+    for split, path in _data_paths(here):
+        if path.startswith("tfds:"):
+            tfds.builder(path[len("tfds:") :])  # a catalogue name (no download)
+        elif path.startswith("${TFTRANSFER_DATA}/"):
+            assert "TFTRANSFER_DATA" in text.split("\ndata:")[0], f"{name}: say what goes there"
+        elif path.startswith("runs/"):
+            tools = [t for t in text.split() if t.startswith("tools/") and t.endswith(".py")]
+            assert tools and all(os.path.exists(os.path.join(root, t)) for t in tools), name
+        else:
+            assert os.path.exists(os.path.join(root, path)), f"{name}: data.{split}.path {path}"

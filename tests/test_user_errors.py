@@ -192,7 +192,10 @@ def test_data_that_cannot_be_bundled_is_found_through_tftransfer_data(tmp_path, 
 
     monkeypatch.delenv("TFTRANSFER_DATA", raising=False)
     result = cli_call.run(
-        "train", f"--model_dir={tmp_path / 'run'}", "--config_file=configs/sst2_minilm.yaml"
+        "train",
+        f"--model_dir={tmp_path / 'run'}",
+        "--config_file=configs/sst2_minilm.yaml",
+        "--config_file=configs/local/sst2.yaml",
     )
     _refused(
         result, "data.train.path: ${TFTRANSFER_DATA}/sst2/train.tsv: $TFTRANSFER_DATA is not set"

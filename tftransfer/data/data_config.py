@@ -26,14 +26,17 @@ class InputConfig(base_config.Config):
 
     Attributes:
         path: a file, a glob, several of them separated by commas, or
-            `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset.
+            `tfds:<name>[/<config>]` for a TensorFlow Datasets dataset
+            (downloaded and prepared on first use, as `tfds.load` does).
         format: `csv`, `tsv`, `jsonl`, `tfds`, `conll` (token
             classification) or `squad` (question answering); empty means
             "from the path" (token classification: `jsonl` for .jsonl/.json
             files, else `conll`; question answering: `jsonl` for .jsonl
             files, else `squad`).
-        split: the TFDS split to read (TFDS only).
-        tfds_data_dir: where the TFDS dataset is prepared (TFDS only).
+        split: the TFDS split to read, e.g. `validation` or `train+dev`
+            (TFDS only).
+        tfds_data_dir: where the TFDS dataset is prepared (TFDS only;
+            default TFDS's own, `~/tensorflow_datasets`).
         text_column: column (or JSON key / TFDS feature) with the text.
         text_pair_column: column with the second text of a pair task, if any.
         label_column: column with the label (a name or an integer id); for
@@ -44,8 +47,8 @@ class InputConfig(base_config.Config):
         label_columns: one column per label instead of `label_column`:
             0/1 values (multi-label; the column names are the labels) or one
             number per target (regression).
-        tokens_column, tags_column: JSONL keys of the token and tag lists
-            (token classification).
+        tokens_column, tags_column: JSONL keys (TFDS features) of the token
+            and tag lists (token classification).
         tag_scheme: `auto`, `iob1`, `iob2` or `bioes`; tags are converted
             to IOB2 (token classification).
         has_header: whether CSV/TSV files start with a header line.

@@ -21,6 +21,7 @@ import os
 
 from tqdm.auto import tqdm
 
+from tftransfer.data import tfds_records
 from tftransfer.data.data_error import DataError
 from tftransfer.data.json_lines import jsonl_records
 
@@ -115,33 +116,12 @@ def read_jsonl(path, text, collector):
 
 def read_tfds(spec, collector):
     """Feeds `collector` the records of `spec.split` of the TFDS dataset `spec.path` names."""
-    import tensorflow_datasets as tfds
-
-    name = spec.path[len("tfds:") :]
-    builder = tfds.builder(name, data_dir=spec.tfds_data_dir or None)
-    try:
-        dataset = builder.as_dataset(split=spec.split)
-    except (AssertionError, ValueError) as e:
-        raise DataError(
-            f"tfds:{name}: split `{spec.split}` is not prepared in "
-            f"`{builder.data_dir}` ({e}); run `tfds build` or give tfds_data_dir"
-        ) from e
-    features = builder.info.features
-    label_names = None
-    if collector.need_labels and spec.label_column in features:
-        label_names = getattr(features[spec.label_column], "names", None)
-    for i, record in enumerate(tfds.as_numpy(dataset)):
-        where = f"tfds:{name}[{spec.split}] example {i}"
+    for where, record in tfds_records.records(spec):
 
         def get(column, record=record, where=where):
             if column not in record:
                 raise DataError(f"{where}: missing feature `{column}`")
-            value = record[column]
-            if isinstance(value, bytes):
-                return value.decode("utf-8")
-            if label_names is not None and column == spec.label_column:
-                return label_names[int(value)]
-            return int(value) if hasattr(value, "__int__") else value
+            return record[column]
 
         collector.add(get, where)
         if collector.full():

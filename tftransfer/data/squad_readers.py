@@ -4,8 +4,9 @@ SQuAD JSON: `{"data": [{"title", "paragraphs": [{"context", "qas": [{"id",
 "question", "answers": [{"text", "answer_start"}], "is_impossible"}]}]}]}`;
 v2.0 marks unanswerable questions with `is_impossible: true` (and no
 answers). JSONL: one object per line with `id`, `question`, `context`,
-`answer_text` and `answer_start` (empty `answer_text` = unanswerable), and an
-optional `title`.
+`answer_text` and `answer_start` (empty `answer_text` = unanswerable), or
+Hugging Face's layout, `answers: {"text": [...], "answer_start": [...]}`
+(as `tfds:squad/v1.1` gives it too), and an optional `title`.
 
 An answer whose `answer_start` does not point at its text in the context is
 never used silently: if the text occurs elsewhere in the context, the nearest
@@ -24,6 +25,7 @@ import dataclasses
 import json
 from typing import List, Tuple
 
+from tftransfer.data import tfds_records
 from tftransfer.data.data_error import DataError
 from tftransfer.data.input_files import file_format, read_files
 from tftransfer.data.json_lines import jsonl_records
@@ -191,25 +193,57 @@ def _read_squad_json(path, text, builder):
                     return
 
 
-def _read_jsonl(path, text, builder):
-    for where, record in jsonl_records(path, text):
+def _columns_answers(where, raw):
+    """Hugging Face / TFDS answers, `{"text": [...], "answer_start": [...]}`, as pairs."""
+    texts, starts = raw.get("text", []), raw.get("answer_start", [])
+    if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
+        raise DataError(
+            f"{where}: `answers` needs `text` and `answer_start` lists of the same length"
+        )
+    return _answers(where, [{"text": t, "answer_start": a} for t, a in zip(texts, starts)])
+
+
+def _add_record(where, record, builder):
+    """One flat record: the JSONL layout or the Hugging Face/TFDS one (`answers` of lists)."""
+    if isinstance(record.get("answers"), dict):
+        answers = _columns_answers(where, record["answers"])
+        impossible = bool(record.get("is_impossible", not answers))
+    else:
         answer = record.get("answer_text", "")
         start = record.get("answer_start", -1)
         if not isinstance(answer, str):
             raise DataError(f"{where}: field `answer_text` must be a string")
         if answer and (not isinstance(start, int) or isinstance(start, bool)):
             raise DataError(f"{where}: field `answer_start` must be an integer")
-        builder.add(
-            where,
-            record.get("id"),
-            record.get("question"),
-            record.get("context"),
-            [(answer, start)] if answer else [],
-            not answer,
-            str(record.get("title", "")),
-        )
+        answers, impossible = ([(answer, start)] if answer else []), not answer
+    builder.add(
+        where,
+        record.get("id"),
+        record.get("question"),
+        record.get("context"),
+        answers,
+        impossible,
+        str(record.get("title", "")),
+    )
+
+
+def _read_jsonl(path, text, builder):
+    for where, record in jsonl_records(path, text):
+        _add_record(where, record, builder)
         if builder.full():
             return
+
+
+def read_spec(spec, need_answers=True):
+    """Reads the split a `configs.InputConfig` describes: files or `tfds:squad/v1.1` and kin."""
+    if not (spec.path.startswith("tfds:") or spec.format == "tfds"):
+        return read(spec.path, spec.format, spec.encoding, need_answers, spec.max_examples)
+    builder = _Builder(need_answers, spec.max_examples)
+    for where, record in tfds_records.records(spec):
+        _add_record(where, record, builder)
+        if builder.full():
+            break
+    return builder.out
 
 
 def read(path, format="", encoding="utf-8", need_answers=True, max_examples=0):

@@ -5,7 +5,8 @@ last (columns split on tabs when the line has one, else on whitespace; middle
 columns such as POS and chunk tags are ignored); a blank or whitespace-only
 line ends a sentence; `-DOCSTART-` lines are dropped (they, and the start of
 each file, begin a new document). JSONL: one object per
-line with a list of tokens and a list of tags. Tags are converted to IOB2
+line with a list of tokens and a list of tags; TFDS datasets (`tfds:conll2003`)
+the same per example. Tags are converted to IOB2
 (see `tag_schemes`); every error names the file and the line.
 
 Example:
@@ -21,7 +22,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from tftransfer.data import tag_schemes
+from tftransfer.data import tag_schemes, tfds_records
 from tftransfer.data.data_error import DataError
 from tftransfer.data.input_files import file_format, read_files
 from tftransfer.data.json_lines import jsonl_records
@@ -49,8 +50,11 @@ class TaggedExamples:
     documents: List[int] = dataclasses.field(default_factory=list)
 
     def where(self, sentence, token):
-        """`file:line` of one token, for error messages."""
-        path = self.sources[sentence].rsplit(":", 1)[0]
+        """`file:line` of one token (a TFDS example and the token's index), for error messages."""
+        source = self.sources[sentence]
+        path, _, line = source.rpartition(":")
+        if not line.isdigit():
+            return f"{source} token {token}"
         return f"{path}:{self.token_lines[sentence][token]}"
 
     def __len__(self):
@@ -121,29 +125,44 @@ def empty_token_problem(tokens):
     return None
 
 
+def _record_sentence(where, record, need_tags, tokens_key, tags_key):
+    """`(tokens, tagged)` of one JSONL object or TFDS record; a `DataError` names `where`."""
+    tokens = record.get(tokens_key)
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise DataError(f"{where}: field `{tokens_key}` must be a list of strings")
+    problem = empty_token_problem(tokens)
+    if problem:
+        raise DataError(f"{where}: field `{tokens_key}` {problem}")
+    if not tokens:
+        raise DataError(f"{where}: sentence with no tokens")
+    if not need_tags:
+        return tokens, None
+    tags = record.get(tags_key)
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise DataError(f"{where}: field `{tags_key}` must be a list of strings")
+    if len(tags) != len(tokens):
+        raise DataError(
+            f"{where}: {len(tokens)} tokens but {len(tags)} tags "
+            f"(`{tokens_key}` and `{tags_key}` must have the same length)"
+        )
+    return tokens, [(t, where) for t in tags]
+
+
 def _jsonl_sentences(path, text, need_tags, tokens_key, tags_key):
     for where, record in jsonl_records(path, text):
-        tokens = record.get(tokens_key)
-        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise DataError(f"{where}: field `{tokens_key}` must be a list of strings")
-        problem = empty_token_problem(tokens)
-        if problem:
-            raise DataError(f"{where}: field `{tokens_key}` {problem}")
-        if not tokens:
-            raise DataError(f"{where}: sentence with no tokens")
-        tags = None
-        if need_tags:
-            tags = record.get(tags_key)
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise DataError(f"{where}: field `{tags_key}` must be a list of strings")
-            if len(tags) != len(tokens):
-                raise DataError(
-                    f"{where}: {len(tokens)} tokens but {len(tags)} tags "
-                    f"(`{tokens_key}` and `{tags_key}` must have the same length)"
-                )
-            tags = [(t, where) for t in tags]
+        tokens, tags = _record_sentence(where, record, need_tags, tokens_key, tags_key)
         line = int(where.rsplit(":", 1)[1])
         yield tokens, tags, [line] * len(tokens), where, True
+
+
+def _tfds_sentences(spec, need_tags):
+    # TFDS sets such as `conll2003` keep one sentence per example, tags as
+    # `ClassLabel` sequences (names once `tfds_records` has decoded them).
+    for where, record in tfds_records.records(spec):
+        tokens, tags = _record_sentence(
+            where, record, need_tags, spec.tokens_column, spec.tags_column
+        )
+        yield tokens, tags, [0] * len(tokens), where, True
 
 
 def read(
@@ -233,7 +252,14 @@ class _Sentences:
 
 
 def read_spec(spec, need_tags=True):
-    """Reads the split described by a `configs.InputConfig`."""
+    """Reads the split described by a `configs.InputConfig` (files or `tfds:<name>`)."""
+    if spec.path.startswith("tfds:") or spec.format == "tfds":
+        sink = _Sentences(need_tags, spec.tag_scheme, spec.max_examples)
+        for sentence in _tfds_sentences(spec, need_tags):
+            sink.add(*sentence)
+            if sink.full():
+                break
+        return sink.out
     return read(
         spec.path,
         format=spec.format,

@@ -116,14 +116,12 @@ class QuestionAnswering(base.Task):
     # -- data -------------------------------------------------------------
     @classmethod
     def read(cls, spec, need_labels=True):
-        if spec.path.startswith("tfds:") or spec.format in ("csv", "tsv", "tfds", "conll"):
+        if spec.format in ("csv", "tsv", "conll"):
             raise DataError(
-                f"{spec.path}: question answering reads SQuAD JSON or JSONL files "
-                f"(format `squad` or `jsonl`), not `{spec.format or 'tfds'}`"
+                f"{spec.path}: question answering reads SQuAD JSON or JSONL files or a "
+                f"TFDS dataset (format `squad`, `jsonl` or `tfds`), not `{spec.format}`"
             )
-        examples = squad_readers.read(
-            spec.path, spec.format, spec.encoding, need_labels, spec.max_examples
-        )
+        examples = squad_readers.read_spec(spec, need_labels)
         if examples.problems:
             logging.warning(f"{spec.path}:\n{examples.problems.summary()}")
         return examples

@@ -88,10 +88,10 @@ class TokenClassification(base.Task):
     # -- data -------------------------------------------------------------
     @classmethod
     def read(cls, spec, need_labels=True):
-        if spec.path.startswith("tfds:") or spec.format in ("csv", "tsv", "tfds"):
+        if spec.format in ("csv", "tsv"):
             raise DataError(
-                f"{spec.path}: token classification reads CoNLL or JSONL files "
-                f"(format `conll` or `jsonl`), not `{spec.format or 'tfds'}`"
+                f"{spec.path}: token classification reads CoNLL or JSONL files or a "
+                f"TFDS dataset (format `conll`, `jsonl` or `tfds`), not `{spec.format}`"
             )
         return tagged_readers.read_spec(spec, need_tags=need_labels)
 
