@@ -82,7 +82,8 @@ def test_overlays_load_on_the_configs_they_name(name):
 
     here = os.path.join(_CONFIGS, name)
     bases = re.findall(r"configs/([\w/]+\.yaml)", open(here, encoding="utf-8").read())
-    bases = [b for b in bases if b != name]
+    overlays = set(_overlays())
+    bases = [b for b in bases if b not in overlays]  # the complete configs it layers on
     assert bases, f"{name}: say which config it layers on"
     for base in bases:
         params = configs.load([os.path.join(_CONFIGS, base), here])
@@ -236,3 +237,16 @@ def test_shipped_configs_name_data_any_user_can_get(name):
             assert tools and all(os.path.exists(os.path.join(root, t)) for t in tools), name
         else:
             assert os.path.exists(os.path.join(root, path)), f"{name}: data.{split}.path {path}"
+
+
+def test_a_combined_tfds_split_on_files_is_refused():
+    # The train + dev layer on top of the local CoNLL files, without the
+    # layer that lists both files, would train on eng.train alone.
+    with pytest.raises(configs.ConfigError, match=r"data.train: split `train\+dev` combines"):
+        configs.load(
+            [
+                os.path.join(_CONFIGS, "conll03_minilm.yaml"),
+                os.path.join(_CONFIGS, "local", "conll2003.yaml"),
+                os.path.join(_CONFIGS, "conll03_minilm_train_dev.yaml"),
+            ]
+        )

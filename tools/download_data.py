@@ -1,12 +1,13 @@
 """Downloads the public datasets that TensorFlow Datasets does not carry.
 
-The shipped configs read SST-2, TREC, CoNLL-2003, SQuAD, GoEmotions and Tiny
-Shakespeare from TFDS (`path: tfds:<name>`). WNUT-17, ChnSentiCorp and SNLI's
-annotator labels (for `tools/make_snli_agreement.py`) are not there; this
-tool puts their original files where the configs look for them,
-`$TFTRANSFER_DATA/<dataset>/`, and checks every file's sha256 against the
-copy our benchmarks used, so a changed upstream file is an error rather than
-a silently different result.
+The shipped configs read SST-2, TREC, CoNLL-2003, SQuAD and GoEmotions from
+TFDS (`path: tfds:<name>`). WNUT-17, ChnSentiCorp and SNLI's annotator labels
+(for `tools/make_snli_agreement.py`) are not there; this tool puts their
+original files where the configs look for them, `$TFTRANSFER_DATA/<dataset>/`,
+and checks each file's sha256 against a pinned value (ChnSentiCorp and SNLI
+dev/test: the copies our benchmarks used; WNUT-17: the values Hugging Face's
+loader pins; SNLI's train file, which no benchmark reads, is not pinned), so a
+changed upstream file is an error rather than a silently different result.
 
 Usage:
     export TFTRANSFER_DATA=~/tftransfer_data

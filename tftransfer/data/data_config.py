@@ -127,6 +127,14 @@ class DataConfig(base_config.Config):
         """Raises `ConfigError` for values that are wrong together (`key`: `data`)."""
         for name in ("train", "validation", "test"):
             split = getattr(self, name)
+            is_tfds = split.path.startswith("tfds:") or split.format == "tfds"
+            if split.path and not is_tfds and "+" in split.split:
+                # Files ignore `split`; one that combines TFDS splits shows the
+                # config meant more data than the files hold.
+                raise ConfigError(
+                    f"{key}.{name}: split `{split.split}` combines TFDS splits, but path "
+                    f"`{split.path}` is files: list every file in path (comma-separated)"
+                )
             if split.has_header and split.column_names:
                 raise ConfigError(
                     f"{key}.{name}: column_names is set but has_header is true; for files "
