@@ -22,6 +22,7 @@ def test_compare_runs_every_cell_once_and_writes_the_reports(tiny_params, tmp_pa
             ["16", "all"],
             seeds=2,
             strategy_overrides={"scratch": "trainer.learning_rate=1e-2"},
+            cell_processes=False,  # counts experiment.train calls below
         )
 
     summary = grid().run()
@@ -66,18 +67,29 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
 
 
 @pytest.mark.slow
-def test_a_cell_another_worker_is_training_is_skipped(tiny_params, tmp_path):
+def test_cells_in_their_own_processes_skip_a_busy_cell_and_match_in_process_training(
+    tiny_params, tmp_path
+):
     from tftransfer.training import run_lock
 
     tiny_params.override({"trainer": {"epochs": 1, "batch_size": 8}})
     out = str(tmp_path / "cmp")
     grid = compare.Comparison(tiny_params, out, ["frozen"], ["16"], seeds=2)
+    assert grid.cell_processes  # the default: memory flat across a long grid
     busy = os.path.join(out, "cells", "frozen-n16-seed7")
     with run_lock.run_lock(busy):  # another worker's cell
         assert grid.run() is None  # no reports while a cell is unfinished
     done = [os.path.exists(grid._result_path(c)) for c in grid.cells]
     assert done == [False, True]  # seed 7 left to its worker, seed 8 trained
     assert not os.path.exists(os.path.join(out, "compare.json"))
+
+    # The same cell trained in this process gives the same result: the
+    # cell's process got the whole config and the same examples.
+    here = compare.Comparison(
+        tiny_params, str(tmp_path / "here"), ["frozen"], ["16"], seeds=2, cell_processes=False
+    )
+    child = json.load(open(grid._result_path(grid.cells[1])))
+    assert here.run_cell(here.cells[1])["metrics"] == child["metrics"]
 
 
 def test_every_cell_knows_every_label_of_the_full_training_set(tiny_params, tmp_path):

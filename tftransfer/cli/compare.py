@@ -42,6 +42,12 @@ def define_flags():
         "train for this many (trainer.train_steps) instead; 0 = off.",
         lower_bound=0,
     )
+    flags.DEFINE_bool(
+        "cell_processes",
+        True,
+        "Train each cell in its own process: memory stays flat across the grid and each "
+        "cell's peak memory is its own (a few seconds of start-up per cell).",
+    )
 
 
 def _train_sizes(values):
@@ -69,6 +75,8 @@ def run(argv):
         FLAGS.split,
         compare.parse_strategy_overrides(FLAGS.strategy_override),
         FLAGS.min_steps,
+        cell_processes=FLAGS.cell_processes,
+        imports=FLAGS["import"].value,
     )
     if comparison.run() is None:
         return  # some cells are still being trained by another worker
