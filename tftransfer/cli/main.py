@@ -98,13 +98,23 @@ class _PlainFormatter(std_logging.Formatter):
         return text
 
 
+def _not_tensorflow_info(record):
+    # TensorFlow's checkpoint code logs through absl too ("Sharding callback
+    # duration" at every save), at INFO, the level the library's own lines
+    # need; its warnings and errors still show.
+    parts = record.pathname.split(os.sep)
+    return record.levelno >= std_logging.WARNING or not ("tensorflow" in parts or "keras" in parts)
+
+
 def _plain_logs():
     # The library logs through absl (info: resuming, thresholds tuned, ...);
     # TensorFlow's own Python logger says INFO for every checkpoint it writes,
     # which would bury those lines and the progress bar.
     logging.set_verbosity(logging.INFO)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
-    logging.get_absl_handler().setFormatter(_PlainFormatter())
+    handler = logging.get_absl_handler()
+    handler.setFormatter(_PlainFormatter())
+    handler.addFilter(_not_tensorflow_info)
 
 
 def main(argv=None):
@@ -130,6 +140,7 @@ def main(argv=None):
         common_flags.forget_flags(before)
         for name, level in levels.items():
             std_logging.getLogger(name).setLevel(level)
+        logging.get_absl_handler().removeFilter(_not_tensorflow_info)
 
 
 def _main(command, argv):
