@@ -140,6 +140,38 @@ def test_tuned_thresholds_improve_dev_macro_f1():
     )
 
 
+def _scores(rng, gold, separation):
+    """Probabilities that rank positives above negatives by `separation` per label."""
+    logits = rng.normal(0, 1, gold.shape) + (gold * 2 - 1) * np.asarray(separation) / 2 - 1.5
+    return 1 / (1 + np.exp(-logits))
+
+
+def test_shrunk_thresholds_pull_a_few_positives_towards_the_global_threshold():
+    # Four labels with plenty of positives and a clear signal, and one with
+    # six positives whose scores carry no signal: its own F1-best threshold
+    # fits those six by chance and would not carry over to new data.
+    rng = np.random.default_rng(0)
+    rates = [0.3, 0.3, 0.3, 0.3, 0.0]
+    gold = (rng.random((2000, 5)) < rates).astype(int)
+    gold[rng.choice(2000, 6, replace=False), 4] = 1
+    probabilities = _scores(rng, gold, [3, 3, 3, 3, 0])
+    own = multi_label_metrics.tune_thresholds(gold, probabilities)
+    common = multi_label_metrics.tune_thresholds(gold, probabilities, "global")[0]
+    shrunk = multi_label_metrics.tune_thresholds(gold, probabilities, "shrunk")
+    assert abs(shrunk[4] - common) < abs(own[4] - common)  # the rare label moved
+    np.testing.assert_allclose(shrunk[:4], own[:4], atol=0.03)  # the others barely
+
+
+def test_shrinkage_is_a_positives_weighted_mean():
+    own, common = np.array([0.1, 0.6, 0.3]), np.array([0.4, 0.4, 0.4])
+    positives = np.array([5, 500, 0])
+    shrunk = multi_label_metrics._shrink(own, common, positives, 20)
+    w = np.array([5 / 25, 500 / 520, 0.0])  # no positives: nothing of its own
+    np.testing.assert_allclose(shrunk, np.round(w * own + (1 - w) * common, 2))
+    np.testing.assert_allclose(multi_label_metrics._shrink(own, common, positives, 0)[:2], own[:2])
+    assert multi_label_metrics._shrink(own, common, positives, np.inf).tolist() == [0.4] * 3
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_preset):
     data = tmp_path_factory.mktemp("multi_label")

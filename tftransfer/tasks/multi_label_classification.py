@@ -42,7 +42,7 @@ from tftransfer.tasks import base, registry
 from tftransfer.tasks.text_classification import TextClassification
 from tftransfer.tasks.text_classification_config import TextInputConfig
 
-THRESHOLD_TUNING = ("per_label", "global", "none")
+THRESHOLD_TUNING = ("per_label", "shrunk", "global", "none")
 
 
 @dataclasses.dataclass
@@ -59,8 +59,11 @@ class MultiLabelClassificationConfig(TextInputConfig):
         thresholds: one threshold per label; set by tuning and saved with
             the model (empty = `threshold` for all).
         threshold_tuning: after training, choose thresholds that maximise F1
-            on the validation data: `per_label`, `global` (one for all, the
-            best macro-F1) or `none` (keep `threshold`/`thresholds`).
+            on the validation data: `per_label`; `shrunk` (per label, pulled
+            towards the global threshold the fewer validation positives a
+            label has, as much as cross-validation on the validation data
+            says carries over); `global` (one for all, the best macro-F1);
+            or `none` (keep `threshold`/`thresholds`).
         positive_weights: per-label weight of the positive term of the
             loss (more recall on rare labels); empty = 1.
     """
@@ -176,7 +179,8 @@ class MultiLabelClassification(TextClassification):
         probabilities = 1.0 / (1.0 + np.exp(-np.stack(outputs).astype(np.float64)))
         gold = self.encode_labels(examples)
         metrics = multi_label_metrics.report(gold, probabilities, self.thresholds, self.labels)
-        mode = "global" if self.config.threshold_tuning == "global" else "per_label"
+        mode = self.config.threshold_tuning
+        mode = "per_label" if mode == "none" else mode
         tuned = multi_label_metrics.tune_thresholds(gold, probabilities, mode)
         at_tuned = multi_label_metrics.report(gold, probabilities, tuned, self.labels)
         metrics["tuned_thresholds"] = [float(t) for t in tuned]
