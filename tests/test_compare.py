@@ -68,7 +68,7 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
 
 @pytest.mark.slow
 def test_cells_in_their_own_processes_skip_a_busy_cell_and_match_in_process_training(
-    tiny_params, tmp_path
+    tiny_params, tmp_path, capfd
 ):
     from tftransfer.training import run_lock
 
@@ -82,6 +82,8 @@ def test_cells_in_their_own_processes_skip_a_busy_cell_and_match_in_process_trai
     done = [os.path.exists(grid._result_path(c)) for c in grid.cells]
     assert done == [False, True]  # seed 7 left to its worker, seed 8 trained
     assert not os.path.exists(os.path.join(out, "compare.json"))
+    # The cell's process logs at this process's level (INFO here), not Python's default.
+    assert "Training " in capfd.readouterr().err
 
     # The same cell trained in this process gives the same result: the
     # cell's process got the whole config and the same examples.

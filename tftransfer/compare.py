@@ -107,8 +107,27 @@ def _child_setup(imports):
     return {
         "imports": list(imports),
         "verbosity": logging.get_verbosity(),
+        "absl_handler": handler in std_logging.root.handlers,
         "formatter": handler.formatter,
+        "filters": list(handler.filters),
+        "root_level": std_logging.root.level,
     }
+
+
+def _log_like_parent(setup):
+    # A spawned process starts with Python's default logging: without this
+    # the cell's lines would lose the CLI's plain format and filters (or,
+    # for a library caller with its own basicConfig, be dropped below WARNING).
+    if setup["absl_handler"]:
+        logging.use_absl_handler()
+        logging.set_verbosity(setup["verbosity"])
+        handler = logging.get_absl_handler()
+        handler.setFormatter(setup["formatter"])
+        for log_filter in setup["filters"]:
+            handler.addFilter(log_filter)
+    else:
+        std_logging.basicConfig(level=setup["root_level"])
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
 
 
 def _train_cell(params_dict, model_dir, examples, split, setup=None):
@@ -117,11 +136,9 @@ def _train_cell(params_dict, model_dir, examples, split, setup=None):
     Runs in the calling process, or (with `setup`) in a fresh one.
     """
     if setup:
+        _log_like_parent(setup)
         for module in setup["imports"]:
             importlib.import_module(module)
-        logging.set_verbosity(setup["verbosity"])
-        std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
-        logging.get_absl_handler().setFormatter(setup["formatter"])
     params = configs.load([], params_dict)
     metrics = experiment.train(params, model_dir, examples)
     if split != "validation":
