@@ -1,6 +1,7 @@
 """`tftransfer compare`: the grid, nested subsets, resuming, and the three reports."""
 
 import json
+import logging
 import os
 
 import pytest
@@ -68,7 +69,7 @@ def test_min_steps_lengthens_only_the_cells_with_too_few_updates(tiny_params, tm
 
 @pytest.mark.slow
 def test_cells_in_their_own_processes_skip_a_busy_cell_and_match_in_process_training(
-    tiny_params, tmp_path, capfd
+    tiny_params, tmp_path, capfd, caplog
 ):
     from tftransfer.training import run_lock
 
@@ -77,7 +78,7 @@ def test_cells_in_their_own_processes_skip_a_busy_cell_and_match_in_process_trai
     grid = compare.Comparison(tiny_params, out, ["frozen"], ["16"], seeds=2)
     assert grid.cell_processes  # the default: memory flat across a long grid
     busy = os.path.join(out, "cells", "frozen-n16-seed7")
-    with run_lock.run_lock(busy):  # another worker's cell
+    with run_lock.run_lock(busy), caplog.at_level(logging.INFO, logger="absl"):
         assert grid.run() is None  # no reports while a cell is unfinished
     done = [os.path.exists(grid._result_path(c)) for c in grid.cells]
     assert done == [False, True]  # seed 7 left to its worker, seed 8 trained

@@ -106,11 +106,12 @@ def _child_setup(imports):
     handler = logging.get_absl_handler()
     return {
         "imports": list(imports),
-        "verbosity": logging.get_verbosity(),
         "absl_handler": handler in std_logging.root.handlers,
         "formatter": handler.formatter,
         "filters": list(handler.filters),
-        "root_level": std_logging.root.level,
+        # What this process shows, whoever set it (absl's verbosity flag,
+        # a caller's logging config, a test's caplog).
+        "levels": {name: std_logging.getLogger(name).getEffectiveLevel() for name in ("", "absl")},
     }
 
 
@@ -120,13 +121,14 @@ def _log_like_parent(setup):
     # for a library caller with its own basicConfig, be dropped below WARNING).
     if setup["absl_handler"]:
         logging.use_absl_handler()
-        logging.set_verbosity(setup["verbosity"])
         handler = logging.get_absl_handler()
         handler.setFormatter(setup["formatter"])
         for log_filter in setup["filters"]:
             handler.addFilter(log_filter)
     else:
-        std_logging.basicConfig(level=setup["root_level"])
+        std_logging.basicConfig()
+    for name, level in setup["levels"].items():
+        std_logging.getLogger(name).setLevel(level)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
 
 
