@@ -21,16 +21,10 @@ True
 """
 
 import dataclasses
-import gc
-import importlib
 import json
-import logging as std_logging
-import multiprocessing
 import os
 import statistics
-from concurrent import futures
 
-import keras
 import matplotlib
 from absl import logging
 
@@ -39,7 +33,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from tftransfer import config_files, configs, experiment, fileio, loaded_run, run_setup  # noqa: E402
+from tftransfer import (  # noqa: E402
+    compare_cell,
+    config_files,
+    configs,
+    experiment,
+    fileio,
+    run_setup,
+)
 from tftransfer.run_dir import RunDir
 from tftransfer.training import run_lock  # noqa: E402
 
@@ -99,53 +100,6 @@ class Cell:
     @property
     def name(self):
         return f"{self.strategy}-n{self.size}-seed{self.seed}"
-
-
-def _child_setup(imports):
-    """What a cell's process needs from this one: plugin modules and how logs look."""
-    handler = logging.get_absl_handler()
-    return {
-        "imports": list(imports),
-        "absl_handler": handler in std_logging.root.handlers,
-        "formatter": handler.formatter,
-        "filters": list(handler.filters),
-        # What this process shows, whoever set it (absl's verbosity flag,
-        # a caller's logging config, a test's caplog).
-        "levels": {name: std_logging.getLogger(name).getEffectiveLevel() for name in ("", "absl")},
-    }
-
-
-def _log_like_parent(setup):
-    # A spawned process starts with Python's default logging: without this
-    # the cell's lines would lose the CLI's plain format and filters (or,
-    # for a library caller with its own basicConfig, be dropped below WARNING).
-    if setup["absl_handler"]:
-        logging.use_absl_handler()
-        handler = logging.get_absl_handler()
-        handler.setFormatter(setup["formatter"])
-        for log_filter in setup["filters"]:
-            handler.addFilter(log_filter)
-    else:
-        std_logging.basicConfig()
-    for name, level in setup["levels"].items():
-        std_logging.getLogger(name).setLevel(level)
-    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
-
-
-def _train_cell(params_dict, model_dir, examples, split, setup=None):
-    """Trains one cell and scores it on `split`; returns the numeric metrics.
-
-    Runs in the calling process, or (with `setup`) in a fresh one.
-    """
-    if setup:
-        _log_like_parent(setup)
-        for module in setup["imports"]:
-            importlib.import_module(module)
-    params = configs.load([], params_dict)
-    metrics = experiment.train(params, model_dir, examples)
-    if split != "validation":
-        metrics = loaded_run.evaluate(model_dir, split)
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 class Comparison:
@@ -254,19 +208,9 @@ class Comparison:
         os.makedirs(model_dir, exist_ok=True)
         fileio.write_json({"train_indices": indices}, RunDir(model_dir).train_subset)
         args = (params.as_dict(), model_dir, subset(self.train_examples, indices), self.split)
-        if self.cell_processes:
-            # A process per cell: the models, traced functions and allocator
-            # pools a cell leaves behind go back to the OS when it exits. In
-            # one process they piled up (about 0.4 GB per MiniLM cell even
-            # after clear_session), and the reported peaks included them.
-            with futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
-            ) as pool:
-                metrics = pool.submit(_train_cell, *args, _child_setup(self.imports)).result()
-        else:
-            metrics = _train_cell(*args)
-            keras.backend.clear_session()
-            gc.collect()
+        metrics = compare_cell.train_cell(
+            *args, own_process=self.cell_processes, imports=self.imports
+        )
         with open(RunDir(model_dir).summary, encoding="utf-8") as f:
             summary = json.load(f)
         result = {
