@@ -32,5 +32,9 @@ def test_every_key_of_the_config_is_on_the_page():
     for key, _, _ in config_checks.walk(configs.ExperimentConfig()):
         if key.split(".")[:2][-1] in plugins:
             continue  # a task another test module registered
-        key = re.sub(r"^data\.(train|validation|test)\.", "data.{train,validation,test}.", key)
+        key = re.sub(
+            r"^data\.(train|validation|test|unlabeled)\.",
+            "data.{train,validation,test,unlabeled}.",
+            key,
+        )
         assert f"| `{key}` |" in text, key

@@ -190,7 +190,7 @@ def test_shipped_configs_name_no_folder_outside_the_repository(name):
     # by a tool (named in the config's comments) under runs/; TFDS by name.
     root = os.path.join(_CONFIGS, "..")
     params = configs.load([os.path.join(_CONFIGS, name)])
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "unlabeled"):
         for part in getattr(params.data, split).path.split(","):
             if part and not part.startswith(("tfds:", "${TFTRANSFER_DATA}/", "runs/")):
                 assert os.path.exists(os.path.join(root, part)), part
@@ -202,7 +202,7 @@ def _data_paths(path):
 
     with open(path, encoding="utf-8") as f:
         data = (yaml.safe_load(f) or {}).get("data") or {}
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "unlabeled"):
         for part in str((data.get(split) or {}).get("path") or "").split(","):
             if part.strip():
                 yield split, part.strip()

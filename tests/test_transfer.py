@@ -36,7 +36,9 @@ def _train(tiny_params, tmp_path, **transfer_cfg):
 
 
 def test_unknown_strategy_lists_the_choices():
-    with pytest.raises(configs.ConfigError, match="transfer.strategy must be one of: frozen, full"):
+    with pytest.raises(
+        configs.ConfigError, match="transfer.strategy must be one of: distill, frozen, full"
+    ):
         configs.load([], "transfer.strategy=partial")
 
 

@@ -40,6 +40,7 @@ from tftransfer import (  # noqa: E402
     experiment,
     fileio,
     run_setup,
+    transfer,
 )
 from tftransfer.run_dir import RunDir
 from tftransfer.training import run_lock  # noqa: E402
@@ -190,6 +191,9 @@ class Comparison:
             configs.override(
                 params, config_files.parse_override_string(extra), "--strategy_override"
             )
+        if transfer.get(params.transfer).uses_teacher and not params.transfer.teacher_cache:
+            # One store for the grid: a teacher labels each text once, not once per cell.
+            params.transfer.teacher_cache = os.path.join(self.output_dir, "teacher_outputs")
         cfg = params.trainer
         epoch_steps = cfg.epochs * max(1, cell.size // cfg.batch_size)
         if not cfg.train_steps and epoch_steps < self.min_steps:

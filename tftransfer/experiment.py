@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from tftransfer import (
     backbones,
     configs,
+    distillation,
     evaluation,
     fileio,
     loaded_run,
@@ -125,26 +126,38 @@ def _check_positions(params, backbone):
         task_config.check(f"task.{params.task.type}")
 
 
-def build(params, train_examples=None, total_steps=None):
+def build(params, train_examples=None, total_steps=None, model_dir=None):
     """Builds a run: reads the data, prepares the task, makes model and optimizer.
 
     Args:
         params: an `ExperimentConfig`.
         train_examples: use these instead of reading `data.train`.
         total_steps: the schedule's length instead of the config's.
+        model_dir: the run folder, where a distillation teacher's outputs
+            are stored (None: computed, not stored).
     """
     cfg = params.trainer
     strategy = distribute.get_strategy(params.runtime)
     distribute.per_replica_batch_size(cfg.batch_size, strategy)
     train_examples, validation = _read_data(params, train_examples)
+    method = transfer.get(params.transfer)
+    # The teacher runs before anything of the student is built (outside the
+    # strategy's scope: its weights need no mirroring).
+    taught = (
+        distillation.prepare(params, train_examples, model_dir) if method.uses_teacher else None
+    )
     policy = precision.policy_name(params.runtime.mixed_precision)
     with strategy.scope(), precision.dtype_policy(policy):
         backbone, task = prepare_task(params, train_examples, validation)
-        encoded, num_rows = _encode_training_data(task, train_examples, params)
+        train_task, train_rows = task, train_examples
+        if taught is not None:
+            train_task, train_rows = distillation.training_task(
+                taught, task, train_examples, params.transfer
+            )
+        encoded, num_rows = _encode_training_data(train_task, train_rows, params)
         steps_per_epoch = max(1, num_rows // cfg.batch_size)
         total_steps = total_steps or cfg.train_steps or cfg.epochs * steps_per_epoch
         model = task.build_model(backbone)
-        method = transfer.get(params.transfer)
         method.prepare(model, backbone)
         packed, packing = run_setup.packed_model(params, task, model, backbone, strategy)
         train_model = packed or task.build_train_model(model)
@@ -171,6 +184,7 @@ def build(params, train_examples=None, total_steps=None):
         loss_scale,
         packed is not None,
         packing,
+        train_task=train_task,
     )
 
 
@@ -199,10 +213,10 @@ def train(params, model_dir, train_examples=None):
     # A new run folder is created only once the data and the backbone have
     # loaded (a typo leaves nothing behind); an existing one is locked first,
     # so a second training refuses before it spends the time to build.
-    run = None if tf.io.gfile.exists(model_dir) else build(params, train_examples)
+    run = None if tf.io.gfile.exists(model_dir) else build(params, train_examples, None, model_dir)
     with run_lock.run_lock(model_dir) if chief else contextlib.nullcontext():
         if run is None:
-            run = build(params, train_examples)
+            run = build(params, train_examples, None, model_dir)
         # After build: the labels a task discovers are part of what must match.
         has_checkpoint = bool(checkpoints.latest_checkpoint(RunDir(model_dir).checkpoints))
         for line in resume_check.check(model_dir, run.params, has_checkpoint):
@@ -262,7 +276,7 @@ def _trainer(run, model_dir):
     cfg = run.params.trainer
     trainer = trainer_lib.Trainer(
         run.model,
-        run.task.loss,
+        run.train_task.loss,
         run.optimizer,
         run.strategy,
         model_dir,

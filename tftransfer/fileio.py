@@ -25,10 +25,19 @@ import tensorflow as tf
 
 def write_text(text, path):
     """Writes `text` through a temporary file so a crash leaves no half file."""
+    _write(text, path, "w")
+
+
+def write_bytes(data, path):
+    """Writes `data` (bytes) through a temporary file so a crash leaves no half file."""
+    _write(data, path, "wb")
+
+
+def _write(data, path, mode):
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")
     tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
+    with tf.io.gfile.GFile(tmp, mode) as f:
+        f.write(data)
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 

@@ -127,11 +127,10 @@ def _run(task_cls, functions, specs, records, batch_size, stream):
     return results if stream else list(results)
 
 
-def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64, stream=False):
-    """Predicts with the serving functions built in-process on a checkpoint.
+def checkpoint_functions(model_dir, checkpoint="best"):
+    """`(task class, {signature: fn(**inputs)}, {signature: input specs})` of a run's checkpoint.
 
-    Returns a list of results, or with `stream` an iterator that reads
-    `records` (any iterable) one batch at a time.
+    The task's serving functions built in-process on the restored model.
     """
     loaded = loaded_run.LoadedRun(model_dir, checkpoint)
     functions, specs = {}, {}
@@ -140,11 +139,11 @@ def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64, stream
         traced = tf.function(fn, input_signature=list(input_specs.values()), autograph=False)
         functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])
         specs[name] = input_specs
-    return _run(type(loaded.task), functions, specs, records, batch_size, stream)
+    return type(loaded.task), functions, specs
 
 
-def with_saved_model(version_dir, records, batch_size=64, stream=False):
-    """Predicts by calling an exported SavedModel's signatures (see `with_checkpoint`)."""
+def saved_model_functions(version_dir):
+    """`(task class, {signature: fn(**inputs)}, {signature: input specs})` of an export."""
     import tensorflow_text  # noqa: F401  (registers the ops the graph uses)
 
     loaded = tf.saved_model.load(version_dir)
@@ -153,4 +152,20 @@ def with_saved_model(version_dir, records, batch_size=64, stream=False):
     # serving_default first, so plain text goes there.
     order = sorted(functions, key=lambda n: n != "serving_default")
     specs = {n: functions[n].structured_input_signature[1] for n in order}
-    return _run(task_cls, functions, specs, records, batch_size, stream)
+    # A signature holds its variables weakly: the loaded object lives with them.
+    functions = {n: lambda _f=functions[n], _owner=loaded, **kw: _f(**kw) for n in order}
+    return task_cls, functions, specs
+
+
+def with_checkpoint(model_dir, records, checkpoint="best", batch_size=64, stream=False):
+    """Predicts with the serving functions built in-process on a checkpoint.
+
+    Returns a list of results, or with `stream` an iterator that reads
+    `records` (any iterable) one batch at a time.
+    """
+    return _run(*checkpoint_functions(model_dir, checkpoint), records, batch_size, stream)
+
+
+def with_saved_model(version_dir, records, batch_size=64, stream=False):
+    """Predicts by calling an exported SavedModel's signatures (see `with_checkpoint`)."""
+    return _run(*saved_model_functions(version_dir), records, batch_size, stream)

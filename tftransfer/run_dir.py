@@ -109,6 +109,11 @@ class RunDir:
         return self.join("export")
 
     @property
+    def teacher_outputs(self):
+        """`teacher_outputs/`: a distillation teacher's outputs on the training texts."""
+        return self.join("teacher_outputs")
+
+    @property
     def train_subset(self):
         return self.join("train_subset.json")
 

@@ -65,6 +65,9 @@ class Run:
             changes what trains during training, else None.
         packing: whether training batches are packed (`data.packing`
             resolved); `packing_note` says why, for the run's records.
+        train_task: what training encodes and takes the loss from: `task`,
+            or under distillation a `DistilledTask` around it, whose
+            examples (`train_examples` and the unlabeled texts) `encoded` holds.
     """
 
     params: Any
@@ -84,11 +87,16 @@ class Run:
     loss_scale: Optional[Any] = None
     packing: bool = False
     packing_note: str = ""
+    train_task: Optional[Any] = None
+
+    def __post_init__(self):
+        if self.train_task is None:
+            self.train_task = self.task
 
     def train_dataset(self, skip_steps=0):
         """The endless training stream, from step `skip_steps` on."""
         return pipeline.train_dataset(
-            self.task,
+            self.train_task,
             self.train_examples,
             self.params.trainer.batch_size,
             self.params.data.replace(packing=self.packing),

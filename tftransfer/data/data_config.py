@@ -89,6 +89,9 @@ class DataConfig(base_config.Config):
 
     Attributes:
         train, validation, test: the splits; an empty `path` means "none".
+        unlabeled: texts without labels for `transfer.strategy: distill`:
+            the teacher labels them and the student trains on them along
+            with `train` (its labels, if any, are not read).
         shuffle_buffer_size: examples held by the training shuffle buffer.
         bucket_boundaries: batches group examples of similar length and are
             padded to the smallest of these lengths (or the task's
@@ -112,6 +115,7 @@ class DataConfig(base_config.Config):
     train: InputConfig = dataclasses.field(default_factory=InputConfig)
     validation: InputConfig = dataclasses.field(default_factory=InputConfig)
     test: InputConfig = dataclasses.field(default_factory=InputConfig)
+    unlabeled: InputConfig = dataclasses.field(default_factory=InputConfig)
     shuffle_buffer_size: int = bounded(100_000, low=0)
     bucket_boundaries: List[int] = bounded(
         default_factory=lambda: [16, 32, 48, 64, 96, 128, 192, 256, 384],
@@ -125,7 +129,7 @@ class DataConfig(base_config.Config):
 
     def check(self, key):
         """Raises `ConfigError` for values that are wrong together (`key`: `data`)."""
-        for name in ("train", "validation", "test"):
+        for name in ("train", "validation", "test", "unlabeled"):
             split = getattr(self, name)
             is_tfds = split.path.startswith("tfds:") or split.format == "tfds"
             if split.path and not is_tfds and "+" in split.split:

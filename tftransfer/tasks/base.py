@@ -111,6 +111,9 @@ class Task(abc.ABC):
     #: (its serving inputs that take a string each); an empty one is an error
     #: naming the file and line, as in training data.
     input_text_fields = ("text",)
+    #: whether `transfer.strategy: distill` can train this task (it defines
+    #: `teacher_targets` and `distillation_loss`).
+    learns_from_teacher = False
 
     @classmethod
     def summary(cls, metrics):
@@ -237,6 +240,26 @@ class Task(abc.ABC):
         """
         del model, backbone
         return None
+
+    # -- distillation -------------------------------------------------------
+    def teacher_targets(self, teacher_outputs, teacher):
+        """The targets `transfer.strategy: distill` trains this task's model toward.
+
+        Args:
+            teacher_outputs: `{serving output: [examples, ...] array}` of the
+                teacher's `serving_default` on the training texts.
+            teacher: `{"task": ..., "labels": [...], "targets": [...]}`, what
+                the teacher predicts.
+
+        Returns:
+            `[examples, outputs]` float32, in the space of this model's
+            outputs (logits, normalised scores).
+        """
+        raise NotImplementedError(f"{self.name} cannot learn from a teacher")
+
+    def distillation_loss(self, targets, outputs, temperature):
+        """Per-example loss `[batch]` between the model's outputs and `teacher_targets`."""
+        raise NotImplementedError
 
     # -- evaluation ---------------------------------------------------------
     @abc.abstractmethod

@@ -4,6 +4,7 @@ Example:
 
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
+from tftransfer.config_checks import ConfigError
 >>> from tftransfer.tasks.text_classification import (
 ...     TextClassification,
 ...     TextClassificationConfig,
@@ -26,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer import backbones
+from tftransfer.config_checks import ConfigError
 from tftransfer.data import pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import classification as classification_metrics
@@ -76,6 +78,7 @@ class TextClassification(base.Task):
     primary_metric = base.Metric("accuracy")
     summary_metrics = ("examples", "accuracy", "macro_f1")
     input_text_fields = ("text", "text_pair")
+    learns_from_teacher = True
 
     def __init__(self, config, tokenizer):
         super().__init__(config, tokenizer)
@@ -314,6 +317,35 @@ class TextClassification(base.Task):
             weights = tf.constant(self.config.class_weights, tf.float32)
             per_example *= tf.gather(weights, labels)
         return per_example
+
+    # -- distillation -----------------------------------------------------
+    def teacher_columns(self, teacher, key="labels"):
+        """Which column of the teacher's outputs each of this model's outputs takes."""
+        if teacher["task"] != self.name:
+            raise ConfigError(
+                f"transfer.teacher is a {teacher['task']} model; a {self.name} student "
+                f"needs a {self.name} teacher"
+            )
+        mine, theirs = list(getattr(self.config, key)), list(teacher.get(key) or [])
+        if sorted(mine) != sorted(theirs):
+            raise ConfigError(
+                f"transfer.teacher predicts the {key} {theirs}; the student's are {mine} "
+                f"(leave task.{self.name}.{key} empty to take the teacher's)"
+            )
+        return [theirs.index(name) for name in mine]
+
+    def teacher_targets(self, teacher_outputs, teacher):
+        """The teacher's logits, up to a constant: log-probabilities."""
+        probabilities = np.asarray(teacher_outputs["probabilities"], np.float64)
+        probabilities = probabilities[:, self.teacher_columns(teacher)]
+        return np.log(np.maximum(probabilities, 1e-12)).astype(np.float32)
+
+    def distillation_loss(self, targets, outputs, temperature):
+        """`T^2 KL(softmax(t / T) || softmax(s / T))`, Hinton et al. (2015)."""
+        teacher = tf.nn.log_softmax(tf.cast(targets, tf.float32) / temperature)
+        student = tf.nn.log_softmax(tf.cast(outputs, tf.float32) / temperature)
+        kl = tf.reduce_sum(tf.exp(teacher) * (teacher - student), axis=-1)
+        return temperature**2 * kl
 
     # -- answers ----------------------------------------------------------
     def postprocess(self, outputs):

@@ -177,6 +177,19 @@ class TextRegression(TextClassification):
             per_target = tf.square(error)
         return tf.reduce_mean(per_target, axis=-1)
 
+    # -- distillation -----------------------------------------------------
+    def teacher_targets(self, teacher_outputs, teacher):
+        """The teacher's scores, normalised as this model learns its targets."""
+        scores = np.asarray(teacher_outputs["scores"], np.float64)
+        scores = scores.reshape(len(scores), -1)[:, self.teacher_columns(teacher, "targets")]
+        mean, std = self._scale()
+        return ((scores - mean) / std).astype(np.float32)
+
+    def distillation_loss(self, targets, outputs, temperature):
+        """The task's own loss (`task.text_regression.loss`) against the teacher's scores."""
+        del temperature  # scores have no softmax to soften
+        return self.loss(targets, outputs)
+
     # -- answers ----------------------------------------------------------
     def postprocess(self, outputs):
         mean, std = self._scale()

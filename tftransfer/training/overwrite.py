@@ -28,7 +28,7 @@ from tftransfer.training import run_lock
 #: what a run folder holds first (`experiment.train` writes it before training).
 PARAMS = run_dir.PARAMS
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "unlabeled")
 
 
 def check_folder(model_dir):

@@ -1,6 +1,7 @@
 """Transfer strategies, chosen by `transfer.strategy` in the config."""
 
 from tftransfer.transfer import (  # noqa: F401  (each registers itself)
+    distill,
     frozen,
     full,
     gradual_unfreezing,

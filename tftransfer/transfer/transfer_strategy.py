@@ -10,7 +10,7 @@ Example:
 
 >>> from tftransfer import transfer
 >>> sorted(transfer.registered())
-['frozen', 'full', 'gradual_unfreezing', 'llrd', 'lora', 'scratch']
+['distill', 'frozen', 'full', 'gradual_unfreezing', 'llrd', 'lora', 'scratch']
 """
 
 from tftransfer import compat
@@ -87,6 +87,8 @@ class TransferStrategy:
     name = "full"
     #: build the backbone with random weights instead of loading them.
     random_init = False
+    #: train on `transfer.teacher`'s outputs (`tftransfer.distillation`).
+    uses_teacher = False
 
     def __init__(self, config):
         self.config = config
