@@ -25,6 +25,7 @@ Example:
 """
 
 import contextlib
+import time
 
 import keras
 import tensorflow as tf
@@ -57,6 +58,7 @@ from tftransfer.training import (
     run_lock,
 )
 from tftransfer.training import trainer as trainer_lib
+from tftransfer.transfer import feature_cache
 
 
 def _read_data(params, train_examples):
@@ -96,8 +98,11 @@ def prepare_task(params, train_examples, validation=None):
         `(backbone, task)`: a `backbones.Backbone` and the prepared task.
     """
     backbone_cfg = params.backbone
-    if transfer.get(params.transfer).random_init:
+    method = transfer.get(params.transfer)
+    if method.random_init:
         backbone_cfg = backbone_cfg.replace(random_init=True)
+    if method.backbone_dropout is not None:
+        backbone_cfg = backbone_cfg.replace(dropout=method.backbone_dropout)
     backbone, tokenizer = backbones.from_config(backbone_cfg)
     _check_positions(params, backbone)
     task = run_setup.build_task(params, tokenizer)
@@ -166,6 +171,9 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
         )
         trained_variables = method.trained_variables(model, backbone, steps_per_epoch)
         loss_scale = precision.DynamicLossScale() if policy == "mixed_float16" else None
+        features = _cached_features(method, task, model, encoded, num_rows, cfg)
+        if features is not None:
+            train_model = features.head
     return run_setup.Run(
         params,
         strategy,
@@ -185,7 +193,30 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
         packed is not None,
         packing,
         train_task=train_task,
+        feature_cache=features,
     )
+
+
+def _cached_features(method, task, model, encoded, num_rows, trainer_config):
+    """The frozen backbone's outputs on the training rows (`feature_cache`), or None."""
+    if not method.caches_features():
+        return None
+    split = task.feature_model(model)
+    if split is None:
+        logging.info(
+            f"transfer.cache_features: the {task.name} task's head reads per-token outputs "
+            "(or windows): the frozen backbone runs at every step."
+        )
+        return None
+    feature_model, head = split
+    start = time.perf_counter()
+    cache = feature_cache.compute(feature_model, encoded, trainer_config.eval_batch_size, num_rows)
+    cache.head, cache.seconds = head, time.perf_counter() - start
+    logging.info(
+        f"Frozen features of {len(cache.features)} rows computed in {cache.seconds:.1f} s "
+        f"({cache.megabytes:.0f} MB); the head trains on them."
+    )
+    return cache
 
 
 def train(params, model_dir, train_examples=None):

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from tftransfer import backbones, configs, evaluation, tasks
 from tftransfer.data import pipeline, readers
 from tftransfer.training import distribute, train_step
+from tftransfer.transfer import feature_cache
 
 
 def has_split(params, split):
@@ -65,6 +66,9 @@ class Run:
             changes what trains during training, else None.
         packing: whether training batches are packed (`data.packing`
             resolved); `packing_note` says why, for the run's records.
+        feature_cache: `transfer.cache_features`: the frozen backbone's
+            outputs on the training rows (`train_model` is then the head),
+            or None.
         train_task: what training encodes and takes the loss from: `task`,
             or under distillation a `DistilledTask` around it, whose
             examples (`train_examples` and the unlabeled texts) `encoded` holds.
@@ -88,6 +92,7 @@ class Run:
     packing: bool = False
     packing_note: str = ""
     train_task: Optional[Any] = None
+    feature_cache: Optional[Any] = None
 
     def __post_init__(self):
         if self.train_task is None:
@@ -95,6 +100,17 @@ class Run:
 
     def train_dataset(self, skip_steps=0):
         """The endless training stream, from step `skip_steps` on."""
+        if self.feature_cache is not None:
+            return feature_cache.train_dataset(
+                self.feature_cache,
+                self.params.trainer.batch_size,
+                self.params.data,
+                self.task.config.max_seq_length,
+                self.params.trainer.seed,
+                skip_steps,
+                packing=self.packing,
+                fixed_shapes=distribute.needs_fixed_shapes(self.strategy),
+            )
         return pipeline.train_dataset(
             self.train_task,
             self.train_examples,

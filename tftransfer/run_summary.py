@@ -46,9 +46,13 @@ def write(run, model_dir, trainer, metrics):
         "packed": run.packing,
         "steps_run": len(times),
         "median_step_seconds": times[len(times) // 2] if times else None,
+        # Training steps only (no evaluation, no checkpoints), this process's epochs.
+        "epoch_seconds": {str(k): round(v, 3) for k, v in sorted(trainer.epoch_seconds.items())},
         "peak_rss_mb": peak_memory.current_peak_mb(),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
     }
+    if run.feature_cache is not None:
+        summary["feature_cache_seconds"] = round(run.feature_cache.seconds, 3)
     fileio.write_json(summary, RunDir(model_dir).summary)
     logging.info(
         f"{summary['strategy']}: {trained:,} of {total:,} parameters trained; "

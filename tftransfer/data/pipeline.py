@@ -178,7 +178,7 @@ def boundaries(data_config, max_length):
     return cuts + [int(max_length)]
 
 
-def bucket(dataset, batch_size, lengths, keys, drop_remainder):
+def bucket(dataset, batch_size, lengths, keys, drop_remainder, length_of=None):
     """Batches rows of similar length and cuts each batch to its bucket's length.
 
     Uses `group_by_window` rather than `bucket_by_sequence_length` because
@@ -193,13 +193,18 @@ def bucket(dataset, batch_size, lengths, keys, drop_remainder):
         keys: the per-position keys of a row, cut to the bucket's length.
         drop_remainder: drop each bucket's last partial batch (training);
             otherwise every row comes out once (evaluation).
+        length_of: `row -> int64 length`; default: the row's real tokens
+            (`padding_mask`). Cached frozen features carry their length.
     """
     paired = isinstance(dataset.element_spec, tuple)
     cuts = tf.constant(lengths, tf.int64)
 
     # `*element` is (row,) or (row, extra).
     def key(*element):
-        length = tf.reduce_sum(tf.cast(element[0]["padding_mask"], tf.int64))
+        if length_of is not None:
+            length = tf.cast(length_of(element[0]), tf.int64)
+        else:
+            length = tf.reduce_sum(tf.cast(element[0]["padding_mask"], tf.int64))
         return tf.searchsorted(cuts, tf.reshape(length, [1]), side="left", out_type=tf.int64)[0]
 
     def cut(width, *element):

@@ -241,6 +241,17 @@ class Task(abc.ABC):
         del model, backbone
         return None
 
+    def feature_model(self, model):
+        """`(feature model, head)` for frozen-feature caching, or None.
+
+        The feature model maps the model's inputs to what the trained head
+        reads (e.g. the pooled vector); the head maps that to the model's
+        outputs with the model's own head layers. None (the default): the
+        task's head reads per-token outputs, which are not cached.
+        """
+        del model
+        return None
+
     # -- distillation -------------------------------------------------------
     def teacher_targets(self, teacher_outputs, teacher):
         """The targets `transfer.strategy: distill` trains this task's model toward.

@@ -282,6 +282,15 @@ class TextClassification(base.Task):
             return "last"
         return "pooled" if backbone.has_pooler else "cls"
 
+    def feature_model(self, model):
+        """The pooled vector, and the head (dropout, dense) on it."""
+        if self.windowed or type(self).build_model is not TextClassification.build_model:
+            return None  # as for packing: only the model `build_model` makes here
+        dropout, logits = model.get_layer("head_dropout"), model.get_layer("logits")
+        features = keras.Model(model.input, dropout.input, name="frozen_features")
+        vector = keras.Input(dropout.input.shape[1:], name="features")
+        return features, keras.Model(vector, logits(dropout(vector)), name="head")
+
     def build_packed_model(self, model, backbone):
         if self.windowed or type(self).build_model is not TextClassification.build_model:
             # A document's windows must stay together; and the packed model

@@ -144,6 +144,7 @@ class Trainer:
         self.stopped_path = RunDir(model_dir).early_stopped
         self._train_steps = {}  # one step function per set of trained variables
         self.step_seconds = []  # wall time of each step this process ran
+        self.epoch_seconds = {}  # epoch (1, 2, ...) -> seconds in its training steps
 
     @property
     def step(self):
@@ -321,7 +322,12 @@ class Trainer:
         step = start
         while step < total_steps:
             count = self._steps_to_run(step, total_steps, eval_every if evaluate else 0)
+            begin = time.perf_counter()
             loss = self._step(iterator, count)
+            epoch = step // steps_per_epoch + 1
+            self.epoch_seconds[epoch] = self.epoch_seconds.get(epoch, 0.0) + (
+                time.perf_counter() - begin
+            )
             if self.step == step:
                 continue  # float16 steps skipped for overflow: nothing was applied
             count, step = self.step - step, self.step

@@ -62,6 +62,11 @@ class TransferConfig(base_config.Config):
         distill_weight: `distill`: the weight of the teacher's soft
             targets; the gold labels get `1 - distill_weight` (examples
             without a gold label, `data.unlabeled`, only the teacher's).
+        cache_features: `frozen`: the backbone's outputs (the pooled vector
+            of text classification, multi-label classification and
+            regression) are computed once before training and the head
+            trains on them; false = the backbone runs at every step. Tasks
+            with per-token heads, and long texts as windows, always run it.
         teacher_cache: `distill`: the folder the teacher's outputs are stored
             in, keyed by text, so no text is labelled twice; empty =
             `<model_dir>/teacher_outputs`. `compare` shares one per grid.
@@ -77,6 +82,7 @@ class TransferConfig(base_config.Config):
     distill_temperature: float = bounded(2.0, above=0.0)
     distill_weight: float = bounded(0.5, low=0.0, high=1.0)
     teacher_cache: str = text("")
+    cache_features: bool = True
 
     def check(self, key):
         if self.strategy == "distill" and not self.teacher:

@@ -89,12 +89,18 @@ class TransferStrategy:
     random_init = False
     #: train on `transfer.teacher`'s outputs (`tftransfer.distillation`).
     uses_teacher = False
+    #: the backbone's dropout rate in training instead of its own (None = its own).
+    backbone_dropout = None
 
     def __init__(self, config):
         self.config = config
 
     def prepare(self, model, backbone):
         """Changes the built model before the optimizer is made or a checkpoint read."""
+
+    def caches_features(self):
+        """Whether the head trains on backbone outputs computed once (`feature_cache`)."""
+        return False
 
     def learning_rate_multipliers(self, model, backbone):
         """`{id(variable): factor}` on `trainer.learning_rate`; None = 1 for all."""
