@@ -185,11 +185,12 @@ def test_a_student_with_another_tokenizer_trains_on_what_the_teacher_read(
     assert tf.train.latest_checkpoint(str(tmp_path / "student" / "checkpoints")).endswith("ckpt-3")
 
 
-def test_unlabeled_texts_join_the_training_rows_without_gold(
+def test_new_unlabeled_texts_join_the_training_rows_without_gold(
     tmp_path, tiny_preset, sentiment_tsv, teacher_dir
 ):
     unlabeled = tmp_path / "unlabeled.txt"
-    unlabeled.write_text("text\nlovely plot\nboring day\nthe acting\n", encoding="utf-8")
+    # "great movie" is a training sentence: it trains once, with its gold label.
+    unlabeled.write_text("text\nlovely plot\ngreat movie\nboring day\nthe acting\n", "utf-8")
     params = _student(
         tiny_preset,
         sentiment_tsv,

@@ -63,6 +63,11 @@ def _take_teacher_labels(params, teacher):
 
 
 def _combined(train, unlabeled):
+    """The training examples, then the unlabeled texts that are not among them.
+
+    A text that also has a gold label (e.g. `data.unlabeled` is the whole
+    training file and `data.train` its first part) trains once, with it.
+    """
     if unlabeled is None:
         return train
     if (train.text_pairs is None) != (unlabeled.text_pairs is None):
@@ -71,8 +76,22 @@ def _combined(train, unlabeled):
             + ("has" if train.text_pairs is not None else "has no")
             + " `text_pair_column` and the unlabeled texts must match it"
         )
-    pairs = None if train.text_pairs is None else train.text_pairs + unlabeled.text_pairs
-    return Examples(train.texts + unlabeled.texts, pairs, None, train.sources + unlabeled.sources)
+    labelled = {teacher_outputs.record_key(r) for r in _records(train)}
+    keep = [
+        i
+        for i, r in enumerate(_records(unlabeled))
+        if teacher_outputs.record_key(r) not in labelled
+    ]
+    if len(keep) < len(unlabeled):
+        logging.info(
+            f"{len(unlabeled) - len(keep)} unlabeled texts are training examples too: "
+            "they train once, with their gold labels."
+        )
+    texts = train.texts + [unlabeled.texts[i] for i in keep]
+    pairs = None
+    if train.text_pairs is not None:
+        pairs = train.text_pairs + [unlabeled.text_pairs[i] for i in keep]
+    return Examples(texts, pairs, None, train.sources + [unlabeled.sources[i] for i in keep])
 
 
 def _records(examples):
