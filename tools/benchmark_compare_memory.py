@@ -19,6 +19,7 @@ import sys
 import time
 
 from absl import app, flags
+from benchmarking import common
 
 flags.DEFINE_string("config", "configs/demo_goemotions_sentiment.yaml", "Config of the grid.")
 flags.DEFINE_list("strategies", ["full", "frozen", "lora", "llrd", "scratch"], "Strategies.")
@@ -39,15 +40,6 @@ def _rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-                return [x for x in line.split(":", 1)[1].split() if x in wanted]
-    return []
 
 
 def _run_mode(mode):
@@ -110,7 +102,7 @@ def main(argv):
             json.dump(_run_mode(FLAGS.mode), f)
         return
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    out = {"cpu_flags": _cpu_flags(), "modes": {}}
+    out = {"cpu_flags": common.cpu_flags(), "modes": {}}
     for mode in FLAGS.modes:
         # A fresh process per mode: the in-process grid's growth must not
         # count against the other.

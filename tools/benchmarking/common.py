@@ -13,6 +13,16 @@ def percentiles_ms(seconds, points=(50, 95, 99)):
     return {f"p{p}": 1000 * float(np.percentile(seconds, p)) for p in points}
 
 
+def cpu_flags():
+    """The CPU's flags that decide our speed (AVX2, AVX-512, bf16 units), from /proc/cpuinfo."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return [x for x in line.split(":", 1)[1].split() if x in wanted]
+    return []
+
+
 def peak_rss_mb():
     """This process's peak resident set size so far, in MB.
 
@@ -30,19 +40,23 @@ def run_child(module_file, spec, env=None):
     Each measurement that needs a clean process (first-call latency, thread
     settings, peak memory) runs this way.
     """
+    return run_child_argv([module_file, json.dumps(spec)], env)
+
+
+def run_child_argv(argv, env=None):
+    """Runs `python <argv...>` with the repository importable; returns its last line's JSON."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (root, os.path.join(root, "tools"), child_env.get("PYTHONPATH", "")) if p
     )
     result = subprocess.run(
-        [sys.executable, module_file, json.dumps(spec)],
+        [sys.executable] + list(argv),
         capture_output=True,
         text=True,
         env=child_env,
     )
     if result.returncode != 0:
-        raise RuntimeError(
-            f"{os.path.basename(module_file)} {spec} failed:\n{result.stderr[-3000:]}"
-        )
+        shown = " ".join([os.path.basename(argv[0])] + list(argv[1:]))
+        raise RuntimeError(f"{shown} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
