@@ -171,7 +171,7 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
         )
         trained_variables = method.trained_variables(model, backbone, steps_per_epoch)
         loss_scale = precision.DynamicLossScale() if policy == "mixed_float16" else None
-        features = _cached_features(method, task, model, encoded, num_rows, cfg)
+        features = _cached_features(method, task, model, encoded, cfg, params.data)
         if features is not None:
             train_model = features.head
     return run_setup.Run(
@@ -197,7 +197,7 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
     )
 
 
-def _cached_features(method, task, model, encoded, num_rows, trainer_config):
+def _cached_features(method, task, model, encoded, trainer_config, data_config):
     """The frozen backbone's outputs on the training rows (`feature_cache`), or None."""
     if not method.caches_features():
         return None
@@ -210,7 +210,8 @@ def _cached_features(method, task, model, encoded, num_rows, trainer_config):
         return None
     feature_model, head = split
     start = time.perf_counter()
-    cache = feature_cache.compute(feature_model, encoded, trainer_config.eval_batch_size, num_rows)
+    widths = pipeline.boundaries(data_config, task.config.max_seq_length)
+    cache = feature_cache.compute(feature_model, encoded, trainer_config.eval_batch_size, widths)
     cache.head, cache.seconds = head, time.perf_counter() - start
     logging.info(
         f"Frozen features of {len(cache.features)} rows computed in {cache.seconds:.1f} s "

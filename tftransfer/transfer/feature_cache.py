@@ -53,24 +53,46 @@ class FeatureCache:
         return self.features.nbytes / 2**20
 
 
-def compute(feature_model, encoded, batch_size, num_rows=None):
-    """Runs `feature_model` (inference mode) over the encoded training rows, in order."""
-    rows = encoded.batch(batch_size)
-    features, lengths, labels = [], [], []
-    for batch in tqdm(
-        rows,
-        desc="features",
-        unit=" batches",
-        leave=False,
-        disable=None,
-        total=None if num_rows is None else -(-num_rows // batch_size),
-    ):
-        batch = dict(batch)
-        labels.append(batch.pop("labels").numpy())
-        lengths.append(tf.reduce_sum(tf.cast(batch["padding_mask"], tf.int32), axis=1).numpy())
-        out = feature_model(pipeline.trim_to_longest(batch), training=False)
-        features.append(tf.cast(out, tf.float32).numpy())
-    return FeatureCache(np.concatenate(features), np.concatenate(lengths), np.concatenate(labels))
+def _rows(encoded):
+    """The encoded rows as `{key: [rows, ...]}` NumPy arrays, in order."""
+    parts = {}
+    for batch in encoded.batch(4096):
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value.numpy())
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def compute(feature_model, encoded, batch_size, widths):
+    """Runs `feature_model` (inference mode) once over the encoded training rows.
+
+    Rows go through in order of length, each batch cut to the first of
+    `widths` that holds its longest row: a batch pads little (as a packed
+    training batch does) and the compiled function sees one shape per width.
+
+    Args:
+        feature_model: the task's feature model (`Task.feature_model`).
+        encoded: the encoded training rows (`pipeline.encoded_dataset`).
+        batch_size: rows per call.
+        widths: increasing row widths, the last the task's `max_seq_length`
+            (`pipeline.boundaries`).
+    """
+    rows = _rows(encoded)
+    labels = rows.pop("labels")
+    lengths = rows["padding_mask"].astype(np.int64).sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    call = tf.function(lambda x: feature_model(x, training=False), reduce_retracing=False)
+    features = None
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="features", unit=" batches", leave=False, disable=None):
+        index = order[start : start + batch_size]
+        longest = max(1, int(lengths[index].max()))
+        width = next(w for w in widths if w >= longest)
+        out = call({k: tf.constant(v[index, :width]) for k, v in rows.items()})
+        out = tf.cast(out, tf.float32).numpy()
+        if features is None:
+            features = np.zeros((len(order),) + out.shape[1:], np.float32)
+        features[index] = out
+    return FeatureCache(features, lengths, labels)
 
 
 def train_dataset(
