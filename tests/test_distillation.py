@@ -6,6 +6,8 @@ another tokenizer than its student; unlabeled texts; the errors a user can
 meet.
 """
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -247,3 +249,24 @@ def test_a_task_that_cannot_learn_from_a_teacher_says_so(tmp_path, tiny_preset, 
     )
     with pytest.raises(configs.ConfigError, match="token_classification task cannot learn"):
         experiment.build(params)
+
+
+@pytest.mark.slow
+def test_a_compare_grid_asks_the_teacher_about_each_text_once(
+    tmp_path, monkeypatch, tiny_preset, sentiment_tsv, teacher_dir
+):
+    from tftransfer import compare
+
+    calls = []
+    real = Teacher.predict
+    monkeypatch.setattr(Teacher, "predict", lambda self, r: calls.append(len(r)) or real(self, r))
+    params = _student(tiny_preset, sentiment_tsv, teacher_dir)
+    out = str(tmp_path / "grid")
+    grid = compare.Comparison(
+        params, out, ["full", "distill"], ["16", "all"], seeds=1, cell_processes=False
+    )
+    summary = grid.run()
+    assert {c["strategy"] for c in summary["cells"]} == {"full", "distill"}
+    texts = len(set(grid.train_examples.texts))
+    assert sum(calls) == texts  # two distill cells, each text labelled once
+    assert os.listdir(os.path.join(out, "teacher_outputs"))
