@@ -270,3 +270,17 @@ def test_a_compare_grid_asks_the_teacher_about_each_text_once(
     texts = len(set(grid.train_examples.texts))
     assert sum(calls) == texts  # two distill cells, each text labelled once
     assert os.listdir(os.path.join(out, "teacher_outputs"))
+
+
+def test_stored_outputs_are_found_for_every_text(tmp_path, monkeypatch, teacher_dir):
+    # One digest in 256 ends in a NUL byte; stored as NumPy bytes it lost it.
+    texts = (f"movie {i}" for i in range(10_000))
+    ending_in_nul = next(t for t in texts if teacher_outputs.record_key({"text": t})[-1] == 0)
+    records = [{"text": ending_in_nul}, {"text": "great film"}]
+    teacher = Teacher(teacher_dir)
+    teacher_outputs.compute(teacher, records, str(tmp_path), batch_size=2)
+    calls = []
+    real = Teacher.predict
+    monkeypatch.setattr(Teacher, "predict", lambda self, b: calls.append(len(b)) or real(self, b))
+    teacher_outputs.compute(teacher, records, str(tmp_path), batch_size=2)
+    assert calls == []

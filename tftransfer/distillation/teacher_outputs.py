@@ -59,13 +59,15 @@ def _read_shards(store):
             arrays = dict(np.load(io.BytesIO(f.read())))
         keys = arrays.pop(_KEYS)
         for i, key in enumerate(keys):
-            found[bytes(key)] = {k: v[i] for k, v in arrays.items()}
+            found[key.tobytes()] = {k: v[i] for k, v in arrays.items()}
     return found
 
 
 def _write_shard(store, index, keys, arrays):
     buffer = io.BytesIO()
-    np.savez(buffer, **{_KEYS: np.asarray(keys, dtype="S20")}, **arrays)
+    # Raw bytes, not NumPy's "S20": that drops a digest's trailing NUL bytes.
+    digests = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), 20)
+    np.savez(buffer, **{_KEYS: digests}, **arrays)
     fileio.write_bytes(buffer.getvalue(), os.path.join(store, f"part-{index:05d}.npz"))
 
 
