@@ -284,3 +284,8 @@ def test_stored_outputs_are_found_for_every_text(tmp_path, monkeypatch, teacher_
     monkeypatch.setattr(Teacher, "predict", lambda self, b: calls.append(len(b)) or real(self, b))
     teacher_outputs.compute(teacher, records, str(tmp_path), batch_size=2)
     assert calls == []
+    # A worker that is not the chief reads the store and writes nothing to it.
+    shards = sorted(os.listdir(tmp_path / teacher.fingerprint))
+    more = records + [{"text": "boring plot"}]
+    teacher_outputs.compute(teacher, more, str(tmp_path), batch_size=2, write=False)
+    assert calls == [1] and sorted(os.listdir(tmp_path / teacher.fingerprint)) == shards

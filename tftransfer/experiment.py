@@ -147,10 +147,12 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
     train_examples, validation = _read_data(params, train_examples)
     method = transfer.get(params.transfer)
     # The teacher runs before anything of the student is built (outside the
-    # strategy's scope: its weights need no mirroring).
-    taught = (
-        distillation.prepare(params, train_examples, model_dir) if method.uses_teacher else None
-    )
+    # strategy's scope: its weights need no mirroring). Only the chief stores
+    # its outputs; the other workers of a multi-worker run read them.
+    taught = None
+    if method.uses_teacher:
+        write = distribute.is_chief(strategy)
+        taught = distillation.prepare(params, train_examples, model_dir, write=write)
     policy = precision.policy_name(params.runtime.mixed_precision)
     with strategy.scope(), precision.dtype_policy(policy):
         backbone, task = prepare_task(params, train_examples, validation)

@@ -100,7 +100,7 @@ def _records(examples):
     return [{"text": t, "text_pair": p} for t, p in zip(examples.texts, examples.text_pairs)]
 
 
-def prepare(params, train_examples, model_dir=None):
+def prepare(params, train_examples, model_dir=None, write=True):
     """Loads the teacher and gets its outputs on every training text.
 
     Args:
@@ -110,6 +110,8 @@ def prepare(params, train_examples, model_dir=None):
         model_dir: the run folder; the outputs are stored in
             `transfer.teacher_cache`, else `<model_dir>/teacher_outputs`
             (None: not stored).
+        write: store the outputs computed here (False on the workers of a
+            multi-worker run other than the chief, which read only).
 
     Returns:
         A `Distillation`.
@@ -130,7 +132,11 @@ def prepare(params, train_examples, model_dir=None):
     examples = _combined(train_examples, unlabeled)
     folder = cfg.teacher_cache or (RunDir(model_dir).teacher_outputs if model_dir else None)
     outputs = teacher_outputs.compute(
-        teacher, _records(examples), folder, batch_size=params.trainer.eval_batch_size
+        teacher,
+        _records(examples),
+        folder,
+        batch_size=params.trainer.eval_batch_size,
+        write=write,
     )
     return Distillation(teacher.description, examples, len(train_examples), outputs)
 

@@ -71,7 +71,7 @@ def _write_shard(store, index, keys, arrays):
     fileio.write_bytes(buffer.getvalue(), os.path.join(store, f"part-{index:05d}.npz"))
 
 
-def compute(teacher, records, folder, batch_size, shard_size=SHARD_SIZE):
+def compute(teacher, records, folder, batch_size, shard_size=SHARD_SIZE, write=True):
     """`{output: [len(records), ...]}`: the teacher's outputs on `records`, in order.
 
     Args:
@@ -82,6 +82,8 @@ def compute(teacher, records, folder, batch_size, shard_size=SHARD_SIZE):
             computes them without storing.
         batch_size: texts per teacher call.
         shard_size: texts per shard file.
+        write: store what is computed (False: read the store only, as the
+            other workers of a multi-worker run do; the chief writes).
     """
     keys = [record_key(r) for r in records]
     store = _store(folder, teacher) if folder else None
@@ -97,6 +99,7 @@ def compute(teacher, records, folder, batch_size, shard_size=SHARD_SIZE):
         )
     if missing:
         logging.info(f"Teacher {teacher.path}: labelling {len(missing)} texts.")
+        store = store if write else None
         if store:
             fileio.write_json(
                 {"teacher": teacher.path, **teacher.description},
