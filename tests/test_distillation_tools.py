@@ -85,3 +85,22 @@ def test_save_backbone_writes_the_trained_weights_as_a_preset(tmp_path, tiny_par
     for a, b in zip(saved, trained):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, c) for a, c in zip(saved, pretrained))  # it trained
+
+
+def test_augmented_copies_mask_words_cut_ngrams_and_repeat_nothing():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import augment_texts
+
+    texts = ["the plot is great fun", "awful  acting ", "the plot is great fun"]
+    masked = augment_texts.augment(
+        texts, copies=3, mask_prob=1.0, ngram_prob=0.0, max_ngram=5, mask_token="[MASK]"
+    )
+    # Every word masked; one copy per distinct text length, duplicates dropped.
+    assert masked == ["[MASK] [MASK] [MASK] [MASK] [MASK]", "[MASK] [MASK]"]
+    cut = augment_texts.augment(
+        texts[:1], copies=50, mask_prob=0.0, ngram_prob=1.0, max_ngram=2, mask_token="[MASK]"
+    )
+    words = texts[0].split()
+    assert cut and all(1 <= len(c.split()) <= 2 and c in texts[0] for c in cut)
+    assert len(cut) == len(set(cut)) and all(c != texts[0] for c in cut)
+    assert len(cut) <= 2 * len(words) - 1  # the distinct 1- and 2-grams
