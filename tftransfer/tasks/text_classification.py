@@ -4,7 +4,6 @@ Example:
 
 >>> import tensorflow as tf
 >>> from tftransfer import backbones
-from tftransfer.config_checks import ConfigError
 >>> from tftransfer.tasks.text_classification import (
 ...     TextClassification,
 ...     TextClassificationConfig,
