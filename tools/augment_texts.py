@@ -20,17 +20,21 @@ import random
 
 from absl import app, flags
 
-flags.DEFINE_string("input", "", "Texts: a CSV/TSV/JSONL file any tftransfer reader takes.")
-flags.DEFINE_string("text_column", "text", "The text column of --input.")
-flags.DEFINE_string("format", "", "Format of --input (empty: from its name).")
-flags.DEFINE_enum("quoting", "minimal", ["minimal", "none"], "CSV quoting of --input.")
-flags.DEFINE_string("output", "", "The JSONL file to write.")
-flags.DEFINE_integer("copies", 1, "Perturbed copies tried per text.")
-flags.DEFINE_float("mask_prob", 0.1, "Chance that a word becomes --mask_token.")
-flags.DEFINE_float("ngram_prob", 0.25, "Chance that a copy is cut to one n-gram.")
-flags.DEFINE_integer("max_ngram", 5, "Longest n-gram kept.")
-flags.DEFINE_string("mask_token", "[MASK]", "What a masked word becomes.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+
+def define_flags():
+    """The command's flags; defined when run, so that importing `augment` defines none."""
+    flags.DEFINE_string("input", "", "Texts: a CSV/TSV/JSONL file any tftransfer reader takes.")
+    flags.DEFINE_string("text_column", "text", "The text column of --input.")
+    flags.DEFINE_string("format", "", "Format of --input (empty: from its name).")
+    flags.DEFINE_enum("quoting", "minimal", ["minimal", "none"], "CSV quoting of --input.")
+    flags.DEFINE_string("output", "", "The JSONL file to write.")
+    flags.DEFINE_integer("copies", 1, "Perturbed copies tried per text.")
+    flags.DEFINE_float("mask_prob", 0.1, "Chance that a word becomes --mask_token.")
+    flags.DEFINE_float("ngram_prob", 0.25, "Chance that a copy is cut to one n-gram.")
+    flags.DEFINE_integer("max_ngram", 5, "Longest n-gram kept.")
+    flags.DEFINE_string("mask_token", "[MASK]", "What a masked word becomes.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+
 
 FLAGS = flags.FLAGS
 
@@ -88,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
