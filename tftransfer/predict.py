@@ -78,7 +78,12 @@ def _problem(value, spec):
     return tagged_readers.empty_token_problem(value)
 
 
-def _inputs(chunk, specs):
+def request_tensors(chunk, specs):
+    """The tensors a serving signature takes for `chunk`, a list of input dicts.
+
+    Token-list inputs (rank-2 specs) are padded with empty strings to the
+    chunk's longest list, as the export expects.
+    """
     inputs = {}
     for name, spec in specs.items():
         values = [r[name] for r in chunk]
@@ -113,7 +118,7 @@ def _stream(task_cls, functions, specs, records, batch_size):
     for chunk in _chunks(records, batch_size):
         results = [None] * len(chunk)
         for name, indices in _route(chunk, specs, first).items():
-            outputs = functions[name](**_inputs([chunk[i] for i in indices], specs[name]))
+            outputs = functions[name](**request_tensors([chunk[i] for i in indices], specs[name]))
             outputs = {k: v.numpy() for k, v in outputs.items()}
             for j, i in enumerate(indices):
                 one = {k: v[j] for k, v in outputs.items()}

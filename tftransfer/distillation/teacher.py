@@ -103,5 +103,5 @@ class Teacher:
     def predict(self, records):
         """`{output: [len(records), ...] array}` for a batch of `{"text", "text_pair"}` dicts."""
         self._load()
-        inputs = {name: tf.constant([r[name] for r in records], tf.string) for name in self._specs}
-        return {k: np.asarray(v.numpy()) for k, v in self._function(**inputs).items()}
+        outputs = self._function(**predict.request_tensors(records, self._specs))
+        return {k: np.asarray(v.numpy()) for k, v in outputs.items()}
