@@ -6,6 +6,11 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `runtime.mixed_precision: auto` picks bfloat16 on CPUs with bf16 units:
+# the suite computes in float32 on every machine, so that its numbers
+# (parity with transformers, resumes, same-weights checks) do not depend on
+# the CPU. Subprocesses inherit it. tests/test_auto_precision.py clears it.
+os.environ["TFTRANSFER_AUTO_PRECISION"] = "float32"
 sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402

@@ -97,7 +97,9 @@ def test_train_evaluate_export_predict(tmp_path, tiny_preset, sentiment_tsv):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["examples"] == 56
 
-    result = _run(["export", f"--model_dir={run}", f"--export_dir={tmp_path / 'srv'}"])
+    # float32 as `predict` on the run folder (the export would follow the run's bfloat16).
+    srv = f"--export_dir={tmp_path / 'srv'}"
+    result = _run(["export", f"--model_dir={run}", srv, "--mixed_precision=float32"])
     assert result.returncode == 0, result.stderr
     assert os.path.exists(tmp_path / "srv" / "1" / "saved_model.pb")
     assert "signature serving_default: inputs {'text'" in result.stdout

@@ -132,8 +132,10 @@ class ExportConfig(base_config.Config):
             (`assets.extra/tf_serving_warmup_requests`) so that the first
             request after a load is not the slow one.
         mixed_precision: the type the exported model computes in, as
-            `runtime.mixed_precision` (`bfloat16` on CPUs with AVX512_BF16
-            or AMX); outputs stay float32. Empty = float32.
+            `runtime.mixed_precision` (`bfloat16` pays on CPUs with
+            AVX512_BF16 or AMX); outputs stay float32. Empty = as the run:
+            its `runtime.mixed_precision`, `auto` decided on the machine
+            that exports.
     """
 
     export_dir: str = config_checks.text("")

@@ -25,7 +25,6 @@ Example:
 """
 
 import contextlib
-import time
 
 import keras
 import tensorflow as tf
@@ -153,7 +152,9 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
     if method.uses_teacher:
         write = distribute.is_chief(strategy)
         taught = distillation.prepare(params, train_examples, model_dir, write=write)
-    policy = precision.policy_name(params.runtime.mixed_precision)
+    choice, precision_note = precision.resolve(params.runtime.mixed_precision, strategy)
+    logging.info(f"runtime.mixed_precision: {precision_note}.")
+    policy = precision.policy_name(choice)
     with strategy.scope(), precision.dtype_policy(policy):
         backbone, task = prepare_task(params, train_examples, validation)
         train_task, train_rows = task, train_examples
@@ -196,6 +197,8 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
         packing,
         train_task=train_task,
         feature_cache=features,
+        compute_dtype=precision.compute_dtype(choice),
+        precision_note=precision_note,
     )
 
 
@@ -210,11 +213,8 @@ def _cached_features(method, task, model, encoded, trainer_config, data_config):
             "(or windows): the frozen backbone runs at every step."
         )
         return None
-    feature_model, head = split
-    start = time.perf_counter()
     widths = pipeline.boundaries(data_config, task.config.max_seq_length)
-    cache = feature_cache.compute(feature_model, encoded, trainer_config.eval_batch_size, widths)
-    cache.head, cache.seconds = head, time.perf_counter() - start
+    cache = feature_cache.compute(*split, encoded, trainer_config.eval_batch_size, widths)
     logging.info(
         f"Frozen features of {len(cache.features)} rows computed in {cache.seconds:.1f} s "
         f"({cache.megabytes:.0f} MB); the head trains on them."

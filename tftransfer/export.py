@@ -216,7 +216,8 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
     """Exports the best (or latest) checkpoint of a trained run.
 
     `mixed_precision` (default: `export.mixed_precision` of the run's
-    config) makes the served model compute in e.g. bfloat16; its outputs
+    config, else its `runtime.mixed_precision`, `auto` decided on this
+    machine) makes the served model compute in e.g. bfloat16; its outputs
     stay float32.
     """
     params = configs.from_model_dir(model_dir)
@@ -225,8 +226,10 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
         # Found before the minutes of loading and tracing, not after.
         raise NotADirectoryError(f"export folder {folder} is a file; give a folder")
     if mixed_precision is None:
-        mixed_precision = params.export.mixed_precision
-    configs.check_choice("mixed_precision", mixed_precision, tuple(precision.POLICIES))
+        mixed_precision = params.export.mixed_precision or params.runtime.mixed_precision
+    configs.check_choice("mixed_precision", mixed_precision, precision.choices())
+    mixed_precision, note = precision.resolve(mixed_precision)
+    logging.info(f"The export computes in {note}.")
     loaded = loaded_run.LoadedRun(model_dir, checkpoint, mixed_precision)
     cfg = loaded.params.export
     export_dir = export_dir or cfg.export_dir or RunDir(model_dir).export

@@ -72,6 +72,8 @@ class Run:
         train_task: what training encodes and takes the loss from: `task`,
             or under distillation a `DistilledTask` around it, whose
             examples (`train_examples` and the unlabeled texts) `encoded` holds.
+        compute_dtype: what the layers compute in (`runtime.mixed_precision`
+            resolved: `auto` decided); `precision_note` adds why.
     """
 
     params: Any
@@ -93,6 +95,8 @@ class Run:
     packing_note: str = ""
     train_task: Optional[Any] = None
     feature_cache: Optional[Any] = None
+    compute_dtype: str = "float32"
+    precision_note: str = "float32 (set)"
 
     def __post_init__(self):
         if self.train_task is None:

@@ -30,6 +30,7 @@ def save_params(run, model_dir):
             f"transfer.strategy {run.params.transfer.strategy}: {trained:,} of {total:,} "
             f"parameters trained ({100.0 * trained / max(total, 1):.2f}%)",
             f"data.packing: {run.packing_note or 'off'}",
+            f"runtime.mixed_precision: {run.precision_note}",
         ],
     )
 
@@ -44,6 +45,7 @@ def write(run, model_dir, trainer, metrics):
         "trained_parameters": trained,
         "total_parameters": total,
         "packed": run.packing,
+        "compute_dtype": run.compute_dtype,
         "steps_run": len(times),
         "median_step_seconds": times[len(times) // 2] if times else None,
         # Training steps only (no evaluation, no checkpoints), this process's epochs.

@@ -137,9 +137,10 @@ def runtime_flags():
     flags.DEFINE_enum(
         "mixed_precision",
         None,
-        ["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
-        "Compute type of the layers; variables, logits and loss stay float32 (bfloat16: TPUs, "
-        "recent GPUs, CPUs with AVX512_BF16/AMX; float16: GPUs, with loss scaling).",
+        ["auto", "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
+        "Compute type of the layers; variables, logits and loss stay float32. auto (default): "
+        "bfloat16 where the device has bf16 units (TPUs, GPUs from Ampere, CPUs with "
+        "AVX512_BF16/AMX), else float32; float16: GPUs, with loss scaling.",
     )
     flags.DEFINE_boolean(
         "jit_compile",

@@ -24,10 +24,11 @@ def define_flags():
     flags.DEFINE_enum(
         "mixed_precision",
         None,
-        ["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
+        ["auto", "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"],
         "Type the served model computes in (default: export.mixed_precision of the run's "
-        "config, else float32); outputs stay float32. bfloat16 pays only on CPUs with "
-        "AVX512_BF16 or AMX (BENCHMARKS.md).",
+        "config, else the run's runtime.mixed_precision; auto is decided on this machine); "
+        "outputs stay float32. bfloat16 pays only on CPUs with AVX512_BF16 or AMX "
+        "(BENCHMARKS.md): name float32 to serve on other CPUs.",
     )
     common_flags.checkpoint_flag()
 

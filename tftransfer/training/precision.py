@@ -1,6 +1,8 @@
 """Mixed precision: Keras dtype policies, float32 logits and loss, float16 loss scaling.
 
-`runtime.mixed_precision` picks a Keras policy while the model is built:
+`runtime.mixed_precision` picks a Keras policy while the model is built
+(`auto`, the default, picks bfloat16 where the hardware has bf16 units:
+`auto_precision`):
 variables stay float32 and layers compute in bfloat16 or float16. The
 trainer casts the model's outputs to float32 before the loss, so logits,
 softmax and the loss are float32 whatever the policy (the head's logits
@@ -26,6 +28,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from tftransfer.training import auto_precision
+
 #: accepted `runtime.mixed_precision` values and the Keras policy each means.
 POLICIES = {
     "": None,
@@ -37,9 +41,30 @@ POLICIES = {
 }
 
 
+def choices():
+    """The accepted `runtime.mixed_precision` and `export.mixed_precision` values."""
+    return (auto_precision.AUTO,) + tuple(POLICIES)
+
+
 def policy_name(value):
     """The Keras policy for a `runtime.mixed_precision` value (None = float32)."""
     return POLICIES[value]
+
+
+def compute_dtype(value):
+    """`float32`, `bfloat16` or `float16`: what layers compute in under `value`."""
+    policy = POLICIES[value]
+    return policy.replace("mixed_", "") if policy else "float32"
+
+
+def resolve(value, strategy=None):
+    """`(value, note)`: `auto` decided for `strategy`'s devices; the note says what and why.
+
+    >>> resolve("bfloat16")
+    ('bfloat16', 'bfloat16 (set)')
+    """
+    value, why = auto_precision.resolve(value, strategy, choices())
+    return value, f"{compute_dtype(value)} ({why})"
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ def precision_policies():
     """The `mixed_precision` choices (read when checked: the list imports Keras)."""
     from tftransfer.training import precision  # imports Keras
 
-    return tuple(precision.POLICIES)
+    return precision.choices()
 
 
 @dataclasses.dataclass
@@ -101,16 +101,18 @@ class RuntimeConfig(base_config.Config):
             CPU devices).
         tpu: TPU address (`local` for a TPU VM, a name or grpc:// address).
         all_reduce_alg: `nccl`, `hierarchical_copy` or `ring`; empty = auto.
-        mixed_precision: empty (float32), `bfloat16` or `float16` (also
-            spelled `mixed_bfloat16`/`mixed_float16`): layers compute in
-            that type, variables, logits and the loss stay float32; float16
-            scales the loss dynamically. bfloat16 is for TPUs, GPUs from
-            Ampere on and CPUs with AVX512_BF16 or AMX (elsewhere it is
-            emulated and slower); float16 is for GPUs.
+        mixed_precision: `auto` (bfloat16 on TPUs, GPUs from Ampere on and
+            CPUs with AVX512_BF16 or AMX, where it has native units; float32
+            elsewhere, where it is emulated and slower), `float32` (or
+            empty), `bfloat16` or `float16` (also spelled
+            `mixed_bfloat16`/`mixed_float16`): layers compute in that type,
+            variables, logits and the loss stay float32; float16 (GPUs)
+            scales the loss dynamically. The run logs what `auto` chose and
+            records it in `params.yaml`'s header and `run_summary.json`.
     """
 
     distribution_strategy: str = one_of("one_device", DISTRIBUTION_STRATEGIES)
     num_gpus: int = bounded(0, low=0, high=4096)
     tpu: str = text("")
     all_reduce_alg: str = one_of("", ("", "nccl", "hierarchical_copy", "ring"))
-    mixed_precision: str = one_of("", precision_policies)
+    mixed_precision: str = one_of("auto", precision_policies)

@@ -21,6 +21,7 @@ Example:
 """
 
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ def _rows(encoded):
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def compute(feature_model, encoded, batch_size, widths):
+def compute(feature_model, head, encoded, batch_size, widths):
     """Runs `feature_model` (inference mode) once over the encoded training rows.
 
     Rows go through in order of length, each batch cut to the first of
@@ -70,12 +71,13 @@ def compute(feature_model, encoded, batch_size, widths):
     training batch does) and the compiled function sees one shape per width.
 
     Args:
-        feature_model: the task's feature model (`Task.feature_model`).
+        feature_model, head: the task's split model (`Task.feature_model`).
         encoded: the encoded training rows (`pipeline.encoded_dataset`).
         batch_size: rows per call.
         widths: increasing row widths, the last the task's `max_seq_length`
             (`pipeline.boundaries`).
     """
+    start_time = time.perf_counter()
     rows = _rows(encoded)
     labels = rows.pop("labels")
     lengths = rows["padding_mask"].astype(np.int64).sum(axis=1)
@@ -92,7 +94,7 @@ def compute(feature_model, encoded, batch_size, widths):
         if features is None:
             features = np.zeros((len(order),) + out.shape[1:], np.float32)
         features[index] = out
-    return FeatureCache(features, lengths, labels)
+    return FeatureCache(features, lengths, labels, head, time.perf_counter() - start_time)
 
 
 def train_dataset(
