@@ -32,7 +32,12 @@ def define_flags():
     flags.DEFINE_float("mask_prob", 0.1, "Chance that a word becomes --mask_token.")
     flags.DEFINE_float("ngram_prob", 0.25, "Chance that a copy is cut to one n-gram.")
     flags.DEFINE_integer("max_ngram", 5, "Longest n-gram kept.")
-    flags.DEFINE_string("mask_token", "[MASK]", "What a masked word becomes.")
+    flags.DEFINE_string(
+        "mask_token",
+        "[MASK]",
+        "What a masked word becomes. The teacher reads it as text: a BERT tokenizer splits "
+        "[MASK] into three word pieces, not the mask token.",
+    )
     flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
