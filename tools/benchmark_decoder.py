@@ -82,6 +82,8 @@ def tftransfer_training():
         ["configs/shakespeare_smollm2.yaml"],
         {
             "data": {"validation": {"path": ""}},
+            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": "float32"},
             "task": {"causal_lm": {"max_seq_length": FLAGS.block}},
             "trainer": {
                 "batch_size": FLAGS.batch_size,

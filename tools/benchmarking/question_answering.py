@@ -59,6 +59,8 @@ def params(spec, batch_size, learning_rate, num_examples):
                 "question_answering": {**SHAPE, "max_answer_length": MAX_ANSWER_LENGTH},
             },
             "data": {"shuffle_buffer_size": num_examples},
+            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": "float32"},
             "trainer": {
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
@@ -124,12 +126,19 @@ def hf_training(path, examples, windows, batch_size, learning_rate, bf16=False):
     return training.hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16)
 
 
-def export_untrained(spec, examples, root):
-    """A SavedModel of the span finder (head untrained: speed only)."""
+def export_untrained(spec, examples, root, packed=True):
+    """A SavedModel of the span finder (head untrained: speed only).
+
+    `packed=False` serves a request's windows by length bucket, as QA
+    exports did before they packed (to measure what packing changed).
+    """
     from tftransfer import experiment, export
 
     run = experiment.build(params(spec, 32, 5e-5, len(examples.ids)), train_examples=examples)
-    return export.save(run.task, run.model, run.backbone, os.path.join(root, "qa_export"))
+    if not packed:
+        run.task.packed_call = lambda model, backbone: None
+    folder = os.path.join(root, "qa_export" if packed else "qa_export_buckets")
+    return export.save(run.task, run.model, run.backbone, folder)
 
 
 def tftransfer_inference(export_path, examples, record):

@@ -34,6 +34,8 @@ def params(spec, examples, batch_size, learning_rate):
                 "token_classification": dict(SHAPE),
             },
             "data": {"shuffle_buffer_size": len(examples)},
+            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": "float32"},
             "trainer": {
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
