@@ -136,33 +136,6 @@ def test_windows_run_by_length_bucket_as_one_padded_batch_would(tokenizer, tiny_
     np.testing.assert_allclose(again["score"], padded["score"], atol=1e-4)
 
 
-def test_packed_windows_answer_as_the_length_buckets_do(tokenizer, tiny_preset, monkeypatch):
-    from tftransfer.data import packing
-
-    task = _task(tokenizer, max_seq_length=64, max_query_length=8, doc_stride=16)
-    backbone = backbones.load(tiny_preset)[0]
-    keras.utils.set_random_seed(3)
-    model = task.build_model(backbone)
-    questions = tf.constant(["who ?", "where did bob go ?", "what ?", "and carol ?"])
-    long = " ".join(["the movie was great and bob met carol in paris"] * 12)
-    contexts = tf.constant(["bob met carol", long, "carol went to paris with bob", "no"])
-    rows = []
-    real_pack = packing.pack
-    monkeypatch.setattr(packing, "pack", lambda f, *a: rows.append(f) or real_pack(f, *a))
-    window_call = task.packed_call(model, backbone)
-    packed = task.answer(model, questions, contexts, window_call=window_call)
-    windows = int(tf.shape(rows[0]["token_ids"])[0])
-    assert windows > len(rows) and len(real_pack(rows[0])["token_ids"]) < windows  # rows shared
-    by_bucket = task.answer(model, questions, contexts)
-    for key in ("answer_text", "answer_start", "answer_end"):
-        np.testing.assert_array_equal(packed[key], by_bucket[key])
-    for key in ("score", "no_answer_score"):
-        np.testing.assert_allclose(packed[key], by_bucket[key], atol=1e-4)
-    # A request of one window runs unpacked, and answers alike.
-    one = task.answer(model, questions[:1], contexts[:1], window_call=window_call)
-    assert one["answer_text"][0] == by_bucket["answer_text"][0]
-
-
 def test_null_answers_for_v2(tokenizer):
     context = "the movie was great and bob met carol"
     pointer = _Pointer(tokenizer, {"bob": 1.0}, {"bob": 1.0}, null=5.0)

@@ -50,7 +50,6 @@ from tftransfer.data import pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
 from tftransfer.models import heads
-from tftransfer.models.packed_span_finder import PackedSpanFinder
 from tftransfer.tasks import base, registry
 from tftransfer.text import span_answers
 from tftransfer.text.span_answers import NEG_INF
@@ -240,34 +239,14 @@ class QuestionAnswering(base.Task):
         return (start + end) / 2.0
 
     # -- answers ----------------------------------------------------------
-    def packed_call(self, model, backbone):
-        """A request's windows packed into shared rows, or None where packing cannot run.
-
-        As NER serves: one model call over rows of the longest window, with
-        short contexts' windows sharing rows, pads less than length buckets
-        (a full window is `max_seq_length` wide, a short context's only
-        window far less) and makes one call instead of one per bucket.
-        """
-        backbone = backbones.Backbone.wrap(backbone)
-        if not backbone.supports_packing:
-            return None
-        return pipeline.packed_request_call(model, PackedSpanFinder(backbone, model))
-
-    def answer(self, model, question, context, tokenized=None, window_call=None):
+    def answer(self, model, question, context, tokenized=None):
         """Raw questions and contexts -> the best answer of each (graph ops).
 
-        The windows run through `window_call` (`packed_call`), else through
-        the model by length bucket; `tokenized`: see `_split`.
+        The windows run through the model by length bucket; `tokenized`: see `_split`.
         """
         q, offsets, windows = self._split(question, context, tokenized)
         features, offset = self._pack(q, windows)
-        if window_call is None:
-            logits = pipeline.bucketed_call(model, features, self.serving_cuts())
-        else:
-            logits = window_call(features)
-            width = tf.shape(features["padding_mask"])[1] - tf.shape(logits)[1]
-            logits = tf.pad(logits, [[0, 0], [0, width], [0, 0]], constant_values=NEG_INF)
-        logits = tf.cast(logits, tf.float32)
+        logits = tf.cast(pipeline.bucketed_call(model, features, self.serving_cuts()), tf.float32)
         best, start_sub, end_sub, shape = span_answers.window_spans(
             logits, offset, windows, self.config.max_answer_length
         )
@@ -339,7 +318,7 @@ class QuestionAnswering(base.Task):
         }
 
     def serving_functions(self, model, backbone):
-        window_call = self.packed_call(model, backbone)
+        del backbone  # windows go through the model as they are
 
         def serve(question, context):
             count = tf.shape(question)[0]
@@ -365,9 +344,7 @@ class QuestionAnswering(base.Task):
             # An empty request gets empty answers, as from the other exports.
             return tf.cond(
                 count > 0,
-                lambda: self.postprocess(
-                    self.answer(model, question, context, window_call=window_call)
-                ),
+                lambda: self.postprocess(self.answer(model, question, context)),
                 empty,
             )
 
