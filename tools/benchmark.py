@@ -69,11 +69,6 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("qa_windows", 1024, "QA training windows (from the first questions).")
 flags.DEFINE_integer("qa_eval_examples", 512, "QA inference questions.")
-flags.DEFINE_bool(
-    "qa_buckets",
-    False,
-    "Also time a QA export that serves by length bucket, not packed (as before packing).",
-)
 flags.DEFINE_string("child", "", "Internal (`memory`): run `<part>:<name>` alone.")
 flags.DEFINE_string("child_export", "", "Internal (`memory`): the SavedModel to serve.")
 flags.DEFINE_list(
@@ -493,11 +488,6 @@ def _task_contenders(root, spec, hf_path):
                 qa_export, questions, _inference_record
             )
         }
-        if FLAGS.qa_buckets:
-            buckets = qa.export_untrained(spec, qa_train, root, packed=False)
-            runs["qa inference"]["tftransfer SavedModel, length buckets"] = lambda: (
-                qa.tftransfer_inference(buckets, questions, _inference_record)
-            )
         if not FLAGS.skip_hf:
             runs["qa training"]["HF Trainer (torch)"] = lambda: qa.hf_training(
                 hf_path, qa_train, n, batch, lr

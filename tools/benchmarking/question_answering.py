@@ -126,19 +126,12 @@ def hf_training(path, examples, windows, batch_size, learning_rate, bf16=False):
     return training.hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16)
 
 
-def export_untrained(spec, examples, root, packed=True):
-    """A SavedModel of the span finder (head untrained: speed only).
-
-    `packed=False` serves a request's windows by length bucket, as QA
-    exports did before they packed (to measure what packing changed).
-    """
+def export_untrained(spec, examples, root):
+    """A SavedModel of the span finder (head untrained: speed only)."""
     from tftransfer import experiment, export
 
     run = experiment.build(params(spec, 32, 5e-5, len(examples.ids)), train_examples=examples)
-    if not packed:
-        run.task.packed_call = lambda model, backbone: None
-    folder = os.path.join(root, "qa_export" if packed else "qa_export_buckets")
-    return export.save(run.task, run.model, run.backbone, folder)
+    return export.save(run.task, run.model, run.backbone, os.path.join(root, "qa_export"))
 
 
 def tftransfer_inference(export_path, examples, record):
