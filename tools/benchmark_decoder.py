@@ -4,9 +4,10 @@ Two parts, each side in its own process (so peak RSS is that side's alone),
 sides alternated for `--rounds` rounds, medians reported:
 
 - `training`: causal-LM fine-tuning steps on Tiny Shakespeare blocks of
-  `--block` tokens, batch `--batch_size`, fp32: tftransfer's trainer against
-  HF `Trainer` (torch, CPU) on the same converted weights and the same
-  blocks. Tokens/s after `--warmup_steps`, and peak RSS.
+  `--block` tokens, batch `--batch_size`, in `--precision` (fp32 by default;
+  bfloat16 on both sides where the CPU has bf16 units): tftransfer's
+  trainer against HF `Trainer` (torch, CPU) on the same converted weights
+  and the same blocks. Tokens/s after `--warmup_steps`, and peak RSS.
 - `generation`: `--new_tokens` greedy tokens at batch 1 and 8: the exported
   SavedModel's `generate_with_options` (XLA off, and on) against HF
   `generate` with its KV cache (`min_new_tokens` so both make every token;
@@ -41,6 +42,13 @@ flags.DEFINE_list("batch_sizes", ["1", "8"], "Generation batch sizes.")
 flags.DEFINE_integer("rounds", 2, "Alternating rounds; medians are reported.")
 flags.DEFINE_list("parts", ["training", "generation"], "What to measure.")
 flags.DEFINE_bool("jit_compile", False, "Compile tftransfer's training step with XLA.")
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "bfloat16"],
+    "Training's compute type on both sides: tftransfer's runtime.mixed_precision, HF's "
+    "TrainingArguments(bf16=True) (torch's CPU autocast).",
+)
 flags.DEFINE_string("side", "", "Internal: run one measurement in this process.")
 flags.DEFINE_string("export_path", "", "Internal: the SavedModel to time.")
 flags.DEFINE_string("output", "runs/benchmark_decoder.json", "Where to write the results.")
@@ -82,8 +90,8 @@ def tftransfer_training():
         ["configs/shakespeare_smollm2.yaml"],
         {
             "data": {"validation": {"path": ""}},
-            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
-            "runtime": {"mixed_precision": "float32"},
+            # As the HF side, on every CPU (`auto` would pick bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": FLAGS.precision},
             "task": {"causal_lm": {"max_seq_length": FLAGS.block}},
             "trainer": {
                 "batch_size": FLAGS.batch_size,
@@ -143,6 +151,7 @@ def hf_training():
             report_to=[],
             logging_strategy="no",
             use_cpu=True,
+            bf16=FLAGS.precision == "bfloat16",
             disable_tqdm=True,
         )
         transformers.Trainer(
@@ -250,6 +259,7 @@ def _child(side, **extra):
             "new_tokens",
             "batch_sizes",
             "jit_compile",
+            "precision",
         )
     ]
     result = subprocess.run(args, capture_output=True, text=True)
