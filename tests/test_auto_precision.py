@@ -13,8 +13,9 @@ EPYC_AVX2 = "flags\t\t: fpu sse2 avx2 fma\n"
 
 @pytest.fixture
 def cpu(monkeypatch, tmp_path):
-    """Makes `auto` see a CPU with the given /proc/cpuinfo (no environment pin)."""
+    """Makes `auto` see a CPU with the given /proc/cpuinfo (no environment pin, no GPU)."""
     monkeypatch.delenv(auto_precision.ENV, raising=False)
+    monkeypatch.setattr(auto_precision, "gpu_capabilities", lambda strategy: [])
 
     def use(cpuinfo):
         path = tmp_path / "cpuinfo"

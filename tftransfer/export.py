@@ -225,7 +225,7 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
     if folder and tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
         # Found before the minutes of loading and tracing, not after.
         raise NotADirectoryError(f"export folder {folder} is a file; give a folder")
-    if mixed_precision is None:
+    if not mixed_precision:  # None or "": as the config says
         mixed_precision = params.export.mixed_precision or params.runtime.mixed_precision
     configs.check_choice("mixed_precision", mixed_precision, precision.choices())
     mixed_precision, note = precision.resolve(mixed_precision)

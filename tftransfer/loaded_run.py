@@ -68,8 +68,9 @@ class LoadedRun:
         """Restores `checkpoint` of the run in `model_dir`.
 
         `mixed_precision` (a `runtime.mixed_precision` value, e.g.
-        `bfloat16`) builds the model to compute in that type: variables and
-        outputs stay float32, so any precision restores any checkpoint.
+        `bfloat16`; `auto` decided on this machine) builds the model to
+        compute in that type: variables and outputs stay float32, so any
+        precision restores any checkpoint.
         """
         self.model_dir = model_dir
         self.params = configs.from_model_dir(model_dir)
@@ -77,7 +78,8 @@ class LoadedRun:
         keras.utils.set_random_seed(self.params.trainer.seed)
         # The weights come from the checkpoint.
         backbone_cfg = self.params.backbone.replace(random_init=True)
-        with precision.dtype_policy(precision.policy_name(mixed_precision)):
+        policy = precision.policy_name(precision.resolve(mixed_precision)[0])
+        with precision.dtype_policy(policy):
             self.backbone, tokenizer = backbones.from_config(backbone_cfg)
             self.task = build_task(self.params, tokenizer)
             try:
