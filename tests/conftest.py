@@ -74,25 +74,6 @@ def llama_dir(tmp_path_factory):
     return tiny.llama_folder(str(tmp_path_factory.mktemp("llama") / "hf"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def decoder_cache(tmp_path_factory):
-    """A converter cache of this test run's own: SmolLM2's GGUF is converted once per run.
-
-    Every test and doctest that asks for the default decoder shares that one
-    conversion (the pytest-xdist workers too: the first converts, holding the
-    converter's lock, the others wait), and it is made by the code under
-    test, never taken from an earlier run's `~/.cache`.
-    """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # this run's, shared by its workers
-    path = str(root / "tftransfer-cache")
-    os.makedirs(path, exist_ok=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TFTRANSFER_CACHE", path)
-        yield path
-
-
 # A docstring example that shows a real checkpoint (MiniLM as `default`, the
 # SmolLM2 decoder) or trains says so in its code: it belongs to the `slow` tier.
 _REAL_WEIGHTS = re.compile(r'"default"|default_path\(|decoder_path\(|experiment\.train\(|demo_')
