@@ -63,7 +63,10 @@ class BackboneConfig(base_config.Config):
             through tftransfer's lean forward pass where it computes exactly
             what keras-hub's layers do (no biases, no quantized layers; in
             training, no dropout): training, evaluation, the export's `score`
-            and generation; `off` uses keras-hub's layers everywhere.
+            and generation; and BERT-family blocks on packed rows (training,
+            packed evaluation and serving) with one query/key/value matmul
+            and GELU fused into its matmul (no quantized layers). `off` uses
+            keras-hub's layers everywhere.
     """
 
     spec: str = config_checks.text("default")

@@ -155,14 +155,16 @@ def matmul_peak():
 
 
 # -- (a) training ------------------------------------------------------------
-def tftransfer_training(spec, examples, buckets, jit_compile, packing=False, precision=""):
+def tftransfer_training(
+    spec, examples, buckets, jit_compile, packing=False, precision="", fast_forward="auto"
+):
     """Examples/s of tftransfer's training step over `examples` (one warm-up step per shape)."""
     from tftransfer import configs
 
     params = configs.load(
         [],
         {
-            "backbone": {"spec": spec},
+            "backbone": {"spec": spec, "fast_forward": fast_forward},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
             "data": {
                 "bucket_boundaries": buckets,
@@ -278,24 +280,26 @@ def hf_inference(path, texts, num_labels, bf16=False):
     return _inference_record(call, texts)
 
 
-def export_untrained(spec, examples, root, precision=""):
+def export_untrained(spec, examples, root, precision="", fast_forward="auto"):
     """A SavedModel of the classifier (its head untrained: speed only).
 
     `precision` (e.g. `bfloat16`) is the type it computes in, as
     `tftransfer export --mixed_precision` makes it; outputs stay float32.
+    `fast_forward: off` serves through keras-hub's BERT blocks.
     """
     from tftransfer import configs, experiment, export
 
     params = configs.load(
         [],
         {
-            "backbone": {"spec": spec},
+            "backbone": {"spec": spec, "fast_forward": fast_forward},
             "task": {"text_classification": {"max_seq_length": FLAGS.max_seq_length}},
             "runtime": {"mixed_precision": precision},
         },
     )
     run = experiment.build(params, train_examples=examples)
-    folder = os.path.join(root, f"export{'_' + precision if precision else ''}")
+    suffix = (f"_{precision}" if precision else "") + ("_off" if fast_forward == "off" else "")
+    folder = os.path.join(root, f"export{suffix}")
     return export.save(run.task, run.model, run.backbone, folder)
 
 
@@ -357,6 +361,14 @@ def _contenders(spec, examples, hf_path, texts, export_path, root):
         "tftransfer packed bf16": lambda: tftransfer_training(
             spec, examples, [], False, True, precision="bfloat16"
         ),
+        # The same packed steps through keras-hub's BERT blocks
+        # (`backbone.fast_forward: off`): what `LeanBert` is worth.
+        "tftransfer packed, keras-hub blocks": lambda: tftransfer_training(
+            spec, examples, [], False, True, fast_forward="off"
+        ),
+        "tftransfer packed bf16, keras-hub blocks": lambda: tftransfer_training(
+            spec, examples, [], False, True, precision="bfloat16", fast_forward="off"
+        ),
     }
     if not FLAGS.skip_hf:
         training["HF Trainer (torch)"] = lambda: hf_training(hf_path, examples)
@@ -364,8 +376,12 @@ def _contenders(spec, examples, hf_path, texts, export_path, root):
         training["HF Trainer (torch) bf16"] = lambda: hf_training(hf_path, examples, bf16=True)
     inference = {"tftransfer SavedModel": lambda: tftransfer_inference(export_path, texts)}
     if FLAGS.child_export or "inference" in FLAGS.parts:
-        bf16_export = _bf16_export(spec, examples, root)
+        bf16_export = _lazy_export(spec, examples, root, "bfloat16")
         inference["tftransfer SavedModel bf16"] = lambda: tftransfer_inference(bf16_export(), texts)
+        for precision in ("", "bfloat16"):
+            off = _lazy_export(spec, examples, root, precision, fast_forward="off")
+            name = f"tftransfer SavedModel{' bf16' if precision else ''}, keras-hub blocks"
+            inference[name] = lambda off=off: tftransfer_inference(off(), texts)
     if not FLAGS.skip_hf:
         num_labels = len(set(examples.labels))
         inference["HF torch"] = lambda: hf_inference(hf_path, texts, num_labels)
@@ -373,13 +389,13 @@ def _contenders(spec, examples, hf_path, texts, export_path, root):
     return {"training": training, "inference": inference}
 
 
-def _bf16_export(spec, examples, root):
-    """The bfloat16 SavedModel, written at its first use (next to the float32 one)."""
+def _lazy_export(spec, examples, root, precision, fast_forward="auto"):
+    """Another SavedModel (bfloat16, keras-hub's blocks), written at its first use."""
     path = []
 
     def get():
         if not path:
-            path.append(export_untrained(spec, examples, root, precision="bfloat16"))
+            path.append(export_untrained(spec, examples, root, precision, fast_forward))
         return path[0]
 
     return get

@@ -11,6 +11,7 @@ import keras
 import keras_hub
 
 from tftransfer import compat
+from tftransfer.backbones.lean_bert import LeanBert
 from tftransfer.backbones.specs import BackboneError
 
 
@@ -117,7 +118,8 @@ class Backbone:
         keras-hub's BertBackbone takes a padding mask but no attention mask
         or positions, so this calls its own layers (the same weights) with an
         attention mask that keeps each example to itself and positions that
-        restart per example.
+        restart per example. The blocks run through `LeanBert` (fused
+        projections and GELU; `backbone.fast_forward: off` keeps keras-hub's).
         """
         if not self.supports_packing:
             raise BackboneError(
@@ -136,8 +138,12 @@ class Backbone:
             keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
             (example_ids >= 0)[:, None, :],
         )
+        lean = LeanBert.supports(self.model)
         for layer in b["transformer_layers"]:
-            x = layer(x, attention_mask=mask, training=training)
+            if lean:
+                x = LeanBert.encoder_layer(layer, x, mask, training=training)
+            else:
+                x = layer(x, attention_mask=mask, training=training)
         return x
 
     def pool(self, first_token):

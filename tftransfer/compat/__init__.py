@@ -37,6 +37,7 @@ from tftransfer.compat.keras_hub_internals import (  # noqa: F401
     GATE_PROJECTIONS,
     PROJECTIONS,
     adaptable_layers,
+    bert_layer_parts,
     bert_layers,
     block_of_path,
     build_decoder_cache,

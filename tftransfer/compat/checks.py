@@ -4,7 +4,7 @@ Each probe builds what it needs (a 2-block BERT, GPT-2, Llama and Mistral of
 hidden size 4 to 8, a two-variable optimizer) and uses the internals as
 tftransfer does: the keyword arguments it passes, the values it unpacks,
 the methods it overrides being called, the variable paths it reads blocks
-from, and the fast Llama forward against keras-hub's own layers.
+from, and the fast BERT block and Llama forward against keras-hub's own layers.
 """
 
 import time
@@ -46,7 +46,7 @@ def check():
 
 
 def check_bert():
-    """BERT's layers by attribute, exact GELU, and its blocks' names."""
+    """BERT's layers by attribute, exact GELU, its blocks' names, the fast block's numbers."""
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=5,
         num_layers=2,
@@ -59,6 +59,29 @@ def check_bert():
     hub.set_exact_gelu(backbone)
     names = ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm")
     check_blocks(backbone, [layers[name] for name in names], ungated=True)
+    check_lean_bert(backbone)
+
+
+def check_lean_bert(backbone):
+    """The fast BERT block (`backbones/lean_bert.py`) gives keras-hub's outputs, random weights."""
+    from tftransfer.backbones.lean_bert import LeanBert  # backbones import compat
+
+    rng = np.random.default_rng(0)
+    for v in backbone.trainable_weights:
+        v.assign(rng.normal(1.0 if "gamma" in v.path else 0.0, 0.3, v.shape).astype("float32"))
+    layer = backbone.transformer_layers[0]
+    x = tf.constant(rng.normal(size=(2, 5, backbone.hidden_dim)), tf.float32)
+    mask = tf.constant(np.tril(np.ones((5, 5), bool))[None].repeat(2, 0))
+    if not LeanBert.supports(backbone):
+        raise incompatible("keras-hub", "`BertBackbone`", "has layers the fast BERT block lacks")
+    want = np.asarray(layer(x, attention_mask=mask))
+    error = float(np.max(np.abs(np.asarray(LeanBert.encoder_layer(layer, x, mask)) - want)))
+    if not error <= 1e-5 * max(1.0, float(np.max(np.abs(want)))):
+        problem = (
+            "computes other outputs than the fast BERT block (`LeanBert`, max difference "
+            f"{error:.2g}; `backbone.fast_forward: off` avoids it)"
+        )
+        raise incompatible("keras-hub", "`TransformerEncoder`", problem)
 
 
 def check_gpt2():

@@ -46,6 +46,37 @@ def exact_gelu(x):
     return keras.activations.gelu(x)
 
 
+# keras-hub 0.32: `LeanBert` computes a BERT block (TransformerEncoder) from
+# its sublayers, which keras-hub and keras keep in private attributes.
+def bert_layer_parts(layer):
+    """A keras-hub `TransformerEncoder`'s sublayers, for `LeanBert`.
+
+    Returns a dict: `dense` (query, key, value, output: EinsumDense;
+    intermediate, feedforward_output: Dense), the two layer norms and three
+    dropout layers, `heads`, `scale` (1/sqrt(head_dim)) and `normalize_first`.
+    """
+    attention = require(layer, "_self_attention_layer", "keras-hub")
+    dense = {
+        "query": require(attention, "_query_dense", "keras"),
+        "key": require(attention, "_key_dense", "keras"),
+        "value": require(attention, "_value_dense", "keras"),
+        "output": require(attention, "_output_dense", "keras"),
+        "intermediate": require(layer, "_feedforward_intermediate_dense", "keras-hub"),
+        "feedforward_output": require(layer, "_feedforward_output_dense", "keras-hub"),
+    }
+    return {
+        "dense": dense,
+        "attention_norm": require(layer, "_self_attention_layer_norm", "keras-hub"),
+        "feedforward_norm": require(layer, "_feedforward_layer_norm", "keras-hub"),
+        "attention_probs_dropout": require(attention, "_dropout_layer", "keras"),
+        "attention_dropout": require(layer, "_self_attention_dropout", "keras-hub"),
+        "feedforward_dropout": require(layer, "_feedforward_dropout", "keras-hub"),
+        "heads": require(attention, "_num_heads", "keras"),
+        "scale": require(attention, "_inverse_sqrt_key_dim", "keras"),
+        "normalize_first": require(layer, "normalize_first", "keras-hub"),
+    }
+
+
 # keras-hub 0.32: BERT's feed-forward hard-codes the tanh approximation (as
 # Google's BERT did); HF checkpoints were trained with exact GELU and
 # keras-hub has no switch.

@@ -1,0 +1,148 @@
+"""A BERT encoder block in fewer, fusable ops: the packed rows' forward pass.
+
+keras-hub's `TransformerEncoder` runs the query, key and value projections as
+three einsums, adds each bias as a separate op, and BERT's exact GELU as an
+unfused chain of element-wise ops (erfc, two multiplies, a negation, and
+under bfloat16 two casts: `compat.exact_gelu`). On CPU that element-wise work
+took about 240 of 321 ms of a bfloat16 MiniLM forward (BENCHMARKS.md, the op
+profile on the Xeon with AMX). This computes the same function on the same
+weights in the shape TensorFlow's CPU fusions take:
+
+- one matmul for the query, key and value projections of a block (their
+  kernels concatenated, so LoRA's merged kernels and their gradients still
+  flow through each);
+- every projection a 2-D `MatMul` followed by `BiasAdd`, which Grappler's
+  remapper fuses into oneDNN's `_FusedMatMul`;
+- exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
+  feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so the
+  activation runs inside the matmul (in bfloat16 too, without the casts).
+
+The attention's masking (`where(mask, scores, -1e9)`), softmax, dropout
+layers and layer norms are keras-hub's own layers or the same formulas, so
+outputs match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
+`compat.check()` on a tiny model). `backbone.fast_forward: off` turns it off.
+
+Example:
+
+>>> import keras_hub, tensorflow as tf
+>>> from tftransfer.backbones.lean_bert import LeanBert
+>>> backbone = keras_hub.models.BertBackbone(vocabulary_size=11, num_layers=2,
+...     num_heads=2, hidden_dim=8, intermediate_dim=16)
+>>> layer = backbone.transformer_layers[0]
+>>> x = tf.random.normal([2, 5, 8])
+>>> mask = tf.ones([2, 5, 5], "bool")
+>>> lean = LeanBert.encoder_layer(layer, x, mask)
+>>> bool(tf.reduce_max(tf.abs(lean - layer(x, attention_mask=mask))) < 1e-5)
+True
+"""
+
+import tensorflow as tf
+
+from tftransfer import compat
+
+_SQRT_HALF = 0.7071067811865476
+
+
+def _kernel(dense, rows):
+    """A Dense/EinsumDense kernel as a `[rows, columns]` matrix (LoRA-merged if enabled)."""
+    return tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1])
+
+
+def _bias(dense):
+    return tf.reshape(tf.convert_to_tensor(dense.bias), [-1])
+
+
+def _dense(x, kernel, bias):
+    """`x @ kernel + bias` on a 2-D `x`: a MatMul and BiasAdd the remapper fuses."""
+    return tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
+
+
+def _activation(dense, x, training):
+    """The feed-forward's activation on `x` (after its bias)."""
+    if dense.activation is not compat.exact_gelu:
+        return dense.activation(x)
+    if training and x.dtype in (tf.bfloat16, tf.float16):
+        # Training keeps the pre-activation for the gradient, so nothing is
+        # fused, and TF's 16-bit element-wise CPU kernels are slow: the
+        # activation and its gradient run in float32 (as `compat.exact_gelu`).
+        x32 = tf.cast(x, tf.float32)
+        return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
+    # Grappler's GeluExact pattern (MatMul, BiasAdd, then this chain): fused
+    # into the matmul, it runs in the matmul's dtype, bfloat16 included.
+    return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
+
+
+class LeanBert:
+    """keras-hub BERT blocks (`TransformerEncoder`) computed as `encoder_layer` does."""
+
+    @staticmethod
+    def supports(backbone):
+        """Whether `backbone`'s blocks can run through `encoder_layer`: allowed and exact.
+
+        `backbone.fast_forward: off` opts out; quantized projections, or
+        ones without a bias, keep keras-hub's layers.
+        """
+        if getattr(backbone, "_tftransfer_fast_forward", True) is False:
+            return False
+        for layer in compat.bert_layers(backbone)["transformer_layers"]:
+            for dense in compat.bert_layer_parts(layer)["dense"].values():
+                if getattr(dense, "bias", None) is None or dense.quantization_mode:
+                    return False
+        return True
+
+    @staticmethod
+    def encoder_layer(layer, x, attention_mask, training=False):
+        """keras-hub's `layer(x, attention_mask=attention_mask)` in fewer, fusable ops.
+
+        Args:
+            layer: a keras-hub `TransformerEncoder` (a BERT block).
+            x: `[batch, length, hidden]` inputs in the compute dtype.
+            attention_mask: bool `[batch, length, length]`: which keys each
+                query sees.
+            training: whether dropout applies.
+        """
+        p = compat.bert_layer_parts(layer)
+        dense = p["dense"]
+        batch, length, hidden = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+        heads = p["heads"]
+        head_dim = hidden // heads
+        flat = tf.reshape(x, [-1, hidden])
+
+        residual = flat
+        if p["normalize_first"]:
+            flat = p["attention_norm"](flat)
+        qkv_kernel = tf.concat([_kernel(dense[n], hidden) for n in ("query", "key", "value")], 1)
+        qkv_bias = tf.concat([_bias(dense[n]) for n in ("query", "key", "value")], 0)
+        qkv = _dense(flat, qkv_kernel, qkv_bias)
+        # -> 3 x [batch, heads, length, head_dim]; a split, whose gradient is
+        # a concat (indexing's is a StridedSliceGrad per part: slower).
+        qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, head_dim]), [0, 2, 1, 3])
+        query, key, value = tf.split(qkv, 3, axis=1)
+        query = query * tf.cast(p["scale"], query.dtype)
+        scores = tf.matmul(query, key, transpose_b=True)
+        # As keras' masked Softmax: masked scores become -1e9 (-3e4 in float16).
+        floor = -3e4 if scores.dtype == tf.float16 else -1e9
+        scores = tf.where(attention_mask[:, None, :, :], scores, tf.cast(floor, scores.dtype))
+        probs = tf.nn.softmax(scores, axis=-1)
+        probs = p["attention_probs_dropout"](probs, training=training)
+        context = tf.matmul(probs, value)
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
+        out = _dense(context, _kernel(dense["output"], hidden), _bias(dense["output"]))
+        out = p["attention_dropout"](out, training=training)
+        flat = out + residual
+        if not p["normalize_first"]:
+            flat = p["attention_norm"](flat)
+
+        residual = flat
+        if p["normalize_first"]:
+            flat = p["feedforward_norm"](flat)
+        up = dense["intermediate"]
+        h = _dense(flat, _kernel(up, hidden), _bias(up))
+        h = _activation(up, h, training)
+        down = dense["feedforward_output"]
+        out = _dense(h, _kernel(down, up.units), _bias(down))
+        out = p["feedforward_dropout"](out, training=training)
+        flat = out + residual
+        if not p["normalize_first"]:
+            flat = p["feedforward_norm"](flat)
+        return tf.reshape(flat, [batch, length, hidden])
