@@ -38,7 +38,8 @@ True
 
 import tensorflow as tf
 
-from tftransfer import compat
+# The module, not `tftransfer.compat`: the package's `check()` runs this block.
+from tftransfer.compat import keras_hub_internals as hub
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -59,12 +60,12 @@ def _dense(x, kernel, bias):
 
 def _activation(dense, x, training):
     """The feed-forward's activation on `x` (after its bias)."""
-    if dense.activation is not compat.exact_gelu:
+    if dense.activation is not hub.exact_gelu:
         return dense.activation(x)
     if training and x.dtype in (tf.bfloat16, tf.float16):
         # Training keeps the pre-activation for the gradient, so nothing is
         # fused, and TF's 16-bit element-wise CPU kernels are slow: the
-        # activation and its gradient run in float32 (as `compat.exact_gelu`).
+        # activation and its gradient run in float32 (as `hub.exact_gelu`).
         x32 = tf.cast(x, tf.float32)
         return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
     # Grappler's GeluExact pattern (MatMul, BiasAdd, then this chain): fused
@@ -84,8 +85,8 @@ class LeanBert:
         """
         if getattr(backbone, "_tftransfer_fast_forward", True) is False:
             return False
-        for layer in compat.bert_layers(backbone)["transformer_layers"]:
-            for dense in compat.bert_layer_parts(layer)["dense"].values():
+        for layer in hub.bert_layers(backbone)["transformer_layers"]:
+            for dense in hub.bert_layer_parts(layer)["dense"].values():
                 if getattr(dense, "bias", None) is None or dense.quantization_mode:
                     return False
         return True
@@ -101,7 +102,7 @@ class LeanBert:
                 query sees.
             training: whether dropout applies.
         """
-        p = compat.bert_layer_parts(layer)
+        p = hub.bert_layer_parts(layer)
         dense = p["dense"]
         batch, length, hidden = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
         heads = p["heads"]
