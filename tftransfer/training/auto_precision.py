@@ -24,8 +24,6 @@ Example:
 
 import os
 
-import tensorflow as tf
-
 from tftransfer.config_checks import ConfigError
 
 AUTO = "auto"
@@ -51,6 +49,10 @@ def cpu_flags(path="/proc/cpuinfo"):
 
 def gpu_capabilities(strategy):
     """`(major, minor)` compute capability of each GPU `strategy` runs on."""
+    # TensorFlow here, not at the top: benchmark tools read `cpu_flags` in
+    # processes that must not start TensorFlow.
+    import tensorflow as tf
+
     try:
         devices = strategy.extended.worker_devices
     except RuntimeError:  # the default strategy: TF places ops on a GPU if there is one
@@ -99,12 +101,14 @@ def resolve(value, strategy=None, choices=()):
         return value or "float32", "set"
     pinned = os.environ.get(ENV)
     if pinned:
-        if choices and pinned not in choices or pinned == AUTO:
+        if (choices and pinned not in choices) or pinned == AUTO:
             raise ConfigError(
                 f"${ENV}={pinned!r}: must be one of "
                 + ", ".join(c for c in choices if c and c != AUTO)
             )
         return pinned, f"auto: ${ENV}"
+    import tensorflow as tf
+
     strategy = strategy or tf.distribute.get_strategy()
     tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     return choose(cpu_flags(), [] if tpu else gpu_capabilities(strategy), tpu=tpu)

@@ -15,12 +15,10 @@ def percentiles_ms(seconds, points=(50, 95, 99)):
 
 def cpu_flags():
     """The CPU's flags that decide our speed (AVX2, AVX-512, bf16 units), from /proc/cpuinfo."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                return [x for x in line.split(":", 1)[1].split() if x in wanted]
-    return []
+    from tftransfer.training import auto_precision  # imports no TensorFlow
+
+    found = auto_precision.cpu_flags()
+    return [x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in found]
 
 
 def peak_rss_mb():
