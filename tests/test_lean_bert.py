@@ -9,13 +9,14 @@ from tftransfer import backbones, compat
 from tftransfer.backbones.lean_bert import LeanBert
 
 
-def _encoder(normalize_first=False, exact_gelu=True):
+def _encoder(normalize_first=False, exact_gelu=True, dropout=0.1, dtype=None):
     layer = keras_hub.layers.TransformerEncoder(
         intermediate_dim=12,
         num_heads=2,
-        dropout=0.1,
+        dropout=dropout,
         activation=compat.exact_gelu if exact_gelu else "relu",
         normalize_first=normalize_first,
+        dtype=dtype,
     )
     layer.build([None, None, 8])
     rng = np.random.default_rng(0)
@@ -36,15 +37,12 @@ def _inputs():
     return x, mask, (example_ids >= 0).numpy()
 
 
-@pytest.mark.parametrize("normalize_first", [False, True])
-@pytest.mark.parametrize("exact_gelu", [True, False])
-def test_outputs_and_gradients_equal_keras_hubs_block(normalize_first, exact_gelu):
-    layer = _encoder(normalize_first, exact_gelu)
-    x, mask, real = _inputs()
+def _outputs_and_gradients(layer, x, mask, real, training=False):
+    """`[(outputs of real tokens, gradients of x and the weights)]`: the fast block, keras-hub's."""
     results = []
     for forward in (
-        lambda: LeanBert.encoder_layer(layer, x, mask),
-        lambda: layer(x, attention_mask=mask),
+        lambda: LeanBert.encoder_layer(layer, x, mask, training=training),
+        lambda: layer(x, attention_mask=mask, training=training),
     ):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -53,7 +51,17 @@ def test_outputs_and_gradients_equal_keras_hubs_block(normalize_first, exact_gel
             # zeroes their attention, the fast block spreads it evenly).
             loss = tf.reduce_sum(tf.boolean_mask(y, real) ** 2)
         results.append((tf.boolean_mask(y, real), tape.gradient(loss, [x] + layer.weights)))
-    (lean, lean_grads), (want, want_grads) = results
+    return results
+
+
+@pytest.mark.parametrize("normalize_first", [False, True])
+@pytest.mark.parametrize("exact_gelu", [True, False])
+# Keras' attention takes another path without dropout (a float32 softmax).
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_outputs_and_gradients_equal_keras_hubs_block(normalize_first, exact_gelu, dropout):
+    layer = _encoder(normalize_first, exact_gelu, dropout)
+    x, mask, real = _inputs()
+    (lean, lean_grads), (want, want_grads) = _outputs_and_gradients(layer, x, mask, real)
     np.testing.assert_allclose(lean, want, atol=1e-5)
     scale = max(float(tf.reduce_max(tf.abs(g))) for g in want_grads)
     for got, expected, v in zip(lean_grads, want_grads, [x] + layer.weights):
@@ -81,18 +89,36 @@ def test_lora_weights_get_the_same_gradients():
         np.testing.assert_allclose(grads[0][i], grads[1][i], atol=1e-4)
 
 
-def test_bfloat16_outputs_stay_close_to_float32():
-    layer = _encoder()
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+@pytest.mark.parametrize("training", [False, True])
+def test_bfloat16_matches_keras_hubs_bfloat16_block(dropout, training):
+    if training and dropout:
+        pytest.skip("dropout draws differ between the two")
+    layer = _encoder(dropout=dropout, dtype="mixed_bfloat16")
     x, mask, real = _inputs()
-    want = tf.boolean_mask(layer(x, attention_mask=mask), real)
-    layer_16 = keras_hub.layers.TransformerEncoder(
-        intermediate_dim=12, num_heads=2, activation=compat.exact_gelu, dtype="mixed_bfloat16"
-    )
-    layer_16.build([None, None, 8])
-    layer_16.set_weights(layer.get_weights())
-    got = LeanBert.encoder_layer(layer_16, tf.cast(x, tf.bfloat16), mask)
-    assert got.dtype == tf.bfloat16
-    np.testing.assert_allclose(tf.cast(tf.boolean_mask(got, real), tf.float32), want, atol=0.1)
+    x = tf.cast(x, tf.bfloat16)
+    results = _outputs_and_gradients(layer, x, mask, real, training=training)
+    (lean, lean_grads), (want, want_grads) = results
+    assert lean.dtype == tf.bfloat16
+    # bfloat16 keeps 8 bits: one rounding step is 1/128 of the value's size.
+    np.testing.assert_allclose(tf.cast(lean, "float32"), tf.cast(want, "float32"), atol=0.05)
+    scale = max(float(tf.reduce_max(tf.abs(tf.cast(g, "float32")))) for g in want_grads)
+    for got, expected in zip(lean_grads, want_grads):
+        np.testing.assert_allclose(
+            tf.cast(got, "float32"), tf.cast(expected, "float32"), atol=0.03 * scale
+        )
+
+
+def test_blocks_it_cannot_compute_keep_keras_hubs_layers():
+    sizes = dict(vocabulary_size=11, num_layers=1, intermediate_dim=8, max_sequence_length=8)
+    # 10 wide, 3 heads: keras-hub's heads are 3 wide, 9 in all.
+    uneven = keras_hub.models.BertBackbone(num_heads=3, hidden_dim=10, **sizes)
+    quantized = keras_hub.models.BertBackbone(num_heads=2, hidden_dim=8, **sizes)
+    quantized.quantize("int8")
+    plain = keras_hub.models.BertBackbone(num_heads=2, hidden_dim=8, **sizes)
+    assert LeanBert.supports(plain)
+    assert not LeanBert.supports(uneven)
+    assert not LeanBert.supports(quantized)
 
 
 def test_fast_forward_off_runs_keras_hubs_layers(tiny_preset, monkeypatch):
@@ -104,11 +130,12 @@ def test_fast_forward_off_runs_keras_hubs_layers(tiny_preset, monkeypatch):
         "position_ids": tf.constant([[0, 1, 2, 3, 0, 1, 2]]),
         "example_ids": tf.constant([[0, 0, 0, 0, 1, 1, 1]]),
     }
-    fast = wrapped.packed_sequence_output(features)
     calls = []
     real = LeanBert.encoder_layer
     monkeypatch.setattr(LeanBert, "encoder_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fast = wrapped.packed_sequence_output(features)
+    assert len(calls) == len(backbone.transformer_layers)
     backbone._tftransfer_fast_forward = False
     keras_hubs = wrapped.packed_sequence_output(features)
-    assert not calls
+    assert len(calls) == len(backbone.transformer_layers)
     np.testing.assert_allclose(fast, keras_hubs, atol=1e-5)

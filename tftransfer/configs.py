@@ -65,8 +65,9 @@ class BackboneConfig(base_config.Config):
             training, no dropout): training, evaluation, the export's `score`
             and generation; and BERT-family blocks on packed rows (training,
             packed evaluation and serving) with one query/key/value matmul
-            and GELU fused into its matmul (no quantized layers). `off` uses
-            keras-hub's layers everywhere.
+            and projections TensorFlow fuses with their bias (exact GELU
+            too, when serving on oneDNN CPU builds; no quantized or gated
+            blocks). `off` uses keras-hub's layers everywhere.
     """
 
     spec: str = config_checks.text("default")

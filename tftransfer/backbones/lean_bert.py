@@ -14,13 +14,19 @@ weights in the shape TensorFlow's CPU fusions take:
 - every projection a 2-D `MatMul` followed by `BiasAdd`, which Grappler's
   remapper fuses into oneDNN's `_FusedMatMul`;
 - exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
-  feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so the
-  activation runs inside the matmul (in bfloat16 too, without the casts).
+  feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so when
+  serving on a oneDNN CPU build the activation runs inside the matmul (in
+  bfloat16 too, without the casts). In training, or without oneDNN, 16-bit
+  GELU runs in float32 as before.
 
-The attention's masking (`where(mask, scores, -1e9)`), softmax, dropout
-layers and layer norms are keras-hub's own layers or the same formulas, so
-outputs match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
-`compat.check()` on a tiny model). `backbone.fast_forward: off` turns it off.
+The attention's masking, softmax (in float32 where Keras takes
+`ops.dot_product_attention`: no attention dropout), dropout layers and layer
+norms are keras-hub's own layers or the same formulas, so outputs and
+gradients match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
+`compat.check()` on a tiny model). Only rows that see no key at all (packing's
+padding, never read) differ: Keras zeroes their attention, this spreads it.
+Blocks it cannot compute exactly (quantized, gated, subclassed, uneven heads)
+keep keras-hub's layers; `backbone.fast_forward: off` turns it off.
 
 Example:
 
@@ -36,10 +42,13 @@ Example:
 True
 """
 
+import keras
+import keras_hub
 import tensorflow as tf
 
-# The module, not `tftransfer.compat`: the package's `check()` runs this block.
+# The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
+from tftransfer.compat import tf_internals
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -58,19 +67,59 @@ def _dense(x, kernel, bias):
     return tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
 
 
+def _fused_gelu_expected():
+    """Whether Grappler will fuse exact GELU into its matmul: oneDNN CPU kernels, no GPU."""
+    return tf_internals.onednn_enabled() and not tf.config.list_logical_devices("GPU")
+
+
 def _activation(dense, x, training):
     """The feed-forward's activation on `x` (after its bias)."""
     if dense.activation is not hub.exact_gelu:
         return dense.activation(x)
-    if training and x.dtype in (tf.bfloat16, tf.float16):
-        # Training keeps the pre-activation for the gradient, so nothing is
-        # fused, and TF's 16-bit element-wise CPU kernels are slow: the
-        # activation and its gradient run in float32 (as `hub.exact_gelu`).
+    if x.dtype in (tf.bfloat16, tf.float16) and (training or not _fused_gelu_expected()):
+        # Unfused 16-bit erf is slow on CPU and loses precision below -2.5;
+        # in training the pre-activation is kept for the gradient, so
+        # nothing fuses. As `hub.exact_gelu`: in float32, cast back.
         x32 = tf.cast(x, tf.float32)
         return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
     # Grappler's GeluExact pattern (MatMul, BiasAdd, then this chain): fused
-    # into the matmul, it runs in the matmul's dtype, bfloat16 included.
+    # into the matmul, oneDNN computes it with the matmul, bfloat16 included.
     return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
+
+
+def _is_linear(layer):
+    activation = getattr(layer, "activation", None)
+    return activation is None or activation is keras.activations.linear
+
+
+def _computable(layer):
+    """Whether `encoder_layer` computes what `layer` does (else keras-hub's own call)."""
+    if type(layer).call is not keras_hub.layers.TransformerEncoder.call:
+        return False  # a subclass with its own call
+    p = hub.bert_layer_parts(layer)
+    attention = p["attention"]
+    mha = keras.layers.MultiHeadAttention
+    if type(attention).call is not mha.call or (
+        type(attention)._compute_attention is not mha._compute_attention
+    ):
+        return False
+    if getattr(attention, "_use_gate", False) or getattr(attention, "_output_shape", None):
+        return False
+    if getattr(attention, "_sliding_window", None) is not None:
+        return False
+    if tuple(getattr(attention, "_attention_axes", None) or (1,)) != (1,):
+        return False
+    hidden = p["dense"]["query"].kernel.shape[0]
+    if p["heads"] * p["key_dim"] != hidden or p["value_dim"] != p["key_dim"]:
+        return False
+    if layer.activity_regularizer is not None:
+        return False
+    for name, dense in p["dense"].items():
+        if getattr(dense, "bias", None) is None or dense.quantization_mode:
+            return False
+        if name != "intermediate" and not _is_linear(dense):
+            return False
+    return True
 
 
 class LeanBert:
@@ -80,16 +129,14 @@ class LeanBert:
     def supports(backbone):
         """Whether `backbone`'s blocks can run through `encoder_layer`: allowed and exact.
 
-        `backbone.fast_forward: off` opts out; quantized projections, or
-        ones without a bias, keep keras-hub's layers.
+        `backbone.fast_forward: off` opts out; blocks that are not plain
+        keras-hub `TransformerEncoder`s with plain multi-head attention
+        (quantized, without biases, gated, other head sizes, subclasses)
+        keep keras-hub's layers.
         """
         if getattr(backbone, "_tftransfer_fast_forward", True) is False:
             return False
-        for layer in hub.bert_layers(backbone)["transformer_layers"]:
-            for dense in hub.bert_layer_parts(layer)["dense"].values():
-                if getattr(dense, "bias", None) is None or dense.quantization_mode:
-                    return False
-        return True
+        return all(_computable(layer) for layer in hub.bert_layers(backbone)["transformer_layers"])
 
     @staticmethod
     def encoder_layer(layer, x, attention_mask, training=False):
@@ -105,8 +152,7 @@ class LeanBert:
         p = hub.bert_layer_parts(layer)
         dense = p["dense"]
         batch, length, hidden = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
-        heads = p["heads"]
-        head_dim = hidden // heads
+        heads, head_dim = p["heads"], p["key_dim"]
         flat = tf.reshape(x, [-1, hidden])
 
         residual = flat
@@ -119,13 +165,23 @@ class LeanBert:
         # a concat (indexing's is a StridedSliceGrad per part: slower).
         qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, head_dim]), [0, 2, 1, 3])
         query, key, value = tf.split(qkv, 3, axis=1)
-        query = query * tf.cast(p["scale"], query.dtype)
-        scores = tf.matmul(query, key, transpose_b=True)
-        # As keras' masked Softmax: masked scores become -1e9 (-3e4 in float16).
-        floor = -3e4 if scores.dtype == tf.float16 else -1e9
-        scores = tf.where(attention_mask[:, None, :, :], scores, tf.cast(floor, scores.dtype))
-        probs = tf.nn.softmax(scores, axis=-1)
-        probs = p["attention_probs_dropout"](probs, training=training)
+        mask = attention_mask[:, None, :, :]
+        if p["attention_probs_dropout_rate"] > 0:
+            # As Keras' explicit path: scaled query, masked Softmax layer
+            # (masked scores -1e9, -3e4 in float16), dropout.
+            query = query * tf.cast(p["scale"], query.dtype)
+            scores = tf.matmul(query, key, transpose_b=True)
+            floor = -3e4 if scores.dtype == tf.float16 else -1e9
+            scores = tf.where(mask, scores, tf.cast(floor, scores.dtype))
+            probs = tf.nn.softmax(scores, axis=-1)
+            probs = p["attention_probs_dropout"](probs, training=training)
+        else:
+            # As Keras' `ops.dot_product_attention`, which MultiHeadAttention
+            # takes without dropout: scaled, masked and normalised in float32.
+            scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)
+            scores = scores * tf.cast(p["scale"], tf.float32)
+            scores = tf.where(mask, scores, tf.float32.min * 0.7)
+            probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
         out = _dense(context, _kernel(dense["output"], hidden), _bias(dense["output"]))

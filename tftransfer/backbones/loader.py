@@ -242,7 +242,8 @@ def from_config(backbone_config):
         keep_layers=backbone_config.keep_layers,
     )
     backbone.trainable = backbone_config.trainable
-    # Read by `LeanLlama.supports`, the one place the fast forward is chosen;
-    # kept on the Keras model, which every task's model is built on.
+    # Read by `LeanLlama.supports` and `LeanBert.supports`, where the fast
+    # forward passes are chosen; kept on the Keras model, which every task's
+    # model is built on.
     backbone._tftransfer_fast_forward = backbone_config.fast_forward != "off"
     return Backbone.wrap(backbone), tokenizer

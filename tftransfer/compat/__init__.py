@@ -68,4 +68,4 @@ from tftransfer.compat.keras_internals import (  # noqa: F401
     uses_weight_decay,
     variable_index,
 )
-from tftransfer.compat.tf_internals import maybe_merge_call  # noqa: F401
+from tftransfer.compat.tf_internals import maybe_merge_call, onednn_enabled  # noqa: F401

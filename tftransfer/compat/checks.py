@@ -50,7 +50,7 @@ def check_bert():
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=5,
         num_layers=2,
-        num_heads=1,
+        num_heads=2,
         hidden_dim=4,
         intermediate_dim=4,
         max_sequence_length=8,

@@ -51,9 +51,12 @@ def exact_gelu(x):
 def bert_layer_parts(layer):
     """A keras-hub `TransformerEncoder`'s sublayers, for `LeanBert`.
 
-    Returns a dict: `dense` (query, key, value, output: EinsumDense;
-    intermediate, feedforward_output: Dense), the two layer norms and three
-    dropout layers, `heads`, `scale` (1/sqrt(head_dim)) and `normalize_first`.
+    Returns a dict: `attention` (the MultiHeadAttention), `dense` (query,
+    key, value, output: EinsumDense; intermediate, feedforward_output: Dense),
+    the two layer norms and three dropout layers, `heads`, `key_dim`,
+    `value_dim`, `scale` (1/sqrt(key_dim)), `attention_probs_dropout_rate` (on
+    the attention probabilities: at 0 Keras takes `ops.dot_product_attention`,
+    a float32 softmax) and `normalize_first`.
     """
     attention = require(layer, "_self_attention_layer", "keras-hub")
     dense = {
@@ -65,6 +68,7 @@ def bert_layer_parts(layer):
         "feedforward_output": require(layer, "_feedforward_output_dense", "keras-hub"),
     }
     return {
+        "attention": attention,
         "dense": dense,
         "attention_norm": require(layer, "_self_attention_layer_norm", "keras-hub"),
         "feedforward_norm": require(layer, "_feedforward_layer_norm", "keras-hub"),
@@ -72,7 +76,10 @@ def bert_layer_parts(layer):
         "attention_dropout": require(layer, "_self_attention_dropout", "keras-hub"),
         "feedforward_dropout": require(layer, "_feedforward_dropout", "keras-hub"),
         "heads": require(attention, "_num_heads", "keras"),
+        "key_dim": require(attention, "_key_dim", "keras"),
+        "value_dim": require(attention, "_value_dim", "keras"),
         "scale": require(attention, "_inverse_sqrt_key_dim", "keras"),
+        "attention_probs_dropout_rate": require(attention, "_dropout", "keras"),
         "normalize_first": require(layer, "normalize_first", "keras-hub"),
     }
 

@@ -1,4 +1,4 @@
-"""TensorFlow's private internals: the merge call Keras' optimizers update variables through.
+"""TensorFlow's private internals: the merge call Keras' optimizers use; whether oneDNN runs.
 
 Read from TensorFlow 2.20; `compat.check()` probes each.
 """
@@ -19,6 +19,18 @@ def maybe_merge_call(fn, strategy, *args):
         internal = require(internal, name, "tensorflow", owner=owner)
         owner = f"{owner}.{name}"
     return internal(fn, strategy, *args)
+
+
+# TensorFlow 2.20: whether this build runs oneDNN kernels (and the Grappler
+# fusions into oneDNN's `_FusedMatMul`) has no public API; `False` when
+# `TF_ENABLE_ONEDNN_OPTS=0` turns them off.
+def onednn_enabled():
+    """Whether TensorFlow's CPU kernels are oneDNN's here (False if it cannot tell)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(getattr(_pywrap_util_port, "IsMklEnabled", lambda: False)())
 
 
 def check_merge_call():
