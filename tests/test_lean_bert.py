@@ -89,11 +89,9 @@ def test_lora_weights_get_the_same_gradients():
         np.testing.assert_allclose(grads[0][i], grads[1][i], atol=1e-4)
 
 
-@pytest.mark.parametrize("dropout", [0.1, 0.0])
-@pytest.mark.parametrize("training", [False, True])
+# Training with dropout draws other masks in each: compared without dropout.
+@pytest.mark.parametrize("dropout,training", [(0.1, False), (0.0, False), (0.0, True)])
 def test_bfloat16_matches_keras_hubs_bfloat16_block(dropout, training):
-    if training and dropout:
-        pytest.skip("dropout draws differ between the two")
     layer = _encoder(dropout=dropout, dtype="mixed_bfloat16")
     x, mask, real = _inputs()
     x = tf.cast(x, tf.bfloat16)
