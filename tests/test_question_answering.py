@@ -136,6 +136,26 @@ def test_windows_run_by_length_bucket_as_one_padded_batch_would(tokenizer, tiny_
     np.testing.assert_allclose(again["score"], padded["score"], atol=1e-4)
 
 
+def test_fused_blocks_answer_as_the_model_does(tokenizer, tiny_preset):
+    task = _task(tokenizer, max_seq_length=64, max_query_length=8, doc_stride=16)
+    backbone = backbones.load(tiny_preset)[0]
+    keras.utils.set_random_seed(3)
+    model = task.build_model(backbone)
+    questions = tf.constant(["who ?", "where did bob go ?", "what ?", "and carol ?"])
+    long = " ".join(["the movie was great and bob met carol in paris"] * 12)
+    contexts = tf.constant(["bob met carol", long, "carol went to paris with bob", "no"])
+    window_call = task.window_call(model, backbone)
+    fused = task.answer(model, questions, contexts, window_call=window_call)
+    by_model = task.answer(model, questions, contexts)
+    for key in ("answer_text", "answer_start", "answer_end"):
+        np.testing.assert_array_equal(fused[key], by_model[key])
+    for key in ("score", "no_answer_score"):
+        np.testing.assert_allclose(fused[key], by_model[key], atol=1e-4)
+    # `backbone.fast_forward: off` keeps keras-hub's blocks: the model as it is.
+    backbone._tftransfer_fast_forward = False
+    assert task.window_call(model, backbone) is None
+
+
 def test_null_answers_for_v2(tokenizer):
     context = "the movie was great and bob met carol"
     pointer = _Pointer(tokenizer, {"bob": 1.0}, {"bob": 1.0}, null=5.0)

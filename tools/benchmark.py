@@ -504,6 +504,17 @@ def _task_contenders(root, spec, hf_path):
                 qa_export, questions, _inference_record
             )
         }
+        if not FLAGS.smoke:
+            # The same export through keras-hub's BERT blocks
+            # (`backbone.fast_forward: off`): what `LeanBert` is worth.
+            qa_off = []
+
+            def keras_hub_blocks():
+                if not qa_off:  # written at its first use, outside the timed calls
+                    qa_off.append(qa.export_untrained(spec, qa_train, root, "off"))
+                return qa.tftransfer_inference(qa_off[0], questions, _inference_record)
+
+            runs["qa inference"]["tftransfer SavedModel, keras-hub blocks"] = keras_hub_blocks
         if not FLAGS.skip_hf:
             runs["qa training"]["HF Trainer (torch)"] = lambda: qa.hf_training(
                 hf_path, qa_train, n, batch, lr

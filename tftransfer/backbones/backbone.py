@@ -112,6 +112,15 @@ class Backbone:
         """Whether `packed_sequence_output` works (BERT-style encoders)."""
         return isinstance(self.model, keras_hub.models.BertBackbone)
 
+    @property
+    def lean_blocks(self):
+        """Whether `packed_sequence_output` runs the blocks through `LeanBert` (fused ops).
+
+        Then even rows that share nothing (`packing.one_per_row`) run faster
+        through it than through the keras-hub model (BENCHMARKS.md).
+        """
+        return self.supports_packing and LeanBert.supports(self.model)
+
     def packed_sequence_output(self, features, training=False):
         """Sequence output for packed rows (`data.packing` features).
 
@@ -138,7 +147,7 @@ class Backbone:
             keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
             (example_ids >= 0)[:, None, :],
         )
-        lean = LeanBert.supports(self.model)
+        lean = self.lean_blocks
         for layer in b["transformer_layers"]:
             if lean:
                 x = LeanBert.encoder_layer(layer, x, mask, training=training)

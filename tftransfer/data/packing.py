@@ -1,7 +1,9 @@
 """Sequence packing: the examples of a batch share rows.
 
 Used for training batches (`data.packing`: text and token classification)
-and, in exported text and token classifiers, for every serving request. A batch of
+and, in exported text and token classifiers, for every serving request
+(question answering's exports take the packed layout with a row per window:
+`one_per_row`). A batch of
 `batch_size` encoded rows (each `[CLS] ... [SEP]` then padding, `length`
 wide) is packed first-fit-decreasing into as few rows of `length` as hold
 them; for training the row count is rounded up to a multiple of
@@ -138,6 +140,42 @@ def pack(features, multiple=1):
         "example_ids": scatter(example, -1),
         "example_starts": starts,
     }
+    return out
+
+
+def one_per_row(features):
+    """`features` in the packed layout, every example in a row of its own.
+
+    For a model that takes packed features on rows that would gain nothing
+    from sharing: a packed model runs the backbone's blocks through
+    `LeanBert` (fused ops) where the unpacked model runs keras-hub's, and a
+    request of long rows (question answering's windows) spends more on
+    attention in shared rows than the padding they save (BENCHMARKS.md).
+
+    Args:
+        features: dict with `token_ids`, `segment_ids` and `padding_mask`,
+            each `[batch, length]`, tokens before padding in every row.
+
+    Returns:
+        The features of `pack`, with `batch` rows in batch order.
+
+    Example:
+
+    >>> features = {
+    ...     "token_ids": tf.constant([[101, 7, 102], [101, 102, 0]]),
+    ...     "segment_ids": tf.zeros([2, 3], tf.int32),
+    ...     "padding_mask": tf.constant([[1, 1, 1], [1, 1, 0]]),
+    ... }
+    >>> rows = one_per_row(features)
+    >>> rows["example_ids"].numpy().tolist(), rows["example_starts"].numpy().tolist()
+    ([[0, 0, 0], [1, 1, -1]], [0, 3])
+    """
+    mask = tf.cast(features["padding_mask"], tf.bool)
+    rows, length = tf.shape(mask)[0], tf.shape(mask)[1]
+    out = {k: tf.cast(features[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")}
+    out["position_ids"] = tf.where(mask, tf.range(length)[tf.newaxis, :], 0)
+    out["example_ids"] = tf.where(mask, tf.range(rows)[:, tf.newaxis], -1)
+    out["example_starts"] = tf.range(rows) * length
     return out
 
 

@@ -75,7 +75,7 @@ def packed_request_call(model, packed_model):
     return call
 
 
-def bucketed_call(model, features, boundaries):
+def bucketed_call(model, features, boundaries, call=None):
     """`model(features)` run per length bucket, each bucket trimmed to its longest row.
 
     For serving: a request's rows are split by length (`tf.dynamic_partition`,
@@ -90,6 +90,9 @@ def bucketed_call(model, features, boundaries):
         features: dict of `[batch, length]` tensors with a `padding_mask`.
         boundaries: bucket lengths below the full length; rows longer than
             the last go to one more bucket.
+        call: `features -> outputs` that computes what `model` does (another
+            view of its weights, e.g. `PackedSpanFinder` on
+            `packing.one_per_row`); by default `model` itself.
     """
     lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
     cuts = tf.constant(sorted(boundaries), tf.int32)
@@ -103,8 +106,10 @@ def bucketed_call(model, features, boundaries):
     if per_position:
         empty_shape = tf.concat([[0, width], list(model.output.shape[2:])], axis=0)
 
-    def call(part):
-        out = tf.cast(model(part, training=False), model.output.dtype)
+    forward = call or (lambda part: model(part, training=False))
+
+    def run(part):
+        out = tf.cast(forward(part), model.output.dtype)
         if per_position:
             pad = [[0, 0], [0, width - tf.shape(out)[1]]] + [[0, 0]] * (len(out.shape) - 2)
             out = tf.pad(out, pad)
@@ -116,7 +121,7 @@ def bucketed_call(model, features, boundaries):
         outputs.append(
             tf.cond(
                 tf.size(index) > 0,
-                lambda part=part: call(part),
+                lambda part=part: run(part),
                 lambda: tf.zeros(empty_shape, model.output.dtype),
             )
         )

@@ -1,6 +1,6 @@
 """The base of models that run a task's head on packed rows (see `data/packing.py`).
 
-`PackedTextClassifier` and `PackedTokenClassifier` share this: the backbone
+`PackedTextClassifier`, `PackedTokenClassifier` and `PackedSpanFinder` share this: the backbone
 (which must be able to pack) and the unpacked model's own head layers,
 `head_dropout` and `logits`, so that both views train the same weights.
 
@@ -31,9 +31,10 @@ class PackedHeadModel(keras.Model):
         backbone: a `backbones.Backbone` that `supports_packing`.
         model: the unpacked task model built on `backbone`, with layers
             `head_dropout` and `logits` (`heads.dense_head`).
+        logits_layer: the name of `model`'s logits layer.
     """
 
-    def __init__(self, backbone, model, **kwargs):
+    def __init__(self, backbone, model, logits_layer="logits", **kwargs):
         super().__init__(**kwargs)
         self.backbone = Backbone.wrap(backbone)
         if not self.backbone.supports_packing:
@@ -42,4 +43,4 @@ class PackedHeadModel(keras.Model):
         # The wrapper is a plain object; Keras tracks the weights through this.
         self.encoder = self.backbone.model
         self.head_dropout = model.get_layer("head_dropout")
-        self.head_logits = model.get_layer("logits")
+        self.head_logits = model.get_layer(logits_layer)

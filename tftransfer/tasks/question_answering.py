@@ -46,10 +46,11 @@ from absl import logging
 
 from tftransfer import backbones, config_checks
 from tftransfer.config_checks import bounded
-from tftransfer.data import pipeline, squad_readers, word_splitter
+from tftransfer.data import packing, pipeline, squad_readers, word_splitter
 from tftransfer.data.readers import DataError
 from tftransfer.metrics import squad as squad_metrics
 from tftransfer.models import heads
+from tftransfer.models.packed_span_finder import PackedSpanFinder
 from tftransfer.tasks import base, registry
 from tftransfer.text import span_answers
 from tftransfer.text.span_answers import NEG_INF
@@ -239,14 +240,30 @@ class QuestionAnswering(base.Task):
         return (start + end) / 2.0
 
     # -- answers ----------------------------------------------------------
-    def answer(self, model, question, context, tokenized=None):
+    def window_call(self, model, backbone):
+        """`features -> span logits` through `LeanBert`'s blocks, or None where they cannot run.
+
+        Each window keeps a row of its own (`packing.one_per_row`); the
+        fused blocks serve 384-wide windows faster than keras-hub's
+        (BENCHMARKS.md), and sharing rows would cost more attention than
+        the padding it saves.
+        """
+        backbone = backbones.Backbone.wrap(backbone)
+        if not backbone.lean_blocks:
+            return None
+        finder = PackedSpanFinder(backbone, model)
+        return lambda features: finder(packing.one_per_row(features), training=False)
+
+    def answer(self, model, question, context, tokenized=None, window_call=None):
         """Raw questions and contexts -> the best answer of each (graph ops).
 
-        The windows run through the model by length bucket; `tokenized`: see `_split`.
+        The windows run by length bucket through `window_call`
+        (`self.window_call`), else through the model; `tokenized`: see `_split`.
         """
         q, offsets, windows = self._split(question, context, tokenized)
         features, offset = self._pack(q, windows)
-        logits = tf.cast(pipeline.bucketed_call(model, features, self.serving_cuts()), tf.float32)
+        logits = pipeline.bucketed_call(model, features, self.serving_cuts(), window_call)
+        logits = tf.cast(logits, tf.float32)
         best, start_sub, end_sub, shape = span_answers.window_spans(
             logits, offset, windows, self.config.max_answer_length
         )
@@ -318,7 +335,7 @@ class QuestionAnswering(base.Task):
         }
 
     def serving_functions(self, model, backbone):
-        del backbone  # windows go through the model as they are
+        window_call = self.window_call(model, backbone)
 
         def serve(question, context):
             count = tf.shape(question)[0]
@@ -344,7 +361,9 @@ class QuestionAnswering(base.Task):
             # An empty request gets empty answers, as from the other exports.
             return tf.cond(
                 count > 0,
-                lambda: self.postprocess(self.answer(model, question, context)),
+                lambda: self.postprocess(
+                    self.answer(model, question, context, window_call=window_call)
+                ),
                 empty,
             )
 

@@ -47,13 +47,13 @@ def read(path, limit):
     return squad_readers.read(path, "squad", max_examples=limit)
 
 
-def params(spec, batch_size, learning_rate, num_examples):
+def params(spec, batch_size, learning_rate, num_examples, fast_forward="auto"):
     from tftransfer import configs
 
     return configs.load(
         [],
         {
-            "backbone": {"spec": spec},
+            "backbone": {"spec": spec, "fast_forward": fast_forward},
             "task": {
                 "type": "question_answering",
                 "question_answering": {**SHAPE, "max_answer_length": MAX_ANSWER_LENGTH},
@@ -126,12 +126,17 @@ def hf_training(path, examples, windows, batch_size, learning_rate, bf16=False):
     return training.hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16)
 
 
-def export_untrained(spec, examples, root):
-    """A SavedModel of the span finder (head untrained: speed only)."""
+def export_untrained(spec, examples, root, fast_forward="auto"):
+    """A SavedModel of the span finder (head untrained: speed only).
+
+    `fast_forward: off` serves through keras-hub's BERT blocks.
+    """
     from tftransfer import experiment, export
 
-    run = experiment.build(params(spec, 32, 5e-5, len(examples.ids)), train_examples=examples)
-    return export.save(run.task, run.model, run.backbone, os.path.join(root, "qa_export"))
+    cfg = params(spec, 32, 5e-5, len(examples.ids), fast_forward)
+    run = experiment.build(cfg, train_examples=examples)
+    name = "qa_export" + ("_off" if fast_forward == "off" else "")
+    return export.save(run.task, run.model, run.backbone, os.path.join(root, name))
 
 
 def tftransfer_inference(export_path, examples, record):
