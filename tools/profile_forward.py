@@ -7,6 +7,10 @@ op time (the profiler's framework_op_stats, summed by type). Comparing
 kernel (exact GELU) taking more time than the bfloat16 matmuls saved
 (BENCHMARKS.md, the AMD EPYC with AVX512_BF16).
 
+`--blocks=lean` (the default) runs BERT blocks as the exports do, through
+`LeanBert` (`Backbone.packed_sequence_output`, a row per text);
+`--blocks=keras-hub` runs the keras-hub model.
+
 Usage:
     python tools/profile_forward.py --precision=float32
     python tools/profile_forward.py --precision=bfloat16 --batch_size=64 --length=64
@@ -23,6 +27,9 @@ from absl import app, flags
 
 flags.DEFINE_string("backbone", "default", "Backbone spec.")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "float16"], "Compute type.")
+flags.DEFINE_enum(
+    "blocks", "lean", ["lean", "keras-hub"], "BERT blocks: LeanBert's or keras-hub's."
+)
 flags.DEFINE_integer("batch_size", 64, "Rows per call.")
 flags.DEFINE_integer("length", 64, "Tokens per row.")
 flags.DEFINE_integer("calls", 5, "Profiled calls (after 3 warm-up calls).")
@@ -53,6 +60,7 @@ def main(argv):
     import tensorflow as tf
 
     from tftransfer import backbones
+    from tftransfer.data import packing
     from tftransfer.training import precision
 
     with precision.dtype_policy(precision.policy_name(FLAGS.precision)):
@@ -64,7 +72,11 @@ def main(argv):
         "segment_ids": tf.zeros(shape, tf.int32),
         "padding_mask": tf.ones(shape, tf.int32),
     }
-    forward = tf.function(lambda f: backbone(f, training=False)["sequence_output"])
+    wrapped = backbones.Backbone.wrap(backbone)
+    if FLAGS.blocks == "lean" and wrapped.lean_blocks:
+        forward = tf.function(lambda f: wrapped.packed_sequence_output(packing.one_per_row(f)))
+    else:
+        forward = tf.function(lambda f: wrapped.outputs(f)["sequence_output"])
     for _ in range(3):
         forward(features).numpy()
     begin = time.perf_counter()
@@ -78,7 +90,9 @@ def main(argv):
         tf.profiler.experimental.stop()
         by_type = _op_time_by_type(logdir)
     total = sum(by_type.values())
-    print(f"{FLAGS.precision}, {shape[0]} x {shape[1]} tokens: {call_ms:.1f} ms per call")
+    blocks = "LeanBert" if FLAGS.blocks == "lean" and wrapped.lean_blocks else "keras-hub"
+    where = f"{FLAGS.precision}, {blocks} blocks, {shape[0]} x {shape[1]} tokens"
+    print(f"{where}: {call_ms:.1f} ms per call")
     print("| op type | ms per call | share |")
     print("|---|---|---|")
     for op_type, micros in by_type.most_common(FLAGS.top):
