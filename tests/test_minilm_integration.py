@@ -42,6 +42,10 @@ PINNED = {
         2368,
     ],
     "\u3000ideo space Ｈｅｌｌｏ": [8909, 8780, 2686, 100],
+    # Special tokens written in the text are those tokens, exactly so cased.
+    "x[SEP]y [CLS][PAD]": [1060, 102, 1061, 101, 0],
+    "[UNK] ü[MASK]É": [100, 1057, 103, 1041],
+    "[mask] or [Mask]": [1031, 7308, 1033, 2030, 1031, 7308, 1033],
 }
 
 

@@ -35,8 +35,8 @@ def define_flags():
     flags.DEFINE_string(
         "mask_token",
         "[MASK]",
-        "What a masked word becomes. The teacher reads it as text: a BERT tokenizer splits "
-        "[MASK] into three word pieces, not the mask token.",
+        "What a masked word becomes. The teacher reads it as text: a BERT teacher reads "
+        "[MASK] as its mask token (as Hugging Face's tokenizers do).",
     )
     flags.DEFINE_integer("seed", 0, "Random seed.")
 

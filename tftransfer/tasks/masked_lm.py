@@ -295,8 +295,9 @@ class MaskedLM(base.Task):
     def tokenize(self, inputs):
         """Texts with `[MASK]` -> model features; every mask is a prediction position.
 
-        The tokenizer would split `[MASK]` into `[`, `mask`, `]`, so the text
-        is cut at each mask, the parts tokenized, and mask ids put between.
+        A tokenizer may split `[MASK]` into `[`, `mask`, `]` (keras-hub's do
+        unless told `special_tokens_in_strings`), so the text is cut at each
+        mask, the parts tokenized, and mask ids put between.
         """
         parts = tf.strings.split(inputs["text"], self.tokenizer.mask_token)
         pieces = self._ids(parts.flat_values)

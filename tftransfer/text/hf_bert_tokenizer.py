@@ -19,6 +19,11 @@ word pieces without its case folding. The accents are stripped by keras-hub
 as before (NFD, then marks removed), which is what BERT does too. keras-hub
 has no switch for this (its `lowercase` always case-folds), hence a subclass.
 
+Special tokens written in the text (`[MASK]`, `[SEP]`, `[CLS]`, `[PAD]`,
+`[UNK]`, exactly so cased) are read as those tokens, as Hugging Face's
+tokenizers read them: "a [MASK] day" is `a`, the mask token, `day`, not
+`[`, `mask`, `]`. Lowercasing leaves them as they are.
+
 Example:
 
 >>> tokenizer = HfBertTokenizer(
@@ -27,11 +32,16 @@ Example:
 ... )
 >>> [int(i) for i in tokenizer("Zero\\u200bwidth")]
 [5, 6]
+>>> [int(i) for i in tokenizer("zero[MASK] Width")]
+[5, 4, 7]
 """
+
+import re
 
 import keras
 import keras_hub
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 # Google BERT's `_is_control`: every "C*" category except tab, newline and
 # carriage return (RE2 has no class subtraction, hence the ranges; it has no
@@ -41,13 +51,27 @@ _DELETED = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]|\p{Cf}|\p{Co}|\p{Cs}|\x{FFFD}
 _SPACES = r"[\t\n\r\p{Zs}]"
 
 
-def normalize(texts, lowercase):
-    """BERT's text cleaning (and `str.lower` if `lowercase`), as TF string ops."""
+def normalize(texts, lowercase, keep=None):
+    """BERT's text cleaning (and `str.lower` if `lowercase`), as TF string ops.
+
+    Args:
+        texts: a string tensor.
+        lowercase: whether to lowercase.
+        keep: a regex of (special) tokens not lowercased, or None.
+    """
     texts = tf.strings.regex_replace(texts, _DELETED, "")
     texts = tf.strings.regex_replace(texts, _SPACES, " ")
-    if lowercase:
-        texts = tf.strings.lower(texts, encoding="utf-8")
-    return texts
+    if not lowercase:
+        return texts
+    if keep is None:
+        return tf.strings.lower(texts, encoding="utf-8")
+    if texts.shape.rank == 0:
+        return normalize(texts[tf.newaxis], lowercase, keep)[0]
+    # After the deletions: TF Text's split stops at a NUL character.
+    pieces = tf_text.regex_split(texts, keep, keep_delim_regex_pattern=keep)
+    special = tf.ragged.map_flat_values(tf.strings.regex_full_match, pieces, keep)
+    lower = tf.ragged.map_flat_values(tf.strings.lower, pieces, encoding="utf-8")
+    return tf.strings.reduce_join(tf.ragged.map_flat_values(tf.where, special, pieces, lower), -1)
 
 
 def _rebuilt(cls, tokenizer):
@@ -64,22 +88,45 @@ class HfBertTokenizer(keras_hub.models.BertTokenizer):
     Args:
         lowercase: lowercase as `str.lower` does (keras-hub's flag of the
             same name case-folds with NFKC instead; it is off underneath).
+        special_tokens_in_strings: read special tokens written in the text
+            as those tokens (Hugging Face does; keras-hub's default is not to).
         **kwargs: as for `keras_hub.models.BertTokenizer`.
     """
 
-    def __init__(self, vocabulary=None, lowercase=False, **kwargs):
-        super().__init__(vocabulary=vocabulary, lowercase=False, **kwargs)
+    def __init__(self, vocabulary=None, lowercase=False, special_tokens_in_strings=True, **kwargs):
+        if special_tokens_in_strings:
+            # keras-hub splits out its own special tokens, not the unknown
+            # token, which Hugging Face's tokenizers read too.
+            extra = list(kwargs.pop("special_tokens", None) or [])
+            kwargs["special_tokens"] = extra + [t for t in ["[UNK]"] if t not in extra]
+        super().__init__(
+            vocabulary=vocabulary,
+            lowercase=False,
+            special_tokens_in_strings=special_tokens_in_strings,
+            **kwargs,
+        )
         self.bert_lowercase = bool(lowercase)
+        # What keras-hub splits out of the text, left as it is by `normalize`.
+        tokens = list(self.special_tokens) + list(kwargs.get("special_tokens") or [])
+        self._keep = "|".join(re.escape(t) for t in tokens) if special_tokens_in_strings else None
 
     @classmethod
     def like(cls, tokenizer):
-        """The same vocabulary and options as a keras-hub `BertTokenizer`."""
-        return _rebuilt(cls, tokenizer)
+        """The same vocabulary and options as a keras-hub `BertTokenizer`.
+
+        Special tokens in the text are read as tokens (`special_tokens_in_strings`),
+        whatever `tokenizer` did: Hugging Face's tokenizer of every BERT
+        checkpoint does.
+        """
+        config = tokenizer.get_config()
+        config["vocabulary"] = tokenizer.get_vocabulary()
+        config["special_tokens_in_strings"] = True
+        return cls.from_config(config)
 
     def tokenize(self, inputs):
         if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
             inputs = tf.convert_to_tensor(inputs, tf.string)
-        return super().tokenize(normalize(inputs, self.bert_lowercase))
+        return super().tokenize(normalize(inputs, self.bert_lowercase, self._keep))
 
     def as_keras_hub(self):
         """A plain keras-hub tokenizer with these settings, for presets any keras-hub loads."""
