@@ -12,7 +12,10 @@ weights in the shape TensorFlow's CPU fusions take:
   kernels concatenated, so LoRA's merged kernels and their gradients still
   flow through each);
 - every projection a 2-D `MatMul` followed by `BiasAdd`, which Grappler's
-  remapper fuses into oneDNN's `_FusedMatMul`;
+  remapper fuses into oneDNN's `_FusedMatMul`; in bfloat16 on oneDNN CPUs,
+  where a bfloat16 `BiasAdd` adds half its matmul's time, the bias
+  rides in the matmul instead (a column of ones), except before a GELU the
+  remapper fuses;
 - exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
   feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so when
   serving on a oneDNN CPU build the activation runs inside the matmul (in
@@ -62,21 +65,42 @@ def _bias(dense):
     return tf.reshape(tf.convert_to_tensor(dense.bias), [-1])
 
 
-def _dense(x, kernel, bias):
-    """`x @ kernel + bias` on a 2-D `x`: a MatMul and BiasAdd the remapper fuses."""
-    return tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
+def _dense(x, kernel, bias, bias_add=False):
+    """`x @ kernel + bias` on a 2-D `x`.
+
+    A MatMul and BiasAdd, which the remapper fuses (`bias_add=True` keeps this
+    form in every dtype: GELU's fusion needs it). In bfloat16 on oneDNN CPUs the bias rides in the
+    matmul instead: TF's bfloat16 BiasAdd, fused or not, adds about half the
+    matmul's time (BENCHMARKS.md), so `x` gets a column of ones (and
+    zeros up to a multiple of 32 columns, the AMX tiles' depth) and the
+    kernel the bias as a row.
+    """
+    kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
+    if bias_add or x.dtype != tf.bfloat16 or not _onednn_cpu():
+        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    depth = kernel.shape[0]
+    pad = -(depth + 1) % 32
+    rows = tf.shape(x)[0]
+    x = tf.concat([x, tf.ones([rows, 1], x.dtype), tf.zeros([rows, pad], x.dtype)], 1)
+    kernel = tf.concat([kernel, bias[tf.newaxis], tf.zeros([pad, kernel.shape[1]], x.dtype)], 0)
+    return tf.matmul(x, kernel)
 
 
-def _fused_gelu_expected():
-    """Whether Grappler will fuse exact GELU into its matmul: oneDNN CPU kernels, no GPU."""
+def _onednn_cpu():
+    """Whether matmuls run on oneDNN CPU kernels (no GPU)."""
     return tf_internals.onednn_enabled() and not tf.config.list_logical_devices("GPU")
+
+
+def _fused_gelu(dense, training):
+    """Whether Grappler will fuse `dense`'s activation into its matmul (serving)."""
+    return dense.activation is hub.exact_gelu and not training and _onednn_cpu()
 
 
 def _activation(dense, x, training):
     """The feed-forward's activation on `x` (after its bias)."""
     if dense.activation is not hub.exact_gelu:
         return dense.activation(x)
-    if x.dtype in (tf.bfloat16, tf.float16) and (training or not _fused_gelu_expected()):
+    if x.dtype in (tf.bfloat16, tf.float16) and not _fused_gelu(dense, training):
         # Unfused 16-bit erf is slow on CPU and loses precision below -2.5;
         # in training the pre-activation is kept for the gradient, so
         # nothing fuses. As `hub.exact_gelu`: in float32, cast back.
@@ -194,7 +218,7 @@ class LeanBert:
         if p["normalize_first"]:
             flat = p["feedforward_norm"](flat)
         up = dense["intermediate"]
-        h = _dense(flat, _kernel(up, hidden), _bias(up))
+        h = _dense(flat, _kernel(up, hidden), _bias(up), _fused_gelu(up, training))
         h = _activation(up, h, training)
         down = dense["feedforward_output"]
         out = _dense(h, _kernel(down, up.units), _bias(down))
