@@ -28,35 +28,6 @@ def test_fused_update_equals_keras_adamw():
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_an_embeddings_sparse_gradient_updates_every_row_as_a_dense_one_would():
-    # A token embedding's gradient comes as IndexedSlices (repeated rows sum);
-    # the update is dense Adam's: rows without tokens this step move too.
-    rng = np.random.default_rng(0)
-    start = rng.normal(size=(11, 5)).astype("float32")
-    steps = [
-        (rng.normal(size=(4, 5)).astype("float32"), np.array([1, 3, 3, 7])),
-        (rng.normal(size=(2, 5)).astype("float32"), np.array([0, 1])),
-    ]
-    settings = dict(learning_rate=1e-2, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=1e-6)
-    results = []
-    for optimizer_class, sparse in (
-        (optimization.PreReducedAdamW, True),
-        (keras.optimizers.AdamW, False),
-    ):
-        variable = keras.Variable(start, name="embeddings")
-        optimizer = optimizer_class(**settings)
-        optimizer.build([variable])
-        for values, rows in steps:
-            gradient = tf.IndexedSlices(
-                tf.constant(values), tf.constant(rows), tf.constant([11, 5])
-            )
-            optimizer.apply([gradient if sparse else tf.convert_to_tensor(gradient)], [variable])
-        results.append(variable.numpy())
-    fused, reference = results
-    assert np.abs(fused[10] - start[10]).max() > 1e-4  # a row no step had: decayed only
-    np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
-
-
 def test_layerwise_rates_scale_the_adam_step_and_the_weight_decay_of_their_variables():
     # A factor f on a variable's rate is Keras' AdamW at f times the rate for it: the
     # Adam step and the decoupled weight decay (the `_apply_weight_decay` override) alike.

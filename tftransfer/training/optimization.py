@@ -114,12 +114,8 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         The fused kernel computes the same `m`, `v` and
         `var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)` in one
         pass (BENCHMARKS.md, "Speed against Hugging Face"). Weight decay stays
-        Keras' own, applied before. A token embedding's gradient (`IndexedSlices`)
-        is made dense first: Keras' Adam makes it dense too (its first
-        subtraction does), as PyTorch's does, so every row's moments decay.
+        Keras' own, applied before.
         """
-        if isinstance(gradient, tf.IndexedSlices) and not self.amsgrad:
-            gradient = tf.convert_to_tensor(gradient)
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             factor = self._factor(variable, variable.dtype)
             if factor is not None:
