@@ -236,6 +236,19 @@ def test_distillation_errors_say_what_to_fix(
         experiment.build(params)
 
 
+def test_a_bad_precision_variable_fails_before_the_teacher_runs(
+    monkeypatch, tiny_preset, sentiment_tsv, teacher_dir
+):
+    calls = []
+    monkeypatch.setattr(Teacher, "predict", lambda self, r: calls.append(len(r)))
+    monkeypatch.setenv("TFTRANSFER_AUTO_PRECISION", "int8")
+    params = _student(tiny_preset, sentiment_tsv, teacher_dir)
+    configs.override(params, {"runtime": {"mixed_precision": "auto"}}, "test")
+    with pytest.raises(configs.ConfigError, match="TFTRANSFER_AUTO_PRECISION='int8'"):
+        experiment.build(params)
+    assert calls == []
+
+
 def test_a_task_that_cannot_learn_from_a_teacher_says_so(tmp_path, tiny_preset, teacher_dir):
     conll = tiny.write_conll(str(tmp_path / "train.conll"))
     params = configs.load(

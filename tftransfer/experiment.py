@@ -145,6 +145,8 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
     distribute.per_replica_batch_size(cfg.batch_size, strategy)
     train_examples, validation = _read_data(params, train_examples)
     method = transfer.get(params.transfer)
+    # Before the teacher's minutes of work: a bad $TFTRANSFER_AUTO_PRECISION fails here.
+    choice, precision_note = precision.resolve(params.runtime.mixed_precision, strategy)
     # The teacher runs before anything of the student is built (outside the
     # strategy's scope: its weights need no mirroring). Only the chief stores
     # its outputs; the other workers of a multi-worker run read them.
@@ -152,7 +154,6 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
     if method.uses_teacher:
         write = distribute.is_chief(strategy)
         taught = distillation.prepare(params, train_examples, model_dir, write=write)
-    choice, precision_note = precision.resolve(params.runtime.mixed_precision, strategy)
     logging.info(f"runtime.mixed_precision: {precision_note}.")
     policy = precision.policy_name(choice)
     with strategy.scope(), precision.dtype_policy(policy):
