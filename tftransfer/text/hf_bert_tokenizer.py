@@ -74,11 +74,11 @@ def normalize(texts, lowercase, keep=None):
     return tf.strings.reduce_join(tf.ragged.map_flat_values(tf.where, special, pieces, lower), -1)
 
 
-def _rebuilt(cls, tokenizer):
-    """A `cls` tokenizer with `tokenizer`'s vocabulary and options (its config)."""
+def _rebuilt(cls, tokenizer, **options):
+    """A `cls` tokenizer with `tokenizer`'s vocabulary and options (its config), `options` set."""
     config = tokenizer.get_config()
     config["vocabulary"] = tokenizer.get_vocabulary()
-    return cls.from_config(config)
+    return cls.from_config({**config, **options})
 
 
 @keras.saving.register_keras_serializable(package="tftransfer")
@@ -98,7 +98,7 @@ class HfBertTokenizer(keras_hub.models.BertTokenizer):
             # keras-hub splits out its own special tokens, not the unknown
             # token, which Hugging Face's tokenizers read too.
             extra = list(kwargs.pop("special_tokens", None) or [])
-            kwargs["special_tokens"] = extra + [t for t in ["[UNK]"] if t not in extra]
+            kwargs["special_tokens"] = extra + ([] if "[UNK]" in extra else ["[UNK]"])
         super().__init__(
             vocabulary=vocabulary,
             lowercase=False,
@@ -118,10 +118,7 @@ class HfBertTokenizer(keras_hub.models.BertTokenizer):
         whatever `tokenizer` did: Hugging Face's tokenizer of every BERT
         checkpoint does.
         """
-        config = tokenizer.get_config()
-        config["vocabulary"] = tokenizer.get_vocabulary()
-        config["special_tokens_in_strings"] = True
-        return cls.from_config(config)
+        return _rebuilt(cls, tokenizer, special_tokens_in_strings=True)
 
     def tokenize(self, inputs):
         if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
