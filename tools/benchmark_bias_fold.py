@@ -25,14 +25,6 @@ flags.DEFINE_integer("calls", 3, "Calls per side per round.")
 FLAGS = flags.FLAGS
 
 
-def _bias_add(x, kernel, bias, bias_add=False):
-    """The form folding replaced: MatMul, then BiasAdd (which the remapper fuses)."""
-    import tensorflow as tf
-
-    del bias_add
-    return tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
-
-
 def _call(backbone, shape, train, dense):
     """A traced `features -> value` of `backbone` with `lean_bert._dense` as `dense`."""
     import tensorflow as tf
@@ -75,6 +67,12 @@ def main(argv):
     from tftransfer.backbones import lean_bert
     from tftransfer.training import auto_precision
 
+    folded = lean_bert._dense
+
+    def bias_add(x, kernel, bias, bias_add=False):
+        """The form folding replaced: MatMul, then BiasAdd (which the remapper fuses)."""
+        return folded(x, kernel, bias, bias_add=True)
+
     backbone = backbones.Backbone.wrap(backbones.load(FLAGS.backbone)[0])
     if not backbone.lean_blocks:
         raise SystemExit(f"{FLAGS.backbone}: its blocks do not run through LeanBert")
@@ -87,8 +85,8 @@ def main(argv):
     shapes = [(s, False) for s in FLAGS.serve_shapes] + [(s, True) for s in FLAGS.train_shapes]
     for shape, train in shapes:
         sides = {
-            "bias_add": _call(backbone, shape, train, _bias_add),
-            "folded": _call(backbone, shape, train, lean_bert._dense),
+            "bias_add": _call(backbone, shape, train, bias_add),
+            "folded": _call(backbone, shape, train, folded),
         }
         times = {name: [] for name in sides}
         for _ in range(FLAGS.rounds):

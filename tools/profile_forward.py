@@ -73,7 +73,8 @@ def main(argv):
         "padding_mask": tf.ones(shape, tf.int32),
     }
     wrapped = backbones.Backbone.wrap(backbone)
-    if FLAGS.blocks == "lean" and wrapped.lean_blocks:
+    lean = FLAGS.blocks == "lean" and wrapped.lean_blocks
+    if lean:
         forward = tf.function(lambda f: wrapped.packed_sequence_output(packing.one_per_row(f)))
     else:
         forward = tf.function(lambda f: wrapped.outputs(f)["sequence_output"])
@@ -90,7 +91,7 @@ def main(argv):
         tf.profiler.experimental.stop()
         by_type = _op_time_by_type(logdir)
     total = sum(by_type.values())
-    blocks = "LeanBert" if FLAGS.blocks == "lean" and wrapped.lean_blocks else "keras-hub"
+    blocks = "LeanBert" if lean else "keras-hub"
     where = f"{FLAGS.precision}, {blocks} blocks, {shape[0]} x {shape[1]} tokens"
     print(f"{where}: {call_ms:.1f} ms per call")
     print("| op type | ms per call | share |")
