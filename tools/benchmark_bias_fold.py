@@ -2,7 +2,7 @@
 
 In bfloat16 on oneDNN CPUs `LeanBert` folds each projection's bias into its
 matmul (a column of ones in the input, the bias as a row of the kernel),
-because TF's bfloat16 BiasAdd adds about half the matmul's time. This
+because TF's bfloat16 BiasAdd is slow on CPUs. This
 times that against the MatMul + BiasAdd form it replaced, alternating the two
 round by round on the same weights: the packed forward at serving shapes
 (`--serve_shapes`) and forward plus backward at a training shape

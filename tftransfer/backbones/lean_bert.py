@@ -13,7 +13,7 @@ weights in the shape TensorFlow's CPU fusions take:
   flow through each);
 - every projection a 2-D `MatMul` followed by `BiasAdd`, which Grappler's
   remapper fuses into oneDNN's `_FusedMatMul`; in bfloat16 on oneDNN CPUs,
-  where a bfloat16 `BiasAdd` adds half its matmul's time, the bias
+  where a bfloat16 `BiasAdd` is slow, the bias
   rides in the matmul instead (a column of ones), except before a GELU the
   remapper fuses;
 - exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
@@ -68,12 +68,12 @@ def _bias(dense):
 def _dense(x, kernel, bias, bias_add=False):
     """`x @ kernel + bias` on a 2-D `x`.
 
-    A MatMul and BiasAdd, which the remapper fuses (`bias_add=True` keeps this
-    form in every dtype: GELU's fusion needs it). In bfloat16 on oneDNN CPUs the bias rides in the
-    matmul instead: TF's bfloat16 BiasAdd, fused or not, adds about half the
-    matmul's time (BENCHMARKS.md), so `x` gets a column of ones (and
-    zeros up to a multiple of 32 columns, the AMX tiles' depth) and the
-    kernel the bias as a row.
+    A MatMul and BiasAdd, which the remapper fuses (`bias_add=True` keeps
+    this form in every dtype: GELU's fusion needs it). In bfloat16 on oneDNN
+    CPUs the bias rides in the matmul instead, as TF's bfloat16 BiasAdd,
+    fused or not, is slow (folding it makes a training pass 1.08× faster,
+    BENCHMARKS.md): `x` gets a column of ones (and zeros up to a multiple of
+    32 columns, the AMX tiles' depth) and the kernel the bias as a row.
     """
     kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
     if bias_add or x.dtype != tf.bfloat16 or not _onednn_cpu():
