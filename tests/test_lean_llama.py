@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tftransfer.models import lean_llama
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
 
 ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
@@ -17,14 +18,14 @@ ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
 )
 
 
-def _llama(**rope):
+def _llama(hidden_dim=24, **rope):
     keras.utils.set_random_seed(3)
     backbone = keras_hub.models.Llama3Backbone(
         vocabulary_size=50,
         num_layers=2,
         num_query_heads=6,
         num_key_value_heads=2,
-        hidden_dim=24,
+        hidden_dim=hidden_dim,  # 6 heads of 4: a power-of-two attention scale (1/2)
         intermediate_dim=40,
         **rope,
     )
@@ -71,8 +72,9 @@ def test_other_families_keep_keras_hubs_layers():
     assert LeanLlama.supports(_llama())
 
 
-def test_training_view_gives_keras_hubs_loss_and_gradients():
-    lm = _llama()
+@pytest.mark.parametrize("hidden_dim", [24, 36], ids=["scale_folded", "scale_multiplied"])
+def test_training_view_gives_keras_hubs_loss_and_gradients(hidden_dim):
+    lm = _llama(hidden_dim)
     view = LeanCausalLM(lm)
     ids = tf.constant([[3, 7, 9, 11, 13, 0], [4, 4, 8, 1, 0, 0]])
     inputs = {"token_ids": ids, "padding_mask": tf.cast(ids > 0, tf.int32)}
@@ -121,3 +123,24 @@ def test_backbone_fast_forward_off_keeps_keras_hubs_layers_everywhere(llama_dir)
     fast_score = task.score(fast, texts)["mean_log_likelihood"].numpy()
     plain_score = task.score(plain, texts)["mean_log_likelihood"].numpy()
     np.testing.assert_allclose(fast_score, plain_score, rtol=1e-5)
+
+
+def test_rms_norm_gradient_equals_tfs_derivative():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 3, 8)) * 3, tf.float32)
+    weight = tf.constant(1 + 0.1 * rng.normal(size=8), tf.float32)
+    upstream = tf.constant(rng.normal(size=(2, 3, 8)), tf.float32)
+
+    def plain(x, weight):
+        return x * tf.math.rsqrt(tf.reduce_mean(x * x, axis=-1, keepdims=True) + 1e-5) * weight
+
+    def grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, weight])
+            out = fn(x, weight)
+            loss = tf.reduce_sum(out * upstream)
+        return [out] + tape.gradient(loss, [x, weight])
+
+    written_out = grads(lambda x, w: lean_llama._scaled_rms(x, w, tf.constant(1e-5)))
+    for got, want in zip(written_out, grads(plain)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -38,6 +38,8 @@ Example:
 ([1, 1, 11], [1, 2, 6, 2])
 """
 
+import math
+
 import keras
 import keras_hub
 import tensorflow as tf
@@ -49,9 +51,29 @@ from tftransfer.compat import keras_hub_internals
 def _rms_norm(layer, x):
     """keras-hub's LlamaLayerNorm: float32 statistics, scale, compute dtype out."""
     weight, epsilon = keras_hub_internals.llama_norm_weights(layer)
+    return _scaled_rms(x, tf.cast(weight, tf.float32), tf.constant(epsilon, tf.float32))
+
+
+@tf.custom_gradient
+def _scaled_rms(x, weight, epsilon):
+    """`x * rsqrt(mean(x^2) + epsilon) * weight` in float32, its gradient written out.
+
+    TF's derivative of these ops makes more passes over the activations;
+    this one is the same arithmetic to float32 rounding
+    (tests/test_lean_llama.py).
+    """
     x32 = tf.cast(x, tf.float32)
-    scale = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + epsilon)
-    return tf.cast(x32 * scale * tf.cast(weight, tf.float32), x.dtype)
+    rms = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + epsilon)
+    normed = x32 * rms
+
+    def gradient(dy):
+        dy = tf.cast(dy, tf.float32)
+        d_normed = dy * weight
+        d_x = rms * (d_normed - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True))
+        d_weight = tf.reduce_sum(tf.reshape(dy * normed, [-1, weight.shape[-1]]), axis=0)
+        return tf.cast(d_x, x.dtype), d_weight, None
+
+    return tf.cast(normed * weight, x.dtype), gradient
 
 
 def tied_logits(token_embedding, x):
@@ -201,9 +223,14 @@ class LeanLlama:
             if one
             else (lambda t: tf.transpose(t, [0, 2, 1, 3]))
         )
-        q = self._rotate(project("query", self.heads), cos, sin)
         # keys and values as [batch, kv_heads, tokens, head_dim]
         k = heads_first(self._rotate(project("key", self.kv_heads), cos, sin))
+        scale = parts["scale"]
+        if math.frexp(scale)[0] == 0.5:
+            # A power of two (head_dim 64, 256): scaled rotary factors scale
+            # the scores exactly, and save a pass over [.., tokens, tokens].
+            cos, sin, scale = cos * scale, sin * scale, 1.0
+        q = self._rotate(project("query", self.heads), cos, sin)
         v = heads_first(project("value", self.kv_heads))
         if cache is not None:
             k = keras.ops.slice_update(cache[0], [0, 0, index, 0], k)
@@ -213,7 +240,9 @@ class LeanLlama:
             q = tf.reshape(q, [batch, tokens, self.kv_heads, self.groups, self.head_dim])
             q = tf.transpose(q, [0, 2, 3, 1, 4])
         q = tf.reshape(q, [batch, self.kv_heads, -1, self.head_dim])
-        scores = tf.matmul(q, k, transpose_b=True) * parts["scale"]
+        scores = tf.matmul(q, k, transpose_b=True)
+        if scale != 1.0:
+            scores *= scale
         weights = tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
         out = tf.matmul(tf.cast(weights, self.dtype), v)
         if not one:

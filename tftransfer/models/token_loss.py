@@ -15,14 +15,75 @@ Example:
 
 import tensorflow as tf
 
+# Values (rows x vocabulary) per chunk of `row_nll`: a chunk's float32 copy
+# (12 MB) stays in cache through the passes over it.
+_CHUNK_VALUES = 3 * 2**20
+
 
 def token_nll(labels, logits):
     """Per-position negative log-likelihood and target mask, float32."""
     mask = tf.cast(labels >= 0, tf.float32)
-    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.maximum(labels, 0), logits=tf.cast(logits, tf.float32)
+    vocabulary = logits.shape[-1] or tf.shape(logits)[-1]
+    nll = row_nll(tf.reshape(logits, [-1, vocabulary]), tf.reshape(tf.maximum(labels, 0), [-1]))
+    return tf.reshape(nll, tf.shape(labels)) * mask, mask
+
+
+@tf.custom_gradient
+def row_nll(logits, labels):
+    """`tf.nn.sparse_softmax_cross_entropy_with_logits` in chunks of rows, float32 math.
+
+    `logits` is `[rows, vocabulary]` in any float type, `labels` `[rows]`.
+    TF's kernel makes its passes over the whole `[rows, vocabulary]` matrix in
+    float32 (400 MB for 2,048 tokens of a 49k vocabulary) and keeps its
+    gradient; here each chunk of rows is read while it is in cache, the
+    backward pass recomputes the softmax from the saved log-sum-exp and gives
+    the gradient in `logits`' own type. Equal to TF's to float32 rounding,
+    and faster on CPU (BENCHMARKS.md, "Fine-tuning speed against HF `Trainer`").
+    """
+    vocabulary = logits.shape[-1] or tf.shape(logits)[-1]
+    rows = max(1, _CHUNK_VALUES // vocabulary) if isinstance(vocabulary, int) else 64
+    chunked_logits, count = _chunks(logits, rows)
+    chunked_labels, _ = _chunks(labels, rows)
+
+    def forward(chunk):
+        x, label = chunk
+        x = tf.cast(x, tf.float32)
+        top = tf.reduce_max(x, axis=-1)
+        lse = tf.math.log(tf.reduce_sum(tf.exp(x - top[:, None]), axis=-1)) + top
+        return lse, lse - tf.gather(x, label, batch_dims=1)
+
+    lse, nll = tf.map_fn(
+        forward,
+        (chunked_logits, chunked_labels),
+        fn_output_signature=(tf.float32, tf.float32),
+        parallel_iterations=1,  # chunks in turn: in parallel they would share the cache
     )
-    return nll * mask, mask
+
+    def gradient(upstream):
+        chunked_upstream, _ = _chunks(upstream, rows)
+
+        def backward(chunk):
+            x, label, chunk_lse, dy = chunk
+            softmax_dy = tf.exp(tf.cast(x, tf.float32) - chunk_lse[:, None]) * dy[:, None]
+            at_label = tf.stack([tf.range(tf.shape(label)[0]), label], axis=1)
+            return tf.cast(tf.tensor_scatter_nd_sub(softmax_dy, at_label, dy), logits.dtype)
+
+        grads = tf.map_fn(
+            backward,
+            (chunked_logits, chunked_labels, lse, chunked_upstream),
+            fn_output_signature=logits.dtype,
+            parallel_iterations=1,
+        )
+        return tf.reshape(grads, [-1, vocabulary])[:count], None
+
+    return tf.reshape(nll, [-1])[:count], gradient
+
+
+def _chunks(x, rows):
+    """`x` `[n, ...]` zero-padded to `[ceil(n / rows), rows, ...]`, and n."""
+    count = tf.shape(x)[0]
+    padded = tf.pad(x, [[0, -count % rows]] + [[0, 0]] * (len(x.shape) - 1))
+    return tf.reshape(padded, tf.concat([[-1, rows], tf.shape(x)[1:]], axis=0)), count
 
 
 def per_row_loss(labels, logits):
