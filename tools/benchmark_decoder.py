@@ -282,11 +282,14 @@ def main(argv):
             for side in runs:
                 runs[side].append(_child(f"{side}_training"))
         tokens = FLAGS.batch_size * FLAGS.block
+        per_round = {
+            side: [tokens / statistics.median(r["value"]) for r in records]
+            for side, records in runs.items()
+        }
         results["training"] = {
             side: {
-                "tokens_per_second": statistics.median(
-                    tokens / statistics.median(r["value"]) for r in records
-                ),
+                "tokens_per_second": statistics.median(per_round[side]),
+                "per_round": per_round[side],
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
             }
             for side, records in runs.items()
@@ -295,6 +298,9 @@ def main(argv):
             results["training"]["tftransfer"]["tokens_per_second"]
             / results["training"]["hf"]["tokens_per_second"]
         )
+        results["training"]["speedup_per_round"] = [
+            ours / theirs for ours, theirs in zip(per_round["tftransfer"], per_round["hf"])
+        ]
         print(json.dumps(results["training"], indent=1), flush=True)
     if "generation" in FLAGS.parts:
         with tempfile.TemporaryDirectory() as root:
