@@ -515,6 +515,15 @@ def _task_contenders(root, spec, hf_path):
                 return qa.tftransfer_inference(qa_off[0], questions, _inference_record)
 
             runs["qa inference"]["tftransfer SavedModel, keras-hub blocks"] = keras_hub_blocks
+            # bfloat16: what `runtime.mixed_precision: auto` exports on a CPU with bf16 units.
+            qa_bf16 = []
+
+            def bfloat16_export():
+                if not qa_bf16:
+                    qa_bf16.append(qa.export_untrained(spec, qa_train, root, precision="bfloat16"))
+                return qa.tftransfer_inference(qa_bf16[0], questions, _inference_record)
+
+            runs["qa inference"]["tftransfer SavedModel bf16"] = bfloat16_export
         if not FLAGS.skip_hf:
             runs["qa training"]["HF Trainer (torch)"] = lambda: qa.hf_training(
                 hf_path, qa_train, n, batch, lr
@@ -522,6 +531,10 @@ def _task_contenders(root, spec, hf_path):
             runs["qa inference"]["HF torch"] = lambda: qa.hf_inference(
                 hf_path, questions, _inference_record
             )
+            if not FLAGS.smoke:
+                runs["qa inference"]["HF torch bf16"] = lambda: qa.hf_inference(
+                    hf_path, questions, _inference_record, bf16=True
+                )
     return runs
 
 

@@ -47,7 +47,7 @@ def read(path, limit):
     return squad_readers.read(path, "squad", max_examples=limit)
 
 
-def params(spec, batch_size, learning_rate, num_examples, fast_forward="auto"):
+def params(spec, batch_size, learning_rate, num_examples, fast_forward="auto", precision="float32"):
     from tftransfer import configs
 
     return configs.load(
@@ -59,8 +59,8 @@ def params(spec, batch_size, learning_rate, num_examples, fast_forward="auto"):
                 "question_answering": {**SHAPE, "max_answer_length": MAX_ANSWER_LENGTH},
             },
             "data": {"shuffle_buffer_size": num_examples},
-            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
-            "runtime": {"mixed_precision": "float32"},
+            # float32 on every CPU by default, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": precision},
             "trainer": {
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
@@ -126,16 +126,17 @@ def hf_training(path, examples, windows, batch_size, learning_rate, bf16=False):
     return training.hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16)
 
 
-def export_untrained(spec, examples, root, fast_forward="auto"):
+def export_untrained(spec, examples, root, fast_forward="auto", precision="float32"):
     """A SavedModel of the span finder (head untrained: speed only).
 
-    `fast_forward: off` serves through keras-hub's BERT blocks.
+    `fast_forward: off` serves through keras-hub's BERT blocks; `precision`
+    is the run's (and so the export's) compute type.
     """
     from tftransfer import experiment, export
 
-    cfg = params(spec, 32, 5e-5, len(examples.ids), fast_forward)
+    cfg = params(spec, 32, 5e-5, len(examples.ids), fast_forward, precision)
     run = experiment.build(cfg, train_examples=examples)
-    name = "qa_export" + ("_off" if fast_forward == "off" else "")
+    name = "qa_export" + ("_off" if fast_forward == "off" else "") + f"_{precision}"
     return export.save(run.task, run.model, run.backbone, os.path.join(root, name))
 
 
@@ -153,16 +154,20 @@ def tftransfer_inference(export_path, examples, record):
     return record(call, list(zip(examples.questions, examples.contexts)))
 
 
-def hf_inference(path, examples, record):
+def hf_inference(path, examples, record, bf16=False):
+    """HF in eval mode (bf16: torch's CPU autocast, as `TrainingArguments(bf16=True)`)."""
+    import contextlib
+
     import torch
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForQuestionAnswering.from_pretrained(path).eval()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def call(batch):
         questions, contexts = map(list, zip(*batch))
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             encoded = tokenizer(
                 questions,
                 contexts,
@@ -177,9 +182,8 @@ def hf_inference(path, examples, record):
             offsets = encoded.pop("offset_mapping").numpy()
             samples = encoded.pop("overflow_to_sample_mapping").numpy()
             out = model(**encoded)
-        return _best_answers(
-            out.start_logits.numpy(), out.end_logits.numpy(), offsets, samples, encoded, contexts
-        )
+        starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+        return _best_answers(starts, ends, offsets, samples, encoded, contexts)
 
     return record(call, list(zip(examples.questions, examples.contexts)))
 
