@@ -114,6 +114,11 @@ class LeanLlama:
         self.head_dim = self.hidden // self.heads
         self.groups = self.heads // self.kv_heads
         self.dtype = causal_lm.compute_dtype
+        # One power-of-two attention scale (head_dim 64, 256): scaling the
+        # queries' rotary factors, once per pass, scales the scores exactly
+        # and saves every layer a pass over [.., tokens, tokens].
+        scale, *others = {parts["scale"] for parts in self.layers}
+        self.folded_scale = scale if not others and math.frexp(scale)[0] == 0.5 else None
 
     @staticmethod
     def supports(causal_lm, training=False):
@@ -146,13 +151,13 @@ class LeanLlama:
         x = self.token_embedding(token_ids)
         tokens = tf.shape(token_ids)[1]
         total = tf.shape(cache[0])[2]
-        cos, sin = self._rotary(tokens, index)
+        rotary = self._rotary(tokens, index)
         # Query i (at index + i) sees cache positions up to index + i.
         visible = tf.range(total)[None, :] <= index + tf.range(tokens)[:, None]
         bias = self._bias(visible)
         updated = []
         for i, parts in enumerate(self.layers):
-            x, kv = self._layer(parts, x, cos, sin, bias, cache[2 * i : 2 * i + 2], index)
+            x, kv = self._layer(parts, x, rotary, bias, cache[2 * i : 2 * i + 2], index)
             updated += kv
         if not with_logits:
             return None, tuple(updated)
@@ -166,12 +171,12 @@ class LeanLlama:
         """
         x = self.token_embedding(token_ids)
         tokens = tf.shape(token_ids)[1]
-        cos, sin = self._rotary(tokens, 0)
+        rotary = self._rotary(tokens, 0)
         causal = tf.range(tokens)[None, :] <= tf.range(tokens)[:, None]
         visible = tf.logical_and(causal[None], tf.cast(padding_mask, tf.bool)[:, None, :])
         bias = self._bias(visible)[:, None]  # [batch, 1, groups * tokens, tokens]
         for parts in self.layers:
-            x, _ = self._layer(parts, x, cos, sin, bias)
+            x, _ = self._layer(parts, x, rotary, bias)
         return self.logits(self.norm(x))
 
     def logits(self, x):
@@ -188,7 +193,7 @@ class LeanLlama:
         return tf.concat([bias] * self.groups, axis=-2)
 
     def _rotary(self, tokens, index):
-        """`(cos, sin)` `[1, tokens, 1, head_dim]` of the rotary layer at `index`.
+        """`(cos, sin)` `[1, tokens, 1, head_dim]` of the rotary layer at `index`, and the queries'.
 
         The layer rotates x by cos(x) + rotate_half(x) sin; on all-ones input
         its halves are cos - sin and cos + sin, which gives both back
@@ -199,13 +204,17 @@ class LeanLlama:
         first, second = tf.split(rotary(ones, start_index=index), 2, axis=-1)
         cos, sin = (first + second) / 2, (second - first) / 2
         # rotate_half(x) * [sin, sin] == roll(x, half) * [-sin, sin]: 4 ops a rotation, not 6
-        return tf.concat([cos, cos], axis=-1), tf.concat([-sin, sin], axis=-1)
+        cos, sin = tf.concat([cos, cos], axis=-1), tf.concat([-sin, sin], axis=-1)
+        if self.folded_scale is None:
+            return cos, sin, cos, sin
+        return cos, sin, cos * self.folded_scale, sin * self.folded_scale
 
     def _rotate(self, x, cos, signed_sin):
         return x * cos + tf.roll(x, self.head_dim // 2, axis=-1) * signed_sin
 
-    def _layer(self, parts, x, cos, sin, bias, cache=None, index=None):
+    def _layer(self, parts, x, rotary, bias, cache=None, index=None):
         """One decoder layer: `(x, (keys, values))`, the caches updated if given."""
+        cos, sin, query_cos, query_sin = rotary
         dense = parts["dense"]
         batch, tokens = tf.shape(x)[0], tf.shape(x)[1]
         h = _rms_norm(parts["attention_norm"], x)
@@ -225,12 +234,7 @@ class LeanLlama:
         )
         # keys and values as [batch, kv_heads, tokens, head_dim]
         k = heads_first(self._rotate(project("key", self.kv_heads), cos, sin))
-        scale = parts["scale"]
-        if math.frexp(scale)[0] == 0.5:
-            # A power of two (head_dim 64, 256): scaled rotary factors scale
-            # the scores exactly, and save a pass over [.., tokens, tokens].
-            cos, sin, scale = cos * scale, sin * scale, 1.0
-        q = self._rotate(project("query", self.heads), cos, sin)
+        q = self._rotate(project("query", self.heads), query_cos, query_sin)
         v = heads_first(project("value", self.kv_heads))
         if cache is not None:
             k = keras.ops.slice_update(cache[0], [0, 0, index, 0], k)
@@ -241,8 +245,8 @@ class LeanLlama:
             q = tf.transpose(q, [0, 2, 3, 1, 4])
         q = tf.reshape(q, [batch, self.kv_heads, -1, self.head_dim])
         scores = tf.matmul(q, k, transpose_b=True)
-        if scale != 1.0:
-            scores *= scale
+        if self.folded_scale is None:
+            scores *= parts["scale"]
         weights = tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
         out = tf.matmul(tf.cast(weights, self.dtype), v)
         if not one:
