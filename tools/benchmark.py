@@ -26,6 +26,7 @@ Usage:
 """
 
 import concurrent.futures
+import functools
 import json
 import os
 import platform
@@ -254,17 +255,16 @@ def tftransfer_inference(export_path, texts):
 
 def hf_inference(path, texts, num_labels, bf16=False):
     """HF in eval mode, each batch tokenized and padded to its longest (bf16: CPU autocast)."""
-    import contextlib
-
     import torch
     import transformers
+    from benchmarking import common
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=num_labels
     ).eval()
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = common.cpu_autocast(bf16)
 
     def call(batch):
         with torch.inference_mode(), autocast:
@@ -391,14 +391,9 @@ def _contenders(spec, examples, hf_path, texts, export_path, root):
 
 def _lazy_export(spec, examples, root, precision, fast_forward="auto"):
     """Another SavedModel (bfloat16, keras-hub's blocks), written at its first use."""
-    path = []
-
-    def get():
-        if not path:
-            path.append(export_untrained(spec, examples, root, precision, fast_forward))
-        return path[0]
-
-    return get
+    return functools.cache(
+        functools.partial(export_untrained, spec, examples, root, precision, fast_forward)
+    )
 
 
 #: the sides whose peak RSS the `memory` part measures, each in its own process.
@@ -505,25 +500,19 @@ def _task_contenders(root, spec, hf_path):
             )
         }
         if not FLAGS.smoke:
-            # The same export through keras-hub's BERT blocks
-            # (`backbone.fast_forward: off`): what `LeanBert` is worth.
-            qa_off = []
-
-            def keras_hub_blocks():
-                if not qa_off:  # written at its first use, outside the timed calls
-                    qa_off.append(qa.export_untrained(spec, qa_train, root, "off"))
-                return qa.tftransfer_inference(qa_off[0], questions, _inference_record)
-
-            runs["qa inference"]["tftransfer SavedModel, keras-hub blocks"] = keras_hub_blocks
-            # bfloat16: what `runtime.mixed_precision: auto` exports on a CPU with bf16 units.
-            qa_bf16 = []
-
-            def bfloat16_export():
-                if not qa_bf16:
-                    qa_bf16.append(qa.export_untrained(spec, qa_train, root, precision="bfloat16"))
-                return qa.tftransfer_inference(qa_bf16[0], questions, _inference_record)
-
-            runs["qa inference"]["tftransfer SavedModel bf16"] = bfloat16_export
+            # Other exports, each written at its first use (outside the timed calls): through
+            # keras-hub's BERT blocks (`backbone.fast_forward: off`: what `LeanBert` is worth),
+            # and in bfloat16 (what `runtime.mixed_precision: auto` exports on a bf16 CPU).
+            for name, options in (
+                ("tftransfer SavedModel, keras-hub blocks", {"fast_forward": "off"}),
+                ("tftransfer SavedModel bf16", {"precision": "bfloat16"}),
+            ):
+                export = functools.cache(
+                    functools.partial(qa.export_untrained, spec, qa_train, root, **options)
+                )
+                runs["qa inference"][name] = lambda export=export: qa.tftransfer_inference(
+                    export(), questions, _inference_record
+                )
         if not FLAGS.skip_hf:
             runs["qa training"]["HF Trainer (torch)"] = lambda: qa.hf_training(
                 hf_path, qa_train, n, batch, lr

@@ -21,6 +21,15 @@ def cpu_flags():
     return [x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in found]
 
 
+def cpu_autocast(bf16):
+    """torch's CPU bfloat16 autocast (what `TrainingArguments(bf16=True)` runs), or no change."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 def peak_rss_mb():
     """This process's peak resident set size so far, in MB.
 

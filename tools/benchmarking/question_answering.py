@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from benchmarking import training
+from benchmarking import common, training
 
 #: configs/squad_minilm.yaml's shape; `--smoke` makes it fit a tiny model.
 SHAPE = {"max_seq_length": 384, "max_query_length": 64, "doc_stride": 128}
@@ -156,14 +156,12 @@ def tftransfer_inference(export_path, examples, record):
 
 def hf_inference(path, examples, record, bf16=False):
     """HF in eval mode (bf16: torch's CPU autocast, as `TrainingArguments(bf16=True)`)."""
-    import contextlib
-
     import torch
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForQuestionAnswering.from_pretrained(path).eval()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = common.cpu_autocast(bf16)
 
     def call(batch):
         questions, contexts = map(list, zip(*batch))
