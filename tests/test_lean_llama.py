@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tftransfer.models import lean_llama
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.training import precision
 
 ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
     rope_max_wavelength=500000,
@@ -44,6 +45,22 @@ def test_prompt_and_token_steps_match_the_full_forward_pass(rope):
     for i in range(4, 7):
         logits, cache = step.step(ids[:, i : i + 1], cache, i)
         np.testing.assert_allclose(logits[:, 0], reference[:, i], atol=1e-6)
+
+
+def test_bfloat16_steps_outside_a_keras_call_compute_in_bfloat16():
+    # Evaluation and decoding call the step outside any Keras `call`, where
+    # nothing autocasts the float32 kernels (a bfloat16 run failed evaluating).
+    with precision.dtype_policy("mixed_bfloat16"):
+        lm = _llama()
+    ids = tf.constant([[3, 7, 9, 11, 13, 2, 5]])
+    reference = np.asarray(lm({"token_ids": ids, "padding_mask": tf.ones_like(ids)}), "float32")
+    step = LeanLlama(lm)
+    logits, cache = step.step(ids, step.read_prompts(ids[:, :1], total=7), 0)
+    assert logits.dtype == cache[0].dtype == tf.bfloat16
+    forward = LeanLlama(lm).forward(ids, tf.ones_like(ids))
+    for lean in (logits, forward):
+        # bfloat16 keeps 8 bits of mantissa: logits of ~1 agree to a few 1e-2.
+        np.testing.assert_allclose(np.asarray(lean, "float32"), reference, atol=0.05)
 
 
 def test_lora_adapters_are_part_of_the_step():

@@ -91,9 +91,14 @@ def tied_logits(token_embedding, x):
     return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
 
 
-def _kernel(dense, rows):
-    """An EinsumDense kernel as a `[rows, columns]` matrix (the LoRA-merged one if enabled)."""
-    return tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1])
+def _kernel(dense, rows, dtype):
+    """An EinsumDense kernel as a `[rows, columns]` matrix in `dtype` (LoRA-merged if enabled).
+
+    Cast here, not left to Keras: outside a Keras `call` (evaluation,
+    decoding) nothing autocasts the float32 variables, and `tf.matmul` of
+    bfloat16 activations by a float32 kernel silently computes in float32.
+    """
+    return tf.cast(tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1]), dtype)
 
 
 class LeanLlama:
@@ -221,7 +226,7 @@ class LeanLlama:
         flat = tf.reshape(h, [-1, self.hidden])
 
         def project(name, heads):
-            y = tf.matmul(flat, _kernel(dense[name], self.hidden))
+            y = tf.matmul(flat, _kernel(dense[name], self.hidden, self.dtype))
             return tf.reshape(y, [batch, tokens, heads, self.head_dim])
 
         # One token (decoding): [batch, 1, heads, dim] is [batch, heads, 1, dim]
@@ -253,13 +258,15 @@ class LeanLlama:
             out = tf.reshape(out, [batch, self.kv_heads, self.groups, tokens, self.head_dim])
             out = tf.transpose(out, [0, 3, 1, 2, 4])
         out = tf.reshape(out, [-1, self.hidden])
-        x = x + tf.reshape(tf.matmul(out, _kernel(dense["output"], self.hidden)), tf.shape(x))
+        x = x + tf.reshape(
+            tf.matmul(out, _kernel(dense["output"], self.hidden, self.dtype)), tf.shape(x)
+        )
 
         h = tf.reshape(_rms_norm(parts["feedforward_norm"], x), [-1, self.hidden])
-        gate = tf.matmul(h, _kernel(dense["gate"], self.hidden))
+        gate = tf.matmul(h, _kernel(dense["gate"], self.hidden, self.dtype))
         gate = tf.cast(parts["activation"](tf.cast(gate, tf.float32)), self.dtype)
-        up = tf.matmul(h, _kernel(dense["up"], self.hidden))
-        down = tf.matmul(up * gate, _kernel(dense["down"], up.shape[-1]))
+        up = tf.matmul(h, _kernel(dense["up"], self.hidden, self.dtype))
+        down = tf.matmul(up * gate, _kernel(dense["down"], up.shape[-1], self.dtype))
         return x + tf.reshape(down, tf.shape(x)), (k, v)
 
 
