@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import fresh_process, in_process
+from helpers import fresh_process, in_process, tiny
 
 from tftransfer import configs, experiment, export, loaded_run, predict, serving_warmup
 
@@ -134,6 +134,10 @@ def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, export
     ]
     # bfloat16 keeps 8 bits of mantissa: probabilities agree to about 1e-2.
     np.testing.assert_allclose(served[1]["probabilities"], served[0]["probabilities"], atol=2e-2)
+    # The word table is stored as the graph reads it (not cast on every request).
+    stored = tf.saved_model.load(bf16).weights
+    tables = [v for v in stored if v.shape.as_list() == [len(tiny.VOCAB), 16]]
+    assert [v.dtype for v in tables] == [tf.bfloat16]
     assert served[1]["probabilities"].dtype == tf.float32
     with pytest.raises(configs.ConfigError, match="mixed_precision"):
         export.export_run(run_dir, base, mixed_precision="int8")

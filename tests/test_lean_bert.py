@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tftransfer import backbones, compat
 from tftransfer.backbones.lean_bert import LeanBert
+from tftransfer.models.serving_weights import ServingWeights, captured_variables
 
 
 def _encoder(normalize_first=False, exact_gelu=True, dropout=0.1, dtype=None):
@@ -105,6 +106,27 @@ def test_bfloat16_matches_keras_hubs_bfloat16_block(dropout, training):
         np.testing.assert_allclose(
             tf.cast(got, "float32"), tf.cast(expected, "float32"), atol=0.03 * scale
         )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_an_export_reads_weights_prepared_once_and_computes_the_same(dtype):
+    layer = _encoder(dropout=0.0, dtype=dtype)
+    x, mask, _ = _inputs()
+    x = tf.cast(x, layer.compute_dtype)
+
+    def serve(x):
+        return LeanBert.encoder_layer(layer, x, mask)
+
+    want = tf.function(serve)(x)
+    weights = ServingWeights()
+    with weights.scope():
+        exported = tf.function(serve).get_concrete_function(x)
+    # The graph reads no kernel: the prepared copies (concatenated, cast,
+    # bias rows appended) replace them.
+    read = {v.ref() for v in captured_variables([exported])}
+    kernels = {w.value.ref() for w in layer.weights if "kernel" in w.path}
+    assert not read & kernels and {v.ref() for v in weights.variables} <= read
+    np.testing.assert_array_equal(exported(x), want)
 
 
 def test_blocks_it_cannot_compute_keep_keras_hubs_layers():

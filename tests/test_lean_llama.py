@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tftransfer.models import lean_llama
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
+from tftransfer.models.serving_weights import ServingWeights, captured_variables
 from tftransfer.training import precision
 
 ROPE_31 = dict(  # Llama 3.1's frequency-adjusted rope
@@ -61,6 +62,26 @@ def test_bfloat16_steps_outside_a_keras_call_compute_in_bfloat16():
     for lean in (logits, forward):
         # bfloat16 keeps 8 bits of mantissa: logits of ~1 agree to a few 1e-2.
         np.testing.assert_allclose(np.asarray(lean, "float32"), reference, atol=0.05)
+
+
+def test_a_bfloat16_export_casts_the_kernels_once_and_computes_the_same():
+    with precision.dtype_policy("mixed_bfloat16"):
+        lm = _llama()
+    ids = tf.constant([[3, 7, 9, 11]])
+    step = LeanLlama(lm)
+
+    def serve(ids):
+        return step.step(ids, step.read_prompts(ids[:, :1], total=4), 0)[0]
+
+    want = tf.function(serve)(ids)
+    weights = ServingWeights()
+    with weights.scope():
+        exported = tf.function(serve).get_concrete_function(ids)
+    # 7 kernels a layer and the token and output embeddings, in bfloat16.
+    assert [v.dtype for v in weights.variables] == [tf.bfloat16] * (2 * 7 + 2)
+    # The graph reads those, not the float32 matrices (only norms' vectors).
+    assert {len(v.shape) for v in captured_variables([exported]) if v.dtype == tf.float32} == {1}
+    np.testing.assert_array_equal(exported(ids), want)
 
 
 def test_lora_adapters_are_part_of_the_step():

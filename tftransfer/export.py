@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 import tftransfer
 from tftransfer import configs, fileio, loaded_run, serving_warmup
+from tftransfer.models.serving_weights import ServingWeights, captured_variables
 from tftransfer.run_dir import RunDir
 from tftransfer.training import precision
 
@@ -56,12 +57,14 @@ METADATA = os.path.join("assets.extra", "tftransfer_export.json")
 class ServingModule(tf.Module):
     """Holds the weights and the lookup tables the serving functions capture."""
 
-    def __init__(self, task, model):
+    def __init__(self, task, functions):
         super().__init__(name="tftransfer_serving")
-        # Track the raw tf.Variables only. The Keras model stays in a closure:
-        # as an attribute it would be tracked too and its variables written a
-        # second time (that is how Keras' own `model.export` doubles the size).
-        self.model_variables = [v.value for v in model.variables]
+        # The tf.Variables the signatures read, each once: the model's and
+        # the weights prepared for serving (`serving_weights`), whose float32
+        # sources are then not stored. Not the Keras model: as an attribute
+        # it would be tracked and its variables written a second time (that
+        # is how Keras' own `model.export` doubles the size).
+        self.weights = captured_variables(functions.values())
         # The tokenizer's lookup tables (vocabulary, BPE merges and BPE's
         # word cache) are resources the graph captures; they must be tracked.
         self.tokenizer = task.tokenizer
@@ -149,8 +152,12 @@ def save(task, model, backbone, export_dir, version=0, extra_metadata=None, warm
     if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists; TF Serving versions are never overwritten")
     with fileio.atomic_folder(final) as tmp:
-        module = ServingModule(task, model)
-        functions = signatures(task.serving_functions(model, backbone))
+        # Casts and concatenations of the weights happen once, here, not on
+        # every request. The functions hold their variables weakly: the
+        # module keeps them alive.
+        with ServingWeights().scope():
+            functions = signatures(task.serving_functions(model, backbone))
+            module = ServingModule(task, functions)
         logging.info(f"Writing the SavedModel ({', '.join(functions)})...")
         tf.saved_model.save(module, tmp, signatures=functions, options=SAVE_OPTIONS)
         metadata = {

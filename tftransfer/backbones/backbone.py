@@ -136,7 +136,11 @@ class Backbone:
             )
         b = compat.bert_layers(self.model)
         example_ids = features["example_ids"]
-        tokens = b["token_embedding"](features["token_ids"])
+        lean = self.lean_blocks
+        if lean:
+            tokens = LeanBert.token_embedding(b["token_embedding"], features["token_ids"], training)
+        else:
+            tokens = b["token_embedding"](features["token_ids"])
         positions = b["position_embedding"](tokens, positions=features["position_ids"])
         segments = b["segment_embedding"](features["segment_ids"])
         x = b["embeddings_add"]((tokens, positions, segments))
@@ -147,7 +151,6 @@ class Backbone:
             keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
             (example_ids >= 0)[:, None, :],
         )
-        lean = self.lean_blocks
         for layer in b["transformer_layers"]:
             if lean:
                 x = LeanBert.encoder_layer(layer, x, mask, training=training)

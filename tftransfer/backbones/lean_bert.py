@@ -20,7 +20,10 @@ weights in the shape TensorFlow's CPU fusions take:
   feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so when
   serving on a oneDNN CPU build the activation runs inside the matmul (in
   bfloat16 too, without the casts). In training, or without oneDNN, 16-bit
-  GELU runs in float32 as before.
+  GELU runs in float32 as before;
+- in an export, the matmuls' operands (kernels concatenated, cast, bias rows
+  appended) are prepared once and stored (`serving_weights`), not derived
+  from the float32 variables on every request.
 
 The attention's masking, softmax (in float32 where Keras takes
 `ops.dot_product_attention`: no attention dropout), dropout layers and layer
@@ -52,6 +55,7 @@ import tensorflow as tf
 # The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
 from tftransfer.compat import tf_internals
+from tftransfer.models.serving_weights import in_dtype, prepared
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -65,8 +69,8 @@ def _bias(dense):
     return tf.reshape(tf.convert_to_tensor(dense.bias), [-1])
 
 
-def _dense(x, kernel, bias, bias_add=False):
-    """`x @ kernel + bias` on a 2-D `x`.
+def _dense(x, denses, training, bias_add=False):
+    """`x @ kernel + bias` on a 2-D `x`, for Dense layers side by side (kernels concatenated).
 
     A MatMul and BiasAdd, which the remapper fuses (`bias_add=True` keeps
     this form in every dtype: GELU's fusion needs it). In bfloat16 on oneDNN
@@ -74,16 +78,29 @@ def _dense(x, kernel, bias, bias_add=False):
     fused or not, is slow (folding it makes a training pass 1.08× faster,
     BENCHMARKS.md): `x` gets a column of ones (and zeros up to a multiple of
     32 columns, the AMX tiles' depth) and the kernel the bias as a row.
+    An export prepares the kernel and bias once (`serving_weights`).
     """
-    kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
-    if bias_add or x.dtype != tf.bfloat16 or not _onednn_cpu():
+    fold = not bias_add and x.dtype == tf.bfloat16 and _onednn_cpu()
+    depth = x.shape[-1]
+
+    def operands():
+        kernel = tf.concat([_kernel(d, depth) for d in denses], 1)
+        bias = tf.concat([_bias(d) for d in denses], 0)
+        kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
+        if not fold:
+            return kernel, bias
+        zeros = tf.zeros([-(depth + 1) % 32, kernel.shape[1]], x.dtype)
+        return (tf.concat([kernel, bias[tf.newaxis], zeros], 0),)
+
+    key = ("bert_dense", *map(id, denses), x.dtype.name, fold)
+    weights = operands() if training else prepared(key, operands)
+    if not fold:
+        kernel, bias = weights
         return tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    depth = kernel.shape[0]
-    pad = -(depth + 1) % 32
+    (kernel,) = weights
     rows = tf.shape(x)[0]
-    x = tf.concat([x, tf.ones([rows, 1], x.dtype), tf.zeros([rows, pad], x.dtype)], 1)
-    kernel = tf.concat([kernel, bias[tf.newaxis], tf.zeros([pad, kernel.shape[1]], x.dtype)], 0)
-    return tf.matmul(x, kernel)
+    ones = [tf.ones([rows, 1], x.dtype), tf.zeros([rows, kernel.shape[0] - depth - 1], x.dtype)]
+    return tf.matmul(tf.concat([x, *ones], 1), kernel)
 
 
 def _onednn_cpu():
@@ -163,6 +180,19 @@ class LeanBert:
         return all(_computable(layer) for layer in hub.bert_layers(backbone)["transformer_layers"])
 
     @staticmethod
+    def token_embedding(layer, token_ids, training=False):
+        """`layer(token_ids)`; in serving, looked up in the table in the compute type.
+
+        Keras gathers float32 rows and casts them, which Grappler reorders
+        into a cast of the whole table on every call (most of a bfloat16
+        one-text request's time); an export prepares the cast table once.
+        Training keeps keras-hub's layer.
+        """
+        if training or layer.quantization_mode or not isinstance(layer, keras.layers.Embedding):
+            return layer(token_ids)
+        return tf.gather(in_dtype(layer, "embeddings", layer.compute_dtype), token_ids)
+
+    @staticmethod
     def encoder_layer(layer, x, attention_mask, training=False):
         """keras-hub's `layer(x, attention_mask=attention_mask)` in fewer, fusable ops.
 
@@ -182,9 +212,7 @@ class LeanBert:
         residual = flat
         if p["normalize_first"]:
             flat = p["attention_norm"](flat)
-        qkv_kernel = tf.concat([_kernel(dense[n], hidden) for n in ("query", "key", "value")], 1)
-        qkv_bias = tf.concat([_bias(dense[n]) for n in ("query", "key", "value")], 0)
-        qkv = _dense(flat, qkv_kernel, qkv_bias)
+        qkv = _dense(flat, [dense[n] for n in ("query", "key", "value")], training)
         # -> 3 x [batch, heads, length, head_dim]; a split, whose gradient is
         # a concat (indexing's is a StridedSliceGrad per part: slower).
         qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, head_dim]), [0, 2, 1, 3])
@@ -208,7 +236,7 @@ class LeanBert:
             probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
-        out = _dense(context, _kernel(dense["output"], hidden), _bias(dense["output"]))
+        out = _dense(context, [dense["output"]], training)
         out = p["attention_dropout"](out, training=training)
         flat = out + residual
         if not p["normalize_first"]:
@@ -218,10 +246,10 @@ class LeanBert:
         if p["normalize_first"]:
             flat = p["feedforward_norm"](flat)
         up = dense["intermediate"]
-        h = _dense(flat, _kernel(up, hidden), _bias(up), _fused_gelu(up, training))
+        h = _dense(flat, [up], training, bias_add=_fused_gelu(up, training))
         h = _activation(up, h, training)
         down = dense["feedforward_output"]
-        out = _dense(h, _kernel(down, up.units), _bias(down))
+        out = _dense(h, [down], training)
         out = p["feedforward_dropout"](out, training=training)
         flat = out + residual
         if not p["normalize_first"]:

@@ -60,17 +60,20 @@ def packed_request_call(model, packed_model):
 
     For serving: one call of `packed_model` (which takes `packing.pack`ed
     features and answers in request order) over rows as wide as the
-    request's longest; a one-row request runs through `model` as it is.
+    request's longest; a one-row request skips the packing, not the packed
+    model: its blocks are the fused ones (`LeanBert`), and the export then
+    stores only the weights they read.
     """
     dtype = model.output.dtype
 
     def call(features):
         features = trim_to_longest(features)
-        return tf.cond(
+        rows = tf.cond(
             tf.shape(features["token_ids"])[0] > 1,
-            lambda: tf.cast(packed_model(packing.pack(features), training=False), dtype),
-            lambda: tf.cast(model(features, training=False), dtype),
+            lambda: packing.pack(features),
+            lambda: packing.one_per_row(features),
         )
+        return tf.cast(packed_model(rows, training=False), dtype)
 
     return call
 

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 # The module, not `tftransfer.compat`: the package's `check()` runs this forward.
 from tftransfer.compat import keras_hub_internals
+from tftransfer.models.serving_weights import in_dtype
 
 
 def _rms_norm(layer, x):
@@ -81,13 +82,17 @@ def tied_logits(token_embedding, x):
 
     Keras' ReversibleEmbedding transposes the tied [vocabulary, hidden]
     table on every call: a 113 MB copy per token for SmolLM2. A matmul with
-    transpose_b reads it in place.
+    transpose_b reads it in place, and an export casts it to the compute
+    type once.
     """
     emb = token_embedding
-    if not emb.tie_weights or emb.logit_soft_cap is not None or emb.reverse_dtype:
+    if emb.logit_soft_cap is not None or emb.reverse_dtype:
         return emb(x, reverse=True)
     flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
-    logits = tf.matmul(flat, tf.cast(emb.embeddings, flat.dtype), transpose_b=True)
+    if emb.tie_weights:
+        logits = tf.matmul(flat, in_dtype(emb, "embeddings", flat.dtype), transpose_b=True)
+    else:  # [hidden, vocabulary]
+        logits = tf.matmul(flat, in_dtype(emb, "reverse_embeddings", flat.dtype))
     return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
 
 
@@ -97,8 +102,22 @@ def _kernel(dense, rows, dtype):
     Cast here, not left to Keras: outside a Keras `call` (evaluation,
     decoding) nothing autocasts the float32 variables, and `tf.matmul` of
     bfloat16 activations by a float32 kernel silently computes in float32.
+    An export casts once (`serving_weights`), not at every decoded token.
     """
-    return tf.cast(tf.reshape(tf.convert_to_tensor(dense.kernel), [rows, -1]), dtype)
+    return in_dtype(dense, "kernel", dtype, lambda k: tf.reshape(k, [rows, -1]))
+
+
+def embed(token_embedding, token_ids, dtype):
+    """`token_embedding(token_ids)`, looked up in the table in the compute type.
+
+    Keras gathers float32 rows and casts them, which Grappler reorders into
+    a cast of the whole table on every call (28M values for SmolLM2, at
+    every decoded token); looking up in a bfloat16 table that an export
+    prepares once (and shares with the tied logits) costs nothing extra.
+    """
+    if token_embedding.quantization_mode:
+        return token_embedding(token_ids)
+    return tf.gather(in_dtype(token_embedding, "embeddings", dtype), token_ids)
 
 
 class LeanLlama:
@@ -153,7 +172,7 @@ class LeanLlama:
 
     def step(self, token_ids, cache, index, with_logits=True):
         """`(logits, caches)` for `token_ids` `[batch, tokens]` from position `index`."""
-        x = self.token_embedding(token_ids)
+        x = embed(self.token_embedding, token_ids, self.dtype)
         tokens = tf.shape(token_ids)[1]
         total = tf.shape(cache[0])[2]
         rotary = self._rotary(tokens, index)
@@ -174,7 +193,7 @@ class LeanLlama:
         Dropout is not applied (`supports` requires none); padding is masked
         as keras-hub masks it (a query sees the real tokens up to itself).
         """
-        x = self.token_embedding(token_ids)
+        x = embed(self.token_embedding, token_ids, self.dtype)
         tokens = tf.shape(token_ids)[1]
         rotary = self._rotary(tokens, 0)
         causal = tf.range(tokens)[None, :] <= tf.range(tokens)[:, None]

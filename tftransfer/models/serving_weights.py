@@ -1,0 +1,114 @@
+"""Weights a serving graph reads, prepared once at export instead of on every call.
+
+The lean forward passes (`LeanBert`, `LeanLlama`) derive what their matmuls
+take from the stored float32 variables on every call: under mixed precision
+each kernel cast to bfloat16, and `LeanBert`'s query, key and value kernels
+concatenated, with bias rows appended. In training that is part of the step
+(the gradient flows through it to the variables); in an export it is the same
+work on every request, most of a bfloat16 question-answering request's time
+(BENCHMARKS.md). While an export traces its signatures inside
+`ServingWeights().scope()`, `prepared(key, build)` runs `build` once, eagerly,
+on the weights as they are then, and the graph reads the result from a
+variable the SavedModel stores instead.
+
+Only graphs traced inside the scope read these copies: a model trained
+further after an export cannot serve stale weights, its next export prepares
+new ones.
+
+Example:
+
+>>> import tensorflow as tf
+>>> from tftransfer.models.serving_weights import ServingWeights, prepared
+>>> kernel = tf.Variable(tf.ones([2, 3]))
+>>> as_bf16 = lambda: tf.cast(kernel, tf.bfloat16)
+>>> weights = ServingWeights()
+>>> with weights.scope():
+...     serve = tf.function(lambda x: x @ prepared(("kernel", "bfloat16"), as_bf16))
+...     y = serve(tf.ones([1, 2], tf.bfloat16))
+>>> [v.dtype.name for v in weights.variables]
+['bfloat16']
+"""
+
+import contextlib
+import threading
+
+import tensorflow as tf
+
+_active = threading.local()
+
+
+def prepared(key, build):
+    """`build()`'s weights: computed in the graph, or read from a variable inside a scope.
+
+    Args:
+        key: identifies what `build` computes (the source layers and the
+            form, e.g. `("qkv", id(query), id(key), id(value), "bfloat16")`):
+            signatures that ask for the same key share one variable.
+        build: computes the weights (a tensor or a tuple of them) from the
+            model's variables only, no graph inputs: it runs eagerly inside
+            a scope.
+    """
+    weights = getattr(_active, "weights", None)
+    return build() if weights is None else weights.read(key, build)
+
+
+def captured_variables(concrete_functions):
+    """The variables the functions' graphs read, each once (what a SavedModel must store).
+
+    Not `ConcreteFunction.variables` alone: it also lists the variables
+    tracing read eagerly, such as the sources of prepared weights.
+    """
+    captured = {id(t) for fn in concrete_functions for t in fn.captured_inputs}
+    read = {id(v): v for fn in concrete_functions for v in fn.variables}
+    return [v for v in read.values() if id(v.handle) in captured]
+
+
+def in_dtype(layer, name, dtype, shape=tf.identity):
+    """`shape(layer.<name>)` cast to `dtype`: prepared once in an export, if a cast is needed.
+
+    Args:
+        layer: the Keras layer that holds the weight.
+        name: the attribute that reads it (`kernel`, `embeddings`; a LoRA
+            layer's merged kernel too).
+        dtype: the compute dtype.
+        shape: a reshape to apply first.
+    """
+    dtype = tf.as_dtype(dtype)
+
+    def build():
+        return tf.cast(shape(tf.convert_to_tensor(getattr(layer, name))), dtype)
+
+    if tf.as_dtype(getattr(layer, name).dtype) == dtype:
+        return build()  # nothing to prepare: a float32 export reads the variable itself
+    return prepared((id(layer), name, dtype.name), build)
+
+
+class ServingWeights:
+    """The variables `prepared` made inside `scope()`, for the SavedModel to store."""
+
+    def __init__(self):
+        self._variables = {}
+
+    @property
+    def variables(self):
+        return tf.nest.flatten(list(self._variables.values()))
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Graphs traced inside read prepared weights (one scope at a time per thread)."""
+        if getattr(_active, "weights", None) is not None:
+            raise RuntimeError("ServingWeights scopes do not nest")
+        _active.weights = self
+        try:
+            yield self
+        finally:
+            _active.weights = None
+
+    def read(self, key, build):
+        if key not in self._variables:
+            # Out of the graph being traced: the value of the weights now.
+            with tf.init_scope():
+                self._variables[key] = tf.nest.map_structure(
+                    lambda t: tf.Variable(t, trainable=False, name="serving_weight"), build()
+                )
+        return tf.nest.map_structure(tf.convert_to_tensor, self._variables[key])
