@@ -1,10 +1,17 @@
 """Weights prepared once for an export's graphs, and only for them."""
 
+import gc
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.models.serving_weights import ServingWeights, captured_variables, prepared
+from tftransfer.models.serving_weights import (
+    ServingFunction,
+    ServingWeights,
+    captured_variables,
+    prepared,
+)
 
 
 def _doubled(variable, calls):
@@ -44,3 +51,12 @@ def test_scopes_do_not_nest():
                 pass
     with ServingWeights().scope():  # the failed one left nothing behind
         pass
+
+
+def test_an_in_process_serving_function_prepares_once_and_keeps_its_weights():
+    variable, calls = tf.Variable([1.0, 2.0]), []
+    serve = ServingFunction(_doubled(variable, calls), [tf.TensorSpec([2], tf.float32)])
+    np.testing.assert_allclose(serve(tf.ones([2])), [2.0, 4.0])
+    gc.collect()  # the traced graph holds its prepared variable weakly
+    np.testing.assert_allclose(serve(tf.constant([3.0, 1.0])), [6.0, 4.0])
+    assert len(calls) == 1

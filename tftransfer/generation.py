@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tftransfer import export
 from tftransfer.data import chat_template
+from tftransfer.models.serving_weights import ServingFunction
 
 #: the signature both paths call (prompts and every setting as inputs).
 SIGNATURE = "generate_with_options"
@@ -76,7 +77,7 @@ class Generator:
                 "use `tftransfer predict`"
             )
         fn, specs = functions[SIGNATURE]
-        traced = tf.function(fn, input_signature=list(specs.values()), autograph=False)
+        traced = ServingFunction(fn, list(specs.values()))
         meta = loaded.task.export_metadata()
         return cls(traced, meta["generation_defaults"], meta["stop_strings"], meta["chat_template"])
 

@@ -33,6 +33,7 @@ import tensorflow as tf
 from tftransfer import export, loaded_run, tasks
 from tftransfer.data import tagged_readers
 from tftransfer.data.readers import DataError
+from tftransfer.models.serving_weights import ServingFunction
 
 
 def _route(records, signatures, first=1):
@@ -141,7 +142,7 @@ def checkpoint_functions(model_dir, checkpoint="best"):
     functions, specs = {}, {}
     for name, (fn, input_specs) in loaded.serving_functions().items():
         names = list(input_specs)
-        traced = tf.function(fn, input_signature=list(input_specs.values()), autograph=False)
+        traced = ServingFunction(fn, list(input_specs.values()))
         functions[name] = lambda _t=traced, _n=names, **kw: _t(*[kw[k] for k in _n])
         specs[name] = input_specs
     return type(loaded.task), functions, specs

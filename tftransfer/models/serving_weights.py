@@ -52,6 +52,29 @@ def prepared(key, build):
     return build() if weights is None else weights.read(key, build)
 
 
+class ServingFunction:
+    """`fn` traced at its first call with prepared weights, for a model that trains no more.
+
+    What `predict --model_dir` and `generate --model_dir` run on a restored
+    checkpoint: the same graph an export would hold, without writing one.
+
+    Args:
+        fn: a task's serving function.
+        input_signature: its `tf.TensorSpec`s, in order.
+    """
+
+    def __init__(self, fn, input_signature):
+        self._function = tf.function(fn, input_signature=input_signature, autograph=False)
+        self._weights = ServingWeights()  # the traced graph holds its variables weakly
+        self._traced = None
+
+    def __call__(self, *args):
+        if self._traced is None:
+            with self._weights.scope():
+                self._traced = self._function.get_concrete_function()
+        return self._traced(*args)
+
+
 def captured_variables(concrete_functions):
     """The variables the functions' graphs read, each once (what a SavedModel must store).
 
