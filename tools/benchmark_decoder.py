@@ -11,8 +11,9 @@ sides alternated for `--rounds` rounds, medians reported:
 - `generation`: `--new_tokens` greedy tokens at batch 1 and 8: the exported
   SavedModel's `generate_with_options` (XLA off, and on) against HF
   `generate` with its KV cache (`min_new_tokens` so both make every token;
-  the export is built without stop tokens for the same reason). Tokens/s and
-  time to first token (one new token).
+  the export is built without stop tokens for the same reason), in
+  `--precision` on both sides (HF: torch's CPU autocast). Tokens/s and time
+  to first token (one new token).
 
 Needs the `bench` extra (torch, transformers).
 
@@ -46,8 +47,8 @@ flags.DEFINE_enum(
     "precision",
     "float32",
     ["float32", "bfloat16"],
-    "Training's compute type on both sides: tftransfer's runtime.mixed_precision, HF's "
-    "TrainingArguments(bf16=True) (torch's CPU autocast).",
+    "Compute type on both sides: tftransfer's runtime.mixed_precision (training) and the "
+    "export's; HF's TrainingArguments(bf16=True) and, generating, torch's CPU autocast.",
 )
 flags.DEFINE_string("side", "", "Internal: run one measurement in this process.")
 flags.DEFINE_string("export_path", "", "Internal: the SavedModel to time.")
@@ -168,14 +169,18 @@ def hf_training():
 def export_generator(root, jit_compile):
     """An untrained causal-LM export of SmolLM2 without stop tokens."""
     from tftransfer import configs, experiment, export, run_setup
+    from tftransfer.training import precision
 
     params = configs.load(
         ["configs/shakespeare_smollm2.yaml"],
         {"task": {"causal_lm": {"max_length": 512, "jit_compile": jit_compile}}},
     )
-    backbone, task = experiment.prepare_task(params, run_setup.read_split(params, "train"))
+    # As `tftransfer export --mixed_precision` builds it; outputs stay float32.
+    with precision.dtype_policy(precision.policy_name(FLAGS.precision)):
+        backbone, task = experiment.prepare_task(params, run_setup.read_split(params, "train"))
+        model = task.build_model(backbone)
     task.stop_ids = []  # every row makes `--new_tokens` tokens, as HF's min_new_tokens
-    return export.save(task, task.build_model(backbone), backbone, root)
+    return export.save(task, model, backbone, root)
 
 
 def _timed(call, n):
@@ -213,10 +218,12 @@ def tftransfer_generation():
 def hf_generation():
     import torch
     import transformers
+    from benchmarking import common
 
     from tftransfer import backbones
 
     folder = backbones.decoder_path()
+    autocast = common.cpu_autocast(FLAGS.precision == "bfloat16")
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     out = {}
@@ -224,7 +231,7 @@ def hf_generation():
         encoded = tokenizer([PROMPT] * batch, return_tensors="pt")
 
         def call(n, encoded=encoded):
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 return model.generate(
                     **encoded, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0
                 )
@@ -333,6 +340,10 @@ def main(argv):
                     table[name][batch]["tokens_per_second"]
                     / table["hf"][batch]["tokens_per_second"]
                 )
+                table[name][batch]["speedup_per_round"] = [
+                    theirs["value"][batch]["total_s"] / ours["value"][batch]["total_s"]
+                    for ours, theirs in zip(runs[name], runs["hf"])
+                ]
         results["generation"] = table
         print(json.dumps(table, indent=1), flush=True)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
