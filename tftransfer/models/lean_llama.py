@@ -179,9 +179,19 @@ class LeanLlama:
         # Query i (at index + i) sees cache positions up to index + i.
         visible = tf.range(total)[None, :] <= index + tf.range(tokens)[:, None]
         bias = self._bias(visible)
+        # Where this step's keys and values go in every layer's caches:
+        # `[batch, kv_heads, tokens, 3]` indices for `tensor_scatter_nd_update`
+        # (a quarter of `slice_update`'s XlaDynamicUpdateSlice time a call on CPU).
+        rows, heads, positions = tf.meshgrid(
+            tf.range(tf.shape(token_ids)[0]),
+            tf.range(self.kv_heads),
+            index + tf.range(tokens),
+            indexing="ij",
+        )
+        at = tf.stack([rows, heads, positions], axis=-1)
         updated = []
         for i, parts in enumerate(self.layers):
-            x, kv = self._layer(parts, x, rotary, bias, cache[2 * i : 2 * i + 2], index)
+            x, kv = self._layer(parts, x, rotary, bias, cache[2 * i : 2 * i + 2], at)
             updated += kv
         if not with_logits:
             return None, tuple(updated)
@@ -234,10 +244,13 @@ class LeanLlama:
         return cos, sin, cos * self.folded_scale, sin * self.folded_scale
 
     def _rotate(self, x, cos, signed_sin):
+        if x.shape[1] == 1:  # one token: TF's Roll costs more than this on small tensors
+            first, second = tf.split(x, 2, axis=-1)
+            return x * cos + tf.concat([second, first], axis=-1) * signed_sin
         return x * cos + tf.roll(x, self.head_dim // 2, axis=-1) * signed_sin
 
-    def _layer(self, parts, x, rotary, bias, cache=None, index=None):
-        """One decoder layer: `(x, (keys, values))`, the caches updated if given."""
+    def _layer(self, parts, x, rotary, bias, cache=None, at=None):
+        """One decoder layer: `(x, (keys, values))`, the caches updated (at `at`) if given."""
         cos, sin, query_cos, query_sin = rotary
         dense = parts["dense"]
         batch, tokens = tf.shape(x)[0], tf.shape(x)[1]
@@ -261,8 +274,8 @@ class LeanLlama:
         q = self._rotate(project("query", self.heads), query_cos, query_sin)
         v = heads_first(project("value", self.kv_heads))
         if cache is not None:
-            k = keras.ops.slice_update(cache[0], [0, 0, index, 0], k)
-            v = keras.ops.slice_update(cache[1], [0, 0, index, 0], v)
+            k = tf.tensor_scatter_nd_update(cache[0], at, k)
+            v = tf.tensor_scatter_nd_update(cache[1], at, v)
         # [batch, tokens, kv, groups, head_dim] -> [batch, kv, groups * tokens, head_dim]
         if not one:
             q = tf.reshape(q, [batch, tokens, self.kv_heads, self.groups, self.head_dim])
