@@ -13,6 +13,7 @@ import keras_hub
 from tftransfer import compat
 from tftransfer.backbones.lean_bert import LeanBert
 from tftransfer.backbones.specs import BackboneError
+from tftransfer.models import serving_weights
 
 
 def _subclasses(cls):
@@ -137,10 +138,11 @@ class Backbone:
         b = compat.bert_layers(self.model)
         example_ids = features["example_ids"]
         lean = self.lean_blocks
-        if lean:
-            tokens = LeanBert.token_embedding(b["token_embedding"], features["token_ids"], training)
+        layer = b["token_embedding"]
+        if lean and not training:  # training keeps keras-hub's layer
+            tokens = serving_weights.embedded(layer, features["token_ids"], layer.compute_dtype)
         else:
-            tokens = b["token_embedding"](features["token_ids"])
+            tokens = layer(features["token_ids"])
         positions = b["position_embedding"](tokens, positions=features["position_ids"])
         segments = b["segment_embedding"](features["segment_ids"])
         x = b["embeddings_add"]((tokens, positions, segments))

@@ -55,7 +55,7 @@ import tensorflow as tf
 # The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
 from tftransfer.compat import tf_internals
-from tftransfer.models.serving_weights import in_dtype, prepared
+from tftransfer.models.serving_weights import prepared
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -178,19 +178,6 @@ class LeanBert:
         if getattr(backbone, "_tftransfer_fast_forward", True) is False:
             return False
         return all(_computable(layer) for layer in hub.bert_layers(backbone)["transformer_layers"])
-
-    @staticmethod
-    def token_embedding(layer, token_ids, training=False):
-        """`layer(token_ids)`; in serving, looked up in the table in the compute type.
-
-        Keras gathers float32 rows and casts them, which Grappler reorders
-        into a cast of the whole table on every call (most of a bfloat16
-        one-text request's time); an export prepares the cast table once.
-        Training keeps keras-hub's layer.
-        """
-        if training or layer.quantization_mode or not isinstance(layer, keras.layers.Embedding):
-            return layer(token_ids)
-        return tf.gather(in_dtype(layer, "embeddings", layer.compute_dtype), token_ids)
 
     @staticmethod
     def encoder_layer(layer, x, attention_mask, training=False):

@@ -46,7 +46,7 @@ import tensorflow as tf
 
 # The module, not `tftransfer.compat`: the package's `check()` runs this forward.
 from tftransfer.compat import keras_hub_internals
-from tftransfer.models.serving_weights import in_dtype
+from tftransfer.models.serving_weights import embedded, in_dtype
 
 
 def _rms_norm(layer, x):
@@ -107,19 +107,6 @@ def _kernel(dense, rows, dtype):
     return in_dtype(dense, "kernel", dtype, lambda k: tf.reshape(k, [rows, -1]))
 
 
-def embed(token_embedding, token_ids, dtype):
-    """`token_embedding(token_ids)`, looked up in the table in the compute type.
-
-    Keras gathers float32 rows and casts them, which Grappler reorders into
-    a cast of the whole table on every call (28M values for SmolLM2, at
-    every decoded token); looking up in a bfloat16 table that an export
-    prepares once (and shares with the tied logits) costs nothing extra.
-    """
-    if token_embedding.quantization_mode:
-        return token_embedding(token_ids)
-    return tf.gather(in_dtype(token_embedding, "embeddings", dtype), token_ids)
-
-
 class LeanLlama:
     """Cached forward pass of a keras-hub `LlamaCausalLM` (Llama 2/3, SmolLM2).
 
@@ -172,7 +159,7 @@ class LeanLlama:
 
     def step(self, token_ids, cache, index, with_logits=True):
         """`(logits, caches)` for `token_ids` `[batch, tokens]` from position `index`."""
-        x = embed(self.token_embedding, token_ids, self.dtype)
+        x = embedded(self.token_embedding, token_ids, self.dtype)
         tokens = tf.shape(token_ids)[1]
         total = tf.shape(cache[0])[2]
         rotary = self._rotary(tokens, index)
@@ -203,7 +190,7 @@ class LeanLlama:
         Dropout is not applied (`supports` requires none); padding is masked
         as keras-hub masks it (a query sees the real tokens up to itself).
         """
-        x = embed(self.token_embedding, token_ids, self.dtype)
+        x = embedded(self.token_embedding, token_ids, self.dtype)
         tokens = tf.shape(token_ids)[1]
         rotary = self._rotary(tokens, 0)
         causal = tf.range(tokens)[None, :] <= tf.range(tokens)[:, None]
