@@ -126,7 +126,12 @@ def test_an_export_reads_weights_prepared_once_and_computes_the_same(dtype):
     read = {v.ref() for v in captured_variables([exported])}
     kernels = {w.value.ref() for w in layer.weights if "kernel" in w.path}
     assert not read & kernels and {v.ref() for v in weights.variables} <= read
-    np.testing.assert_array_equal(exported(x), want)
+    if dtype == "float32":
+        np.testing.assert_array_equal(exported(x), want)
+    else:  # kernels stored transposed: the summation order may change
+        np.testing.assert_allclose(
+            tf.cast(exported(x), "float32"), tf.cast(want, "float32"), rtol=2e-2, atol=2e-2
+        )
 
 
 def test_blocks_it_cannot_compute_keep_keras_hubs_layers():

@@ -55,7 +55,7 @@ import tensorflow as tf
 # The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
 from tftransfer.compat import tf_internals
-from tftransfer.models.serving_weights import prepared
+from tftransfer.models.serving_weights import prepared, preparing
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -78,29 +78,32 @@ def _dense(x, denses, training, bias_add=False):
     fused or not, is slow (folding it makes a training pass 1.08× faster,
     BENCHMARKS.md): `x` gets a column of ones (and zeros up to a multiple of
     32 columns, the AMX tiles' depth) and the kernel the bias as a row.
-    An export prepares the kernel and bias once (`serving_weights`).
+    An export prepares the kernel and bias once (`serving_weights`), a
+    bfloat16 kernel transposed: oneDNN multiplies by `[columns, rows]`
+    bfloat16 kernels faster (float32 ones slower; BENCHMARKS.md).
     """
     fold = not bias_add and x.dtype == tf.bfloat16 and _onednn_cpu()
+    transposed = x.dtype == tf.bfloat16 and not training and preparing()
     depth = x.shape[-1]
 
     def operands():
         kernel = tf.concat([_kernel(d, depth) for d in denses], 1)
         bias = tf.concat([_bias(d) for d in denses], 0)
         kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
-        if not fold:
-            return kernel, bias
-        zeros = tf.zeros([-(depth + 1) % 32, kernel.shape[1]], x.dtype)
-        return (tf.concat([kernel, bias[tf.newaxis], zeros], 0),)
+        if fold:
+            zeros = tf.zeros([-(depth + 1) % 32, kernel.shape[1]], x.dtype)
+            kernel = tf.concat([kernel, bias[tf.newaxis], zeros], 0)
+        kernel = tf.transpose(kernel) if transposed else kernel
+        return (kernel,) if fold else (kernel, bias)
 
-    key = ("bert_dense", *map(id, denses), x.dtype.name, fold)
+    key = ("bert_dense", *map(id, denses), x.dtype.name, fold, transposed)
     weights = operands() if training else prepared(key, operands)
+    kernel = weights[0]
     if not fold:
-        kernel, bias = weights
-        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    (kernel,) = weights
-    rows = tf.shape(x)[0]
-    ones = [tf.ones([rows, 1], x.dtype), tf.zeros([rows, kernel.shape[0] - depth - 1], x.dtype)]
-    return tf.matmul(tf.concat([x, *ones], 1), kernel)
+        return tf.nn.bias_add(tf.matmul(x, kernel, transpose_b=transposed), weights[1])
+    rows, padding = tf.shape(x)[0], -(depth + 1) % 32
+    ones = [tf.ones([rows, 1], x.dtype), tf.zeros([rows, padding], x.dtype)]
+    return tf.matmul(tf.concat([x, *ones], 1), kernel, transpose_b=transposed)
 
 
 def _onednn_cpu():

@@ -87,8 +87,17 @@ def captured_variables(concrete_functions):
     return [v for v in read.values() if id(v.handle) in captured]
 
 
-def in_dtype(layer, name, dtype, shape=tf.identity):
-    """`shape(layer.<name>)` cast to `dtype`: prepared once in an export, if a cast is needed.
+def preparing():
+    """Whether the graph being traced reads prepared weights (inside `ServingWeights.scope()`).
+
+    Layouts that pay only when made once (a transposed kernel) are chosen
+    on this; they would cost a copy per step in training.
+    """
+    return getattr(_active, "weights", None) is not None
+
+
+def in_dtype(layer, name, dtype, shape=tf.identity, transposed=False):
+    """`shape(layer.<name>)` cast to `dtype`: prepared once in an export, if anything changes.
 
     Args:
         layer: the Keras layer that holds the weight.
@@ -96,15 +105,18 @@ def in_dtype(layer, name, dtype, shape=tf.identity):
             layer's merged kernel too).
         dtype: the compute dtype.
         shape: a reshape to apply first.
+        transposed: the 2-D result transposed (for `tf.matmul(...,
+            transpose_b=True)`; only when `preparing()`).
     """
     dtype = tf.as_dtype(dtype)
 
     def build():
-        return tf.cast(shape(tf.convert_to_tensor(getattr(layer, name))), dtype)
+        weight = tf.cast(shape(tf.convert_to_tensor(getattr(layer, name))), dtype)
+        return tf.transpose(weight) if transposed else weight
 
-    if tf.as_dtype(getattr(layer, name).dtype) == dtype:
+    if tf.as_dtype(getattr(layer, name).dtype) == dtype and not transposed:
         return build()  # nothing to prepare: a float32 export reads the variable itself
-    return prepared((id(layer), name, dtype.name), build)
+    return prepared((id(layer), name, dtype.name, transposed), build)
 
 
 def embedded(layer, token_ids, dtype):
