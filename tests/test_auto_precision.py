@@ -89,6 +89,6 @@ def test_the_export_follows_the_run_unless_told(cpu, tiny_params, tmp_path):
     model_dir = str(tmp_path / "run")
     experiment.train(params, model_dir)
     followed = export.export_run(model_dir, str(tmp_path / "a"))
-    assert export.read_metadata(followed)["compute_dtype"] == "mixed_bfloat16"
+    assert export.read_metadata(followed)["compute_dtype"] == "bfloat16"
     told = export.export_run(model_dir, str(tmp_path / "b"), mixed_precision="auto")
     assert export.read_metadata(told)["compute_dtype"] == "float32"  # this CPU has no bf16

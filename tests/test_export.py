@@ -125,7 +125,7 @@ def test_bfloat16_export_answers_in_float32_like_the_float32_one(run_dir, export
     base = str(tmp_path / "serving")
     fp32 = exported
     bf16 = export.export_run(run_dir, base, mixed_precision="bfloat16")
-    assert export.read_metadata(bf16)["compute_dtype"] == "mixed_bfloat16"
+    assert export.read_metadata(bf16)["compute_dtype"] == "bfloat16"
     assert export.read_metadata(fp32)["compute_dtype"] == "float32"
     assert export.read_metadata(bf16)["outputs"]["probabilities"]["dtype"] == "float32"
     texts = tf.constant(TEXTS)

@@ -248,7 +248,7 @@ def export_run(model_dir, export_dir="", version=0, checkpoint="best", mixed_pre
         version or cfg.version,
         {
             "checkpoint": loaded.checkpoint_path,
-            "compute_dtype": precision.policy_name(mixed_precision) or "float32",
+            "compute_dtype": precision.compute_dtype(mixed_precision),
         },
         warmup=cfg.warmup_requests,
     )
