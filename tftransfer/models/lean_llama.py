@@ -96,7 +96,7 @@ def tied_logits(token_embedding, x):
     return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
 
 
-def _times(x, dense, dtype):
+def _times(x, dense, dtype, halves=False):
     """`x @ kernel` for a 2-D `x` and an EinsumDense (LoRA-merged if enabled), in `dtype`.
 
     The kernel is cast here, not left to Keras: outside a Keras `call`
@@ -106,13 +106,23 @@ def _times(x, dense, dtype):
     every decoded token, and stores the kernel transposed: oneDNN
     multiplies the few rows of a decoding step by `[columns, rows]`
     kernels faster (1.05-1.13x a generated token, BENCHMARKS.md).
+
+    `halves`: two products, one per half of the columns. oneDNN runs a
+    product of a few rows on one core; two independent ones run side by
+    side on TensorFlow's inter-op threads (1.2-1.6x for a product nothing
+    else runs beside, BENCHMARKS.md). Rows of the transposed kernel are
+    sliced, which shares its memory; the sums are the same.
     """
     rows = x.shape[-1]
     transposed = preparing()
     kernel = in_dtype(
         dense, "kernel", dtype, lambda k: tf.reshape(k, [rows, -1]), transposed=transposed
     )
-    return tf.matmul(x, kernel, transpose_b=transposed)
+    if not (halves and transposed):
+        return tf.matmul(x, kernel, transpose_b=transposed)
+    half = kernel.shape[0] // 2
+    parts = [tf.matmul(x, part, transpose_b=True) for part in (kernel[:half], kernel[half:])]
+    return tf.concat(parts, axis=1)
 
 
 class LeanLlama:
@@ -285,13 +295,14 @@ class LeanLlama:
             out = tf.reshape(out, [batch, self.kv_heads, self.groups, tokens, self.head_dim])
             out = tf.transpose(out, [0, 3, 1, 2, 4])
         out = tf.reshape(out, [-1, self.hidden])
-        x = x + tf.reshape(_times(out, dense["output"], self.dtype), tf.shape(x))
+        # The output and down projections run alone: in halves when decoding.
+        x = x + tf.reshape(_times(out, dense["output"], self.dtype, one), tf.shape(x))
 
         h = tf.reshape(_rms_norm(parts["feedforward_norm"], x), [-1, self.hidden])
         gate = _times(h, dense["gate"], self.dtype)
         gate = tf.cast(parts["activation"](tf.cast(gate, tf.float32)), self.dtype)
         up = _times(h, dense["up"], self.dtype)
-        down = _times(up * gate, dense["down"], self.dtype)
+        down = _times(up * gate, dense["down"], self.dtype, one)
         return x + tf.reshape(down, tf.shape(x)), (k, v)
 
 
