@@ -14,6 +14,10 @@ and `[N, K]` multiplied with `transpose_b`, as exports store it
 (`serving_weights.in_dtype(transposed=True)`). Each timed call multiplies by
 `--chain_mb` of distinct kernels so that, as in a real step, the weights
 come from memory rather than cache; the layouts alternate for `--rounds`.
+The products of a chain are independent (TensorFlow runs two at a time, as
+it runs a layer's query, key and value projections); "one after another"
+makes each wait for the one before (as the output and down projections
+wait), whole or in two halves of the columns, as decoding runs those.
 
 Usage:
     python tools/benchmark_matmul.py --threads=2
@@ -81,13 +85,34 @@ def _training(tf, torch):
         print(f"| {m} x {k} x {n} | {where} | {tf_rate:.0f} | {torch_rate} |", flush=True)
 
 
-def _chain(tf, x, kernels, transposed):
-    """One graph multiplying `x` by every kernel (a column of each kept, so none is pruned)."""
+def _chain(tf, x, kernels, transposed, serial=False, halves=False):
+    """One graph multiplying `x` by every kernel (a column of each kept, so none is pruned).
+
+    `serial`: each product's input waits for the product before; `halves`:
+    each as two products of half the (transposed) kernel's rows.
+    """
+
+    def product(x, w):
+        if not halves:
+            return tf.matmul(x, w, transpose_b=transposed)
+        half = w.shape[0] // 2
+        return tf.concat([tf.matmul(x, p, transpose_b=True) for p in (w[:half], w[half:])], 1)
 
     def run():
-        return tf.add_n([tf.matmul(x, w, transpose_b=transposed)[:, :1] for w in kernels])
+        columns, inputs = [], x
+        for w in kernels:
+            columns.append(product(inputs, w)[:, :1])
+            if serial:
+                inputs = x + 1e-6 * columns[-1]
+        return tf.add_n(columns)
 
     return tf.function(run)
+
+
+def _speedup(before, after):
+    ratios = [a / b for a, b in zip(before, after)]
+    rounds = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(after) * 1e6:.1f} | {statistics.median(ratios):.2f}× ({rounds})"
 
 
 def _per_product(call, count):
@@ -100,8 +125,11 @@ def _per_product(call, count):
 
 def _decoding(tf, torch):
     print(f"CPU flags: {' '.join(common.cpu_flags())}")
-    print("| rows | K x N | where | [K, N] µs | [N, K] µs | [N, K] speed-up (rounds) | torch µs |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| rows | K x N | where | [K, N] µs | [N, K] µs | [N, K] speed-up (rounds) "
+        "| one after another µs | in halves µs | halves speed-up (rounds) | torch µs |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     tf_dtype = getattr(tf, FLAGS.dtype)
     for rows in (1, 8):
         for k, n, where in DECODING_KERNELS:
@@ -109,13 +137,17 @@ def _decoding(tf, torch):
             x = tf.cast(tf.random.normal([rows, k]), tf_dtype)
             kn = [tf.Variable(tf.cast(tf.random.normal([k, n]), tf_dtype)) for _ in range(count)]
             nk = [tf.Variable(tf.transpose(w)) for w in kn]
-            layouts = {"kn": _chain(tf, x, kn, False), "nk": _chain(tf, x, nk, True)}
+            layouts = {
+                "kn": _chain(tf, x, kn, False),
+                "nk": _chain(tf, x, nk, True),
+                "serial": _chain(tf, x, nk, True, serial=True),
+                "halves": _chain(tf, x, nk, True, serial=True, halves=True),
+            }
             times = {name: [] for name in layouts}
             for _ in range(FLAGS.rounds):
                 for name, call in layouts.items():
                     times[name].append(_per_product(call, count))
             del kn, nk, layouts
-            ratios = [a / b for a, b in zip(times["kn"], times["nk"])]
             torch_us = "-"
             if torch is not None:  # nn.Linear's layout, [N, K]
                 torch_dtype = getattr(torch, FLAGS.dtype)
@@ -129,8 +161,9 @@ def _decoding(tf, torch):
                 torch_us = f"{_per_product(torch_chain, count) * 1e6:.1f}"
             print(
                 f"| {rows} | {k} x {n} | {where} | {statistics.median(times['kn']) * 1e6:.1f} "
-                f"| {statistics.median(times['nk']) * 1e6:.1f} | {statistics.median(ratios):.2f}× "
-                f"({', '.join(f'{r:.2f}' for r in ratios)}) | {torch_us} |",
+                f"| {_speedup(times['kn'], times['nk'])} "
+                f"| {statistics.median(times['serial']) * 1e6:.1f} "
+                f"| {_speedup(times['serial'], times['halves'])} | {torch_us} |",
                 flush=True,
             )
 

@@ -107,10 +107,10 @@ def _times(x, dense, dtype, halves=False):
     multiplies the few rows of a decoding step by `[columns, rows]`
     kernels faster (1.05-1.13x a generated token, BENCHMARKS.md).
 
-    `halves`: two products, one per half of the columns. oneDNN runs a
-    product of a few rows on one core; two independent ones run side by
-    side on TensorFlow's inter-op threads (1.2-1.6x for a product nothing
-    else runs beside, BENCHMARKS.md). Rows of the transposed kernel are
+    `halves`: two products, one per half of the columns. A product of a
+    few rows keeps one core busy; two independent ones run side by side on
+    TensorFlow's inter-op threads (1.2-2x for a product nothing else runs
+    beside, BENCHMARKS.md). Rows of the transposed kernel are
     sliced, which shares its memory; the sums are the same.
     """
     rows = x.shape[-1]
