@@ -85,13 +85,14 @@ def _dense(x, denses, training, bias_add=False):
     fold = not bias_add and x.dtype == tf.bfloat16 and _onednn_cpu()
     transposed = x.dtype == tf.bfloat16 and not training and preparing()
     depth = x.shape[-1]
+    padding = -(depth + 1) % 32  # folded: zero columns after the ones, to a multiple of 32
 
     def operands():
         kernel = tf.concat([_kernel(d, depth) for d in denses], 1)
         bias = tf.concat([_bias(d) for d in denses], 0)
         kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
         if fold:
-            zeros = tf.zeros([-(depth + 1) % 32, kernel.shape[1]], x.dtype)
+            zeros = tf.zeros([padding, kernel.shape[1]], x.dtype)
             kernel = tf.concat([kernel, bias[tf.newaxis], zeros], 0)
         kernel = tf.transpose(kernel) if transposed else kernel
         return (kernel,) if fold else (kernel, bias)
@@ -101,7 +102,7 @@ def _dense(x, denses, training, bias_add=False):
     kernel = weights[0]
     if not fold:
         return tf.nn.bias_add(tf.matmul(x, kernel, transpose_b=transposed), weights[1])
-    rows, padding = tf.shape(x)[0], -(depth + 1) % 32
+    rows = tf.shape(x)[0]
     ones = [tf.ones([rows, 1], x.dtype), tf.zeros([rows, padding], x.dtype)]
     return tf.matmul(tf.concat([x, *ones], 1), kernel, transpose_b=transposed)
 
