@@ -2,16 +2,21 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tftransfer.training import optimization
 
 
-def test_fused_update_equals_keras_adamw():
+# A rate of 0 skips the decay's pass over the weights; the update is still Keras'.
+@pytest.mark.parametrize("weight_decay", [0.1, 0.0])
+def test_fused_update_equals_keras_adamw(weight_decay):
     rng = np.random.default_rng(0)
     shapes = {"kernel": (7, 5), "bias": (5,), "embeddings": (11, 5)}
     start = {k: rng.normal(size=s).astype("float32") for k, s in shapes.items()}
-    settings = dict(learning_rate=1e-2, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=1e-6)
+    settings = dict(
+        learning_rate=1e-2, weight_decay=weight_decay, beta_1=0.8, beta_2=0.99, epsilon=1e-6
+    )
     results = []
     for optimizer_class in (optimization.PreReducedAdamW, keras.optimizers.AdamW):
         variables = [keras.Variable(start[k], name=k) for k in shapes]
