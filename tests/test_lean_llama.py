@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.models import lean_llama
+from tftransfer.models import lean_llama, token_loss
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
 from tftransfer.models.serving_weights import ServingWeights, captured_variables
 from tftransfer.training import precision
@@ -150,6 +150,33 @@ def test_training_view_gives_keras_hubs_loss_and_gradients(hidden_dim):
         np.testing.assert_allclose(
             tf.convert_to_tensor(view_grad), tf.convert_to_tensor(grad), atol=1e-6
         )
+
+
+def test_bfloat16_training_view_gives_keras_hubs_loss_and_gradients():
+    # Mixed precision: the view's logits go to the loss in bfloat16 (the
+    # training step leaves them so for `token_loss`), keras-hub's in float32.
+    with precision.dtype_policy("mixed_bfloat16"):
+        lm = _llama()
+    view = LeanCausalLM(lm)
+    ids = tf.constant([[3, 7, 9, 11, 13, 0], [4, 4, 8, 1, 0, 0]])
+    inputs = {"token_ids": ids, "padding_mask": tf.cast(ids > 0, tf.int32)}
+    labels = tf.where(inputs["padding_mask"] > 0, tf.roll(ids, -1, axis=1), -1)
+
+    def loss_and_grads(model, outputs=tf.identity):
+        with tf.GradientTape() as tape:
+            logits = outputs(model(inputs, training=True))
+            loss = tf.reduce_sum(token_loss.per_row_loss(labels, logits))
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(loss, lm.trainable_variables)]
+
+    loss, grads = loss_and_grads(lm, precision.float32_outputs)
+    view_loss, view_grads = loss_and_grads(view)
+    assert view(inputs).dtype == tf.bfloat16
+    assert all(g.dtype == tf.float32 for g in view_grads)
+    np.testing.assert_allclose(view_loss, loss, rtol=1e-2)
+    for grad, view_grad, variable in zip(grads, view_grads, lm.trainable_variables):
+        # bfloat16 keeps 8 bits: a few roundings apart, relative to the largest entry.
+        scale = float(tf.reduce_max(tf.abs(grad)))
+        np.testing.assert_allclose(view_grad, grad, atol=3e-2 * scale, err_msg=variable.path)
 
 
 def test_dropout_keeps_keras_hubs_layers_in_training():

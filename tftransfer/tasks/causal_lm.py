@@ -45,6 +45,7 @@ from tftransfer.models import token_loss
 from tftransfer.models.lean_llama import LeanCausalLM, LeanLlama
 from tftransfer.tasks import base, registry
 from tftransfer.tasks.causal_lm_serving import CausalLMServing
+from tftransfer.training import precision
 
 PROMPT_TRUNCATION = ("error", "left")
 #: end-of-text tokens of common vocabularies; generation stops at any of them.
@@ -316,6 +317,7 @@ class CausalLM(CausalLMServing, base.Task):
         # speed against HF `Trainer`"); `backbone.fast_forward: off` opts out.
         return LeanCausalLM(model) if LeanLlama.supports(model, training=True) else None
 
+    @precision.reads_compute_dtype  # row_nll casts chunks of logits
     def loss(self, labels, outputs):
         return token_loss.per_row_loss(labels, outputs)
 

@@ -42,6 +42,7 @@ from tftransfer.data import lm_readers, pipeline
 from tftransfer.data.readers import DataError
 from tftransfer.models import token_loss
 from tftransfer.tasks import base, registry
+from tftransfer.training import precision
 
 
 @dataclasses.dataclass
@@ -254,6 +255,7 @@ class MaskedLM(base.Task):
         backbone = backbones.Backbone.wrap(backbone)
         return _masked_lm_class(backbone)(backbone=backbone.model, preprocessor=None)
 
+    @precision.reads_compute_dtype  # row_nll casts chunks of logits
     def loss(self, labels, outputs):
         return token_loss.per_row_loss(labels, outputs)
 

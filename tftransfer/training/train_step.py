@@ -84,8 +84,10 @@ class TrainStep:
     def _gradients(self, features, labels):
         loss_scale = self.loss_scale
         with tf.GradientTape() as tape:
-            # Under a mixed policy the logits and the loss stay float32.
-            outputs = precision.float32_outputs(self.model(features, training=True))
+            # Under a mixed policy the loss is computed in float32.
+            outputs = self.model(features, training=True)
+            if not getattr(self.loss_fn, "reads_compute_dtype", False):
+                outputs = precision.float32_outputs(outputs)
             per_example = self.loss_fn(labels, outputs)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if self.model.losses:
