@@ -46,35 +46,14 @@ import tensorflow as tf
 
 # The module, not `tftransfer.compat`: the package's `check()` runs this forward.
 from tftransfer.compat import keras_hub_internals
+from tftransfer.models import fused_elementwise
 from tftransfer.models.serving_weights import embedded, in_dtype, preparing
 
 
-def _rms_norm(layer, x):
+def _rms_norm(layer, x, fused):
     """keras-hub's LlamaLayerNorm: float32 statistics, scale, compute dtype out."""
     weight, epsilon = keras_hub_internals.llama_norm_weights(layer)
-    return _scaled_rms(x, tf.cast(weight, tf.float32), tf.constant(epsilon, tf.float32))
-
-
-@tf.custom_gradient
-def _scaled_rms(x, weight, epsilon):
-    """`x * rsqrt(mean(x^2) + epsilon) * weight` in float32, its gradient written out.
-
-    TF's derivative of these ops makes more passes over the activations;
-    this one is the same arithmetic to float32 rounding
-    (tests/test_lean_llama.py).
-    """
-    x32 = tf.cast(x, tf.float32)
-    rms = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + epsilon)
-    normed = x32 * rms
-
-    def gradient(dy):
-        dy = tf.cast(dy, tf.float32)
-        d_normed = dy * weight
-        d_x = rms * (d_normed - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True))
-        d_weight = tf.reduce_sum(tf.reshape(dy * normed, [-1, weight.shape[-1]]), axis=0)
-        return tf.cast(d_x, x.dtype), d_weight, None
-
-    return tf.cast(normed * weight, x.dtype), gradient
+    return fused_elementwise.scaled_rms(x, tf.cast(weight, tf.float32), epsilon, fused)
 
 
 def tied_logits(token_embedding, x):
@@ -202,11 +181,13 @@ class LeanLlama:
             return None, tuple(updated)
         return self.logits(self.norm(x)), tuple(updated)
 
-    def forward(self, token_ids, padding_mask):
+    def forward(self, token_ids, padding_mask, training=False):
         """Logits `[batch, tokens, vocabulary]` of whole sequences (training, scoring).
 
         Dropout is not applied (`supports` requires none); padding is masked
         as keras-hub masks it (a query sees the real tokens up to itself).
+        `training`: the element-wise chains compiled by XLA
+        (`fused_elementwise`), which exports must not contain.
         """
         x = embedded(self.token_embedding, token_ids, self.dtype)
         tokens = tf.shape(token_ids)[1]
@@ -215,7 +196,7 @@ class LeanLlama:
         visible = tf.logical_and(causal[None], tf.cast(padding_mask, tf.bool)[:, None, :])
         bias = self._bias(visible)[:, None]  # [batch, 1, groups * tokens, tokens]
         for parts in self.layers:
-            x, _ = self._layer(parts, x, rotary, bias)
+            x, _ = self._layer(parts, x, rotary, bias, fused=training)
         return self.logits(self.norm(x))
 
     def logits(self, x):
@@ -248,18 +229,23 @@ class LeanLlama:
             return cos, sin, cos, sin
         return cos, sin, cos * self.folded_scale, sin * self.folded_scale
 
-    def _rotate(self, x, cos, signed_sin):
+    def _rotate(self, x, cos, signed_sin, fused):
+        if fused:
+            return fused_elementwise.rotate(x, cos, signed_sin, fused=True)
         if x.shape[1] == 1:  # one token: TF's Roll costs more than this on small tensors
             first, second = tf.split(x, 2, axis=-1)
             return x * cos + tf.concat([second, first], axis=-1) * signed_sin
         return x * cos + tf.roll(x, self.head_dim // 2, axis=-1) * signed_sin
 
-    def _layer(self, parts, x, rotary, bias, cache=None, at=None):
-        """One decoder layer: `(x, (keys, values))`, the caches updated (at `at`) if given."""
+    def _layer(self, parts, x, rotary, bias, cache=None, at=None, fused=False):
+        """One decoder layer: `(x, (keys, values))`, the caches updated (at `at`) if given.
+
+        `fused`: element-wise chains compiled by XLA (training only).
+        """
         cos, sin, query_cos, query_sin = rotary
         dense = parts["dense"]
         batch, tokens = tf.shape(x)[0], tf.shape(x)[1]
-        h = _rms_norm(parts["attention_norm"], x)
+        h = _rms_norm(parts["attention_norm"], x, fused)
         flat = tf.reshape(h, [-1, self.hidden])
 
         def project(name, heads):
@@ -275,8 +261,8 @@ class LeanLlama:
             else (lambda t: tf.transpose(t, [0, 2, 1, 3]))
         )
         # keys and values as [batch, kv_heads, tokens, head_dim]
-        k = heads_first(self._rotate(project("key", self.kv_heads), cos, sin))
-        q = self._rotate(project("query", self.heads), query_cos, query_sin)
+        k = heads_first(self._rotate(project("key", self.kv_heads), cos, sin, fused))
+        q = self._rotate(project("query", self.heads), query_cos, query_sin, fused)
         v = heads_first(project("value", self.kv_heads))
         if cache is not None:
             k = tf.tensor_scatter_nd_update(cache[0], at, k)
@@ -289,8 +275,8 @@ class LeanLlama:
         scores = tf.matmul(q, k, transpose_b=True)
         if self.folded_scale is None:
             scores *= parts["scale"]
-        weights = tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
-        out = tf.matmul(tf.cast(weights, self.dtype), v)
+        weights = fused_elementwise.masked_softmax(scores, bias, fused)
+        out = tf.matmul(weights, v)
         if not one:
             out = tf.reshape(out, [batch, self.kv_heads, self.groups, tokens, self.head_dim])
             out = tf.transpose(out, [0, 3, 1, 2, 4])
@@ -298,11 +284,14 @@ class LeanLlama:
         # The output and down projections run alone: in halves when decoding.
         x = x + tf.reshape(_times(out, dense["output"], self.dtype, one), tf.shape(x))
 
-        h = tf.reshape(_rms_norm(parts["feedforward_norm"], x), [-1, self.hidden])
+        h = tf.reshape(_rms_norm(parts["feedforward_norm"], x, fused), [-1, self.hidden])
         gate = _times(h, dense["gate"], self.dtype)
-        gate = tf.cast(parts["activation"](tf.cast(gate, tf.float32)), self.dtype)
         up = _times(h, dense["up"], self.dtype)
-        down = _times(up * gate, dense["down"], self.dtype, one)
+        if parts["activation"] in (keras.ops.silu, keras.activations.silu):  # ops: keras-hub's
+            gated = fused_elementwise.silu_gated(gate, up, fused)
+        else:
+            gated = up * tf.cast(parts["activation"](tf.cast(gate, tf.float32)), self.dtype)
+        down = _times(gated, dense["down"], self.dtype, one)
         return x + tf.reshape(down, tf.shape(x)), (k, v)
 
 
@@ -319,5 +308,5 @@ class LeanCausalLM(keras.Model):
         self.lean = LeanLlama(causal_lm)
 
     def call(self, inputs, training=False):
-        del training  # no dropout (LeanLlama.supports(..., training=True))
-        return self.lean.forward(inputs["token_ids"], inputs["padding_mask"])
+        # No dropout (LeanLlama.supports(..., training=True)); training fuses.
+        return self.lean.forward(inputs["token_ids"], inputs["padding_mask"], training=training)

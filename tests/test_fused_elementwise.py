@@ -1,0 +1,71 @@
+"""The decoder's XLA-fused element-wise chains equal keras-hub's arithmetic and TF's derivative.
+
+In float32 and bfloat16; unfused, the functions are that arithmetic's own ops.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer.models import fused_elementwise
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(2, 3, 4, 8)) * 3  # [batch, tokens, heads, head_dim]
+SECOND = RNG.normal(size=(2, 3, 4, 8))  # the gated product's `up`
+WEIGHT = 1 + 0.1 * RNG.normal(size=8)  # the norm's float32 scale
+ANGLES = RNG.normal(size=(1, 3, 1, 4))
+MASK = np.where(RNG.random(size=(2, 1, 4, 8)) < 0.3, -1e9, 0.0).astype("float32")  # per row
+UPSTREAM = RNG.normal(size=(2, 3, 4, 8)).astype("float32")
+
+
+def _reference(name, x, second):
+    """keras-hub's arithmetic, differentiated by TensorFlow."""
+    if name == "rms":
+        x32 = tf.cast(x, tf.float32)
+        normed = x32 * tf.math.rsqrt(tf.reduce_mean(x32 * x32, axis=-1, keepdims=True) + 1e-5)
+        return tf.cast(normed * second, x.dtype)
+    if name == "silu_gated":
+        return second * tf.cast(tf.nn.silu(tf.cast(x, tf.float32)), x.dtype)
+    if name == "masked_softmax":
+        return tf.cast(tf.nn.softmax(tf.cast(x, tf.float32) + MASK), x.dtype)
+    cos, sin = (tf.cast(np.concatenate([f(ANGLES)] * 2, -1), x.dtype) for f in (np.cos, np.sin))
+    first, last = tf.split(x, 2, axis=-1)
+    return x * cos + tf.concat([-last, first], axis=-1) * sin  # keras-hub's rotate_half
+
+
+def _fused(name, x, second):
+    if name == "rms":
+        return fused_elementwise.scaled_rms(x, second, 1e-5, fused=True)
+    if name == "silu_gated":
+        return fused_elementwise.silu_gated(x, second, fused=True)
+    if name == "masked_softmax":
+        return fused_elementwise.masked_softmax(x, tf.constant(MASK), fused=True)
+    cos = tf.cast(np.concatenate([np.cos(ANGLES)] * 2, -1), x.dtype)
+    signed_sin = tf.cast(np.concatenate([-np.sin(ANGLES), np.sin(ANGLES)], -1), x.dtype)
+    return fused_elementwise.rotate(x, cos, signed_sin, fused=True)
+
+
+def _values_and_gradients(fn, x, second):
+    with tf.GradientTape() as tape:
+        tape.watch([x, second])
+        out = fn(x, second)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * UPSTREAM)
+    grads = [g for g in tape.gradient(loss, [x, second]) if g is not None]
+    assert out.dtype == x.dtype and grads[0].dtype == x.dtype
+    return [tf.cast(t, tf.float32).numpy() for t in [out, *grads]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("name", ["rms", "silu_gated", "rotate", "masked_softmax"])
+def test_fused_chain_and_gradient_equal_tfs(name, dtype):
+    x = tf.cast(X, dtype)
+    second = tf.constant(WEIGHT, tf.float32) if name == "rms" else tf.cast(SECOND, dtype)
+    got = _values_and_gradients(lambda a, b: _fused(name, a, b), x, second)
+    want = _values_and_gradients(lambda a, b: _reference(name, a, b), x, second)
+    # the rotation's angles and the mask are constants
+    assert len(got) == (2 if name in ("rotate", "masked_softmax") else 3)
+    # bfloat16 keeps 8 bits: a rounding more or less; XLA's float32 sigmoid
+    # differs from Eigen's in the last bits.
+    tolerance = 2**-7 if dtype == "bfloat16" else 1e-5
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tolerance, atol=tolerance * np.abs(w).max())

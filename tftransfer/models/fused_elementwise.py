@@ -1,0 +1,160 @@
+"""Element-wise chains of a decoder layer, fused by XLA in training, gradients written out.
+
+On CPU TensorFlow runs each element-wise op as its own pass over memory:
+the RMS norm, the rotary embedding, the SiLU-gated product and the
+attention mask and softmax of a SmolLM2 layer are 5-20 passes each way
+over its activations, most of a bfloat16 training step's time outside the
+matmuls once oneDNN multiplies on the AMX units (BENCHMARKS.md, "Fine-tuning
+speed against HF `Trainer`"). With `fused=True` each chain and its gradient
+are compiled by XLA into a loop or two; the matmuls between them stay
+TensorFlow's (oneDNN's: XLA's CPU backend multiplies 5x slower in
+bfloat16), and so does oneDNN's softmax, faster than XLA's. Training asks
+for `fused`; evaluation, exports and generation run the plain ops (TF
+Serving runs XLA-compiled functions only with
+`--xla_cpu_compilation_enabled=true`).
+
+The gradients are written out so that each backward chain is one
+function: it recomputes from the saved inputs what TF's derivative would
+keep (less memory too). The arithmetic is TensorFlow's derivative
+(tests/test_fused_elementwise.py compares the two).
+
+Example:
+
+>>> import tensorflow as tf
+>>> from tftransfer.models.fused_elementwise import silu_gated
+>>> gate, up = tf.constant([[0.0, 1.0]]), tf.constant([[2.0, 3.0]])
+>>> [round(float(v), 4) for v in silu_gated(gate, up)[0]]
+[0.0, 2.1932]
+"""
+
+import tensorflow as tf
+
+
+def _rms(x, epsilon):
+    x32 = tf.cast(x, tf.float32)
+    rms = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + epsilon)
+    normed = x32 * rms
+    return normed, rms
+
+
+def _rms_forward(x, weight, epsilon):
+    normed, _ = _rms(x, epsilon)
+    return tf.cast(normed * weight, x.dtype)
+
+
+def _rms_backward(x, weight, epsilon, upstream):
+    normed, rms = _rms(x, epsilon)
+    dy = tf.cast(upstream, tf.float32)
+    d_normed = dy * weight
+    d_x = rms * (d_normed - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True))
+    d_weight = tf.reduce_sum(tf.reshape(dy * normed, [-1, weight.shape[-1]]), axis=0)
+    return tf.cast(d_x, x.dtype), d_weight
+
+
+def _silu_forward(gate, up):
+    return up * tf.cast(tf.nn.silu(tf.cast(gate, tf.float32)), gate.dtype)
+
+
+def _silu_backward(gate, up, upstream):
+    g = tf.cast(gate, tf.float32)
+    s = tf.sigmoid(g)
+    act = tf.cast(g * s, gate.dtype)
+    d_act = tf.cast(upstream * up, tf.float32)
+    return tf.cast(d_act * (s * (1.0 + g * (1.0 - s))), gate.dtype), upstream * act
+
+
+def _rotate_forward(x, cos, signed_sin):
+    return x * cos + tf.roll(x, x.shape[-1] // 2, axis=-1) * signed_sin
+
+
+def _rotate_backward(cos, signed_sin, upstream):
+    # roll by half the last axis is its own inverse
+    return upstream * cos + tf.roll(upstream * signed_sin, upstream.shape[-1] // 2, axis=-1)
+
+
+def _masked_logits(scores, bias):
+    return tf.cast(scores, tf.float32) + bias
+
+
+def _softmax_backward(weights, upstream):
+    dy = tf.cast(upstream, tf.float32)
+    d_scores = (dy - tf.reduce_sum(dy * weights, axis=-1, keepdims=True)) * weights
+    return tf.cast(d_scores, upstream.dtype)
+
+
+def _xla(fn):
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+_fused_rms = tuple(map(_xla, (_rms_forward, _rms_backward)))
+_fused_silu = tuple(map(_xla, (_silu_forward, _silu_backward)))
+_fused_rotate = tuple(map(_xla, (_rotate_forward, _rotate_backward)))
+_fused_masked_logits, _fused_softmax_backward = map(_xla, (_masked_logits, _softmax_backward))
+
+
+def scaled_rms(x, weight, epsilon, fused=False):
+    """`x * rsqrt(mean(x^2) + epsilon) * weight`, float32 statistics, `x`'s dtype out.
+
+    keras-hub's LlamaLayerNorm.
+
+    Args:
+        x: activations `[..., hidden]`, any float dtype.
+        weight: the float32 scale `[hidden]`.
+        epsilon: a Python float.
+        fused: compile both directions with XLA (training).
+    """
+    if not fused:
+        return _rms_forward(x, weight, epsilon)
+    forward, backward = _fused_rms
+
+    @tf.custom_gradient
+    def run(x, weight):
+        return forward(x, weight, epsilon), lambda dy: backward(x, weight, epsilon, dy)
+
+    return run(x, weight)
+
+
+def silu_gated(gate, up, fused=False):
+    """`silu(gate) * up` in `gate`'s dtype, the SiLU in float32 (as keras-hub's Llama)."""
+    if not fused:
+        return _silu_forward(gate, up)
+    forward, backward = _fused_silu
+
+    @tf.custom_gradient
+    def run(gate, up):
+        return forward(gate, up), lambda dy: backward(gate, up, dy)
+
+    return run(gate, up)
+
+
+def rotate(x, cos, signed_sin, fused=False):
+    """`x * cos + roll(x, half) * signed_sin` over the last axis: a rotary embedding.
+
+    `cos` and `signed_sin` are constants (positions), without a gradient.
+    """
+    if not fused:
+        return _rotate_forward(x, cos, signed_sin)
+    forward, backward = _fused_rotate
+
+    @tf.custom_gradient
+    def run(x):
+        return forward(x, cos, signed_sin), lambda dy: backward(cos, signed_sin, dy)
+
+    return run(x)
+
+
+def masked_softmax(scores, bias, fused=False):
+    """`softmax(scores + bias)` in float32, `scores`' dtype out (keras-hub's attention).
+
+    `bias` is a float32 constant (the mask). Fused, oneDNN's softmax stays
+    (XLA's is slower here) between XLA's cast-and-add and the gradient.
+    """
+    if not fused:
+        return tf.cast(tf.nn.softmax(_masked_logits(scores, bias)), scores.dtype)
+
+    @tf.custom_gradient
+    def run(scores):
+        weights = tf.nn.softmax(_fused_masked_logits(scores, bias))
+        return tf.cast(weights, scores.dtype), lambda dy: _fused_softmax_backward(weights, dy)
+
+    return run(scores)
