@@ -1,12 +1,14 @@
-"""The decoder's XLA-fused element-wise chains equal keras-hub's arithmetic and TF's derivative.
+"""XLA-fused element-wise chains equal keras-hub's arithmetic and TF's derivative.
 
 In float32 and bfloat16; unfused, the functions are that arithmetic's own ops.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tftransfer.compat import keras_hub_internals
 from tftransfer.models import fused_elementwise
 
 RNG = np.random.default_rng(0)
@@ -28,6 +30,10 @@ def _reference(name, x, second):
         return second * tf.cast(tf.nn.silu(tf.cast(x, tf.float32)), x.dtype)
     if name == "masked_softmax":
         return tf.cast(tf.nn.softmax(tf.cast(x, tf.float32) + MASK), x.dtype)
+    if name == "exact_gelu":  # compat.exact_gelu
+        return keras_hub_internals.exact_gelu(x)
+    if name == "layer_norm":  # Keras' own, as a block's norm computes it
+        return keras.ops.layer_normalization(x, second, -tf.reverse(second, [0]), epsilon=1e-5)
     cos, sin = (tf.cast(np.concatenate([f(ANGLES)] * 2, -1), x.dtype) for f in (np.cos, np.sin))
     first, last = tf.split(x, 2, axis=-1)
     return x * cos + tf.concat([-last, first], axis=-1) * sin  # keras-hub's rotate_half
@@ -40,6 +46,10 @@ def _fused(name, x, second):
         return fused_elementwise.silu_gated(x, second, fused=True)
     if name == "masked_softmax":
         return fused_elementwise.masked_softmax(x, tf.constant(MASK), fused=True)
+    if name == "exact_gelu":
+        return fused_elementwise.exact_gelu(x, fused=True)
+    if name == "layer_norm":
+        return fused_elementwise.layer_norm(x, second, -tf.reverse(second, [0]), 1e-5, fused=True)
     cos = tf.cast(np.concatenate([np.cos(ANGLES)] * 2, -1), x.dtype)
     signed_sin = tf.cast(np.concatenate([-np.sin(ANGLES), np.sin(ANGLES)], -1), x.dtype)
     return fused_elementwise.rotate(x, cos, signed_sin, fused=True)
@@ -56,14 +66,17 @@ def _values_and_gradients(fn, x, second):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("name", ["rms", "silu_gated", "rotate", "masked_softmax"])
+@pytest.mark.parametrize(
+    "name", ["rms", "layer_norm", "silu_gated", "rotate", "masked_softmax", "exact_gelu"]
+)
 def test_fused_chain_and_gradient_equal_tfs(name, dtype):
     x = tf.cast(X, dtype)
-    second = tf.constant(WEIGHT, tf.float32) if name == "rms" else tf.cast(SECOND, dtype)
+    norm = name in ("rms", "layer_norm")
+    second = tf.constant(WEIGHT, tf.float32) if norm else tf.cast(SECOND, dtype)
     got = _values_and_gradients(lambda a, b: _fused(name, a, b), x, second)
     want = _values_and_gradients(lambda a, b: _reference(name, a, b), x, second)
-    # the rotation's angles and the mask are constants
-    assert len(got) == (2 if name in ("rotate", "masked_softmax") else 3)
+    # the rotation's angles and the mask are constants; GELU has one input
+    assert len(got) == (2 if name in ("rotate", "masked_softmax", "exact_gelu") else 3)
     # bfloat16 keeps 8 bits: a rounding more or less; XLA's float32 sigmoid
     # differs from Eigen's in the last bits.
     tolerance = 2**-7 if dtype == "bfloat16" else 1e-5

@@ -19,7 +19,9 @@ weights in the shape TensorFlow's CPU fusions take:
 - exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
   feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so when
   serving on a oneDNN CPU build the activation runs inside the matmul (in
-  bfloat16 too, without the casts). In training, or without oneDNN, 16-bit
+  bfloat16 too, without the casts). In training the GELU and the layer
+  norms, forward and backward, are each compiled by XLA into one loop
+  (`fused_elementwise`; exports hold no XLA ops); without oneDNN, 16-bit
   GELU runs in float32 as before;
 - in an export, the matmuls' operands (kernels concatenated, cast, bias rows
   appended) are prepared once and stored (`serving_weights`), not derived
@@ -27,7 +29,8 @@ weights in the shape TensorFlow's CPU fusions take:
 
 The attention's masking, softmax (in float32 where Keras takes
 `ops.dot_product_attention`: no attention dropout), dropout layers and layer
-norms are keras-hub's own layers or the same formulas, so outputs and
+norms are keras-hub's own layers or the same formulas (the fused ones with
+their gradients written out, tests/test_fused_elementwise.py), so outputs and
 gradients match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
 `compat.check()` on a tiny model). Only rows that see no key at all (packing's
 padding, never read) differ: Keras zeroes their attention, this spreads it.
@@ -55,6 +58,7 @@ import tensorflow as tf
 # The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
 from tftransfer.compat import tf_internals
+from tftransfer.models import fused_elementwise
 from tftransfer.models.serving_weights import prepared, preparing
 
 _SQRT_HALF = 0.7071067811865476
@@ -121,6 +125,8 @@ def _activation(dense, x, training):
     """The feed-forward's activation on `x` (after its bias)."""
     if dense.activation is not hub.exact_gelu:
         return dense.activation(x)
+    if training:  # one XLA loop each way (fused_elementwise); exports hold no XLA
+        return fused_elementwise.exact_gelu(x, fused=True)
     if x.dtype in (tf.bfloat16, tf.float16) and not _fused_gelu(dense, training):
         # Unfused 16-bit erf is slow on CPU and loses precision below -2.5;
         # in training the pre-activation is kept for the gradient, so
@@ -130,6 +136,22 @@ def _activation(dense, x, training):
     # Grappler's GeluExact pattern (MatMul, BiasAdd, then this chain): fused
     # into the matmul, oneDNN computes it with the matmul, bfloat16 included.
     return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
+
+
+def _norm(norm, x, training):
+    """A block's layer norm on `x`: fused by XLA in training if it is Keras' plain one."""
+    plain = (
+        type(norm) is keras.layers.LayerNormalization
+        and norm.axis in (-1, [-1])
+        and norm.center
+        and norm.scale
+        and not norm.rms_scaling
+        and norm.compute_dtype == x.dtype.name
+    )
+    if not (training and plain):
+        return norm(x)
+    gamma, beta = tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta)
+    return fused_elementwise.layer_norm(x, gamma, beta, norm.epsilon, fused=True)
 
 
 def _is_linear(layer):
@@ -202,7 +224,7 @@ class LeanBert:
 
         residual = flat
         if p["normalize_first"]:
-            flat = p["attention_norm"](flat)
+            flat = _norm(p["attention_norm"], flat, training)
         qkv = _dense(flat, [dense[n] for n in ("query", "key", "value")], training)
         # -> 3 x [batch, heads, length, head_dim]; a split, whose gradient is
         # a concat (indexing's is a StridedSliceGrad per part: slower).
@@ -231,11 +253,11 @@ class LeanBert:
         out = p["attention_dropout"](out, training=training)
         flat = out + residual
         if not p["normalize_first"]:
-            flat = p["attention_norm"](flat)
+            flat = _norm(p["attention_norm"], flat, training)
 
         residual = flat
         if p["normalize_first"]:
-            flat = p["feedforward_norm"](flat)
+            flat = _norm(p["feedforward_norm"], flat, training)
         up = dense["intermediate"]
         h = _dense(flat, [up], training, bias_add=_fused_gelu(up, training))
         h = _activation(up, h, training)
@@ -244,5 +266,5 @@ class LeanBert:
         out = p["feedforward_dropout"](out, training=training)
         flat = out + residual
         if not p["normalize_first"]:
-            flat = p["feedforward_norm"](flat)
+            flat = _norm(p["feedforward_norm"], flat, training)
         return tf.reshape(flat, [batch, length, hidden])

@@ -1,17 +1,17 @@
-"""Element-wise chains of a decoder layer, fused by XLA in training, gradients written out.
+"""Element-wise chains of transformer blocks, fused by XLA in training, gradients written out.
 
 On CPU TensorFlow runs each element-wise op as its own pass over memory:
 the RMS norm, the rotary embedding, the SiLU-gated product and the
-attention mask and softmax of a SmolLM2 layer are 5-20 passes each way
-over its activations, most of a bfloat16 training step's time outside the
-matmuls once oneDNN multiplies on the AMX units (BENCHMARKS.md, "Fine-tuning
-speed against HF `Trainer`"). With `fused=True` each chain and its gradient
-are compiled by XLA into a loop or two; the matmuls between them stay
-TensorFlow's (oneDNN's: XLA's CPU backend multiplies 5x slower in
-bfloat16), and so does oneDNN's softmax, faster than XLA's. Training asks
-for `fused`; evaluation, exports and generation run the plain ops (TF
-Serving runs XLA-compiled functions only with
-`--xla_cpu_compilation_enabled=true`).
+attention mask and softmax of a SmolLM2 layer (a BERT block's exact GELU
+and layer norms too) are 5-20 passes each way over its activations, most
+of a bfloat16 training step's time outside the matmuls once oneDNN
+multiplies on the AMX units (BENCHMARKS.md, "Fine-tuning speed against HF
+`Trainer`"). With `fused=True` each chain and its gradient are compiled by
+XLA into a loop or two; the matmuls between them stay TensorFlow's
+(oneDNN's: XLA's CPU backend multiplies 5x slower in bfloat16), and so
+does oneDNN's softmax, faster than XLA's. Training asks for `fused`;
+evaluation, exports and generation run the plain ops (TF Serving runs
+XLA-compiled functions only with `--xla_cpu_compilation_enabled=true`).
 
 The gradients are written out so that each backward chain is one
 function: it recomputes from the saved inputs what TF's derivative would
@@ -72,6 +72,51 @@ def _rotate_backward(cos, signed_sin, upstream):
     return upstream * cos + tf.roll(upstream * signed_sin, upstream.shape[-1] // 2, axis=-1)
 
 
+_SQRT_HALF = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _gelu_forward(x):
+    x32 = tf.cast(x, tf.float32)
+    return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
+
+
+def _gelu_backward(x, upstream):
+    x32 = tf.cast(x, tf.float32)
+    cdf = 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
+    pdf = tf.exp(-0.5 * tf.square(x32)) * _INV_SQRT_2PI
+    return tf.cast(tf.cast(upstream, tf.float32) * (cdf + x32 * pdf), x.dtype)
+
+
+def _moments(x32):
+    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
+    return mean, tf.reduce_mean(tf.square(x32 - mean), axis=-1, keepdims=True)
+
+
+def _layer_norm_forward(x, gamma, beta, epsilon):
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = _moments(x32)
+    inv = tf.math.rsqrt(variance + epsilon) * gamma
+    return tf.cast(x32 * inv + (beta - mean * inv), x.dtype)  # Keras' order
+
+
+def _layer_norm_backward(x, gamma, epsilon, upstream):
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = _moments(x32)
+    rstd = tf.math.rsqrt(variance + epsilon)
+    normed = (x32 - mean) * rstd
+    dy = tf.cast(upstream, tf.float32)
+    d_normed = dy * gamma
+    d_x = rstd * (
+        d_normed
+        - tf.reduce_mean(d_normed, axis=-1, keepdims=True)
+        - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True)
+    )
+    rows = [-1, x.shape[-1]]
+    d_gamma = tf.reduce_sum(tf.reshape(dy * normed, rows), axis=0)
+    return tf.cast(d_x, x.dtype), d_gamma, tf.reduce_sum(tf.reshape(dy, rows), axis=0)
+
+
 def _masked_logits(scores, bias):
     return tf.cast(scores, tf.float32) + bias
 
@@ -89,6 +134,8 @@ def _xla(fn):
 _fused_rms = tuple(map(_xla, (_rms_forward, _rms_backward)))
 _fused_silu = tuple(map(_xla, (_silu_forward, _silu_backward)))
 _fused_rotate = tuple(map(_xla, (_rotate_forward, _rotate_backward)))
+_fused_gelu = tuple(map(_xla, (_gelu_forward, _gelu_backward)))
+_fused_layer_norm = tuple(map(_xla, (_layer_norm_forward, _layer_norm_backward)))
 _fused_masked_logits, _fused_softmax_backward = map(_xla, (_masked_logits, _softmax_backward))
 
 
@@ -158,3 +205,36 @@ def masked_softmax(scores, bias, fused=False):
         return tf.cast(weights, scores.dtype), lambda dy: _fused_softmax_backward(weights, dy)
 
     return run(scores)
+
+
+def exact_gelu(x, fused=False):
+    """`x * 0.5 * (1 + erf(x / sqrt(2)))` in float32, `x`'s dtype out (BERT's GELU)."""
+    if not fused:
+        return _gelu_forward(x)
+    forward, backward = _fused_gelu
+
+    @tf.custom_gradient
+    def run(x):
+        return forward(x), lambda dy: backward(x, dy)
+
+    return run(x)
+
+
+def layer_norm(x, gamma, beta, epsilon, fused=False):
+    """Keras' `LayerNormalization` over the last axis: float32 statistics, `x`'s dtype out.
+
+    Args:
+        x: activations `[..., hidden]`, any float dtype.
+        gamma, beta: the float32 scale and offset `[hidden]`.
+        epsilon: a Python float.
+        fused: compile both directions with XLA (training).
+    """
+    forward, backward = _fused_layer_norm if fused else (_layer_norm_forward, None)
+    if not fused:
+        return forward(x, gamma, beta, epsilon)
+
+    @tf.custom_gradient
+    def run(x, gamma, beta):
+        return forward(x, gamma, beta, epsilon), lambda dy: backward(x, gamma, epsilon, dy)
+
+    return run(x, gamma, beta)
