@@ -106,8 +106,10 @@ class RuntimeConfig(base_config.Config):
             elsewhere, where it is emulated and slower), `float32` (or
             empty), `bfloat16` or `float16` (also spelled
             `mixed_bfloat16`/`mixed_float16`): layers compute in that type,
-            variables, logits and the loss stay float32; float16 (GPUs)
-            scales the loss dynamically. The run logs what `auto` chose and
+            variables, logits and the loss stay float32 (a language model's
+            vocabulary logits stay in that type, the loss reads them in
+            float32 a chunk at a time); float16 (GPUs) scales the loss
+            dynamically. The run logs what `auto` chose and
             records it in `params.yaml`'s header and `run_summary.json`.
     """
 
