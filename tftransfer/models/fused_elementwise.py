@@ -100,7 +100,8 @@ def _layer_norm_forward(x, gamma, beta, epsilon):
     return tf.cast(x32 * inv + (beta - mean * inv), x.dtype)  # Keras' order
 
 
-def _layer_norm_backward(x, gamma, epsilon, upstream):
+def _layer_norm_backward(x, gamma, beta, epsilon, upstream):
+    del beta  # an offset
     x32 = tf.cast(x, tf.float32)
     mean, variance = _moments(x32)
     rstd = tf.math.rsqrt(variance + epsilon)
@@ -139,6 +140,17 @@ _fused_layer_norm = tuple(map(_xla, (_layer_norm_forward, _layer_norm_backward))
 _fused_masked_logits, _fused_softmax_backward = map(_xla, (_masked_logits, _softmax_backward))
 
 
+def _with_fused_gradient(pair, inputs, constants=()):
+    """`forward(*inputs, *constants)`, its gradient `backward(*inputs, *constants, dy)`."""
+    forward, backward = pair
+
+    @tf.custom_gradient
+    def run(*inputs):
+        return forward(*inputs, *constants), lambda dy: backward(*inputs, *constants, dy)
+
+    return run(*inputs)
+
+
 def scaled_rms(x, weight, epsilon, fused=False):
     """`x * rsqrt(mean(x^2) + epsilon) * weight`, float32 statistics, `x`'s dtype out.
 
@@ -152,26 +164,35 @@ def scaled_rms(x, weight, epsilon, fused=False):
     """
     if not fused:
         return _rms_forward(x, weight, epsilon)
-    forward, backward = _fused_rms
+    return _with_fused_gradient(_fused_rms, (x, weight), (epsilon,))
 
-    @tf.custom_gradient
-    def run(x, weight):
-        return forward(x, weight, epsilon), lambda dy: backward(x, weight, epsilon, dy)
 
-    return run(x, weight)
+def layer_norm(x, gamma, beta, epsilon, fused=False):
+    """Keras' `LayerNormalization` over the last axis: float32 statistics, `x`'s dtype out.
+
+    Args:
+        x: activations `[..., hidden]`, any float dtype.
+        gamma, beta: the float32 scale and offset `[hidden]`.
+        epsilon: a Python float.
+        fused: compile both directions with XLA (training).
+    """
+    if not fused:
+        return _layer_norm_forward(x, gamma, beta, epsilon)
+    return _with_fused_gradient(_fused_layer_norm, (x, gamma, beta), (epsilon,))
 
 
 def silu_gated(gate, up, fused=False):
     """`silu(gate) * up` in `gate`'s dtype, the SiLU in float32 (as keras-hub's Llama)."""
     if not fused:
         return _silu_forward(gate, up)
-    forward, backward = _fused_silu
+    return _with_fused_gradient(_fused_silu, (gate, up))
 
-    @tf.custom_gradient
-    def run(gate, up):
-        return forward(gate, up), lambda dy: backward(gate, up, dy)
 
-    return run(gate, up)
+def exact_gelu(x, fused=False):
+    """`x * 0.5 * (1 + erf(x / sqrt(2)))` in float32, `x`'s dtype out (BERT's GELU)."""
+    if not fused:
+        return _gelu_forward(x)
+    return _with_fused_gradient(_fused_gelu, (x,))
 
 
 def rotate(x, cos, signed_sin, fused=False):
@@ -184,7 +205,7 @@ def rotate(x, cos, signed_sin, fused=False):
     forward, backward = _fused_rotate
 
     @tf.custom_gradient
-    def run(x):
+    def run(x):  # linear: the gradient does not need x (nor keep it alive)
         return forward(x, cos, signed_sin), lambda dy: backward(cos, signed_sin, dy)
 
     return run(x)
@@ -205,36 +226,3 @@ def masked_softmax(scores, bias, fused=False):
         return tf.cast(weights, scores.dtype), lambda dy: _fused_softmax_backward(weights, dy)
 
     return run(scores)
-
-
-def exact_gelu(x, fused=False):
-    """`x * 0.5 * (1 + erf(x / sqrt(2)))` in float32, `x`'s dtype out (BERT's GELU)."""
-    if not fused:
-        return _gelu_forward(x)
-    forward, backward = _fused_gelu
-
-    @tf.custom_gradient
-    def run(x):
-        return forward(x), lambda dy: backward(x, dy)
-
-    return run(x)
-
-
-def layer_norm(x, gamma, beta, epsilon, fused=False):
-    """Keras' `LayerNormalization` over the last axis: float32 statistics, `x`'s dtype out.
-
-    Args:
-        x: activations `[..., hidden]`, any float dtype.
-        gamma, beta: the float32 scale and offset `[hidden]`.
-        epsilon: a Python float.
-        fused: compile both directions with XLA (training).
-    """
-    forward, backward = _fused_layer_norm if fused else (_layer_norm_forward, None)
-    if not fused:
-        return forward(x, gamma, beta, epsilon)
-
-    @tf.custom_gradient
-    def run(x, gamma, beta):
-        return forward(x, gamma, beta, epsilon), lambda dy: backward(x, gamma, epsilon, dy)
-
-    return run(x, gamma, beta)
