@@ -128,11 +128,9 @@ def _activation(dense, x, training):
     if training:  # one XLA loop each way (fused_elementwise); exports hold no XLA
         return fused_elementwise.exact_gelu(x, fused=True)
     if x.dtype in (tf.bfloat16, tf.float16) and not _fused_gelu(dense, training):
-        # Unfused 16-bit erf is slow on CPU and loses precision below -2.5;
-        # in training the pre-activation is kept for the gradient, so
-        # nothing fuses. As `hub.exact_gelu`: in float32, cast back.
-        x32 = tf.cast(x, tf.float32)
-        return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
+        # Unfused (no oneDNN, or a GPU) 16-bit erf is slow and loses precision
+        # below -2.5: as `hub.exact_gelu`, in float32, cast back.
+        return fused_elementwise.exact_gelu(x)
     # Grappler's GeluExact pattern (MatMul, BiasAdd, then this chain): fused
     # into the matmul, oneDNN computes it with the matmul, bfloat16 included.
     return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
