@@ -57,12 +57,16 @@ def _outputs_and_gradients(layer, x, mask, real, training=False):
 
 @pytest.mark.parametrize("normalize_first", [False, True])
 @pytest.mark.parametrize("exact_gelu", [True, False])
-# Keras' attention takes another path without dropout (a float32 softmax).
-@pytest.mark.parametrize("dropout", [0.1, 0.0])
-def test_outputs_and_gradients_equal_keras_hubs_block(normalize_first, exact_gelu, dropout):
+# Keras' attention takes another path without dropout (a float32 softmax);
+# training takes the fused chains (its dropout draws other masks: none here).
+@pytest.mark.parametrize("dropout,training", [(0.1, False), (0.0, False), (0.0, True)])
+def test_outputs_and_gradients_equal_keras_hubs_block(
+    normalize_first, exact_gelu, dropout, training
+):
     layer = _encoder(normalize_first, exact_gelu, dropout)
     x, mask, real = _inputs()
-    (lean, lean_grads), (want, want_grads) = _outputs_and_gradients(layer, x, mask, real)
+    results = _outputs_and_gradients(layer, x, mask, real, training=training)
+    (lean, lean_grads), (want, want_grads) = results
     np.testing.assert_allclose(lean, want, atol=1e-5)
     scale = max(float(tf.reduce_max(tf.abs(g))) for g in want_grads)
     for got, expected, v in zip(lean_grads, want_grads, [x] + layer.weights):
@@ -106,6 +110,16 @@ def test_bfloat16_matches_keras_hubs_bfloat16_block(dropout, training):
         np.testing.assert_allclose(
             tf.cast(got, "float32"), tf.cast(expected, "float32"), atol=0.03 * scale
         )
+
+
+def test_training_draws_fresh_dropout_masks_from_the_layers_seeds():
+    # `lean_dropout` draws other masks than keras-hub's own from the same seeds,
+    # so checked by what dropout does rather than against keras-hub.
+    layer = _encoder(dropout=0.5)
+    x, mask, _ = _inputs()
+    plain = LeanBert.encoder_layer(layer, x, mask)
+    first, second = (LeanBert.encoder_layer(layer, x, mask, training=True) for _ in range(2))
+    assert not np.allclose(first, plain) and not np.allclose(first, second)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])

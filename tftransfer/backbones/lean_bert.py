@@ -21,8 +21,9 @@ weights in the shape TensorFlow's CPU fusions take:
   serving on a oneDNN CPU build the activation runs inside the matmul (in
   bfloat16 too, without the casts). In training the GELU and the layer
   norms, forward and backward, are each compiled by XLA into one loop
-  (`fused_elementwise`; exports hold no XLA ops); without oneDNN, 16-bit
-  GELU runs in float32 as before;
+  (`fused_elementwise`; exports hold no XLA ops), and dropout draws 16 bits
+  per element from its layer's seed (`lean_dropout`: other masks than
+  Keras'); without oneDNN, 16-bit GELU runs in float32 as before;
 - in an export, the matmuls' operands (kernels concatenated, cast, bias rows
   appended) are prepared once and stored (`serving_weights`), not derived
   from the float32 variables on every request.
@@ -32,8 +33,9 @@ The attention's masking, softmax (in float32 where Keras takes
 norms are keras-hub's own layers or the same formulas (the fused ones with
 their gradients written out, tests/test_fused_elementwise.py), so outputs and
 gradients match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
-`compat.check()` on a tiny model). Only rows that see no key at all (packing's
-padding, never read) differ: Keras zeroes their attention, this spreads it.
+`compat.check()` on a tiny model; in training with dropout, up to the masks).
+Only rows that see no key at all (packing's padding, never read) differ: Keras
+zeroes their attention, this spreads it.
 Blocks it cannot compute exactly (quantized, gated, subclassed, uneven heads)
 keep keras-hub's layers; `backbone.fast_forward: off` turns it off.
 
@@ -57,8 +59,8 @@ import tensorflow as tf
 
 # The modules, not `tftransfer.compat`: the package's `check()` runs this block.
 from tftransfer.compat import keras_hub_internals as hub
-from tftransfer.compat import tf_internals
-from tftransfer.models import fused_elementwise
+from tftransfer.compat import keras_internals, tf_internals
+from tftransfer.models import fused_elementwise, lean_dropout
 from tftransfer.models.serving_weights import prepared, preparing
 
 _SQRT_HALF = 0.7071067811865476
@@ -152,6 +154,15 @@ def _norm(norm, x, training):
     return fused_elementwise.layer_norm(x, gamma, beta, norm.epsilon, fused=True)
 
 
+def _dropout(dropout, x, training):
+    """A block's dropout on `x`: in training, Keras' plain `Dropout` in fewer passes."""
+    plain = type(dropout) is keras.layers.Dropout and dropout.noise_shape is None
+    if not (training and plain and 0.0 < dropout.rate < 1.0):
+        return dropout(x, training=training)
+    seed = keras_internals.dropout_seed(dropout)
+    return lean_dropout.dropout(x, dropout.rate, seed)
+
+
 def _is_linear(layer):
     activation = getattr(layer, "activation", None)
     return activation is None or activation is keras.activations.linear
@@ -237,7 +248,7 @@ class LeanBert:
             floor = -3e4 if scores.dtype == tf.float16 else -1e9
             scores = tf.where(mask, scores, tf.cast(floor, scores.dtype))
             probs = tf.nn.softmax(scores, axis=-1)
-            probs = p["attention_probs_dropout"](probs, training=training)
+            probs = _dropout(p["attention_probs_dropout"], probs, training)
         else:
             # As Keras' `ops.dot_product_attention`, which MultiHeadAttention
             # takes without dropout: scaled, masked and normalised in float32.
@@ -248,7 +259,7 @@ class LeanBert:
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
         out = _dense(context, [dense["output"]], training)
-        out = p["attention_dropout"](out, training=training)
+        out = _dropout(p["attention_dropout"], out, training)
         flat = out + residual
         if not p["normalize_first"]:
             flat = _norm(p["attention_norm"], flat, training)
@@ -261,7 +272,7 @@ class LeanBert:
         h = _activation(up, h, training)
         down = dense["feedforward_output"]
         out = _dense(h, [down], training)
-        out = p["feedforward_dropout"](out, training=training)
+        out = _dropout(p["feedforward_dropout"], out, training)
         flat = out + residual
         if not p["normalize_first"]:
             flat = _norm(p["feedforward_norm"], flat, training)

@@ -18,7 +18,11 @@ from absl import logging
 from tftransfer.compat import keras_hub_internals as hub
 from tftransfer.compat.base import CompatError, incompatible, require, require_keywords
 from tftransfer.compat.keras_hub_tokenizers import check_tokenizers
-from tftransfer.compat.keras_internals import check_merge_lora, check_optimizer
+from tftransfer.compat.keras_internals import (
+    check_dropout_seed,
+    check_merge_lora,
+    check_optimizer,
+)
 from tftransfer.compat.tf_internals import check_merge_call
 
 
@@ -235,6 +239,7 @@ def check_lean_llama(causal_lm):
 PROBES = (
     ("keras", check_optimizer),
     ("keras", check_merge_lora),
+    ("keras", check_dropout_seed),
     ("tensorflow", check_merge_call),
     ("keras-hub", check_tokenizers),
     ("keras-hub", check_bert),

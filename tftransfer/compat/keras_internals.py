@@ -6,6 +6,7 @@ each one's presence and the behaviour tftransfer relies on.
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tftransfer.compat.base import incompatible, require
 
@@ -78,6 +79,16 @@ def flatten_layers(model):
     return list(require(model, "_flatten_layers", "keras")(include_self=False))
 
 
+# Keras 3.15: a Dropout layer draws its seed from `seed_generator`, then the
+# TF backend folds it into int32 (`_cast_seed`) for the stateless ops.
+def dropout_seed(layer):
+    """The next int32 `[2]` seed of a Keras `Dropout` layer, as its own call draws it."""
+    seed = require(layer, "seed_generator", "keras").next()
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return seed
+
+
 #: what Keras' `enable_lora` adds to a Dense/EinsumDense layer.
 LORA_WEIGHTS = ("lora_kernel_a", "lora_kernel_b")
 
@@ -116,6 +127,16 @@ def check_merge_lora():
     merge_lora(dense)
     if len(dense.weights) != 2:
         raise incompatible("keras", "`Dense.enable_lora`", f"left {len(dense.weights)} weights")
+
+
+def check_dropout_seed():
+    """`dropout_seed` draws the seed a Keras `Dropout` layer's own call would draw."""
+    x = tf.ones([4, 64])
+    ours, keras_own = keras.layers.Dropout(0.5, seed=7), keras.layers.Dropout(0.5, seed=7)
+    want = keras_own(x, training=True)
+    got = tf.nn.experimental.stateless_dropout(x, 0.5, seed=dropout_seed(ours))
+    if not np.array_equal(np.asarray(got), np.asarray(want)):
+        raise incompatible("keras", "`Dropout.seed_generator`", "no longer gives its call's seed")
 
 
 def check_optimizer():
