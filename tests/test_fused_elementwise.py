@@ -82,3 +82,59 @@ def test_fused_chain_and_gradient_equal_tfs(name, dtype):
     tolerance = 2**-7 if dtype == "bfloat16" else 1e-5
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tolerance, atol=tolerance * np.abs(w).max())
+
+
+def _gradients(fn, inputs):
+    """The output and each input's gradient (in the input's dtype), as float32 arrays."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = fn(*inputs)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * UPSTREAM.reshape(out.shape))
+    grads = tape.gradient(loss, inputs)
+    assert out.dtype == inputs[0].dtype and [g.dtype for g in grads] == [t.dtype for t in inputs]
+    return [tf.cast(t, tf.float32).numpy() for t in [out, *grads]]
+
+
+def _assert_close(got, want, dtype):
+    tolerance = 2**-7 if dtype == "bfloat16" else 1e-5  # bfloat16: a rounding more or less
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tolerance, atol=tolerance * np.abs(w).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_biased_gelu_and_its_bias_gradient_equal_tfs_in_float32(dtype):
+    # the bias in the compute dtype, as Keras' autocasting reads it in a layer's call
+    x, bias = tf.cast(X.reshape(-1, 8), dtype), tf.cast(SECOND[0, 0, 0], dtype)
+    got = _gradients(fused_elementwise.biased_exact_gelu, [x, bias])
+    as32 = [tf.cast(t, tf.float32) for t in (x, bias)]  # the same inputs, TF's float32 arithmetic
+    want = _gradients(lambda a, b: keras_hub_internals.exact_gelu(a + b), as32)
+    assert len(got) == 3
+    _assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dropout", [True, False])
+def test_residual_layer_norm_and_its_gradients_equal_tfs_in_float32(dtype, dropout):
+    rows = X.reshape(-1, 8)
+    x, residual = tf.cast(rows, dtype), tf.cast(SECOND.reshape(-1, 8), dtype)
+    bias = tf.cast(SECOND[1, 2, 0], dtype)  # as autocasting reads it
+    gamma, beta = tf.constant(WEIGHT, tf.float32), tf.constant(-WEIGHT[::-1], tf.float32)
+    scale = None
+    if dropout:
+        scale = tf.cast(np.where(RNG.random(rows.shape) < 0.25, 0.0, 1 / 0.75), dtype)
+
+    def fused(x, bias, residual, gamma, beta):
+        return fused_elementwise.residual_layer_norm(
+            x, bias, residual, gamma, beta, 1e-5, scale=scale
+        )
+
+    def reference(x, bias, residual, gamma, beta):  # keras-hub's tail, in float32
+        h = x + bias
+        h = h if scale is None else h * tf.cast(scale, tf.float32)
+        return keras.ops.layer_normalization(h + residual, gamma, beta, epsilon=1e-5)
+
+    got = _gradients(fused, [x, bias, residual, gamma, beta])
+    as32 = [tf.cast(t, tf.float32) for t in (x, bias, residual, gamma, beta)]
+    want = _gradients(reference, as32)
+    assert len(got) == 6
+    _assert_close(got, want, dtype)

@@ -1,5 +1,6 @@
 """The fast BERT block computes keras-hub's block: outputs and gradients, LoRA, opt-out."""
 
+import keras
 import keras_hub
 import numpy as np
 import pytest
@@ -38,11 +39,27 @@ def _inputs():
     return x, mask, (example_ids >= 0).numpy()
 
 
+class _LeanCall(keras.layers.Layer):
+    """The fast block called from a Keras layer's call, as the backbone calls it.
+
+    Under mixed precision Keras then reads the float32 weights in the compute
+    dtype (autocasting), as in training.
+    """
+
+    def __init__(self, block):
+        super().__init__(dtype=block.dtype_policy)
+        self.block = block
+
+    def call(self, x, mask, training=False):
+        return LeanBert.encoder_layer(self.block, x, mask, training=training)
+
+
 def _outputs_and_gradients(layer, x, mask, real, training=False):
     """`[(outputs of real tokens, gradients of x and the weights)]`: the fast block, keras-hub's."""
     results = []
+    lean = _LeanCall(layer)
     for forward in (
-        lambda: LeanBert.encoder_layer(layer, x, mask, training=training),
+        lambda: lean(x, mask, training=training),
         lambda: layer(x, attention_mask=mask, training=training),
     ):
         with tf.GradientTape() as tape:

@@ -127,8 +127,6 @@ def _activation(dense, x, training):
     """The feed-forward's activation on `x` (after its bias)."""
     if dense.activation is not hub.exact_gelu:
         return dense.activation(x)
-    if training:  # one XLA loop each way (fused_elementwise); exports hold no XLA
-        return fused_elementwise.exact_gelu(x, fused=True)
     if x.dtype in (tf.bfloat16, tf.float16) and not _fused_gelu(dense, training):
         # Unfused (no oneDNN, or a GPU) 16-bit erf is slow and loses precision
         # below -2.5: as `hub.exact_gelu`, in float32, cast back.
@@ -138,9 +136,9 @@ def _activation(dense, x, training):
     return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
 
 
-def _norm(norm, x, training):
-    """A block's layer norm on `x`: fused by XLA in training if it is Keras' plain one."""
-    plain = (
+def _plain_norm(norm, x):
+    """Whether `norm` is Keras' plain `LayerNormalization` (last axis, centre, scale) for `x`."""
+    return (
         type(norm) is keras.layers.LayerNormalization
         and norm.axis in (-1, [-1])
         and norm.center
@@ -148,19 +146,64 @@ def _norm(norm, x, training):
         and not norm.rms_scaling
         and norm.compute_dtype == x.dtype.name
     )
-    if not (training and plain):
+
+
+def _feedforward_up(up, x, training):
+    """The feed-forward's first projection and its activation.
+
+    In training with exact GELU, a matmul without its bias, then the bias
+    and GELU as one XLA loop each way (no bias folded into the matmul).
+    """
+    if training and up.activation is hub.exact_gelu:
+        h = tf.matmul(x, tf.cast(_kernel(up, x.shape[-1]), x.dtype))
+        return fused_elementwise.biased_exact_gelu(h, _bias(up))
+    h = _dense(x, [up], training, bias_add=_fused_gelu(up, training))
+    return _activation(up, h, training)
+
+
+def _norm(norm, x, training):
+    """A block's layer norm on `x`: fused by XLA in training if it is Keras' plain one."""
+    if not (training and _plain_norm(norm, x)):
         return norm(x)
     gamma, beta = tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta)
     return fused_elementwise.layer_norm(x, gamma, beta, norm.epsilon, fused=True)
 
 
+def _tail(dense, x, dropout, residual, norm, training):
+    """A post-norm block's `norm(dropout(x @ kernel + bias) + residual)`.
+
+    In training with plain layers, one matmul without its bias, then the
+    bias, dropout, residual and norm as one XLA loop each way (the bias
+    folded into the matmul costs a concatenation and a slice each way).
+    """
+    if not (training and _plain_norm(norm, residual) and _plain_dropout(dropout)):
+        out = _dropout(dropout, _dense(x, [dense], training), training)
+        return _norm(norm, out + residual, training)
+    out = tf.matmul(x, tf.cast(_kernel(dense, x.shape[-1]), x.dtype))
+    seed = _seed(dropout)
+    scale = None if seed is None else lean_dropout.multiplier(out, dropout.rate, seed)
+    gamma, beta = tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta)
+    return fused_elementwise.residual_layer_norm(
+        out, _bias(dense), residual, gamma, beta, norm.epsilon, scale=scale
+    )
+
+
+def _plain_dropout(dropout):
+    """Whether `dropout` is Keras' plain `Dropout` (no noise shape) at a rate below 1."""
+    plain = type(dropout) is keras.layers.Dropout and dropout.noise_shape is None
+    return plain and 0.0 <= dropout.rate < 1.0
+
+
+def _seed(dropout):
+    """A plain dropout's next seed if it drops anything, else None."""
+    return keras_internals.dropout_seed(dropout) if dropout.rate > 0.0 else None
+
+
 def _dropout(dropout, x, training):
     """A block's dropout on `x`: in training, Keras' plain `Dropout` in fewer passes."""
-    plain = type(dropout) is keras.layers.Dropout and dropout.noise_shape is None
-    if not (training and plain and 0.0 < dropout.rate < 1.0):
+    if not (training and _plain_dropout(dropout) and dropout.rate > 0.0):
         return dropout(x, training=training)
-    seed = keras_internals.dropout_seed(dropout)
-    return lean_dropout.dropout(x, dropout.rate, seed)
+    return lean_dropout.dropout(x, dropout.rate, _seed(dropout))
 
 
 def _is_linear(layer):
@@ -258,22 +301,22 @@ class LeanBert:
             probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
-        out = _dense(context, [dense["output"]], training)
-        out = _dropout(p["attention_dropout"], out, training)
-        flat = out + residual
-        if not p["normalize_first"]:
-            flat = _norm(p["attention_norm"], flat, training)
+        if p["normalize_first"]:
+            out = _dense(context, [dense["output"]], training)
+            flat = _dropout(p["attention_dropout"], out, training) + residual
+        else:
+            tail = (p["attention_dropout"], residual, p["attention_norm"], training)
+            flat = _tail(dense["output"], context, *tail)
 
         residual = flat
         if p["normalize_first"]:
             flat = _norm(p["feedforward_norm"], flat, training)
-        up = dense["intermediate"]
-        h = _dense(flat, [up], training, bias_add=_fused_gelu(up, training))
-        h = _activation(up, h, training)
+        h = _feedforward_up(dense["intermediate"], flat, training)
         down = dense["feedforward_output"]
-        out = _dense(h, [down], training)
-        out = _dropout(p["feedforward_dropout"], out, training)
-        flat = out + residual
-        if not p["normalize_first"]:
-            flat = _norm(p["feedforward_norm"], flat, training)
+        if p["normalize_first"]:
+            flat = _dropout(p["feedforward_dropout"], _dense(h, [down], training), training)
+            flat = flat + residual
+        else:
+            tail = (p["feedforward_dropout"], residual, p["feedforward_norm"], training)
+            flat = _tail(down, h, *tail)
         return tf.reshape(flat, [batch, length, hidden])

@@ -81,11 +81,27 @@ def _gelu_forward(x):
     return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
 
 
-def _gelu_backward(x, upstream):
-    x32 = tf.cast(x, tf.float32)
+def _gelu_derivative(x32, upstream):
     cdf = 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
     pdf = tf.exp(-0.5 * tf.square(x32)) * _INV_SQRT_2PI
-    return tf.cast(tf.cast(upstream, tf.float32) * (cdf + x32 * pdf), x.dtype)
+    return tf.cast(upstream, tf.float32) * (cdf + x32 * pdf)
+
+
+def _gelu_backward(x, upstream):
+    return tf.cast(_gelu_derivative(tf.cast(x, tf.float32), upstream), x.dtype)
+
+
+def _biased_gelu_forward(x, bias):
+    return tf.cast(_gelu_forward(tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)), x.dtype)
+
+
+def _biased_gelu_backward(x, bias, upstream):
+    d_x = _gelu_derivative(tf.cast(x, tf.float32) + tf.cast(bias, tf.float32), upstream)
+    return tf.cast(d_x, x.dtype), tf.cast(_column_sums(d_x), bias.dtype)
+
+
+def _column_sums(x):
+    return tf.reduce_sum(tf.reshape(x, [-1, x.shape[-1]]), axis=0)
 
 
 def _moments(x32):
@@ -100,9 +116,8 @@ def _layer_norm_forward(x, gamma, beta, epsilon):
     return tf.cast(x32 * inv + (beta - mean * inv), x.dtype)  # Keras' order
 
 
-def _layer_norm_backward(x, gamma, beta, epsilon, upstream):
-    del beta  # an offset
-    x32 = tf.cast(x, tf.float32)
+def _layer_norm_gradients(x32, gamma, epsilon, upstream):
+    """The float32 gradients of a layer norm of `x32`: input, scale, offset."""
     mean, variance = _moments(x32)
     rstd = tf.math.rsqrt(variance + epsilon)
     normed = (x32 - mean) * rstd
@@ -113,9 +128,35 @@ def _layer_norm_backward(x, gamma, beta, epsilon, upstream):
         - tf.reduce_mean(d_normed, axis=-1, keepdims=True)
         - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True)
     )
-    rows = [-1, x.shape[-1]]
-    d_gamma = tf.reduce_sum(tf.reshape(dy * normed, rows), axis=0)
-    return tf.cast(d_x, x.dtype), d_gamma, tf.reduce_sum(tf.reshape(dy, rows), axis=0)
+    return d_x, _column_sums(dy * normed), _column_sums(dy)
+
+
+def _layer_norm_backward(x, gamma, beta, epsilon, upstream):
+    del beta  # an offset
+    d_x, d_gamma, d_beta = _layer_norm_gradients(tf.cast(x, tf.float32), gamma, epsilon, upstream)
+    return tf.cast(d_x, x.dtype), d_gamma, d_beta
+
+
+def _summed(x, bias, residual, scale):
+    """`(x + bias) * scale + residual` in float32 (`scale`: a dropout's, or None)."""
+    h = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
+    h = h if scale is None else h * tf.cast(scale, tf.float32)
+    return h + tf.cast(residual, tf.float32)
+
+
+def _residual_norm_forward(x, bias, residual, gamma, beta, scale, epsilon):
+    normed = _layer_norm_forward(_summed(x, bias, residual, scale), gamma, beta, epsilon)
+    return tf.cast(normed, x.dtype)
+
+
+def _residual_norm_backward(x, bias, residual, gamma, beta, scale, epsilon, upstream):
+    del beta  # an offset
+    h = _summed(x, bias, residual, scale)
+    d_h, d_gamma, d_beta = _layer_norm_gradients(h, gamma, epsilon, upstream)
+    d_x = d_h if scale is None else d_h * tf.cast(scale, tf.float32)
+    d_residual = tf.cast(d_h, residual.dtype)
+    d_bias = tf.cast(_column_sums(d_x), bias.dtype)
+    return tf.cast(d_x, x.dtype), d_bias, d_residual, d_gamma, d_beta
 
 
 def _masked_logits(scores, bias):
@@ -137,6 +178,8 @@ _fused_silu = tuple(map(_xla, (_silu_forward, _silu_backward)))
 _fused_rotate = tuple(map(_xla, (_rotate_forward, _rotate_backward)))
 _fused_gelu = tuple(map(_xla, (_gelu_forward, _gelu_backward)))
 _fused_layer_norm = tuple(map(_xla, (_layer_norm_forward, _layer_norm_backward)))
+_fused_biased_gelu = tuple(map(_xla, (_biased_gelu_forward, _biased_gelu_backward)))
+_fused_residual_norm = tuple(map(_xla, (_residual_norm_forward, _residual_norm_backward)))
 _fused_masked_logits, _fused_softmax_backward = map(_xla, (_masked_logits, _softmax_backward))
 
 
@@ -193,6 +236,35 @@ def exact_gelu(x, fused=False):
     if not fused:
         return _gelu_forward(x)
     return _with_fused_gradient(_fused_gelu, (x,))
+
+
+def biased_exact_gelu(x, bias):
+    """`exact_gelu(x + bias)`, `bias` float32, `x`'s dtype out: fused both ways (training).
+
+    A feed-forward's bias and activation in one loop each way, the bias's
+    gradient summed in the same loop (a matmul then has no bias to add).
+    """
+    return _with_fused_gradient(_fused_biased_gelu, (x, bias))
+
+
+def residual_layer_norm(x, bias, residual, gamma, beta, epsilon, scale=None):
+    """`layer_norm((x + bias) * scale + residual)`: a post-norm block's tail, fused (training).
+
+    The output projection's bias, its dropout (`scale`: the mask times
+    `1 / (1 - rate)`, `lean_dropout.scale`; None without dropout), the
+    residual sum and the layer norm in one loop each way, in float32 inside
+    (keras-hub rounds the sum to the compute dtype at each step), `x`'s dtype out.
+
+    Args:
+        x: the projection's output without its bias, `[rows, hidden]`.
+        bias, gamma, beta: float32 `[hidden]`.
+        residual: the block's input, `x`'s dtype.
+        epsilon: a Python float.
+        scale: the dropout's multiplier, `x`'s shape, or None.
+    """
+    return _with_fused_gradient(
+        _fused_residual_norm, (x, bias, residual, gamma, beta), (scale, epsilon)
+    )
 
 
 def rotate(x, cos, signed_sin, fused=False):
