@@ -138,3 +138,24 @@ def test_residual_layer_norm_and_its_gradients_equal_tfs_in_float32(dtype, dropo
     want = _gradients(reference, as32)
     assert len(got) == 6
     _assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dropout", [True, False])
+def test_attention_probs_and_their_gradient_equal_tfs_in_float32(dtype, dropout):
+    scores = tf.cast(X.transpose(0, 2, 1, 3), dtype)  # [batch, heads, queries, keys]
+    bias = tf.constant(MASK[:, :, :3])  # [batch, 1, queries, keys]
+    multiplier = None
+    if dropout:
+        multiplier = tf.cast(np.where(RNG.random(scores.shape) < 0.25, 0.0, 1 / 0.75), dtype)
+
+    def fused(scores):
+        return fused_elementwise.attention_probs(scores, bias, 0.25, multiplier)
+
+    def reference(scores):  # keras-hub's: scaled, masked, softmax, dropout; in float32
+        probs = tf.nn.softmax(scores * 0.25 + bias)
+        return probs if multiplier is None else probs * tf.cast(multiplier, tf.float32)
+
+    got = _gradients(fused, [scores])
+    want = _gradients(reference, [tf.cast(scores, tf.float32)])
+    _assert_close(got, want, dtype)

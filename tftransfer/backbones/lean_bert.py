@@ -206,6 +206,36 @@ def _dropout(dropout, x, training):
     return lean_dropout.dropout(x, dropout.rate, _seed(dropout))
 
 
+def _attention_probs(p, query, key, mask, training):
+    """The attention weights of `query` on `key`, dropped out in training.
+
+    `mask` says which keys each query sees. In training the scaling,
+    masking, float32 softmax and dropout are one XLA loop each side of
+    oneDNN's softmax, and one back (`fused_elementwise.attention_probs`).
+    """
+    dropout = p["attention_probs_dropout"]
+    if training and _plain_dropout(dropout):
+        scores = tf.matmul(query, key, transpose_b=True)
+        seed = _seed(dropout)
+        multiplier = None if seed is None else lean_dropout.multiplier(scores, dropout.rate, seed)
+        bias = tf.where(mask, 0.0, -1e9)
+        return fused_elementwise.attention_probs(scores, bias, p["scale"], multiplier)
+    if p["attention_probs_dropout_rate"] > 0:
+        # As Keras' explicit path: scaled query, masked Softmax layer
+        # (masked scores -1e9, -3e4 in float16), dropout.
+        query = query * tf.cast(p["scale"], query.dtype)
+        scores = tf.matmul(query, key, transpose_b=True)
+        floor = -3e4 if scores.dtype == tf.float16 else -1e9
+        scores = tf.where(mask, scores, tf.cast(floor, scores.dtype))
+        return _dropout(dropout, tf.nn.softmax(scores, axis=-1), training)
+    # As Keras' `ops.dot_product_attention`, which MultiHeadAttention takes
+    # without dropout: scaled, masked and normalised in float32.
+    scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)
+    scores = scores * tf.cast(p["scale"], tf.float32)
+    scores = tf.where(mask, scores, tf.float32.min * 0.7)
+    return tf.cast(tf.nn.softmax(scores, axis=-1), query.dtype)
+
+
 def _is_linear(layer):
     activation = getattr(layer, "activation", None)
     return activation is None or activation is keras.activations.linear
@@ -282,23 +312,7 @@ class LeanBert:
         # a concat (indexing's is a StridedSliceGrad per part: slower).
         qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, head_dim]), [0, 2, 1, 3])
         query, key, value = tf.split(qkv, 3, axis=1)
-        mask = attention_mask[:, None, :, :]
-        if p["attention_probs_dropout_rate"] > 0:
-            # As Keras' explicit path: scaled query, masked Softmax layer
-            # (masked scores -1e9, -3e4 in float16), dropout.
-            query = query * tf.cast(p["scale"], query.dtype)
-            scores = tf.matmul(query, key, transpose_b=True)
-            floor = -3e4 if scores.dtype == tf.float16 else -1e9
-            scores = tf.where(mask, scores, tf.cast(floor, scores.dtype))
-            probs = tf.nn.softmax(scores, axis=-1)
-            probs = _dropout(p["attention_probs_dropout"], probs, training)
-        else:
-            # As Keras' `ops.dot_product_attention`, which MultiHeadAttention
-            # takes without dropout: scaled, masked and normalised in float32.
-            scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)
-            scores = scores * tf.cast(p["scale"], tf.float32)
-            scores = tf.where(mask, scores, tf.float32.min * 0.7)
-            probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+        probs = _attention_probs(p, query, key, attention_mask[:, None, :, :], training)
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
         if p["normalize_first"]:

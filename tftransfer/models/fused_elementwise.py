@@ -137,10 +137,15 @@ def _layer_norm_backward(x, gamma, beta, epsilon, upstream):
     return tf.cast(d_x, x.dtype), d_gamma, d_beta
 
 
+def _times(x32, multiplier):
+    """`x32 * multiplier` (a dropout's, any float dtype; None: no dropout) in float32."""
+    return x32 if multiplier is None else x32 * tf.cast(multiplier, tf.float32)
+
+
 def _summed(x, bias, residual, scale):
     """`(x + bias) * scale + residual` in float32 (`scale`: a dropout's, or None)."""
     h = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
-    h = h if scale is None else h * tf.cast(scale, tf.float32)
+    h = _times(h, scale)
     return h + tf.cast(residual, tf.float32)
 
 
@@ -153,7 +158,7 @@ def _residual_norm_backward(x, bias, residual, gamma, beta, scale, epsilon, upst
     del beta  # an offset
     h = _summed(x, bias, residual, scale)
     d_h, d_gamma, d_beta = _layer_norm_gradients(h, gamma, epsilon, upstream)
-    d_x = d_h if scale is None else d_h * tf.cast(scale, tf.float32)
+    d_x = _times(d_h, scale)
     d_residual = tf.cast(d_h, residual.dtype)
     d_bias = tf.cast(_column_sums(d_x), bias.dtype)
     return tf.cast(d_x, x.dtype), d_bias, d_residual, d_gamma, d_beta
@@ -163,9 +168,17 @@ def _masked_logits(scores, bias):
     return tf.cast(scores, tf.float32) + bias
 
 
-def _softmax_backward(weights, upstream):
-    dy = tf.cast(upstream, tf.float32)
-    d_scores = (dy - tf.reduce_sum(dy * weights, axis=-1, keepdims=True)) * weights
+def _scaled_logits(scores, bias, scale):
+    return tf.cast(scores, tf.float32) * scale + bias
+
+
+def _dropped(weights, multiplier, dtype):
+    return tf.cast(_times(weights, multiplier), dtype)
+
+
+def _attention_backward(weights, multiplier, scale, upstream):
+    dy = _times(tf.cast(upstream, tf.float32), multiplier)
+    d_scores = (dy - tf.reduce_sum(dy * weights, axis=-1, keepdims=True)) * weights * scale
     return tf.cast(d_scores, upstream.dtype)
 
 
@@ -180,7 +193,7 @@ _fused_gelu = tuple(map(_xla, (_gelu_forward, _gelu_backward)))
 _fused_layer_norm = tuple(map(_xla, (_layer_norm_forward, _layer_norm_backward)))
 _fused_biased_gelu = tuple(map(_xla, (_biased_gelu_forward, _biased_gelu_backward)))
 _fused_residual_norm = tuple(map(_xla, (_residual_norm_forward, _residual_norm_backward)))
-_fused_masked_logits, _fused_softmax_backward = map(_xla, (_masked_logits, _softmax_backward))
+_fused_attention = tuple(map(_xla, (_scaled_logits, _dropped, _attention_backward)))
 
 
 def _with_fused_gradient(pair, inputs, constants=()):
@@ -291,10 +304,31 @@ def masked_softmax(scores, bias, fused=False):
     """
     if not fused:
         return tf.cast(tf.nn.softmax(_masked_logits(scores, bias)), scores.dtype)
+    return attention_probs(scores, bias, 1.0)
+
+
+def attention_probs(scores, bias, scale, multiplier=None):
+    """`dropout(softmax(scores * scale + bias))` for training: fused around oneDNN's softmax.
+
+    The scaling, mask and float32 cast before the softmax are one XLA loop,
+    the dropout and cast after it another, and the gradient (dropout and
+    softmax) a third. keras-hub scales the query before its matmul and
+    masks, normalises and drops out in the compute dtype; this computes in
+    float32 between the two matmuls, `scores`' dtype out.
+
+    Args:
+        scores: `query @ key^T`, unscaled, `[batch, heads, queries, keys]`.
+        bias: float32 additive mask (0 or a large negative), broadcastable to `scores`.
+        scale: a Python float (`1 / sqrt(head size)`).
+        multiplier: the dropout's `lean_dropout.multiplier` in `scores`' shape
+            and dtype, or None (no dropout).
+    """
+    logits, dropped, backward = _fused_attention
 
     @tf.custom_gradient
     def run(scores):
-        weights = tf.nn.softmax(_fused_masked_logits(scores, bias))
-        return tf.cast(weights, scores.dtype), lambda dy: _fused_softmax_backward(weights, dy)
+        weights = tf.nn.softmax(logits(scores, bias, scale))
+        probs = dropped(weights, multiplier, scores.dtype)
+        return probs, lambda dy: backward(weights, multiplier, scale, dy)
 
     return run(scores)
