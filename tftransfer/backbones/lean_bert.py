@@ -19,19 +19,24 @@ weights in the shape TensorFlow's CPU fusions take:
 - exact GELU written as `x * 0.5 * (1 + erf(x / sqrt(2)))` right after the
   feed-forward's `BiasAdd`: the remapper's `GeluExact` pattern, so when
   serving on a oneDNN CPU build the activation runs inside the matmul (in
-  bfloat16 too, without the casts). In training the GELU and the layer
-  norms, forward and backward, are each compiled by XLA into one loop
-  (`fused_elementwise`; exports hold no XLA ops), and dropout draws 16 bits
-  per element from its layer's seed (`lean_dropout`: other masks than
-  Keras'); without oneDNN, 16-bit GELU runs in float32 as before;
+  bfloat16 too, without the casts); without oneDNN, 16-bit GELU runs in
+  float32 as before;
+- in training, the element-wise work between the matmuls compiled by XLA,
+  forward and backward, into a few loops (`fused_elementwise`; exports hold
+  no XLA ops): the attention's scaling, mask and dropout around oneDNN's
+  softmax; in post-norm blocks each output projection's bias, dropout,
+  residual sum and layer norm, and the feed-forward's bias and GELU (those
+  matmuls then have no bias to add); dropout draws 16 bits per element from
+  its layer's seed (`lean_dropout`: other masks than Keras');
 - in an export, the matmuls' operands (kernels concatenated, cast, bias rows
   appended) are prepared once and stored (`serving_weights`), not derived
   from the float32 variables on every request.
 
 The attention's masking, softmax (in float32 where Keras takes
-`ops.dot_product_attention`: no attention dropout), dropout layers and layer
-norms are keras-hub's own layers or the same formulas (the fused ones with
-their gradients written out, tests/test_fused_elementwise.py), so outputs and
+`ops.dot_product_attention`: no attention dropout; in training always),
+dropout layers and layer norms are keras-hub's own layers or the same
+formulas (the fused ones with their gradients written out,
+tests/test_fused_elementwise.py), so outputs and
 gradients match keras-hub's to float32 rounding (tests/test_lean_bert.py, and
 `compat.check()` on a tiny model; in training with dropout, up to the masks).
 Only rows that see no key at all (packing's padding, never read) differ: Keras
@@ -169,6 +174,12 @@ def _norm(norm, x, training):
     return fused_elementwise.layer_norm(x, gamma, beta, norm.epsilon, fused=True)
 
 
+def _multiplier(dropout, x):
+    """A plain dropout's `lean_dropout.multiplier` for `x`, or None if it drops nothing."""
+    seed = _seed(dropout)
+    return None if seed is None else lean_dropout.multiplier(x, dropout.rate, seed)
+
+
 def _tail(dense, x, dropout, residual, norm, training):
     """A post-norm block's `norm(dropout(x @ kernel + bias) + residual)`.
 
@@ -180,8 +191,7 @@ def _tail(dense, x, dropout, residual, norm, training):
         out = _dropout(dropout, _dense(x, [dense], training), training)
         return _norm(norm, out + residual, training)
     out = tf.matmul(x, tf.cast(_kernel(dense, x.shape[-1]), x.dtype))
-    seed = _seed(dropout)
-    scale = None if seed is None else lean_dropout.multiplier(out, dropout.rate, seed)
+    scale = _multiplier(dropout, out)
     gamma, beta = tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta)
     return fused_elementwise.residual_layer_norm(
         out, _bias(dense), residual, gamma, beta, norm.epsilon, scale=scale
@@ -216,9 +226,8 @@ def _attention_probs(p, query, key, mask, training):
     dropout = p["attention_probs_dropout"]
     if training and _plain_dropout(dropout):
         scores = tf.matmul(query, key, transpose_b=True)
-        seed = _seed(dropout)
-        multiplier = None if seed is None else lean_dropout.multiplier(scores, dropout.rate, seed)
         bias = tf.where(mask, 0.0, -1e9)
+        multiplier = _multiplier(dropout, scores)
         return fused_elementwise.attention_probs(scores, bias, p["scale"], multiplier)
     if p["attention_probs_dropout_rate"] > 0:
         # As Keras' explicit path: scaled query, masked Softmax layer
