@@ -73,7 +73,10 @@ flags.DEFINE_integer("qa_eval_examples", 512, "QA inference questions.")
 flags.DEFINE_string("child", "", "Internal (`memory`): run `<part>:<name>` alone.")
 flags.DEFINE_string("child_export", "", "Internal (`memory`): the SavedModel to serve.")
 flags.DEFINE_list(
-    "contenders", [], "Only training contenders whose names contain one of these (empty: all)."
+    "contenders",
+    [],
+    "Only training contenders whose names contain one of these (empty: all); a name "
+    "ending in `$` matches that name only.",
 )
 flags.DEFINE_bool(
     "smoke",
@@ -347,6 +350,11 @@ def main(argv):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _chosen(name, pattern):
+    """Whether `--contenders`' `pattern` picks the contender `name`."""
+    return pattern[:-1] == name if pattern.endswith("$") else pattern in name
+
+
 def _contenders(spec, examples, hf_path, texts, export_path, root):
     """`{"training": {name: run}, "inference": {name: run}}`; each run returns a record."""
     buckets = [16, 32, 48] if FLAGS.max_seq_length > 48 else [8]
@@ -576,9 +584,8 @@ def _run(root):
         for part in ("training", "inference"):
             runs[part] = {k: v for k, v in runs[part].items() if k in SMOKE_CONTENDERS[part]}
     if FLAGS.contenders:
-        runs["training"] = {
-            k: v for k, v in runs["training"].items() if any(c in k for c in FLAGS.contenders)
-        }
+        chosen = [k for k in runs["training"] if any(_chosen(k, c) for c in FLAGS.contenders)]
+        runs["training"] = {k: runs["training"][k] for k in chosen}
     runs.update(_task_contenders(root, spec, hf_path))
     timed = [p for p in runs if p.split()[0] in FLAGS.parts]
     for r in range(FLAGS.rounds):

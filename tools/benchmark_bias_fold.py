@@ -7,6 +7,9 @@ times that against the MatMul + BiasAdd form it replaced, alternating the two
 round by round on the same weights: the packed forward at serving shapes
 (`--serve_shapes`) and forward plus backward at a training shape
 (`--train_shapes`; no optimizer update). It prints the per-round ratios.
+In training only the query/key/value projection (and pre-norm blocks) still
+goes through `_dense`: post-norm blocks add the other biases in the fused
+chains after their matmuls (`fused_elementwise`), whichever form this picks.
 
 Usage:
     python tools/benchmark_bias_fold.py --rounds=5
