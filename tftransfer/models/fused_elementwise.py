@@ -2,12 +2,14 @@
 
 On CPU TensorFlow runs each element-wise op as its own pass over memory:
 the RMS norm, the rotary embedding, the SiLU-gated product and the
-attention mask and softmax of a SmolLM2 layer (a BERT block's exact GELU
-and layer norms too) are 5-20 passes each way over its activations, most
+attention mask and softmax of a SmolLM2 layer (a BERT block's biases,
+exact GELU, dropout, residual sums and layer norms too) are 5-20 passes
+each way over its activations, most
 of a bfloat16 training step's time outside the matmuls once oneDNN
 multiplies on the AMX units (BENCHMARKS.md, "Fine-tuning speed against HF
-`Trainer`"). With `fused=True` each chain and its gradient are compiled by
-XLA into a loop or two; the matmuls between them stay TensorFlow's
+`Trainer`"). Fused (`fused=True`, or the functions only training calls:
+`biased_exact_gelu`, `residual_layer_norm`, `attention_probs`) each chain
+and its gradient are compiled by XLA into a loop or two; the matmuls between them stay TensorFlow's
 (oneDNN's: XLA's CPU backend multiplies 5x slower in bfloat16), and so
 does oneDNN's softmax, faster than XLA's. Training asks for `fused`;
 evaluation, exports and generation run the plain ops (TF Serving runs
