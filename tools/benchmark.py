@@ -485,6 +485,10 @@ def _task_contenders(root, spec, hf_path):
                 ner_export, sentences, _inference_record
             )
         }
+        if not FLAGS.smoke:  # what `runtime.mixed_precision: auto` trains in on a bf16 CPU
+            runs["ner training"]["tftransfer bf16"] = lambda: ner.tftransfer_training(
+                spec, ner_train, batch, ner_lr, precision="bfloat16"
+            )
         if not FLAGS.skip_hf:
             labels = len(ner._labels(ner_train))
             runs["ner training"]["HF Trainer (torch)"] = lambda: ner.hf_training(
@@ -493,6 +497,10 @@ def _task_contenders(root, spec, hf_path):
             runs["ner inference"]["HF torch"] = lambda: ner.hf_inference(
                 hf_path, sentences, labels, _inference_record
             )
+            if not FLAGS.smoke:
+                runs["ner training"]["HF Trainer (torch) bf16"] = lambda: ner.hf_training(
+                    hf_path, ner_train, batch, ner_lr, bf16=True
+                )
     if "qa" in FLAGS.parts:
         train_path, eval_path = qa.split(qa_path, root)
         qa_train = qa.read(train_path, FLAGS.qa_windows)  # one window or more per question
@@ -508,6 +516,9 @@ def _task_contenders(root, spec, hf_path):
             )
         }
         if not FLAGS.smoke:
+            runs["qa training"]["tftransfer bf16"] = lambda: qa.tftransfer_training(
+                spec, qa_train, n, batch, lr, precision="bfloat16"
+            )
             # Other exports, each written at its first use (outside the timed calls): through
             # keras-hub's BERT blocks (`backbone.fast_forward: off`: what `LeanBert` is worth),
             # and in bfloat16 (what `runtime.mixed_precision: auto` exports on a bf16 CPU).
@@ -529,6 +540,9 @@ def _task_contenders(root, spec, hf_path):
                 hf_path, questions, _inference_record
             )
             if not FLAGS.smoke:
+                runs["qa training"]["HF Trainer (torch) bf16"] = lambda: qa.hf_training(
+                    hf_path, qa_train, n, batch, lr, bf16=True
+                )
                 runs["qa inference"]["HF torch bf16"] = lambda: qa.hf_inference(
                     hf_path, questions, _inference_record, bf16=True
                 )

@@ -72,8 +72,8 @@ def params(spec, batch_size, learning_rate, num_examples, fast_forward="auto", p
     )
 
 
-def tftransfer_training(spec, examples, windows, batch_size, learning_rate):
-    cfg = params(spec, batch_size, learning_rate, len(examples.ids))
+def tftransfer_training(spec, examples, windows, batch_size, learning_rate, precision="float32"):
+    cfg = params(spec, batch_size, learning_rate, len(examples.ids), precision=precision)
     return training.time_pass(cfg, examples, windows // batch_size)
 
 

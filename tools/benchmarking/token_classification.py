@@ -22,7 +22,7 @@ def read(path, limit):
     return tagged_readers.read(path, format="conll", max_examples=limit)
 
 
-def params(spec, examples, batch_size, learning_rate):
+def params(spec, examples, batch_size, learning_rate, precision="float32"):
     from tftransfer import configs
 
     return configs.load(
@@ -34,8 +34,8 @@ def params(spec, examples, batch_size, learning_rate):
                 "token_classification": dict(SHAPE),
             },
             "data": {"shuffle_buffer_size": len(examples)},
-            # float32 on every CPU, as the HF side (`auto` picks bfloat16 on bf16 CPUs).
-            "runtime": {"mixed_precision": "float32"},
+            # float32 unless asked (`auto` would pick bfloat16 on bf16 CPUs).
+            "runtime": {"mixed_precision": precision},
             "trainer": {
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
@@ -47,10 +47,9 @@ def params(spec, examples, batch_size, learning_rate):
     )
 
 
-def tftransfer_training(spec, examples, batch_size, learning_rate):
-    return training.time_pass(
-        params(spec, examples, batch_size, learning_rate), examples, len(examples) // batch_size
-    )
+def tftransfer_training(spec, examples, batch_size, learning_rate, precision="float32"):
+    cfg = params(spec, examples, batch_size, learning_rate, precision)
+    return training.time_pass(cfg, examples, len(examples) // batch_size)
 
 
 def _labels(examples):
