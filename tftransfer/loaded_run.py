@@ -12,6 +12,7 @@ Example:
 ('text_classification', True)
 """
 
+import gc
 import os
 
 import keras
@@ -47,11 +48,15 @@ def restore(model, model_dir, which="best"):
     # differently from the one trained (another head, another config) must
     # fail here, not predict with random weights. Optimizer slots in the
     # checkpoint are fine to skip.
+    status = None
     try:
         status = tf.train.Checkpoint(model=model).read(path)
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         # A shape differs (ValueError) or a weight is missing (AssertionError).
+        if status is not None:
+            status.expect_partial()  # the error below says what did not match
+        _drop_failed_restore(e)
         raise checkpoints.CheckpointError(
             f"checkpoint {path} does not fit the model built from "
             f"{model_dir}/params.yaml (was the config edited after training?): "
@@ -59,6 +64,24 @@ def restore(model, model_dir, which="best"):
         ) from e
     status.expect_partial()
     return path
+
+
+def _drop_failed_restore(error):
+    """Frees a failed restore's objects now, without TF's warning about them.
+
+    TF warns of "unrestored values" when a restore's bookkeeping is deleted;
+    after a failure the traceback keeps it until some later garbage
+    collection, whose warning then follows this module's one-line error (at
+    exit, or in a later call of the same process).
+    """
+    error.__traceback__ = None  # the frames that hold the restore
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        gc.collect()
+    finally:
+        logger.setLevel(level)
 
 
 class LoadedRun:
