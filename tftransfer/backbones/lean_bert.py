@@ -211,9 +211,9 @@ def _seed(dropout):
 
 def _dropout(dropout, x, training):
     """A block's dropout on `x`: in training, Keras' plain `Dropout` in fewer passes."""
-    if not (training and _plain_dropout(dropout) and dropout.rate > 0.0):
+    if not (training and _plain_dropout(dropout)):
         return dropout(x, training=training)
-    return lean_dropout.dropout(x, dropout.rate, _seed(dropout))
+    return lean_dropout.dropout(x, dropout.rate, _seed(dropout))  # at rate 0: x
 
 
 def _attention_probs(p, query, key, mask, training):

@@ -62,7 +62,6 @@ from tftransfer.compat.keras_internals import (  # noqa: F401
     check_optimizer_hooks,
     distribution_strategy,
     flatten_layers,
-    keras_weight_decay,
     merge_lora,
     optimizer_variables,
     uses_weight_decay,

@@ -9,8 +9,9 @@ of a bfloat16 training step's time outside the matmuls once oneDNN
 multiplies on the AMX units (BENCHMARKS.md, "Fine-tuning speed against HF
 `Trainer`"). Fused (`fused=True`, or the functions only training calls:
 `biased_exact_gelu`, `residual_layer_norm`, `attention_probs`) each chain
-and its gradient are compiled by XLA into a loop or two; the matmuls between them stay TensorFlow's
-(oneDNN's: XLA's CPU backend multiplies 5x slower in bfloat16), and so
+and its gradient are compiled by XLA into a loop or two; the matmuls
+between them stay TensorFlow's (oneDNN's: XLA's CPU backend multiplies 5x
+slower in bfloat16), and so
 does oneDNN's softmax, faster than XLA's. Training asks for `fused`;
 evaluation, exports and generation run the plain ops (TF Serving runs
 XLA-compiled functions only with `--xla_cpu_compilation_enabled=true`).
@@ -254,10 +255,12 @@ def exact_gelu(x, fused=False):
 
 
 def biased_exact_gelu(x, bias):
-    """`exact_gelu(x + bias)`, `bias` float32, `x`'s dtype out: fused both ways (training).
+    """`exact_gelu(x + bias)` in float32, `x`'s dtype out: fused both ways (training).
 
     A feed-forward's bias and activation in one loop each way, the bias's
     gradient summed in the same loop (a matmul then has no bias to add).
+    `bias` may be float32 or, read by Keras' autocasting, the compute dtype;
+    its gradient comes in its dtype.
     """
     return _with_fused_gradient(_fused_biased_gelu, (x, bias))
 
@@ -266,13 +269,14 @@ def residual_layer_norm(x, bias, residual, gamma, beta, epsilon, scale=None):
     """`layer_norm((x + bias) * scale + residual)`: a post-norm block's tail, fused (training).
 
     The output projection's bias, its dropout (`scale`: the mask times
-    `1 / (1 - rate)`, `lean_dropout.scale`; None without dropout), the
+    `1 / (1 - rate)`, `lean_dropout.multiplier`; None without dropout), the
     residual sum and the layer norm in one loop each way, in float32 inside
     (keras-hub rounds the sum to the compute dtype at each step), `x`'s dtype out.
 
     Args:
         x: the projection's output without its bias, `[rows, hidden]`.
-        bias, gamma, beta: float32 `[hidden]`.
+        bias: `[hidden]`, float32 or (autocast) `x`'s dtype; its gradient in it.
+        gamma, beta: float32 `[hidden]`.
         residual: the block's input, `x`'s dtype.
         epsilon: a Python float.
         scale: the dropout's multiplier, `x`'s shape, or None.

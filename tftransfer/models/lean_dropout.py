@@ -55,7 +55,8 @@ def dropout(x, rate, seed):
     Args:
         x: a float tensor.
         rate: a Python float in `[0, 1)`.
-        seed: an int32 `[2]` seed (`compat.dropout_seed` draws a Keras layer's).
+        seed: an int32 `[2]` seed (`compat.dropout_seed` draws a Keras layer's);
+            unused at rate 0.
     """
     if not rate:
         return x
