@@ -156,6 +156,59 @@ def test_fused_blocks_answer_as_the_model_does(tokenizer, tiny_preset):
     assert task.window_call(model, backbone) is None
 
 
+def _training_batch(task, questions=6):
+    """Encoded training windows and span labels of `tiny.name_questions`."""
+    paragraphs = tiny.name_questions(n=questions)["data"][0]["paragraphs"]
+    answers = [p["qas"][0]["answers"][0] for p in paragraphs]
+    starts = [a["answer_start"] for a in answers]
+    features = task.encode(
+        {
+            "question": tf.constant([p["qas"][0]["question"] for p in paragraphs]),
+            "context": tf.constant([p["context"] for p in paragraphs]),
+            "answer_start": tf.constant(starts, tf.int64),
+            "answer_end": tf.constant(
+                [s + len(a["text"]) for s, a in zip(starts, answers)], tf.int64
+            ),
+        }
+    )
+    return features, features.pop("labels")
+
+
+def test_training_runs_the_fused_blocks_with_the_models_loss_and_gradients(tokenizer, tiny_preset):
+    task = _task(tokenizer, max_seq_length=24, max_query_length=6, doc_stride=8, dropout=0.0)
+    backbone = backbones.load(tiny_preset)[0]
+    keras.utils.set_random_seed(3)
+    model = task.build_model(backbone)
+    one_device = tf.distribute.get_strategy()
+    train_model = task.build_train_model(model, backbone, one_device)
+    features, labels = _training_batch(task)
+    lengths = features["padding_mask"].numpy().sum(axis=1)
+    assert len(set(lengths)) > 1 and lengths.max() == 24  # padded windows of several lengths
+    assert {0} < set(labels[:, 0].numpy())  # windows with the answer and without ([CLS])
+    losses, gradients = [], []
+    for forward in (model, train_model):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(task.loss(labels, forward(features, training=True)))
+        losses.append(float(loss))
+        gradients.append(tape.gradient(loss, model.trainable_variables))
+    assert losses[1] == pytest.approx(losses[0], abs=1e-5)
+    for plain, fused, variable in zip(*gradients, model.trainable_variables):
+        if plain is None:  # the pooler: span logits read the sequence output
+            assert fused is None, variable.path
+            continue
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(fused),
+            tf.convert_to_tensor(plain),
+            atol=1e-5,
+            err_msg=variable.path,
+        )
+    # As packing: one replica, not TPUs; `backbone.fast_forward: off` keeps keras-hub's blocks.
+    two_replicas = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert task.build_train_model(model, backbone, two_replicas) is None
+    backbone._tftransfer_fast_forward = False
+    assert task.build_train_model(model, backbone, one_device) is None
+
+
 def test_null_answers_for_v2(tokenizer):
     context = "the movie was great and bob met carol"
     pointer = _Pointer(tokenizer, {"bob": 1.0}, {"bob": 1.0}, null=5.0)

@@ -169,7 +169,7 @@ def build(params, train_examples=None, total_steps=None, model_dir=None):
         model = task.build_model(backbone)
         method.prepare(model, backbone)
         packed, packing = run_setup.packed_model(params, task, model, backbone, strategy)
-        train_model = packed or task.build_train_model(model)
+        train_model = packed or task.build_train_model(model, backbone, strategy)
         optimizer = optimization.create_optimizer(
             cfg, total_steps, model, method.learning_rate_multipliers(model, backbone)
         )

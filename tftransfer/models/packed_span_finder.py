@@ -1,10 +1,11 @@
 """The question answering span finder run on packed rows (see `data/packing.py`).
 
-QA exports take their windows (`[CLS] question [SEP] context piece [SEP]`)
-in the packed layout, a row per window (`packing.one_per_row`): the backbone
-then runs through `LeanBert`'s fused blocks, not keras-hub's. Windows do not
-share rows: a request's rows are up to 384 wide, and shared rows cost more
-attention than the padding they save (BENCHMARKS.md). The span finder's own
+QA exports and QA training take their windows (`[CLS] question [SEP]
+context piece [SEP]`) in the packed layout, a row per window
+(`packing.one_per_row`): the backbone then runs through `LeanBert`'s fused
+blocks, not keras-hub's. Windows do not share rows: they are up to 384 wide,
+and shared rows cost more attention than the padding they save
+(BENCHMARKS.md). The span finder's own
 head scores every token, and `packing.unpack` puts each window's scores back
 in its own row, with padding scored as the unpacked model scores it (never
 a start or an end). It shares the unpacked model's weights.
@@ -48,15 +49,20 @@ class PackedSpanFinder(PackedHeadModel):
         model: the unpacked span finder built on `backbone`
             (`QuestionAnswering.build_model`: layers `head_dropout` and
             `span_logits`).
+        one_per_row: takes the unpacked features (`[windows, length]`) and
+            lays them out itself, a row per window (training's batches).
 
     Returns (when called):
         `[windows, length, 2]` start and end logits in the unpacked layout.
     """
 
-    def __init__(self, backbone, model, **kwargs):
+    def __init__(self, backbone, model, one_per_row=False, **kwargs):
         super().__init__(backbone, model, logits_layer="span_logits", **kwargs)
+        self.one_per_row = one_per_row
 
     def call(self, features, training=False):
+        if self.one_per_row:
+            features = packing.one_per_row(features)
         x = self.backbone.packed_sequence_output(features, training=training)
         logits = self.head_logits(self.head_dropout(x, training=training))
         real = packing.unpack(keras.ops.ones_like(logits[..., :1]), features)

@@ -214,13 +214,14 @@ class Task(abc.ABC):
         del model, backbone
         return None
 
-    def build_train_model(self, model):
+    def build_train_model(self, model, backbone, strategy):
         """A faster model on `model`'s weights for the training step, or None.
 
         It must compute what `model` computes in training (the trainer
-        checkpoints and evaluates `model` itself).
+        checkpoints and evaluates `model` itself). `backbone` is the one
+        `model` was built on, `strategy` the run's `tf.distribute` strategy.
         """
-        del model
+        del model, backbone, strategy
         return None
 
     @abc.abstractmethod
