@@ -75,8 +75,8 @@ flags.DEFINE_string("child_export", "", "Internal (`memory`): the SavedModel to 
 flags.DEFINE_list(
     "contenders",
     [],
-    "Only training contenders whose names contain one of these (empty: all); a name "
-    "ending in `$` matches that name only.",
+    "Only training contenders (of the training, ner and qa parts) whose names contain one "
+    "of these (empty: all); a name ending in `$` matches that name only.",
 )
 flags.DEFINE_bool(
     "smoke",
@@ -475,14 +475,15 @@ def _task_contenders(root, spec, hf_path):
     if "ner" in FLAGS.parts:
         ner_train, dev = ner.read(ner_paths[0], FLAGS.ner_examples), ner.read(ner_paths[1], 0)
         sentences = dev.tokens[: FLAGS.ner_eval_examples]
-        ner_export = ner.export_untrained(spec, ner_train, root)
+        # Each export is written at its first use (outside the timed calls).
+        ner_export = functools.cache(functools.partial(ner.export_untrained, spec, ner_train, root))
         ner_lr = FLAGS.learning_rate
         runs["ner training"] = {
             "tftransfer": lambda: ner.tftransfer_training(spec, ner_train, batch, ner_lr)
         }
         runs["ner inference"] = {
             "tftransfer SavedModel": lambda: ner.tftransfer_inference(
-                ner_export, sentences, _inference_record
+                ner_export(), sentences, _inference_record
             )
         }
         if not FLAGS.smoke:  # what `runtime.mixed_precision: auto` trains in on a bf16 CPU
@@ -505,23 +506,23 @@ def _task_contenders(root, spec, hf_path):
         train_path, eval_path = qa.split(qa_path, root)
         qa_train = qa.read(train_path, FLAGS.qa_windows)  # one window or more per question
         questions = qa.read(eval_path, FLAGS.qa_eval_examples)
-        qa_export = qa.export_untrained(spec, qa_train, root)
+        qa_export = functools.cache(functools.partial(qa.export_untrained, spec, qa_train, root))
         n, lr = FLAGS.qa_windows, FLAGS.learning_rate
         runs["qa training"] = {
             "tftransfer": lambda: qa.tftransfer_training(spec, qa_train, n, batch, lr)
         }
         runs["qa inference"] = {
             "tftransfer SavedModel": lambda: qa.tftransfer_inference(
-                qa_export, questions, _inference_record
+                qa_export(), questions, _inference_record
             )
         }
         if not FLAGS.smoke:
             runs["qa training"]["tftransfer bf16"] = lambda: qa.tftransfer_training(
                 spec, qa_train, n, batch, lr, precision="bfloat16"
             )
-            # Other exports, each written at its first use (outside the timed calls): through
-            # keras-hub's BERT blocks (`backbone.fast_forward: off`: what `LeanBert` is worth),
-            # and in bfloat16 (what `runtime.mixed_precision: auto` exports on a bf16 CPU).
+            # Other exports: through keras-hub's BERT blocks (`backbone.fast_forward: off`:
+            # what `LeanBert` is worth), and in bfloat16 (what `runtime.mixed_precision: auto`
+            # exports on a bf16 CPU).
             for name, options in (
                 ("tftransfer SavedModel, keras-hub blocks", {"fast_forward": "off"}),
                 ("tftransfer SavedModel bf16", {"precision": "bfloat16"}),
@@ -592,15 +593,19 @@ def _run(root):
 
         results["machine"]["torch"] = torch.__version__
         results["machine"]["torch_threads"] = torch.get_num_threads()
-    export_path = export_untrained(spec, examples, root)
+    # The SST-2 export serves the inference, memory and serving parts only.
+    uses_export = {"inference", "memory", "serving"} & set(FLAGS.parts)
+    export_path = export_untrained(spec, examples, root) if uses_export else None
     runs = _contenders(spec, examples, hf_path, texts, export_path, root)
     if FLAGS.smoke:
         for part in ("training", "inference"):
             runs[part] = {k: v for k, v in runs[part].items() if k in SMOKE_CONTENDERS[part]}
-    if FLAGS.contenders:
-        chosen = [k for k in runs["training"] if any(_chosen(k, c) for c in FLAGS.contenders)]
-        runs["training"] = {k: runs["training"][k] for k in chosen}
     runs.update(_task_contenders(root, spec, hf_path))
+    if FLAGS.contenders:
+        for part in ("training", "ner training", "qa training"):
+            if part in runs:
+                chosen = [k for k in runs[part] if any(_chosen(k, c) for c in FLAGS.contenders)]
+                runs[part] = {k: runs[part][k] for k in chosen}
     timed = [p for p in runs if p.split()[0] in FLAGS.parts]
     for r in range(FLAGS.rounds):
         record = {}
