@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny
+from helpers import gradients, tiny
 
 from tftransfer import backbones, configs, evaluation, experiment, loaded_run, run_setup
 from tftransfer.data import packing, pipeline, readers
@@ -98,21 +98,10 @@ def test_packed_training_step_matches_the_unpacked_one(tiny_preset):
     rows = dict(_batch(task, examples))
     labels = rows.pop("labels")
     packed, _ = packing.pack_batch(rows, labels)
-    gradients = []
-    for forward, features in ((model, rows), (packed_model, packed)):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(task.loss(labels, forward(features, training=True)))
-        gradients.append(tape.gradient(loss, model.trainable_variables))
-    for plain, from_packed, variable in zip(*gradients, model.trainable_variables):
-        if plain is None:
-            assert from_packed is None, variable.path
-            continue
-        np.testing.assert_allclose(
-            tf.convert_to_tensor(from_packed),
-            tf.convert_to_tensor(plain),
-            atol=1e-5,
-            err_msg=variable.path,
-        )
+    variables = model.trainable_variables
+    _, plain = gradients.loss_and_gradients(task, model, rows, labels, variables)
+    _, from_packed = gradients.loss_and_gradients(task, packed_model, packed, labels, variables)
+    gradients.assert_same(plain, from_packed, variables)
 
 
 def _train_weights(params, model_dir, **data):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import fresh_process, tiny
+from helpers import fresh_process, gradients, tiny
 
 from tftransfer import backbones, configs, experiment, export, predict, serving_warmup
 from tftransfer.tasks.question_answering import QuestionAnswering, QuestionAnsweringConfig
@@ -185,23 +185,11 @@ def test_training_runs_the_fused_blocks_with_the_models_loss_and_gradients(token
     lengths = features["padding_mask"].numpy().sum(axis=1)
     assert len(set(lengths)) > 1 and lengths.max() == 24  # padded windows of several lengths
     assert {0} < set(labels[:, 0].numpy())  # windows with the answer and without ([CLS])
-    losses, gradients = [], []
-    for forward in (model, train_model):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(task.loss(labels, forward(features, training=True)))
-        losses.append(float(loss))
-        gradients.append(tape.gradient(loss, model.trainable_variables))
-    assert losses[1] == pytest.approx(losses[0], abs=1e-5)
-    for plain, fused, variable in zip(*gradients, model.trainable_variables):
-        if plain is None:  # the pooler: span logits read the sequence output
-            assert fused is None, variable.path
-            continue
-        np.testing.assert_allclose(
-            tf.convert_to_tensor(fused),
-            tf.convert_to_tensor(plain),
-            atol=1e-5,
-            err_msg=variable.path,
-        )
+    variables = model.trainable_variables
+    loss, plain = gradients.loss_and_gradients(task, model, features, labels, variables)
+    fused_loss, fused = gradients.loss_and_gradients(task, train_model, features, labels, variables)
+    assert fused_loss == pytest.approx(loss, abs=1e-5)
+    gradients.assert_same(plain, fused, variables)  # the pooler's None on both sides
     # As packing: one replica, not TPUs; `backbone.fast_forward: off` keeps keras-hub's blocks.
     two_replicas = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert task.build_train_model(model, backbone, two_replicas) is None

@@ -5,10 +5,10 @@ context piece [SEP]`) in the packed layout, a row per window
 (`packing.one_per_row`): the backbone then runs through `LeanBert`'s fused
 blocks, not keras-hub's. Windows do not share rows: they are up to 384 wide,
 and shared rows cost more attention than the padding they save
-(BENCHMARKS.md). The span finder's own
-head scores every token, and `packing.unpack` puts each window's scores back
-in its own row, with padding scored as the unpacked model scores it (never
-a start or an end). It shares the unpacked model's weights.
+(BENCHMARKS.md). The span finder's own head scores every token, and
+`packing.unpack` puts each window's scores back in its own row, with padding
+scored as the unpacked model scores it (never a start or an end). It shares
+the unpacked model's weights.
 
 Example:
 
