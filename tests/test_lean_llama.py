@@ -199,7 +199,8 @@ def test_backbone_fast_forward_off_keeps_keras_hubs_layers_everywhere(llama_dir)
     fast, task = built("auto")
     plain, _ = built("off")
     assert LeanLlama.supports(fast, training=True) and not LeanLlama.supports(plain)
-    assert task.build_train_model(plain) is None  # training asks the same place
+    one_device = tf.distribute.get_strategy()
+    assert task.build_train_model(plain, plain.backbone, one_device) is None  # training asks here
     # `score` (the export's signature) takes the same path as evaluation, and
     # both paths give the checkpoint's numbers.
     texts = tf.constant(["the king", "a b c d e f"])

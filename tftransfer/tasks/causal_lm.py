@@ -312,7 +312,7 @@ class CausalLM(CausalLMServing, base.Task):
     def build_model(self, backbone):
         return backbones.Backbone.wrap(backbone).causal_lm()
 
-    def build_train_model(self, model, backbone=None, strategy=None):
+    def build_train_model(self, model, backbone, strategy):
         del backbone, strategy  # the decoder's fast forward reads `model` alone
         # Faster than keras-hub's Llama layers (BENCHMARKS.md, "Fine-tuning
         # speed against HF `Trainer`"); `backbone.fast_forward: off` opts out.
