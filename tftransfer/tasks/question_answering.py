@@ -234,21 +234,15 @@ class QuestionAnswering(base.Task):
         return keras.Model(inputs, logits, name="span_finder")
 
     def build_train_model(self, model, backbone, strategy):
-        """The span finder on `packing.one_per_row`, through `LeanBert`, or None.
+        """The span finder through `LeanBert` on `packing.one_per_row`, or None.
 
-        Training gets the fused blocks this way without sharing rows: each
-        window keeps a row of its own and the batches their length buckets.
-        That trained 1.9-2.0× as fast as keras-hub's blocks in bfloat16;
-        windows packed into shared rows (`data.packing`) were no faster
-        (BENCHMARKS.md): a window is often most of `max_seq_length`, and
-        shared rows spend more on attention than they save on padding. As
-        for packing, on one replica and not on TPUs (where the fused blocks'
-        training is tested).
+        A row per window, batches still by length bucket: 1.9-2.0× keras-hub's
+        blocks in bfloat16, where shared rows were no faster (BENCHMARKS.md).
+        As packing, on one replica and not on TPUs.
         """
         backbone = backbones.Backbone.wrap(backbone)
-        if not backbone.lean_blocks:
-            return None
-        if strategy.num_replicas_in_sync > 1 or distribute.needs_fixed_shapes(strategy):
+        replicas = strategy.num_replicas_in_sync
+        if not backbone.lean_blocks or replicas > 1 or distribute.needs_fixed_shapes(strategy):
             return None
         return PackedSpanFinder(backbone, model, one_per_row=True)
 
@@ -263,10 +257,8 @@ class QuestionAnswering(base.Task):
     def window_call(self, model, backbone):
         """`features -> span logits` through `LeanBert`'s blocks, or None where they cannot run.
 
-        Each window keeps a row of its own (`packing.one_per_row`); the
-        fused blocks serve 384-wide windows faster than keras-hub's
-        (BENCHMARKS.md), and sharing rows would cost more attention than
-        the padding it saves.
+        A row per window (`packing.one_per_row`), as in training: shared rows
+        would cost more attention than the padding they save (BENCHMARKS.md).
         """
         backbone = backbones.Backbone.wrap(backbone)
         if not backbone.lean_blocks:
