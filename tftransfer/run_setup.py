@@ -165,10 +165,5 @@ def why_not_packed(backbone, strategy):
     backbone = backbones.Backbone.wrap(backbone)
     if not backbone.supports_packing:
         return f"packing needs a BERT-style backbone; got {type(backbone.model).__name__}"
-    if strategy.num_replicas_in_sync > 1:
-        # experimental_distribute_dataset would split a packed batch's rows
-        # and its examples independently; packing per replica is not built.
-        return f"packing runs on one replica; got {strategy.num_replicas_in_sync}"
-    if distribute.needs_fixed_shapes(strategy):
-        return "packed batches vary in rows; TPUs need one fixed shape"
-    return None
+    reason = distribute.why_not_one_replica_paths(strategy)
+    return f"packing {reason}" if reason else None

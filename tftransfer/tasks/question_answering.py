@@ -241,8 +241,7 @@ class QuestionAnswering(base.Task):
         As packing, on one replica and not on TPUs.
         """
         backbone = backbones.Backbone.wrap(backbone)
-        replicas = strategy.num_replicas_in_sync
-        if not backbone.lean_blocks or replicas > 1 or distribute.needs_fixed_shapes(strategy):
+        if not backbone.lean_blocks or distribute.why_not_one_replica_paths(strategy):
             return None
         return PackedSpanFinder(backbone, model, one_per_row=True)
 

@@ -178,6 +178,20 @@ def needs_fixed_shapes(strategy):
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
+def why_not_one_replica_paths(strategy):
+    """Why paths built for one replica and varying batch shapes cannot run here, or None.
+
+    Packing and the fused blocks' training lay out rows per batch:
+    `experimental_distribute_dataset` would split a batch's rows and its
+    examples independently, and TPUs compile one fixed shape.
+    """
+    if strategy.num_replicas_in_sync > 1:
+        return f"needs one replica; got {strategy.num_replicas_in_sync}"
+    if needs_fixed_shapes(strategy):
+        return "needs batches that vary in rows; TPUs need one fixed shape"
+    return None
+
+
 def per_replica_batch_size(global_batch_size, strategy, key="trainer.batch_size"):
     """The batch each replica gets; a `DistributeError` unless the global batch splits evenly."""
     replicas = strategy.num_replicas_in_sync
