@@ -27,10 +27,10 @@ OVERRIDES = {{
     "trainer": {{"batch_size": 16}},
 }}
 DECODER_OVERRIDES = {{
-    "backbone": {{"keep_layers": 2}},
+    "backbone": {{"keep_layers": 1}},
     "data": {{"train": {{"max_examples": 8}}}},
 }}
-MAX_NEW_TOKENS = 4
+MAX_NEW_TOKENS = 1
 """
 
 

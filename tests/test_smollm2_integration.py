@@ -39,7 +39,7 @@ def test_convert_generate_fine_tune_export_and_reload(tmp_path):
     # Before fine-tuning, greedy: the whole instruct model knows its geography.
     params = configs.load(
         [os.path.join(ROOT, "configs/shakespeare_smollm2.yaml")],
-        {"task": {"causal_lm": {"max_new_tokens": 8, "temperature": 0.0}}},
+        {"task": {"causal_lm": {"max_new_tokens": 3, "temperature": 0.0}}},
     )
     backbone, tokenizer = backbones.from_config(params.backbone)
     task = run_setup.build_task(params, tokenizer)

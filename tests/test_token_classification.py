@@ -2,12 +2,11 @@ import gc
 import json
 import logging
 import os
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import fresh_process, tiny
+from helpers import cli_call, fresh_process, tiny
 
 from tftransfer import (
     backbones,
@@ -313,9 +312,8 @@ def test_cli_predict_prints_entities_as_jsonl(ner_run, ner_export, tmp_path):
     texts.write_text('Alice visited Paris\n{"tokens": ["bob", "met", "alice"], "id": 3}\n')
     outputs = []
     for source in (f"--model_dir={run}", f"--saved_model={path}"):
-        result = fresh_process.run(
-            [sys.executable, "-m", "tftransfer.cli", "predict", source, f"--input={texts}"]
-        )
+        # In this process: test_cli.py runs `predict` in a fresh one.
+        result = cli_call.run("predict", source, f"--input={texts}")
         assert result.returncode == 0, result.stderr
         outputs.append([json.loads(line) for line in result.stdout.splitlines()])
     by_checkpoint, by_export = outputs
@@ -433,7 +431,7 @@ def test_packed_training_trains_the_same_tagger(tiny_preset, conll_train, tmp_pa
     for packing_on in (False, True):
         params = _params(tiny_preset, conll_train, max_seq_length=16)
         params.override(
-            {"data": {"bucket_boundaries": [], "packing": packing_on}, "trainer": {"epochs": 2}}
+            {"data": {"bucket_boundaries": [], "packing": packing_on}, "trainer": {"epochs": 1}}
         )
         run = str(tmp_path / f"packing_{packing_on}")
         metrics[packing_on] = experiment.train(params, run)
