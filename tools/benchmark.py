@@ -149,7 +149,7 @@ def matmul_peak():
         a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
         step = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
         step(a, b).numpy()
-        iterations = 30
+        iterations = 3 if FLAGS.smoke else 30
         start = time.perf_counter()
         for _ in range(iterations):
             step(a, b).numpy()

@@ -21,7 +21,6 @@ Run through `tools/benchmark.py --parts=serving`; this file is also the
 child process (`python serving.py '<json spec>'`).
 """
 
-import concurrent.futures
 import json
 import os
 import statistics
@@ -184,9 +183,15 @@ def batching(spec):
     return out
 
 
-def concurrency_then_batching(spec):
-    """`--smoke`: both in one process, whose start costs more there than either measurement."""
+def smoke(spec):
+    """`--smoke`: every measurement in one process, whose start costs more than any of them.
+
+    Only that each runs and reports: after the first load, the second first
+    call is not a first one, and the figures mean nothing.
+    """
     return {
+        "without": first_call({**spec, "warmup": False}),
+        "with warmup records": first_call({**spec, "warmup": True}),
         "concurrency": concurrency({**spec, **spec["concurrency"]}),
         "batching": batching({**spec, **spec["batching"]}),
     }
@@ -196,7 +201,7 @@ CHILDREN = {
     "first_call": first_call,
     "concurrency": concurrency,
     "batching": batching,
-    "concurrency_then_batching": concurrency_then_batching,
+    "smoke": smoke,
 }
 
 
@@ -221,17 +226,9 @@ def measure(export_path, texts, smoke=False, rounds=1):
         max_enqueued_batches=64,
     )
     if smoke:
-        # Only that each child runs and reports: the three start at once
-        # (their figures, measured side by side, mean nothing here).
         name, env = THREAD_SETTINGS[0]
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            without = pool.submit(run, "first_call", warmup=False)
-            warm = pool.submit(run, "first_call", warmup=True)
-            both = pool.submit(
-                run, "concurrency_then_batching", env, concurrency=cells, batching=batched
-            )
-        first = {"with warmup records": [warm.result()], "without": [without.result()]}
-        both = both.result()
+        both = run("smoke", env, concurrency=cells, batching=batched)
+        first = {k: [both[k]] for k in ("with warmup records", "without")}
     else:
         first = {"with warmup records": [], "without": []}
         for _ in range(rounds):
