@@ -91,6 +91,33 @@ def test_outputs_and_gradients_equal_keras_hubs_block(
         np.testing.assert_allclose(got, expected, atol=1e-5 * scale, err_msg=name)
 
 
+@pytest.mark.parametrize("normalize_first", [False, True])
+@pytest.mark.parametrize("dropout,training", [(0.1, False), (0.0, True)])
+def test_outputs_at_some_positions_equal_the_full_blocks_there(normalize_first, dropout, training):
+    # A classifier's last block computes only its texts' first tokens: the
+    # same outputs and gradients as the whole block read there.
+    layer = _encoder(normalize_first, dropout=dropout)
+    x, mask, _ = _inputs()
+    at = tf.constant([0, 2, 5, 6])  # each example's first token, flattened
+    results = []
+    for some in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if some:
+                y = LeanBert.encoder_layer(layer, x, mask, training, outputs_at=at)
+            else:
+                y = tf.gather(
+                    tf.reshape(LeanBert.encoder_layer(layer, x, mask, training), [-1, 8]), at
+                )
+            loss = tf.reduce_sum(y**2)
+        results.append((y, tape.gradient(loss, [x] + layer.weights)))
+    (got, got_grads), (want, want_grads) = results[1], results[0]
+    assert got.shape == (4, 8)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    for g, w, v in zip(got_grads, want_grads, [x] + layer.weights):
+        np.testing.assert_allclose(g, w, atol=1e-5, err_msg=getattr(v, "path", "x"))
+
+
 def test_lora_weights_get_the_same_gradients():
     layer = _encoder()
     for sub in (layer._self_attention_layer._query_dense, layer._feedforward_intermediate_dense):

@@ -61,7 +61,9 @@ def _batch(task, examples):
     return next(iter(rows.batch(len(examples))))
 
 
-@pytest.mark.parametrize("pooling,pairs", [("pooled", False), ("mean", False), ("cls", True)])
+@pytest.mark.parametrize(
+    "pooling,pairs", [("pooled", False), ("mean", False), ("cls", True), ("last", False)]
+)
 def test_packed_model_equals_the_unpacked_model(tiny_preset, pooling, pairs):
     task, backbone, examples = _task(tiny_preset, pooling, pairs)
     model = task.build_model(backbone)

@@ -122,7 +122,7 @@ class Backbone:
         """
         return self.supports_packing and LeanBert.supports(self.model)
 
-    def packed_sequence_output(self, features, training=False):
+    def packed_sequence_output(self, features, training=False, outputs_at=None):
         """Sequence output for packed rows (`data.packing` features).
 
         keras-hub's BertBackbone takes a padding mask but no attention mask
@@ -130,6 +130,14 @@ class Backbone:
         attention mask that keeps each example to itself and positions that
         restart per example. The blocks run through `LeanBert` (fused
         projections and GELU; `backbone.fast_forward: off` keeps keras-hub's).
+
+        Args:
+            features: packed features (`packing.pack`).
+            training: whether dropout applies.
+            outputs_at: int `[n]` positions in the flattened rows whose
+                outputs alone are read (e.g. `example_starts`); the output is
+                then `[n, hidden]`, and the last block computes only what
+                those positions need.
         """
         if not self.supports_packing:
             raise BackboneError(
@@ -153,12 +161,16 @@ class Backbone:
             keras.ops.equal(example_ids[:, :, None], example_ids[:, None, :]),
             (example_ids >= 0)[:, None, :],
         )
-        for layer in b["transformer_layers"]:
+        layers = b["transformer_layers"]
+        for i, layer in enumerate(layers):
             if lean:
-                x = LeanBert.encoder_layer(layer, x, mask, training=training)
+                last = outputs_at if i == len(layers) - 1 else None
+                x = LeanBert.encoder_layer(layer, x, mask, training=training, outputs_at=last)
             else:
                 x = layer(x, attention_mask=mask, training=training)
-        return x
+        if outputs_at is None or (lean and layers):
+            return x
+        return keras.ops.take(keras.ops.reshape(x, [-1, x.shape[-1]]), outputs_at, axis=0)
 
     def pool(self, first_token):
         """BERT's pooler on `[batch, hidden]` first-token vectors."""

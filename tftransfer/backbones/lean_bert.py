@@ -245,6 +245,27 @@ def _attention_probs(p, query, key, mask, training):
     return tf.cast(tf.nn.softmax(scores, axis=-1), query.dtype)
 
 
+def _some_queries(p, flat, mask, outputs_at, training):
+    """Queries at `outputs_at` only; keys, values and mask rows for each of them.
+
+    A block whose other outputs are never read (a classifier's last block
+    under `cls` pooling) skips five sixths of its matmuls this way. Each
+    query attends over its own row: `[n, heads, 1, head_dim]` against
+    `[n, heads, length, head_dim]`.
+    """
+    dense = p["dense"]
+    heads, head_dim = p["heads"], p["key_dim"]
+    batch, length = tf.shape(mask)[0], tf.shape(mask)[-1]
+    kv = _dense(flat, [dense["key"], dense["value"]], training)
+    kv = tf.transpose(tf.reshape(kv, [batch, length, 2 * heads, head_dim]), [0, 2, 1, 3])
+    rows = outputs_at // length
+    key, value = tf.split(tf.gather(kv, rows), 2, axis=1)
+    query = _dense(tf.gather(flat, outputs_at), [dense["query"]], training)
+    query = tf.reshape(query, [-1, heads, 1, head_dim])
+    mask = tf.gather(tf.reshape(mask, [-1, length]), outputs_at)[:, None, None, :]
+    return query, key, value, mask
+
+
 def _is_linear(layer):
     activation = getattr(layer, "activation", None)
     return activation is None or activation is keras.activations.linear
@@ -297,7 +318,7 @@ class LeanBert:
         return all(_computable(layer) for layer in hub.bert_layers(backbone)["transformer_layers"])
 
     @staticmethod
-    def encoder_layer(layer, x, attention_mask, training=False):
+    def encoder_layer(layer, x, attention_mask, training=False, outputs_at=None):
         """keras-hub's `layer(x, attention_mask=attention_mask)` in fewer, fusable ops.
 
         Args:
@@ -306,6 +327,11 @@ class LeanBert:
             attention_mask: bool `[batch, length, length]`: which keys each
                 query sees.
             training: whether dropout applies.
+            outputs_at: int `[n]` positions in the flattened `[batch * length]`
+                tokens whose outputs alone are wanted (e.g. each text's
+                [CLS] in a last block): the block then computes keys and
+                values for every token but queries, attention and
+                feed-forward for these only, and returns `[n, hidden]`.
         """
         p = hub.bert_layer_parts(layer)
         dense = p["dense"]
@@ -316,12 +342,17 @@ class LeanBert:
         residual = flat
         if p["normalize_first"]:
             flat = _norm(p["attention_norm"], flat, training)
-        qkv = _dense(flat, [dense[n] for n in ("query", "key", "value")], training)
-        # -> 3 x [batch, heads, length, head_dim]; a split, whose gradient is
-        # a concat (indexing's is a StridedSliceGrad per part: slower).
-        qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3 * heads, head_dim]), [0, 2, 1, 3])
-        query, key, value = tf.split(qkv, 3, axis=1)
-        probs = _attention_probs(p, query, key, attention_mask[:, None, :, :], training)
+        mask = attention_mask[:, None, :, :]
+        if outputs_at is None:
+            qkv = _dense(flat, [dense[n] for n in ("query", "key", "value")], training)
+            # -> 3 x [batch, heads, length, head_dim]; a split, whose gradient
+            # is a concat (indexing's is a StridedSliceGrad per part: slower).
+            qkv = tf.reshape(qkv, [batch, length, 3 * heads, head_dim])
+            query, key, value = tf.split(tf.transpose(qkv, [0, 2, 1, 3]), 3, axis=1)
+        else:
+            query, key, value, mask = _some_queries(p, flat, mask, outputs_at, training)
+            residual = tf.gather(residual, outputs_at)
+        probs = _attention_probs(p, query, key, mask, training)
         context = tf.matmul(probs, value)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
         if p["normalize_first"]:
@@ -342,4 +373,4 @@ class LeanBert:
         else:
             tail = (p["feedforward_dropout"], residual, p["feedforward_norm"], training)
             flat = _tail(down, h, *tail)
-        return tf.reshape(flat, [batch, length, hidden])
+        return flat if outputs_at is not None else tf.reshape(flat, [batch, length, hidden])

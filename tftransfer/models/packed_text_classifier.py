@@ -42,8 +42,8 @@ class PackedTextClassifier(PackedHeadModel):
         backbone: a `backbones.Backbone` that `supports_packing`.
         classifier: the unpacked classifier built on `backbone`, with layers
             `head_dropout` and `logits`.
-        pooling: `pooled` (BERT's pooler on [CLS]), `cls` or `mean`, as the
-            classifier was built.
+        pooling: `pooled` (BERT's pooler on [CLS]), `cls`, `mean` or `last`,
+            as the classifier was built.
     """
 
     def __init__(self, backbone, classifier, pooling, **kwargs):
@@ -51,20 +51,38 @@ class PackedTextClassifier(PackedHeadModel):
         self.pooling = pooling
 
     def call(self, features, training=False):
-        x = self.backbone.packed_sequence_output(features, training=training)
-        example_ids = features["example_ids"]
-        flat = tf.reshape(x, [-1, x.shape[-1]])
-        starts = features["example_starts"]
         if self.pooling == "mean":
-            num_examples = tf.shape(starts)[0]
-            ids = tf.reshape(example_ids, [-1])
-            ids = tf.where(ids < 0, num_examples, ids)  # padding to a dropped segment
-            total = tf.math.unsorted_segment_sum(flat, ids, num_examples + 1)[:-1]
-            ones = tf.ones_like(ids, dtype=flat.dtype)[:, None]
-            count = tf.math.unsorted_segment_sum(ones, ids, num_examples + 1)[:-1]
-            pooled = total / tf.maximum(count, 1.0)
-        else:
-            pooled = tf.gather(flat, starts)
-            if self.pooling == "pooled":
-                pooled = self.backbone.pool(pooled)
+            return self.head_logits(
+                self.head_dropout(self._mean(features, training), training=training)
+            )
+        # One token per example is read (the first, or the last under `last`),
+        # so the last block computes only those tokens' outputs.
+        at = features["example_starts"] if self.pooling != "last" else _example_ends(features)
+        pooled = self.backbone.packed_sequence_output(features, training=training, outputs_at=at)
+        if self.pooling == "pooled":
+            pooled = self.backbone.pool(pooled)
         return self.head_logits(self.head_dropout(pooled, training=training))
+
+    def _mean(self, features, training):
+        x = self.backbone.packed_sequence_output(features, training=training)
+        flat = tf.reshape(x, [-1, x.shape[-1]])
+        num_examples = tf.shape(features["example_starts"])[0]
+        ids = _flat_example_ids(features, num_examples)
+        total = tf.math.unsorted_segment_sum(flat, ids, num_examples + 1)[:-1]
+        ones = tf.ones_like(ids, dtype=flat.dtype)[:, None]
+        count = tf.math.unsorted_segment_sum(ones, ids, num_examples + 1)[:-1]
+        return total / tf.maximum(count, 1.0)
+
+
+def _flat_example_ids(features, num_examples):
+    """Each flattened token's example; padding's goes to one more, dropped segment."""
+    ids = tf.reshape(features["example_ids"], [-1])
+    return tf.where(ids < 0, num_examples, ids)
+
+
+def _example_ends(features):
+    """Each example's last token, as a position in the flattened rows."""
+    num_examples = tf.shape(features["example_starts"])[0]
+    ids = _flat_example_ids(features, num_examples)
+    positions = tf.range(tf.shape(ids)[0], dtype=ids.dtype)
+    return tf.math.unsorted_segment_max(positions, ids, num_examples + 1)[:-1]
