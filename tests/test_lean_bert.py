@@ -92,7 +92,7 @@ def test_outputs_and_gradients_equal_keras_hubs_block(
 
 
 @pytest.mark.parametrize("normalize_first", [False, True])
-@pytest.mark.parametrize("dropout,training", [(0.1, False), (0.0, True)])
+@pytest.mark.parametrize("dropout,training", [(0.1, False), (0.0, False), (0.0, True)])
 def test_outputs_at_some_positions_equal_the_full_blocks_there(normalize_first, dropout, training):
     # A classifier's last block computes only its texts' first tokens: the
     # same outputs and gradients as the whole block read there.

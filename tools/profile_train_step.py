@@ -70,7 +70,8 @@ def main(argv):
     from tftransfer import configs, experiment
 
     params = configs.load(FLAGS.config_file, FLAGS.params_override)
-    run = experiment.build(params, total_steps=FLAGS.warmup_steps + FLAGS.steps)
+    # Warm-up, then the chosen batches three times (tracing, timing, profiling).
+    run = experiment.build(params, total_steps=FLAGS.warmup_steps + 3 * FLAGS.steps)
     with tempfile.TemporaryDirectory() as model_dir:
         trainer = experiment._trainer(run, model_dir)
         batches = iter(run.train_dataset())

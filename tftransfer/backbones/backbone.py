@@ -136,8 +136,8 @@ class Backbone:
             training: whether dropout applies.
             outputs_at: int `[n]` positions in the flattened rows whose
                 outputs alone are read (e.g. `example_starts`); the output is
-                then `[n, hidden]`, and the last block computes only what
-                those positions need.
+                then `[n, hidden]`, and the last block (through `LeanBert`)
+                computes only what those positions need.
         """
         if not self.supports_packing:
             raise BackboneError(
