@@ -52,15 +52,14 @@ class PackedTextClassifier(PackedHeadModel):
 
     def call(self, features, training=False):
         if self.pooling == "mean":
-            return self.head_logits(
-                self.head_dropout(self._mean(features, training), training=training)
-            )
-        # One token per example is read (the first, or the last under `last`),
-        # so the last block computes only those tokens' outputs.
-        at = features["example_starts"] if self.pooling != "last" else _example_ends(features)
-        pooled = self.backbone.packed_sequence_output(features, training=training, outputs_at=at)
-        if self.pooling == "pooled":
-            pooled = self.backbone.pool(pooled)
+            pooled = self._mean(features, training)
+        else:
+            # One token per example is read (the first, or the last under
+            # `last`), so the last block computes only those tokens' outputs.
+            at = features["example_starts"] if self.pooling != "last" else _example_ends(features)
+            pooled = self.backbone.packed_sequence_output(features, training, outputs_at=at)
+            if self.pooling == "pooled":
+                pooled = self.backbone.pool(pooled)
         return self.head_logits(self.head_dropout(pooled, training=training))
 
     def _mean(self, features, training):

@@ -227,8 +227,8 @@ def measure(export_path, texts, smoke=False, rounds=1):
     )
     if smoke:
         name, env = THREAD_SETTINGS[0]
-        both = run("smoke", env, concurrency=cells, batching=batched)
-        first = {k: [both[k]] for k in ("with warmup records", "without")}
+        smoked = run("smoke", env, concurrency=cells, batching=batched)
+        first = {k: [smoked[k]] for k in ("with warmup records", "without")}
     else:
         first = {"with warmup records": [], "without": []}
         for _ in range(rounds):
@@ -240,8 +240,8 @@ def measure(export_path, texts, smoke=False, rounds=1):
         }
     }
     if smoke:
-        result["concurrency"] = {name: both["concurrency"]}
-        result["batching"] = both["batching"]
+        result["concurrency"] = {name: smoked["concurrency"]}
+        result["batching"] = smoked["batching"]
     else:
         result["concurrency"] = {
             name: run("concurrency", env, **cells) for name, env in THREAD_SETTINGS
