@@ -80,7 +80,8 @@ def _encode_training_data(task, examples, params):
     encoded = pipeline.encoded_dataset(task, examples, params.data)
     count = 0
     # Iterating once fills the in-memory cache that training reads from.
-    for _ in tqdm(encoded, desc="tokenize", unit=" rows", leave=False, disable=None):
+    # An iterator, not the Dataset: see `evaluation.predict_outputs`.
+    for _ in tqdm(iter(encoded), desc="tokenize", unit=" rows", leave=False, disable=None):
         count += 1
     if count != len(examples):
         logging.info(f"{len(examples)} training examples make {count} rows.")
