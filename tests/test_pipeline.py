@@ -69,6 +69,24 @@ def test_predictions_come_back_in_input_order_and_metrics_are_unchanged(loaded):
     np.testing.assert_allclose(bucketed[0], direct, atol=1e-5)
 
 
+def test_prediction_reads_the_evaluation_data_in_one_pass():
+    # Each pass over a tf.data pipeline sets up its graph anew (0.35 s for
+    # MiniLM's), and a pass over a reader re-reads its file: tqdm.auto, given
+    # an iterable, used to start a pass of its own that it never read.
+    class Batches:
+        passes = 0
+
+        def __iter__(self):
+            Batches.passes += 1  # at the start of the pass, as a tf.data iterator's set-up
+            return iter(
+                [({"x": tf.constant([[s], [s + 1]])}, tf.constant([s, s + 1])) for s in (0, 2)]
+            )
+
+    outputs = evaluation.predict_outputs(None, None, Batches(), forward=lambda f: f["x"] * 10)
+    assert [int(o[0]) for o in outputs] == [0, 10, 20, 30]
+    assert Batches.passes == 1
+
+
 @pytest.mark.slow
 def test_training_batches_are_bucketed_and_resume_at_the_same_batch(loaded):
     task, _ = loaded
