@@ -133,8 +133,16 @@ def _apply_gradients(optimizer, variables, grads):
 
 
 def hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16=False):
-    """Rows/s of HF `Trainer` over `rows` (group_by_length), timed from the end of step 1."""
+    """Rows/s of HF `Trainer` over `rows` (group_by_length), timed from the end of step 1.
+
+    The optimizer does tftransfer's work: AdamW with tftransfer's default
+    decoupled weight decay, which both leave off biases and LayerNorm weights
+    (HF's own default, 0, would skip a pass over the weights that
+    tftransfer's side makes).
+    """
     import transformers
+
+    from tftransfer.training import trainer_config
 
     times = []
 
@@ -154,6 +162,7 @@ def hf_trainer_pass(model, rows, collator, batch_size, learning_rate, bf16=False
             num_train_epochs=1,
             **grouping,
             optim="adamw_torch",
+            weight_decay=trainer_config.TrainerConfig().weight_decay,
             max_grad_norm=0.0,
             lr_scheduler_type="constant",
             save_strategy="no",
